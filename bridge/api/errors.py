@@ -1,0 +1,98 @@
+"""The one error shape of the admin API: {"code", "message", "fields": [{name, description}]}."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+log = structlog.get_logger("bridge.api")
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields or []
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    fields: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body = {"code": code, "message": message, "fields": fields or []}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def validation_fields(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as {name, description}; never echoes the submitted value."""
+    out = []
+    for err in exc.errors(include_input=False, include_url=False):
+        name = ".".join(str(p) for p in err["loc"]) or "body"
+        out.append({"name": name, "description": err["msg"]})
+    return out
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)  # type: ignore[no-any-return]
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.fields, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        return error_response(exc.status, code, exc.reason, headers=_allow_header(exc))
+    except Exception:
+        log.exception("api_handler_failed", path=request.path, method=request.method)
+        return error_response(500, "internal_error", "internal error; see the bridge's log")
+
+
+def _allow_header(exc: web.HTTPException) -> dict[str, str]:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else {}
+
+
+async def read_json(request: web.Request, max_bytes: int) -> Any:
+    """The request body as JSON, with a size cap and clear errors."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiError(413, "payload_too_large", f"body larger than {max_bytes} bytes")
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ApiError(413, "payload_too_large", f"body larger than {max_bytes} bytes")
+    if not raw:
+        raise ApiError(400, "invalid_json", "request body is empty; a JSON object is expected")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "request body is not valid JSON") from None

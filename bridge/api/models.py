@@ -1,0 +1,71 @@
+"""Request and response models of the admin API (pydantic at the boundary)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bridge.events import iso_ms
+from bridge.model import Event, Watch
+
+
+class WatchCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(min_length=1, max_length=100)
+    job_id: str = Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f/]+$")
+    kind: str | None = Field(default=None, min_length=1, max_length=50)
+
+
+def watch_view(watch: Watch) -> dict[str, Any]:
+    return {
+        "id": watch.id,
+        "source": watch.source,
+        "kind": watch.kind,
+        "job_id": watch.job_id,
+        "state": watch.state.value,
+        "status": watch.status,
+        "outcome": watch.outcome.value if watch.outcome else None,
+        "counts": watch.counts.as_dict(),
+        "polls": watch.polls,
+        "errors": watch.errors,
+        "last_error": watch.last_error,
+        "created_at": iso(watch.created_at),
+        "last_polled_at": iso(watch.last_polled_at),
+        "next_poll_at": iso(watch.next_poll_at),
+        "terminal_at": iso(watch.terminal_at),
+    }
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "timestamp": event.timestamp,
+        "watch_id": event.watch_id,
+        "data": event.data,
+    }
+
+
+def iso(ts: float | None) -> str | None:
+    return iso_ms(ts) if ts is not None else None
+
+
+def encode_cursor(cursor: tuple[int, str] | None) -> str | None:
+    if cursor is None:
+        return None
+    return base64.urlsafe_b64encode(f"{cursor[0]}:{cursor[1]}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str | None) -> tuple[int, str] | None:
+    """Raises ValueError on a cursor this API did not hand out."""
+    if not text:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        score, member = raw.split(":", 1)
+        return int(score), member
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("cursor is not one this API returned") from None

@@ -1,0 +1,226 @@
+"""The admin HTTP API: watches, events, health and metrics."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from bridge.api.errors import ApiError, error_middleware, read_json, validation_fields
+from bridge.api.models import (
+    WatchCreate,
+    decode_cursor,
+    encode_cursor,
+    event_view,
+    watch_view,
+)
+from bridge.clock import Clock
+from bridge.metrics import Metrics
+from bridge.model import WatchKey, WatchState
+from bridge.store.redis import RedisStore
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    store: RedisStore
+    clock: Clock
+    metrics: Metrics
+    source_kinds: Mapping[str, tuple[str, ...]]  # source name → the kinds it polls
+    tokens: tuple[str, ...]
+    max_body_bytes: int
+    on_registered: Callable[[], None] = lambda: None
+
+
+CTX: web.AppKey[ApiContext] = web.AppKey("ctx", ApiContext)
+PUBLIC_PATHS = ("/livez", "/healthz", "/readyz", "/metrics", "/openapi.json")
+MAX_PAGE = 500
+
+
+def build_api(ctx: ApiContext) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, _auth_middleware], client_max_size=ctx.max_body_bytes
+    )
+    app[CTX] = ctx
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/healthz", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/v1/watches", create_watch)
+    app.router.add_get("/v1/watches", list_watches)
+    app.router.add_get("/v1/watches/{id}", get_watch)
+    app.router.add_delete("/v1/watches/{id}", delete_watch)
+    app.router.add_get("/v1/events", list_events)
+    app.router.add_get("/v1/events/{id}", get_event)
+    return app
+
+
+@web.middleware
+async def _auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.path.startswith("/v1"):
+        check_token(request.headers.get("Authorization"), request.app[CTX].tokens)
+    return await handler(request)  # type: ignore[no-any-return]
+
+
+def check_token(header: str | None, tokens: tuple[str, ...]) -> None:
+    """Bearer auth with a constant-time compare against every configured token."""
+    challenge = {"WWW-Authenticate": 'Bearer realm="bridge"'}
+    if not header or not header.startswith("Bearer "):
+        raise ApiError(401, "unauthorized", "a bearer token is required", headers=challenge)
+    given = header.removeprefix("Bearer ").strip().encode()
+    matched = False
+    for token in tokens:
+        matched |= hmac.compare_digest(given, token.encode())
+    if not matched:
+        raise ApiError(401, "unauthorized", "the bearer token is not valid", headers=challenge)
+
+
+# ----------------------------------------------------------------- health
+async def livez(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    checks: dict[str, Any] = {}
+    ready = True
+    try:
+        await ctx.store.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # any failure to reach Redis means not ready
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+        return web.json_response({"status": "unavailable", "checks": checks}, status=503)
+    sources = {}
+    for name in ctx.source_kinds:
+        health = await ctx.store.get_health(name)
+        sources[name] = {"healthy": health.healthy, "reason": health.reason}
+        ready &= health.healthy
+    checks["sources"] = sources
+    return web.json_response(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[CTX].metrics.render()
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+# ---------------------------------------------------------------- watches
+async def create_watch(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    body = await read_json(request, ctx.max_body_bytes)
+    try:
+        req = WatchCreate.model_validate(body)
+    except ValidationError as exc:
+        raise ApiError(
+            422, "invalid_request", "the watch is not valid", validation_fields(exc)
+        ) from None
+    kinds = ctx.source_kinds.get(req.source)
+    if kinds is None:
+        known = ", ".join(sorted(ctx.source_kinds)) or "none configured"
+        raise ApiError(
+            422,
+            "unknown_source",
+            f"no source named {req.source!r}",
+            [{"name": "source", "description": f"configured sources: {known}"}],
+        )
+    kind = req.kind or kinds[0]
+    if kind not in kinds:
+        raise ApiError(
+            422,
+            "invalid_kind",
+            f"kind {kind!r} is not polled for this source",
+            [{"name": "kind", "description": f"one of: {', '.join(kinds)}"}],
+        )
+    watch, created = await ctx.store.register(
+        WatchKey(req.source, kind, req.job_id), ctx.clock.now()
+    )
+    if created:
+        ctx.on_registered()
+    return web.json_response(watch_view(watch), status=201 if created else 200)
+
+
+async def list_watches(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    q = request.query
+    state = _enum_param(q.get("state"), WatchState, "state")
+    cursor, limit = _page_params(q)
+    watches, nxt = await ctx.store.list_watches(
+        state=state, source=q.get("source") or None, cursor=cursor, limit=limit
+    )
+    return web.json_response(
+        {"items": [watch_view(w) for w in watches], "next_cursor": encode_cursor(nxt)}
+    )
+
+
+async def get_watch(request: web.Request) -> web.Response:
+    watch = await request.app[CTX].store.get_watch(request.match_info["id"])
+    if watch is None:
+        raise ApiError(404, "watch_not_found", "no watch with that id")
+    return web.json_response(watch_view(watch))
+
+
+async def delete_watch(request: web.Request) -> web.Response:
+    store = request.app[CTX].store
+    watch = await store.get_watch(request.match_info["id"])
+    if watch is None or not await store.delete_watch(watch):
+        raise ApiError(404, "watch_not_found", "no watch with that id")
+    return web.Response(status=204)
+
+
+# ----------------------------------------------------------------- events
+async def list_events(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    q = request.query
+    cursor, limit = _page_params(q)
+    events, nxt = await ctx.store.list_events(
+        watch_id=q.get("watch_id") or None, type_=q.get("type") or None, cursor=cursor, limit=limit
+    )
+    return web.json_response(
+        {"items": [event_view(e) for e in events], "next_cursor": encode_cursor(nxt)}
+    )
+
+
+async def get_event(request: web.Request) -> web.Response:
+    event = await request.app[CTX].store.get_event(request.match_info["id"])
+    if event is None:
+        raise ApiError(404, "event_not_found", "no event with that id")
+    return web.json_response(event_view(event))
+
+
+# ----------------------------------------------------------------- params
+def _page_params(q: Mapping[str, str]) -> tuple[tuple[int, str] | None, int]:
+    try:
+        cursor = decode_cursor(q.get("cursor"))
+    except ValueError as exc:
+        raise ApiError(
+            400, "invalid_cursor", str(exc), [{"name": "cursor", "description": str(exc)}]
+        ) from None
+    raw = q.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise ApiError(
+            400,
+            "invalid_limit",
+            "limit must be a whole number",
+            [{"name": "limit", "description": f"a whole number from 1 to {MAX_PAGE}"}],
+        )
+    return cursor, int(raw)
+
+
+def _enum_param(value: str | None, enum: type[WatchState], name: str) -> WatchState | None:
+    if not value:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum)
+        raise ApiError(
+            400,
+            f"invalid_{name}",
+            f"unknown {name} {value!r}",
+            [{"name": name, "description": f"one of: {allowed}"}],
+        ) from None

@@ -1,0 +1,127 @@
+"""The `bridge` command line. Exit codes: 0 ok, 1 error, 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from bridge import logs
+from bridge.app import ALL_ROLES, Bridge, Role, run_until_signalled
+from bridge.errors import BridgeError, ConfigError
+from bridge.settings import Settings, load_settings, split_listen
+from bridge.store.embedded import EmbeddedRedis
+
+log = structlog.get_logger("bridge.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--config", help="TOML config file (or env BRIDGE_CONFIG)")
+    run.add_argument("--secrets-dir", help="directory of secret files (or env BRIDGE_SECRETS_DIR)")
+    run.add_argument(
+        "--role",
+        action="append",
+        choices=[r.value for r in Role],
+        help="run only these roles (repeatable); default: all",
+    )
+    run.add_argument("--data-dir", default=".bridge", help="embedded Redis data (no redis_url)")
+    run.add_argument("--log-level", default="INFO")
+
+    sim = sub.add_parser("sim", help="run the FullStory/Talkdesk simulator")
+    sim.add_argument("--listen", default="127.0.0.1:8900")
+    sim.add_argument("--token-ttl", type=float, default=3600.0)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a config; print it with secrets masked")
+    check.add_argument("file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "sim":
+            return _sim(args)
+        if args.command == "config":
+            return _config_check(args.file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return 1
+    except BridgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _config_check(path: str) -> int:
+    settings = load_settings(path)
+    print(json.dumps(masked(settings), indent=2))
+    return 0
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective config as JSON; pydantic renders SecretStr as '**********'."""
+    data: dict[str, Any] = json.loads(settings.model_dump_json())
+    return data
+
+
+def _run(args: argparse.Namespace) -> int:
+    logs.configure(args.log_level)
+    settings = load_settings(args.config, secrets_dir=args.secrets_dir)
+    roles = {Role(r) for r in args.role} if args.role else set(ALL_ROLES)
+    embedded: EmbeddedRedis | None = None
+    if settings.redis_url is None:
+        embedded = EmbeddedRedis(Path(args.data_dir).resolve())
+        embedded.start()
+        log.warning(
+            "embedded_redis",
+            message=f"embedded Redis at {embedded.socket}; set redis_url for production",
+            binary=str(embedded.binary),
+        )
+        url = embedded.url
+    else:
+        url = settings.redis_url.get_secret_value()
+    try:
+        asyncio.run(_serve(Bridge(settings, redis_url=url, roles=roles)))
+    finally:
+        if embedded:
+            embedded.stop()
+    return 0
+
+
+async def _serve(bridge: Bridge) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run_until_signalled(bridge, stop)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from bridge.sim.upstream import SimState, Simulator
+
+    logs.configure("INFO")
+    host, port = split_listen(args.listen)
+    sim = Simulator(SimState(token_ttl=args.token_ttl))
+    print(
+        f"simulator on http://{host}:{port} (FullStory key {sim.state.api_key!r}, "
+        f"Talkdesk client {sim.state.client_id!r})",
+        flush=True,
+    )
+    web.run_app(sim.app(), host=host, port=port, print=None, shutdown_timeout=2)
+    return 0

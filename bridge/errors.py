@@ -1,0 +1,52 @@
+"""The bridge's exception tree. Library exceptions are translated once, at the edge.
+
+BridgeError
+├── ConfigError              bad configuration; one line per problem
+└── UpstreamError            a poll did not yield a snapshot
+    ├── TransientUpstreamError   5xx, timeout, connection, malformed body: back off per job
+    ├── RateLimitedError         429: pause the whole source until retry_after_s
+    ├── NotFoundError            404: counted; confirmed after several polls
+    └── AuthError                401/403 that survived a token refresh: source unhealthy
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Root of every error the bridge raises on purpose."""
+
+
+class ConfigError(BridgeError):
+    """The configuration cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class UpstreamError(BridgeError):
+    """An upstream answer that is not a usable job snapshot."""
+
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class TransientUpstreamError(UpstreamError):
+    """Worth retrying later for this job alone."""
+
+
+class RateLimitedError(UpstreamError):
+    """The upstream asked the whole source to slow down."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message, http_status=429)
+        self.retry_after_s = retry_after_s
+
+
+class NotFoundError(UpstreamError):
+    """The upstream says the job does not exist (any more)."""
+
+
+class AuthError(UpstreamError):
+    """Credentials rejected even after a refresh."""

@@ -1,0 +1,55 @@
+"""Building the events of DESIGN §5 from a watch's transition. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.model import Event, JobSnapshot, Outcome, Watch
+
+
+def event_id(source: str, kind: str, job_id: str, event_type: str) -> str:
+    """Deterministic, so every replica and every retry names the same event the same way."""
+    digest = hashlib.sha256("\x1f".join((source, kind, job_id, event_type)).encode()).hexdigest()
+    return "evt_" + digest[:32]
+
+
+def iso_ms(ts: float) -> str:
+    """Unix seconds → 2026-11-22T10:00:00.123Z."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def outcome_event(
+    *,
+    watch: Watch,
+    provider: str,
+    outcome: Outcome,
+    previous_status: str | None,
+    detected_at: float,
+    snapshot: JobSnapshot | None,
+) -> Event:
+    """The event for a watch that reached `outcome` (terminal, not found or expired)."""
+    type_ = outcome.event_type
+    data: dict[str, Any] = {
+        "watch_id": watch.id,
+        "source": watch.source,
+        "provider": provider,
+        "kind": watch.kind,
+        "job_id": watch.job_id,
+        "status": snapshot.status if snapshot else watch.status,
+        "outcome": outcome.value,
+        "previous_status": previous_status,
+        "counts": (snapshot.counts if snapshot else watch.counts).as_dict(),
+        "created_at": snapshot.created_at if snapshot else None,
+        "finished_at": snapshot.finished_at if snapshot else None,
+        "detected_at": iso_ms(detected_at),
+        "job": snapshot.raw if snapshot else (watch.snapshot or None),
+    }
+    return Event(
+        id=event_id(watch.source, watch.kind, watch.job_id, type_),
+        type=type_,
+        timestamp=iso_ms(detected_at),
+        watch_id=watch.id,
+        data=data,
+    )

@@ -1,0 +1,39 @@
+"""Prometheus metrics, one registry per bridge instance (tests build many)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.polls = Counter(
+            "bridge_polls", "Upstream status requests by result", ["source", "result"], registry=r
+        )
+        self.poll_seconds = Histogram(
+            "bridge_poll_duration_seconds",
+            "Upstream status request latency",
+            ["source"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.deferred = Counter(
+            "bridge_polls_deferred",
+            "Polls put off by the rate limit or a 429 pause",
+            ["source"],
+            registry=r,
+        )
+        self.events = Counter(
+            "bridge_events_generated", "Events written to the outbox", ["type"], registry=r
+        )
+        self.source_healthy = Gauge(
+            "bridge_source_healthy", "1 when the source's credentials work", ["source"], registry=r
+        )
+        self.in_flight = Gauge(
+            "bridge_polls_in_flight", "Polls under way in this process", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,114 @@
+"""Domain values: frozen dataclasses and enums, free of I/O."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Outcome(enum.StrEnum):
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    NOT_FOUND = "not_found"
+    EXPIRED = "expired"
+
+    @property
+    def event_type(self) -> str:
+        return f"import.{self.value}"
+
+
+class WatchState(enum.StrEnum):
+    WATCHING = "watching"
+    TERMINAL = "terminal"
+    NOT_FOUND = "not_found"
+    EXPIRED = "expired"
+
+
+def state_for(outcome: Outcome) -> WatchState:
+    if outcome is Outcome.NOT_FOUND:
+        return WatchState.NOT_FOUND
+    if outcome is Outcome.EXPIRED:
+        return WatchState.EXPIRED
+    return WatchState.TERMINAL
+
+
+@dataclass(frozen=True)
+class Counts:
+    total: int | None = None
+    succeeded: int | None = None
+    failed: int | None = None
+
+    @property
+    def processed(self) -> int | None:
+        if self.succeeded is None and self.failed is None:
+            return None
+        return (self.succeeded or 0) + (self.failed or 0)
+
+    def as_dict(self) -> dict[str, int | None]:
+        return {"total": self.total, "succeeded": self.succeeded, "failed": self.failed}
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """One upstream answer about one job, normalised."""
+
+    status: str
+    outcome: Outcome | None
+    counts: Counts = field(default_factory=Counts)
+    created_at: str | None = None
+    finished_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return self.outcome is not None
+
+
+@dataclass(frozen=True)
+class WatchKey:
+    source: str
+    kind: str
+    job_id: str
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A watch as stored; timestamps are unix seconds."""
+
+    id: str
+    source: str
+    kind: str
+    job_id: str
+    state: WatchState
+    created_at: float
+    status: str | None = None
+    outcome: Outcome | None = None
+    counts: Counts = field(default_factory=Counts)
+    polls: int = 0
+    errors: int = 0
+    not_found: int = 0
+    interval_s: float = 0.0
+    last_polled_at: float | None = None
+    next_poll_at: float | None = None
+    terminal_at: float | None = None
+    last_error: str | None = None
+    progress_t0: float | None = None
+    progress_done0: int | None = None
+    lease: int = 0
+    snapshot: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    timestamp: str
+    watch_id: str
+    data: dict[str, Any]
+
+    def envelope(self) -> dict[str, Any]:
+        """The webhook body of DESIGN §5."""
+        return {"type": self.type, "timestamp": self.timestamp, "data": self.data}

@@ -1,0 +1,288 @@
+"""The poller: claims due watches from Redis, polls them politely, records the result.
+
+One Poller per process; any number of processes share the schedule in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import structlog
+
+from bridge.clock import Clock
+from bridge.errors import (
+    AuthError,
+    NotFoundError,
+    RateLimitedError,
+    TransientUpstreamError,
+)
+from bridge.events import outcome_event
+from bridge.metrics import Metrics
+from bridge.model import JobSnapshot, Outcome, Watch, state_for
+from bridge.poll import backoff
+from bridge.providers.base import Provider, fetch_snapshot
+from bridge.providers.http import UpstreamHttp
+from bridge.settings import PollSettings
+from bridge.store.redis import Claimed, RedisStore
+
+log = structlog.get_logger("bridge.poll")
+
+
+@dataclass(frozen=True)
+class PolledSource:
+    name: str
+    provider: Provider
+    rate_limit: float
+    burst: int
+
+
+class Poller:
+    def __init__(
+        self,
+        *,
+        store: RedisStore,
+        http: UpstreamHttp,
+        sources: dict[str, PolledSource],
+        settings: PollSettings,
+        clock: Clock,
+        metrics: Metrics,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._http = http
+        self._sources = sources
+        self._settings = settings
+        self._clock = clock
+        self._metrics = metrics
+        self._rand = rand
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._health: dict[str, bool] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="poller")
+        self.wake()
+
+    def wake(self) -> None:
+        """Look for due watches now (the ticker calls this; so does a finished poll)."""
+        self._wake.set()
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop claiming, let polls in flight finish for grace_s, then cancel the rest.
+
+        A cancelled poll loses nothing: its lease expires and another replica retries it.
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task:
+            await self._loop_task
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                await self.fill()
+            except Exception:  # Redis down: keep the loop alive; the next tick retries
+                log.exception("claim_failed")
+
+    async def fill(self) -> int:
+        """Claim as many due watches as there are free slots and start polling them."""
+        free = self._settings.concurrency - len(self._tasks)
+        if free <= 0:
+            return 0
+        claimed = await self._store.claim(self._clock.now(), self._settings.lease, free)
+        for item in claimed:
+            task = asyncio.create_task(self._poll_guarded(item, full=len(claimed) == free))
+            self._tasks.add(task)
+        self._metrics.in_flight.set(len(self._tasks))
+        return len(claimed)
+
+    async def _poll_guarded(self, claimed: Claimed, *, full: bool) -> None:
+        try:
+            await self.poll(claimed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never let one job's surprise stop the others
+            log.exception("poll_crashed", watch_id=claimed.watch.id)
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
+            self._metrics.in_flight.set(len(self._tasks))
+            if full:  # there may be more due work than we could take
+                self.wake()
+
+    # --------------------------------------------------------------- one poll
+    async def poll(self, claimed: Claimed) -> str:
+        """Poll one claimed watch and record what happened; returns the store's verdict."""
+        watch = claimed.watch
+        now = self._clock.now()
+        source = self._sources.get(watch.source)
+        if now - watch.created_at >= self._settings.max_age:
+            return await self._finish(claimed, watch, Outcome.EXPIRED, None, now)
+        if source is None:  # removed from the config: keep the watch, look again later
+            updated = replace(watch, last_error=f"source {watch.source!r} is not configured")
+            return await self._store.reschedule(claimed, updated, now + self._settings.max_interval)
+
+        wait = await self._store.acquire(source.name, source.rate_limit, source.burst)
+        if wait > 0:
+            self._metrics.deferred.labels(source.name).inc()
+            # Spread the deferred polls over the wait so they do not return as one herd.
+            return await self._store.reschedule(claimed, watch, now + wait * (1 + self._rand()))
+
+        polled = replace(watch, polls=watch.polls + 1, last_polled_at=now)
+        started = time.perf_counter()
+        try:
+            snapshot = await fetch_snapshot(
+                source.provider, self._http, watch.kind, watch.job_id, now
+            )
+        except RateLimitedError as exc:
+            return await self._rate_limited(claimed, polled, source, exc)
+        except NotFoundError as exc:
+            return await self._not_found(claimed, polled, source, str(exc))
+        except AuthError as exc:
+            self._count(source, "auth_error", started)
+            await self._set_health(source.name, False, str(exc))
+            return await self._retry_later(claimed, polled, str(exc))
+        except TransientUpstreamError as exc:
+            self._count(source, "error", started)
+            log.info("poll_failed", watch_id=watch.id, source=source.name, error=str(exc))
+            return await self._retry_later(claimed, polled, str(exc))
+        self._count(source, "ok", started)
+        await self._set_health(source.name, True, None)
+        return await self._record(claimed, polled, source, snapshot)
+
+    async def _record(
+        self, claimed: Claimed, polled: Watch, source: PolledSource, snap: JobSnapshot
+    ) -> str:
+        now = polled.last_polled_at or self._clock.now()
+        updated = replace(
+            polled,
+            status=snap.status,
+            counts=snap.counts,
+            errors=0,
+            not_found=0,
+            last_error=None,
+            snapshot=snap.raw,
+        )
+        if snap.outcome is not None:
+            return await self._finish(claimed, updated, snap.outcome, snap, now)
+        updated, eta = _track_progress(updated, now)
+        interval = backoff.next_interval(
+            polls=updated.polls,
+            min_s=self._settings.min_interval,
+            max_s=self._settings.max_interval,
+            eta_s=eta,
+        )
+        updated = replace(updated, interval_s=interval)
+        return await self._store.reschedule(claimed, updated, now + interval)
+
+    async def _finish(
+        self,
+        claimed: Claimed,
+        updated: Watch,
+        outcome: Outcome,
+        snap: JobSnapshot | None,
+        now: float,
+    ) -> str:
+        source = self._sources.get(updated.source)
+        event = outcome_event(
+            watch=updated,
+            provider=source.provider.name if source else "unknown",
+            outcome=outcome,
+            previous_status=claimed.watch.status,
+            detected_at=now,
+            snapshot=snap,
+        )
+        final = replace(updated, state=state_for(outcome), outcome=outcome, terminal_at=now)
+        verdict = await self._store.finish(claimed, final, event, self._settings.retention)
+        if verdict == "terminal":
+            self._metrics.events.labels(event.type).inc()
+            log.info(
+                "watch_finished",
+                watch_id=updated.id,
+                source=updated.source,
+                job_id=updated.job_id,
+                outcome=outcome.value,
+                event_id=event.id,
+            )
+        return verdict
+
+    async def _rate_limited(
+        self, claimed: Claimed, polled: Watch, source: PolledSource, exc: RateLimitedError
+    ) -> str:
+        self._metrics.polls.labels(source.name, "rate_limited").inc()
+        await self._store.pause(source.name, exc.retry_after_s)
+        log.warning("source_paused", source=source.name, retry_after_s=exc.retry_after_s)
+        now = self._clock.now()
+        next_at = now + exc.retry_after_s + self._rand() * self._settings.min_interval
+        return await self._store.reschedule(claimed, replace(polled, last_error=str(exc)), next_at)
+
+    async def _not_found(
+        self, claimed: Claimed, polled: Watch, source: PolledSource, error: str
+    ) -> str:
+        self._metrics.polls.labels(source.name, "not_found").inc()
+        updated = replace(polled, not_found=polled.not_found + 1, last_error=error)
+        if updated.not_found >= self._settings.not_found_polls:
+            return await self._finish(claimed, updated, Outcome.NOT_FOUND, None, self._clock.now())
+        # Confirm soon: a fresh job can briefly 404 while the upstream catches up.
+        delay = backoff.error_backoff(
+            updated.not_found,
+            self._settings.min_interval,
+            self._settings.max_interval,
+            self._rand(),
+        )
+        return await self._store.reschedule(claimed, updated, self._clock.now() + delay)
+
+    async def _retry_later(self, claimed: Claimed, polled: Watch, error: str) -> str:
+        updated = replace(polled, errors=polled.errors + 1, last_error=error[:300])
+        delay = backoff.error_backoff(
+            updated.errors, self._settings.min_interval, self._settings.max_interval, self._rand()
+        )
+        return await self._store.reschedule(claimed, updated, self._clock.now() + delay)
+
+    def _count(self, source: PolledSource, result: str, started: float) -> None:
+        self._metrics.polls.labels(source.name, result).inc()
+        self._metrics.poll_seconds.labels(source.name).observe(time.perf_counter() - started)
+
+    async def _set_health(self, source: str, healthy: bool, reason: str | None) -> None:
+        """Write health to Redis only when this process sees it change."""
+        if self._health.get(source) == healthy:
+            return
+        self._health[source] = healthy
+        self._metrics.source_healthy.labels(source).set(1 if healthy else 0)
+        if await self._store.set_health(source, healthy, reason, self._clock.now()):
+            event = "source_recovered" if healthy else "source_unhealthy"
+            log.warning(event, source=source, reason=reason)
+
+
+def _track_progress(watch: Watch, now: float) -> tuple[Watch, float | None]:
+    """Remember the first progress sample; estimate the time left from the rate since."""
+    total, done = watch.counts.total, watch.counts.processed
+    if not total or done is None:
+        return watch, None
+    if watch.progress_t0 is None or watch.progress_done0 is None or done < watch.progress_done0:
+        return replace(watch, progress_t0=now, progress_done0=done), None
+    eta = backoff.estimate_remaining(
+        t0=watch.progress_t0, done0=watch.progress_done0, t=now, done=done, total=total
+    )
+    return watch, eta

@@ -1,0 +1,106 @@
+"""What a provider is, and the fetch that every provider shares.
+
+A provider is a small adapter: the URL of a job, the auth headers, and the parse
+of an answer into a JobSnapshot. HTTP status classification is common to all.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from bridge.errors import (
+    AuthError,
+    NotFoundError,
+    RateLimitedError,
+    TransientUpstreamError,
+    UpstreamError,
+)
+from bridge.model import JobSnapshot
+from bridge.poll.backoff import parse_retry_after
+from bridge.providers.http import HttpAnswer, UpstreamHttp
+
+# A 429 without a readable Retry-After pauses the source this long; a stated one is capped.
+DEFAULT_RETRY_AFTER_S = 30.0
+MAX_RETRY_AFTER_S = 3600.0
+
+
+class Provider(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Kinds of job this provider polls; the first is the default."""
+        ...
+
+    def job_url(self, kind: str, job_id: str) -> str: ...
+
+    def parse(self, body: Any) -> JobSnapshot:
+        """A decoded 2xx JSON body as a snapshot; TransientUpstreamError when unusable."""
+        ...
+
+    async def auth_headers(self) -> dict[str, str]: ...
+
+    async def on_unauthorized(self, headers: dict[str, str]) -> bool:
+        """A 401 came back for these headers; True when a retry with fresh ones is worth it."""
+        ...
+
+
+def error_detail(body: bytes) -> str:
+    """A short, safe description of an error body (the seeds' {message, code} shape)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return "non-JSON body"
+    if isinstance(data, dict):
+        parts = [str(data[k])[:120] for k in ("code", "message") if isinstance(data.get(k), str)]
+        if parts:
+            return ": ".join(parts)
+    return "unrecognised error body"
+
+
+def classify(answer: HttpAnswer, now: float) -> UpstreamError:
+    """The error for a non-2xx answer."""
+    status = answer.status
+    detail = error_detail(answer.body)
+    if status == 404:
+        return NotFoundError(f"404 {detail}", http_status=404)
+    if status == 429:
+        header = {k.lower(): v for k, v in answer.headers.items()}.get("retry-after")
+        wait = parse_retry_after(header, now)
+        wait = DEFAULT_RETRY_AFTER_S if wait is None else min(wait, MAX_RETRY_AFTER_S)
+        return RateLimitedError(f"429 {detail}", retry_after_s=wait)
+    if status in (401, 403):
+        return AuthError(f"{status} {detail}", http_status=status)
+    return TransientUpstreamError(f"{status} {detail}", http_status=status)
+
+
+def decode_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise TransientUpstreamError("malformed answer: not JSON") from None
+
+
+async def fetch_snapshot(
+    provider: Provider, http: UpstreamHttp, kind: str, job_id: str, now: float
+) -> JobSnapshot:
+    """GET a job's status; one retry with fresh credentials after a 401."""
+    url = provider.job_url(kind, job_id)
+    headers = await provider.auth_headers()
+    answer = await http.request("GET", url, headers=headers)
+    if answer.status == 401 and await provider.on_unauthorized(headers):
+        headers = await provider.auth_headers()
+        answer = await http.request("GET", url, headers=headers)
+    if not 200 <= answer.status < 300:
+        raise classify(answer, now)
+    return provider.parse(decode_json(answer.body))
+
+
+def first_problem(exc: ValidationError) -> str:
+    """The first validation problem, named by its path; never echoes the value."""
+    err = exc.errors(include_input=False, include_url=False)[0]
+    return f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"

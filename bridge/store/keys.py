@@ -1,0 +1,81 @@
+"""Every Redis key name the bridge uses, in one place.
+
+All keys share the hash tag `{prefix}` so that multi-key Lua scripts stay valid on
+a Redis Cluster (they then live on one slot; see README, capacity model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    @property
+    def _p(self) -> str:
+        return "{" + self.prefix + "}"
+
+    # -- watches
+    def watch(self, watch_id: str) -> str:
+        """Hash: one watch's fields."""
+        return f"{self._p}:watch:{watch_id}"
+
+    def watch_prefix(self) -> str:
+        return f"{self._p}:watch:"
+
+    def watch_key(self, source: str, kind: str, job_id: str) -> str:
+        """String: source+kind+job_id → watch id (idempotent registration)."""
+        return f"{self._p}:watchkey:{source}:{kind}:{job_id}"
+
+    @property
+    def watches(self) -> str:
+        """Sorted set: watch id by creation time (ms), for listing."""
+        return f"{self._p}:watches"
+
+    @property
+    def due(self) -> str:
+        """Sorted set: watch id by next poll time (ms); absent while leased or finished."""
+        return f"{self._p}:due"
+
+    @property
+    def leases(self) -> str:
+        """Sorted set: watch id by lease expiry (ms) while a replica polls it."""
+        return f"{self._p}:leases"
+
+    # -- events and the outbox
+    def event(self, event_id: str) -> str:
+        """String: the event as JSON."""
+        return f"{self._p}:event:{event_id}"
+
+    @property
+    def events(self) -> str:
+        """Sorted set: event id by creation time (ms)."""
+        return f"{self._p}:events"
+
+    def watch_events(self, watch_id: str) -> str:
+        """Sorted set: a watch's event ids by creation time (ms)."""
+        return f"{self._p}:watch_events:{watch_id}"
+
+    @property
+    def outbox(self) -> str:
+        """Stream: one entry per generated event; the delivery engine's input."""
+        return f"{self._p}:outbox"
+
+    # -- per source
+    def source_gcra(self, source: str) -> str:
+        return f"{self._p}:source:{source}:gcra"
+
+    def source_pause(self, source: str) -> str:
+        """String: paused-until (Redis server time, ms) after a 429."""
+        return f"{self._p}:source:{source}:paused_until"
+
+    def source_health(self, source: str) -> str:
+        return f"{self._p}:source:{source}:health"
+
+    def source_token(self, source: str) -> str:
+        return f"{self._p}:source:{source}:token"
+
+    def source_token_lock(self, source: str) -> str:
+        return f"{self._p}:source:{source}:token_lock"

@@ -1,0 +1,357 @@
+"""The Redis store: every read and write of shared state, behind one class.
+
+redis-py enters here and nowhere else. Times passed in are unix seconds from the
+caller's Clock; the rate limiter alone uses Redis server time (see scripts.ACQUIRE).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import TypeVar, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+
+from bridge.clock import to_ms
+from bridge.model import Event, Watch, WatchKey, WatchState
+from bridge.store import codec, scripts
+from bridge.store.keys import Keys
+
+# Watches read per round when filtering a list, and rounds per page at most.
+_LIST_BATCH = 200
+_LIST_ROUNDS = 10
+
+
+T = TypeVar("T")
+Cursor = tuple[int, str]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    watch: Watch
+    token: int
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    healthy: bool
+    reason: str | None
+    since: float | None
+
+
+def new_watch_id() -> str:
+    return "w_" + secrets.token_hex(10)
+
+
+def connect(url: str, *, max_connections: int = 128) -> aioredis.Redis:
+    """A client with a blocking pool: bursts wait for a connection instead of failing."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=10, decode_responses=True
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+class RedisStore:
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.client = client
+        self.keys = Keys(prefix)
+        reg = client.register_script
+        self._register = reg(scripts.REGISTER)
+        self._claim = reg(scripts.CLAIM)
+        self._reschedule = reg(scripts.RESCHEDULE)
+        self._finish = reg(scripts.FINISH)
+        self._delete = reg(scripts.DELETE)
+        self._acquire = reg(scripts.ACQUIRE)
+        self._pause = reg(scripts.PAUSE)
+        self._delete_if_equals = reg(scripts.DELETE_IF_EQUALS)
+
+    async def ping(self) -> bool:
+        return bool(await self.client.ping())
+
+    # ---------------------------------------------------------------- watches
+    async def register(self, key: WatchKey, now: float) -> tuple[Watch, bool]:
+        """Start watching; returns the watch and whether it is new (idempotent)."""
+        watch = Watch(
+            id=new_watch_id(),
+            source=key.source,
+            kind=key.kind,
+            job_id=key.job_id,
+            state=WatchState.WATCHING,
+            created_at=now,
+            next_poll_at=now,
+        )
+        k = self.keys
+        created, watch_id = await self._register(
+            keys=[
+                k.watch_key(key.source, key.kind, key.job_id),
+                k.watch(watch.id),
+                k.due,
+                k.watches,
+            ],
+            args=[watch.id, to_ms(now), *codec.flatten(codec.watch_to_fields(watch))],
+        )
+        if int(created):
+            return watch, True
+        existing = await self.get_watch(str(watch_id))
+        if existing is None:  # expired between the two calls: register afresh
+            return await self.register(key, now)
+        return existing, False
+
+    async def get_watch(self, watch_id: str) -> Watch | None:
+        fields = cast(dict[str, str], await self.client.hgetall(self.keys.watch(watch_id)))
+        return codec.watch_from_fields(fields) if fields else None
+
+    async def list_watches(
+        self,
+        *,
+        state: WatchState | None = None,
+        source: str | None = None,
+        cursor: Cursor | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Watch], Cursor | None]:
+        """Watches oldest first; the cursor is (created ms, id) of the last one returned."""
+
+        def keep(w: Watch) -> bool:
+            return (state is None or w.state == state) and (source is None or w.source == source)
+
+        return await self._paginate(self.keys.watches, cursor, limit, self._load_many, keep)
+
+    async def _paginate(
+        self,
+        index: str,
+        cursor: Cursor | None,
+        limit: int,
+        load: Callable[[list[str]], Awaitable[list[T | None]]],
+        keep: Callable[[T], bool],
+    ) -> tuple[list[T], Cursor | None]:
+        """Walk a sorted-set index from the cursor, loading and filtering in batches."""
+        found: list[T] = []
+        after = cursor
+        for _ in range(_LIST_ROUNDS):
+            low: float | str = after[0] if after else "-inf"
+            raw = await self.client.zrangebyscore(
+                index, low, "+inf", start=0, num=_LIST_BATCH, withscores=True
+            )
+            rows = [(str(m), int(sc)) for m, sc in cast(list[tuple[str, float]], raw)]
+            rows = [r for r in rows if after is None or (r[1], r[0]) > after]
+            if not rows:
+                return found, None
+            items = await load([m for m, _ in rows])
+            gone = [m for (m, _), item in zip(rows, items, strict=True) if item is None]
+            if gone:  # expired after retention: drop them from the index
+                await self.client.zrem(index, *gone)
+            for (member, score), item in zip(rows, items, strict=True):
+                after = (score, member)
+                if item is None or not keep(item):
+                    continue
+                found.append(item)
+                if len(found) == limit:
+                    return found, after
+        return found, after
+
+    async def _load_many(self, ids: list[str]) -> list[Watch | None]:
+        pipe = self.client.pipeline(transaction=False)
+        for watch_id in ids:
+            pipe.hgetall(self.keys.watch(watch_id))
+        results = cast(list[dict[str, str]], await pipe.execute())
+        return [codec.watch_from_fields(r) if r else None for r in results]
+
+    async def delete_watch(self, watch: Watch) -> bool:
+        k = self.keys
+        deleted = await self._delete(
+            keys=[
+                k.watch(watch.id),
+                k.due,
+                k.leases,
+                k.watch_key(watch.source, watch.kind, watch.job_id),
+                k.watches,
+            ],
+            args=[watch.id],
+        )
+        return bool(deleted)
+
+    async def claim(self, now: float, lease_s: float, limit: int) -> list[Claimed]:
+        k = self.keys
+        flat = await self._claim(
+            keys=[k.due, k.leases], args=[to_ms(now), to_ms(lease_s), limit, k.watch_prefix()]
+        )
+        out = []
+        for i in range(0, len(flat), 3):
+            fields = codec.pairs_to_dict(flat[i + 2])
+            watch = codec.watch_from_fields(fields)
+            out.append(Claimed(replace(watch, lease=int(flat[i + 1])), int(flat[i + 1])))
+        return out
+
+    async def reschedule(self, claimed: Claimed, updated: Watch, next_at: float) -> str:
+        """Release the lease and make the watch due at next_at, saving what changed."""
+        k = self.keys
+        updated = replace(updated, next_poll_at=next_at)
+        fields = codec.changed_fields(claimed.watch, updated)
+        result = await self._reschedule(
+            keys=[k.watch(claimed.watch.id), k.due, k.leases],
+            args=[claimed.watch.id, claimed.token, to_ms(next_at), *codec.flatten(fields)],
+        )
+        return str(result)
+
+    async def finish(
+        self, claimed: Claimed, updated: Watch, event: Event, retention_s: float
+    ) -> str:
+        """Terminal compare-and-set plus the outbox write, in one atomic step."""
+        k = self.keys
+        w = claimed.watch
+        updated = replace(updated, next_poll_at=None)
+        fields = codec.changed_fields(w, updated)
+        result = await self._finish(
+            keys=[
+                k.watch(w.id),
+                k.due,
+                k.leases,
+                k.watch_key(w.source, w.kind, w.job_id),
+                k.event(event.id),
+                k.events,
+                k.watch_events(w.id),
+                k.outbox,
+            ],
+            args=[
+                w.id,
+                claimed.token,
+                to_ms(updated.terminal_at or 0),
+                to_ms(retention_s),
+                event.id,
+                event.type,
+                codec.event_to_json(event),
+                *codec.flatten(fields),
+            ],
+        )
+        return str(result)
+
+    async def due_count(self) -> int:
+        return int(await self.client.zcard(self.keys.due))
+
+    # ----------------------------------------------------------------- events
+    async def get_event(self, event_id: str) -> Event | None:
+        text = cast(str | None, await self.client.get(self.keys.event(event_id)))
+        return codec.event_from_json(text) if text else None
+
+    async def list_events(
+        self,
+        *,
+        watch_id: str | None = None,
+        type_: str | None = None,
+        cursor: Cursor | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Event], Cursor | None]:
+        index = self.keys.watch_events(watch_id) if watch_id else self.keys.events
+
+        async def load(ids: list[str]) -> list[Event | None]:
+            texts = cast(
+                list[str | None], await self.client.mget([self.keys.event(i) for i in ids])
+            )
+            return [codec.event_from_json(t) if t else None for t in texts]
+
+        def keep(e: Event) -> bool:
+            return type_ is None or e.type == type_
+
+        return await self._paginate(index, cursor, limit, load, keep)
+
+    async def outbox_length(self) -> int:
+        return int(await self.client.xlen(self.keys.outbox))
+
+    async def read_outbox(self, count: int = 100) -> list[dict[str, str]]:
+        rows = cast(
+            list[tuple[str, dict[str, str]]],
+            await self.client.xrange(self.keys.outbox, count=count),
+        )
+        return [dict(fields) for _, fields in rows]
+
+    # ---------------------------------------------------------------- sources
+    async def acquire(self, source: str, rate_per_s: float, burst: int) -> float:
+        """Ask the fleet-wide limiter for one request: 0 when allowed, else seconds to wait."""
+        k = self.keys
+        if rate_per_s <= 0:  # limiter off; a 429 pause still holds
+            remaining = await self.paused_for(source)
+            return remaining
+        allowed, wait_ms = await self._acquire(
+            keys=[k.source_gcra(source), k.source_pause(source)], args=[rate_per_s, burst]
+        )
+        return 0.0 if int(allowed) else float(wait_ms) / 1000
+
+    async def pause(self, source: str, seconds: float) -> None:
+        await self._pause(keys=[self.keys.source_pause(source)], args=[max(1, to_ms(seconds))])
+
+    async def paused_for(self, source: str) -> float:
+        """Seconds left in the source's 429 pause (Redis server time), 0 when none."""
+        pipe: Pipeline = self.client.pipeline(transaction=False)
+        pipe.get(self.keys.source_pause(source))
+        pipe.time()
+        until, (secs, micros) = await pipe.execute()
+        if until is None:
+            return 0.0
+        now_ms = int(secs) * 1000 + int(micros) // 1000
+        return max(0.0, (float(until) - now_ms) / 1000)
+
+    async def set_health(self, source: str, healthy: bool, reason: str | None, now: float) -> bool:
+        """Record a source's health; True when this changed it."""
+        key = self.keys.source_health(source)
+        current = await self.client.hget(key, "healthy")
+        value = "1" if healthy else "0"
+        if current == value or (current is None and healthy):
+            return False
+        await self.client.hset(
+            key, mapping={"healthy": value, "reason": reason or "", "since": now}
+        )
+        return True
+
+    async def get_health(self, source: str) -> SourceHealth:
+        fields = cast(dict[str, str], await self.client.hgetall(self.keys.source_health(source)))
+        if not fields:
+            return SourceHealth(True, None, None)
+        return SourceHealth(
+            fields.get("healthy") != "0",
+            fields.get("reason") or None,
+            float(fields["since"]) if fields.get("since") else None,
+        )
+
+    # ------------------------------------------------------------------ tokens
+    async def get_token(self, source: str) -> tuple[str, float] | None:
+        """The shared access token and its remaining lifetime in seconds."""
+        pipe = self.client.pipeline(transaction=False)
+        key = self.keys.source_token(source)
+        pipe.get(key)
+        pipe.pttl(key)
+        token, pttl = await pipe.execute()
+        if token is None or int(pttl) <= 0:
+            return None
+        return str(token), int(pttl) / 1000
+
+    async def set_token(self, source: str, token: str, ttl_s: float) -> None:
+        await self.client.set(self.keys.source_token(source), token, px=max(1, to_ms(ttl_s)))
+
+    async def drop_token(self, source: str, token: str) -> bool:
+        """Forget the token only if no other replica has replaced it already."""
+        return bool(
+            await self._delete_if_equals(keys=[self.keys.source_token(source)], args=[token])
+        )
+
+    async def lock_token_refresh(self, source: str, holder: str, ttl_s: float) -> bool:
+        return bool(
+            await self.client.set(
+                self.keys.source_token_lock(source), holder, nx=True, px=to_ms(ttl_s)
+            )
+        )
+
+    async def unlock_token_refresh(self, source: str, holder: str) -> None:
+        await self._delete_if_equals(keys=[self.keys.source_token_lock(source)], args=[holder])
+
+    # ------------------------------------------------------------------ upkeep
+    async def trim(self, now: float, retention_s: float, max_age_s: float) -> None:
+        """Drop index entries and outbox entries older than any live record can be."""
+        k = self.keys
+        horizon_ms = to_ms(now - retention_s)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zremrangebyscore(k.events, "-inf", horizon_ms)
+        pipe.zremrangebyscore(k.watches, "-inf", to_ms(now - retention_s - max_age_s))
+        pipe.xtrim(k.outbox, minid=str(max(0, horizon_ms)), approximate=True)
+        await pipe.execute()
