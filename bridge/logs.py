@@ -45,7 +45,7 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if as_json else _identity,  # type: ignore[list-item]
+            structlog.processors.format_exc_info if as_json else _identity,
             renderer,
         ],
     )

@@ -25,7 +25,7 @@ from bridge.metrics import Metrics
 from bridge.model import JobSnapshot, Outcome, Watch, state_for
 from bridge.poll import backoff
 from bridge.providers.base import Provider, fetch_snapshot
-from bridge.providers.http import UpstreamHttp
+from bridge.providers.http import HttpClient
 from bridge.settings import PollSettings
 from bridge.store.redis import Claimed, RedisStore
 
@@ -45,7 +45,7 @@ class Poller:
         self,
         *,
         store: RedisStore,
-        http: UpstreamHttp,
+        http: HttpClient,
         sources: dict[str, PolledSource],
         settings: PollSettings,
         clock: Clock,
@@ -188,7 +188,7 @@ class Poller:
             return await self._finish(claimed, updated, snap.outcome, snap, now)
         updated, eta = _track_progress(updated, now)
         interval = backoff.next_interval(
-            polls=updated.polls,
+            polls=updated.polls - 1,  # the first interval after the first answer is min_interval
             min_s=self._settings.min_interval,
             max_s=self._settings.max_interval,
             eta_s=eta,

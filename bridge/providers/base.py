@@ -20,7 +20,7 @@ from bridge.errors import (
 )
 from bridge.model import JobSnapshot
 from bridge.poll.backoff import parse_retry_after
-from bridge.providers.http import HttpAnswer, UpstreamHttp
+from bridge.providers.http import HttpAnswer, HttpClient
 
 # A 429 without a readable Retry-After pauses the source this long; a stated one is capped.
 DEFAULT_RETRY_AFTER_S = 30.0
@@ -86,7 +86,7 @@ def decode_json(body: bytes) -> Any:
 
 
 async def fetch_snapshot(
-    provider: Provider, http: UpstreamHttp, kind: str, job_id: str, now: float
+    provider: Provider, http: HttpClient, kind: str, job_id: str, now: float
 ) -> JobSnapshot:
     """GET a job's status; one retry with fresh credentials after a 401."""
     url = provider.job_url(kind, job_id)

@@ -21,7 +21,7 @@ from bridge.clock import Clock
 from bridge.errors import AuthError, TransientUpstreamError
 from bridge.model import Counts, JobSnapshot, Outcome
 from bridge.providers.base import error_detail, first_problem
-from bridge.providers.http import UpstreamHttp
+from bridge.providers.http import HttpClient
 
 API_HOSTS = {
     "us": "https://api.talkdeskapp.com",
@@ -100,7 +100,7 @@ class TalkdeskProvider:
         account: str,
         client_id: str,
         client_secret: str,
-        http: UpstreamHttp,
+        http: HttpClient,
         tokens: TokenCache,
         clock: Clock,
         region: str = "us",

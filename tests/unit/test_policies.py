@@ -1,0 +1,133 @@
+"""Property tests of the pure timing policies: intervals, backoff, Retry-After, GCRA."""
+
+from __future__ import annotations
+
+from email.utils import formatdate
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge.poll import backoff
+from bridge.poll.ratelimit import gcra
+
+bounds = st.tuples(
+    st.floats(0.01, 100, allow_nan=False), st.floats(1, 10_000, allow_nan=False)
+).map(lambda t: (t[0], t[0] * t[1]))
+
+
+@given(bounds, st.integers(0, 10_000))
+def test_geometric_interval_stays_in_bounds_and_grows(b: tuple[float, float], polls: int) -> None:
+    """Without progress the interval never shrinks and never leaves [min, max]."""
+    lo, hi = b
+    now = backoff.geometric_interval(polls, lo, hi)
+    later = backoff.geometric_interval(polls + 1, lo, hi)
+    assert lo <= now <= later <= hi
+
+
+def test_geometric_interval_reaches_the_ceiling() -> None:
+    """The interval grows by half each poll and stops at max."""
+    assert backoff.geometric_interval(0, 2, 300) == 2
+    assert backoff.geometric_interval(1, 2, 300) == 3
+    assert backoff.geometric_interval(2, 2, 300) == 4.5
+    assert backoff.geometric_interval(50, 2, 300) == 300
+
+
+@given(bounds, st.integers(0, 100), st.one_of(st.none(), st.floats(-1e9, 1e12)))
+def test_next_interval_is_bounded(b: tuple[float, float], polls: int, eta: float | None) -> None:
+    """Whatever the estimate, the next poll is within [min, max]: never later than max."""
+    lo, hi = b
+    assert lo <= backoff.next_interval(polls=polls, min_s=lo, max_s=hi, eta_s=eta) <= hi
+
+
+@given(st.floats(1, 1000), st.floats(1, 5000))
+def test_next_interval_polls_just_after_the_estimate(eta: float, span: float) -> None:
+    """With an estimate inside the bounds, the poll lands just after it (within 5 %)."""
+    lo, hi = 0.5, eta * 2 + span
+    got = backoff.next_interval(polls=3, min_s=lo, max_s=hi, eta_s=eta)
+    assert eta <= got <= eta * 1.05 + 1e-9
+
+
+@given(st.integers(0, 10_000), st.integers(0, 10_000), st.floats(0.1, 1000), st.integers(1, 10**6))
+def test_estimate_remaining_matches_linear_progress(
+    done0: int, gained: int, dt: float, total_extra: int
+) -> None:
+    """At a constant rate, the estimate is exactly the time the rest takes at that rate."""
+    done = done0 + gained
+    total = done + total_extra
+    eta = backoff.estimate_remaining(t0=0.0, done0=done0, t=dt, done=done, total=total)
+    if gained == 0:
+        assert eta is None
+    else:
+        assert eta == pytest.approx(total_extra / (gained / dt))
+
+
+def test_estimate_remaining_needs_progress_and_time() -> None:
+    """No time passed, no total or a count going backwards gives no estimate."""
+    assert backoff.estimate_remaining(t0=5, done0=0, t=5, done=10, total=100) is None
+    assert backoff.estimate_remaining(t0=0, done0=0, t=5, done=10, total=0) is None
+    assert backoff.estimate_remaining(t0=0, done0=50, t=5, done=10, total=100) is None
+
+
+@given(bounds, st.integers(0, 1000), st.floats(0, 1))
+def test_error_backoff_is_bounded(b: tuple[float, float], errors: int, r: float) -> None:
+    """Backoff after errors stays within [min, max] for any jitter draw."""
+    lo, hi = b
+    assert lo <= backoff.error_backoff(errors, lo, hi, r) <= hi
+
+
+@given(st.integers(1, 40))
+def test_error_backoff_ceiling_doubles(errors: int) -> None:
+    """The jitter ceiling (rand → 1) doubles per consecutive error until max: exponential."""
+    lo, hi = 1.0, 2.0**20
+    top = backoff.error_backoff(errors, lo, hi, 1.0)
+    assert top == min(hi, lo * 2 ** (errors - 1))
+    assert backoff.error_backoff(errors + 1, lo, hi, 1.0) == min(hi, 2 * top)
+
+
+@settings(max_examples=50)
+@given(st.floats(0, 10**6))
+def test_retry_after_seconds(delta: float) -> None:
+    """Delta-seconds are taken as they are."""
+    assert backoff.parse_retry_after(f"{delta}", now=0.0) == pytest.approx(delta)
+
+
+def test_retry_after_http_date_and_garbage() -> None:
+    """An HTTP-date counts from now; unreadable or missing headers give None; never negative."""
+    now = 1_800_000_000.0
+    assert backoff.parse_retry_after(formatdate(now + 7, usegmt=True), now) == pytest.approx(7)
+    assert backoff.parse_retry_after(formatdate(now - 7, usegmt=True), now) == 0
+    for bad in (None, "", "soon", "nan", "Mon, 99 Foo"):
+        assert backoff.parse_retry_after(bad, now) is None
+    assert backoff.parse_retry_after("-5", now) == 0
+
+
+@given(
+    st.floats(0.5, 50),
+    st.integers(1, 10),
+    st.lists(st.floats(0, 20_000, allow_nan=False), min_size=1, max_size=300),
+)
+def test_gcra_never_exceeds_rate_times_window_plus_burst(
+    rate: float, burst_wish: int, arrivals: list[float]
+) -> None:
+    """Over any window of W seconds, at most rate·W + burst requests are allowed."""
+    burst = max(1, min(burst_wish, int(rate)))
+    tat = None
+    allowed: list[float] = []
+    for t in sorted(arrivals):
+        d = gcra(tat, t, rate, burst)
+        tat = d.tat_ms
+        if d.allowed:
+            allowed.append(t)
+        else:
+            assert d.wait_ms > 0
+            assert gcra(tat, t + d.wait_ms, rate, burst).allowed  # waiting as told works
+    for i, start in enumerate(allowed):
+        for j in range(i, len(allowed)):
+            window_s = (allowed[j] - start) / 1000
+            assert j - i + 1 <= rate * window_s + burst + 1e-9
+
+
+def test_gcra_off_allows_everything() -> None:
+    """A rate of 0 turns the limiter off."""
+    assert all(gcra(None, t, 0, 1).allowed for t in range(100))

@@ -1,0 +1,302 @@
+"""The poller against scripted upstream answers, a fake clock and fakeredis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import fakeredis
+import pytest
+
+from bridge.clock import FakeClock
+from bridge.metrics import Metrics
+from bridge.model import Outcome, WatchKey, WatchState
+from bridge.poll.poller import PolledSource, Poller
+from bridge.providers.fullstory import FullStoryProvider
+from bridge.providers.http import HttpAnswer
+from bridge.providers.talkdesk import TalkdeskProvider
+from bridge.settings import PollSettings
+from bridge.store.redis import RedisStore
+
+FS = "http://fs.test"
+TD = "http://td.test"
+
+
+class ScriptedHttp:
+    """Answers each URL from its own queue of answers; records every request."""
+
+    def __init__(self) -> None:
+        self.script: dict[str, list[HttpAnswer]] = {}
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+
+    def queue(self, url: str, *answers: HttpAnswer) -> None:
+        self.script.setdefault(url, []).extend(answers)
+
+    async def request(
+        self, method: str, url: str, *, headers: Mapping[str, str], data: Any = None
+    ) -> HttpAnswer:
+        self.requests.append((method, url, dict(headers)))
+        queue = self.script.get(url)
+        if not queue:
+            raise AssertionError(f"unexpected request {method} {url}")
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    def count(self, url: str) -> int:
+        return sum(1 for _, u, _ in self.requests if u == url)
+
+
+def ok(body: Any) -> HttpAnswer:
+    return HttpAnswer(200, json.dumps(body).encode())
+
+
+def fs_body(status: str, imports: int = 10) -> dict[str, Any]:
+    return {
+        "imports": imports,
+        "job": {"id": "j", "status": status, "created": "2026-01-01T00:00:00Z"},
+    }
+
+
+def td_body(status: str, done: int, total: int = 100) -> dict[str, Any]:
+    return {
+        "id": "t",
+        "status": status,
+        "total_records": total,
+        "completed_records": done,
+        "failed_records": 0,
+        "type": "CREATE_USERS",
+    }
+
+
+@pytest.fixture
+async def env(prefix: str):  # type: ignore[no-untyped-def]
+    client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    store = RedisStore(client, prefix)
+    clock = FakeClock()
+    http = ScriptedHttp()
+    settings = PollSettings(min_interval=2, max_interval=300, max_age=3600, lease=60)
+    td = TalkdeskProvider(
+        source="td",
+        account="acme",
+        client_id="id",
+        client_secret="shh",
+        http=http,
+        tokens=store,
+        clock=clock,
+        base_url=TD,
+        token_url=f"{TD}/oauth/token",
+    )
+    sources = {
+        "fs": PolledSource("fs", FullStoryProvider("key", FS), rate_limit=0, burst=1),
+        "td": PolledSource("td", td, rate_limit=0, burst=1),
+    }
+    poller = Poller(
+        store=store,
+        http=http,
+        sources=sources,
+        settings=settings,
+        clock=clock,
+        metrics=Metrics(),
+        rand=lambda: 0.5,
+    )
+    yield store, clock, http, poller
+    await client.aclose()
+
+
+async def run_due(store: RedisStore, clock: FakeClock, poller: Poller) -> list[str]:
+    verdicts = []
+    for claimed in await store.claim(clock.now(), 60, 100):
+        verdicts.append(await poller.poll(claimed))
+    return verdicts
+
+
+async def test_fullstory_job_to_completion(env) -> None:  # type: ignore[no-untyped-def]
+    """Running, then COMPLETED: one import.completed event and no poll afterwards."""
+    store, clock, http, poller = env
+    url = f"{FS}/v2/users/batch/j1"
+    http.queue(url, ok(fs_body("PROCESSING")), ok(fs_body("COMPLETED", 42)))
+    watch, _ = await store.register(WatchKey("fs", "users", "j1"), clock.now())
+    assert await run_due(store, clock, poller) == ["ok"]
+    assert await run_due(store, clock, poller) == []  # not due yet
+    clock.advance(2)
+    assert await run_due(store, clock, poller) == ["terminal"]
+    clock.advance(10_000)
+    assert await run_due(store, clock, poller) == []
+    assert http.count(url) == 2
+    stored = await store.get_watch(watch.id)
+    assert stored and stored.state is WatchState.TERMINAL and stored.polls == 2
+    [event], _ = await store.list_events(watch_id=watch.id)
+    assert event.type == "import.completed"
+    assert event.data["previous_status"] == "PROCESSING"
+    assert event.data["counts"]["succeeded"] == 42
+    assert event.data["job"]["job"]["status"] == "COMPLETED"
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ("COMPLETED", Outcome.COMPLETED),
+        ("COMPLETED_WITH_ERRORS", Outcome.COMPLETED_WITH_ERRORS),
+        ("FAILED", Outcome.FAILED),
+        ("CANCELED", Outcome.CANCELED),
+    ],
+)
+async def test_talkdesk_terminal_statuses(env, status: str, outcome: Outcome) -> None:  # type: ignore[no-untyped-def]
+    """Every Talkdesk terminal status yields its own event type."""
+    store, clock, http, poller = env
+    http.queue(
+        f"{TD}/oauth/token", ok({"access_token": "a", "expires_in": 3600, "token_type": "Bearer"})
+    )
+    http.queue(f"{TD}/bulk-imports/users/t1", ok(td_body(status, 100)))
+    watch, _ = await store.register(WatchKey("td", "users", "t1"), clock.now())
+    assert await run_due(store, clock, poller) == ["terminal"]
+    [event], _ = await store.list_events(watch_id=watch.id)
+    assert event.type == outcome.event_type
+    _, _, headers = http.requests[-1]
+    assert headers["Authorization"] == "Bearer a" and headers["Accept"] == "application/json"
+
+
+async def test_not_found_after_three_polls(env) -> None:  # type: ignore[no-untyped-def]
+    """Three 404s in a row make import.not_found; fewer do not."""
+    store, clock, http, poller = env
+    http.queue(f"{FS}/v2/users/batch/gone", HttpAnswer(404, b'{"code":"resource_not_found"}'))
+    watch, _ = await store.register(WatchKey("fs", "users", "gone"), clock.now())
+    verdicts = []
+    for _ in range(3):
+        verdicts += await run_due(store, clock, poller)
+        clock.advance(1000)
+    assert verdicts == ["ok", "ok", "terminal"]
+    stored = await store.get_watch(watch.id)
+    assert stored and stored.state is WatchState.NOT_FOUND
+    [event], _ = await store.list_events(watch_id=watch.id)
+    assert event.type == "import.not_found"
+
+
+async def test_max_age_expires_without_polling(env) -> None:  # type: ignore[no-untyped-def]
+    """A watch older than max_age becomes import.expired without another request."""
+    store, clock, http, poller = env
+    watch, _ = await store.register(WatchKey("fs", "users", "slow"), clock.now())
+    clock.advance(3600)
+    assert await run_due(store, clock, poller) == ["terminal"]
+    assert http.requests == []
+    [event], _ = await store.list_events(watch_id=watch.id)
+    assert event.type == "import.expired"
+
+
+async def test_transient_errors_back_off_then_recover(env) -> None:  # type: ignore[no-untyped-def]
+    """5xx and garbage back off per job; a good answer resets the error count."""
+    store, clock, http, poller = env
+    url = f"{FS}/v2/users/batch/flaky"
+    http.queue(url, HttpAnswer(500, b"oops"), HttpAnswer(200, b"<html>"), ok(fs_body("PROCESSING")))
+    watch, _ = await store.register(WatchKey("fs", "users", "flaky"), clock.now())
+    await run_due(store, clock, poller)
+    first = await store.get_watch(watch.id)
+    assert first and first.errors == 1 and "500" in (first.last_error or "")
+    clock.advance(2)
+    await run_due(store, clock, poller)
+    second = await store.get_watch(watch.id)
+    assert second and second.errors == 2 and "not JSON" in (second.last_error or "")
+    assert second.next_poll_at and second.next_poll_at - clock.now() >= 2
+    clock.advance(10)
+    await run_due(store, clock, poller)
+    third = await store.get_watch(watch.id)
+    assert third and third.errors == 0 and third.last_error is None and third.status == "PROCESSING"
+
+
+async def test_429_pauses_the_whole_source(env) -> None:  # type: ignore[no-untyped-def]
+    """After a 429 no job of that source is requested until Retry-After has passed."""
+    store, clock, http, poller = env
+    http.queue(f"{FS}/v2/users/batch/a", HttpAnswer(429, b"", {"Retry-After": "30"}))
+    http.queue(f"{FS}/v2/users/batch/b", ok(fs_body("PROCESSING")))
+    await store.register(WatchKey("fs", "users", "a"), clock.now())
+    await run_due(store, clock, poller)
+    await store.register(WatchKey("fs", "users", "b"), clock.now())
+    await run_due(store, clock, poller)
+    assert http.count(f"{FS}/v2/users/batch/b") == 0
+    assert 29 < await store.paused_for("fs") <= 30
+
+
+async def test_talkdesk_revoked_token_refreshed_once(env) -> None:  # type: ignore[no-untyped-def]
+    """A 401 drops the shared token, fetches a new one and retries the poll once."""
+    store, clock, http, poller = env
+    token_url, job_url = f"{TD}/oauth/token", f"{TD}/bulk-imports/users/t"
+    http.queue(
+        token_url,
+        ok({"access_token": "old", "expires_in": 3600}),
+        ok({"access_token": "new", "expires_in": 3600}),
+    )
+    http.queue(
+        job_url,
+        ok(td_body("IN_PROGRESS", 10)),
+        HttpAnswer(401, b"{}"),
+        ok(td_body("IN_PROGRESS", 20)),
+    )
+    await store.register(WatchKey("td", "users", "t"), clock.now())
+    await run_due(store, clock, poller)
+    clock.advance(300)
+    await run_due(store, clock, poller)
+    assert http.count(token_url) == 2
+    auths = [h["Authorization"] for _, u, h in http.requests if u == job_url]
+    assert auths == ["Bearer old", "Bearer old", "Bearer new"]
+    assert (await store.get_health("td")).healthy
+
+
+async def test_persistent_401_marks_source_unhealthy(env) -> None:  # type: ignore[no-untyped-def]
+    """401 after a refresh marks the source unhealthy and keeps the watch."""
+    store, clock, http, poller = env
+    http.queue(f"{TD}/oauth/token", ok({"access_token": "x", "expires_in": 3600}))
+    http.queue(f"{TD}/bulk-imports/users/t", HttpAnswer(401, b'{"code":"1001","message":"no"}'))
+    watch, _ = await store.register(WatchKey("td", "users", "t"), clock.now())
+    await run_due(store, clock, poller)
+    health = await store.get_health("td")
+    assert not health.healthy and "401" in (health.reason or "")
+    stored = await store.get_watch(watch.id)
+    assert stored and stored.state is WatchState.WATCHING
+
+
+async def test_progress_estimates_completion(env) -> None:  # type: ignore[no-untyped-def]
+    """With Talkdesk counts, the next poll is set near the estimated completion."""
+    store, clock, http, poller = env
+    http.queue(f"{TD}/oauth/token", ok({"access_token": "a", "expires_in": 3600}))
+    url = f"{TD}/bulk-imports/users/p"
+    http.queue(url, ok(td_body("IN_PROGRESS", 10, 1000)), ok(td_body("IN_PROGRESS", 30, 1000)))
+    watch, _ = await store.register(WatchKey("td", "users", "p"), clock.now())
+    await run_due(store, clock, poller)
+    clock.advance(2)
+    await run_due(store, clock, poller)  # 20 records in 2 s: 970 left ≈ 97 s
+    stored = await store.get_watch(watch.id)
+    assert stored and stored.next_poll_at is not None
+    assert 97 <= stored.next_poll_at - clock.now() <= 97 * 1.05 + 0.01
+
+
+async def test_rate_limit_defers_without_requesting(env, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    """When the shared limiter says wait, the poll is put off and no request is sent."""
+    store, clock, http, poller = env
+    poller._sources["fs"] = PolledSource(
+        "fs", poller._sources["fs"].provider, rate_limit=0.01, burst=1
+    )
+    http.queue(f"{FS}/v2/users/batch/x", ok(fs_body("PROCESSING")))
+    http.queue(f"{FS}/v2/users/batch/y", ok(fs_body("PROCESSING")))
+    await store.register(WatchKey("fs", "users", "x"), clock.now())
+    await store.register(WatchKey("fs", "users", "y"), clock.now())
+    await run_due(store, clock, poller)
+    assert len(http.requests) == 1
+    deferred = [w for w in (await store.list_watches())[0] if w.polls == 0]
+    assert (
+        len(deferred) == 1
+        and deferred[0].next_poll_at
+        and deferred[0].next_poll_at > clock.now() + 50
+    )
+
+
+async def test_unconfigured_source_keeps_watch(env) -> None:  # type: ignore[no-untyped-def]
+    """A watch whose source left the config is kept and looked at again later."""
+    store, clock, http, poller = env
+    watch, _ = await store.register(WatchKey("old", "users", "z"), clock.now())
+    assert await run_due(store, clock, poller) == ["ok"]
+    stored = await store.get_watch(watch.id)
+    assert (
+        stored
+        and stored.state is WatchState.WATCHING
+        and "not configured" in (stored.last_error or "")
+    )

@@ -1,0 +1,131 @@
+"""Provider adapters: status mapping, parsing, auth headers and error classification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge.errors import (
+    AuthError,
+    NotFoundError,
+    RateLimitedError,
+    TransientUpstreamError,
+)
+from bridge.model import Outcome
+from bridge.providers import fullstory, talkdesk
+from bridge.providers.base import classify, decode_json
+from bridge.providers.fullstory import FullStoryProvider
+from bridge.providers.http import HttpAnswer
+
+FS_EXPECTED = {"PROCESSING": None, "COMPLETED": Outcome.COMPLETED, "FAILED": Outcome.FAILED}
+TD_EXPECTED = {
+    "QUEUED": None,
+    "IN_PROGRESS": None,
+    "COMPLETED": Outcome.COMPLETED,
+    "COMPLETED_WITH_ERRORS": Outcome.COMPLETED_WITH_ERRORS,
+    "FAILED": Outcome.FAILED,
+    "CANCELED": Outcome.CANCELED,
+}
+
+
+@pytest.mark.parametrize(("status", "outcome"), FS_EXPECTED.items())
+def test_fullstory_status_map(status: str, outcome: Outcome | None) -> None:
+    """FullStory statuses map to the outcomes of DESIGN §2."""
+    assert fullstory.outcome_for(status) is outcome
+
+
+@pytest.mark.parametrize(("status", "outcome"), TD_EXPECTED.items())
+def test_talkdesk_status_map(status: str, outcome: Outcome | None) -> None:
+    """Talkdesk statuses map to the outcomes of DESIGN §2."""
+    assert talkdesk.outcome_for(status) is outcome
+
+
+@given(st.text(max_size=30))
+def test_unknown_status_is_not_terminal(status: str) -> None:
+    """A status the bridge does not know keeps the job running rather than inventing an outcome."""
+    if status not in FS_EXPECTED:
+        assert fullstory.outcome_for(status) is None
+    if status not in TD_EXPECTED:
+        assert talkdesk.outcome_for(status) is None
+
+
+def test_fullstory_parses_the_seed_example() -> None:
+    """The seed page's example body becomes a FAILED snapshot with counts."""
+    body = {
+        "imports": 42,
+        "errors": 2,
+        "job": {
+            "id": "abd123=",
+            "status": "FAILED",
+            "created": "2019-04-18T14:36:11.123Z",
+            "finished": "2019-04-18T15:36:11.123Z",
+        },
+        "extra": "ignored",
+    }
+    snap = FullStoryProvider("k").parse(body)
+    assert snap.outcome is Outcome.FAILED and snap.status == "FAILED"
+    assert (snap.counts.succeeded, snap.counts.failed) == (42, 2)
+    assert snap.finished_at == "2019-04-18T15:36:11.123Z"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        [],
+        "x",
+        {},
+        {"job": {}},
+        {"job": {"status": 5}},
+        {"imports": "many", "job": {"status": "COMPLETED"}},
+    ],
+)
+def test_malformed_bodies_are_transient(body: Any) -> None:
+    """A body of the wrong shape is a retryable error, never a crash."""
+    with pytest.raises(TransientUpstreamError, match="malformed"):
+        FullStoryProvider("k").parse(body)
+
+
+def test_non_json_is_transient() -> None:
+    """An HTML error page is a retryable error."""
+    with pytest.raises(TransientUpstreamError, match="not JSON"):
+        decode_json(b"<html>502</html>")
+
+
+async def test_fullstory_auth_and_hosts() -> None:
+    """The key is sent as-is after Basic; eu1 keys go to the EU host unless overridden."""
+    p = FullStoryProvider("na1.secret")
+    assert (await p.auth_headers())["Authorization"] == "Basic na1.secret"
+    assert p.job_url("users", "a/b=") == "https://api.fullstory.com/v2/users/batch/a%2Fb%3D"
+    assert FullStoryProvider("eu1.x").base_url == "https://api.eu1.fullstory.com"
+    assert FullStoryProvider("eu1.x", "http://127.0.0.1:1/").base_url == "http://127.0.0.1:1"
+
+
+def test_classify_statuses() -> None:
+    """404, 429 (both Retry-After forms), 401/403 and 5xx map to their error types."""
+    now = 1_800_000_000.0
+    assert isinstance(classify(HttpAnswer(404, b"{}"), now), NotFoundError)
+    limited = classify(HttpAnswer(429, b"", {"Retry-After": "7"}), now)
+    assert isinstance(limited, RateLimitedError) and limited.retry_after_s == 7
+    dated = classify(
+        HttpAnswer(429, b"", {"retry-after": "Fri, 15 Jan 2027 08:00:10 GMT"}), 1_800_000_000.0
+    )
+    assert isinstance(dated, RateLimitedError)
+    no_header = classify(HttpAnswer(429, b""), now)
+    assert isinstance(no_header, RateLimitedError) and no_header.retry_after_s == 30
+    huge = classify(HttpAnswer(429, b"", {"Retry-After": "999999"}), now)
+    assert isinstance(huge, RateLimitedError) and huge.retry_after_s == 3600
+    assert isinstance(classify(HttpAnswer(401, b"{}"), now), AuthError)
+    assert isinstance(classify(HttpAnswer(403, b"{}"), now), AuthError)
+    err = classify(HttpAnswer(500, b'{"message": "Server error", "code": "server_error"}'), now)
+    assert isinstance(err, TransientUpstreamError) and "server_error" in str(err)
+
+
+def test_token_ttl_refreshes_early() -> None:
+    """Tokens are kept until shortly before they expire: 10 %, at most a minute early."""
+    assert talkdesk.token_ttl(3600) == 3540
+    assert talkdesk.token_ttl(100) == 90
+    assert talkdesk.token_ttl(0.5) == 1.0

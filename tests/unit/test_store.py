@@ -1,0 +1,158 @@
+"""The store's contracts, run on fakeredis and on a real redis-server."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from bridge.events import outcome_event
+from bridge.model import Outcome, WatchKey, WatchState
+from bridge.store.redis import RedisStore
+
+NOW = 1_800_000_000.0
+KEY = WatchKey("fs", "users", "job-1")
+
+
+async def test_register_is_idempotent(store: RedisStore) -> None:
+    """The same source+kind+job_id registers once; the second call returns the same watch."""
+    first, created = await store.register(KEY, NOW)
+    again, created_again = await store.register(KEY, NOW + 5)
+    assert created and not created_again
+    assert again.id == first.id
+    other, created_other = await store.register(WatchKey("fs", "events", "job-1"), NOW)
+    assert created_other and other.id != first.id
+
+
+async def test_claim_leases_each_due_watch_once(store: RedisStore) -> None:
+    """A claimed watch is not claimed again until its lease expires."""
+    watch, _ = await store.register(KEY, NOW)
+    claimed = await store.claim(NOW, lease_s=30, limit=10)
+    assert [c.watch.id for c in claimed] == [watch.id]
+    assert await store.claim(NOW + 1, lease_s=30, limit=10) == []
+    reclaimed = await store.claim(NOW + 31, lease_s=30, limit=10)
+    assert [c.watch.id for c in reclaimed] == [watch.id]
+    assert reclaimed[0].token > claimed[0].token
+
+
+async def test_claim_skips_watches_not_yet_due(store: RedisStore) -> None:
+    """Only watches whose due time has come are claimed."""
+    await store.register(KEY, NOW)
+    [c] = await store.claim(NOW, 30, 10)
+    assert await store.reschedule(c, c.watch, NOW + 10) == "ok"
+    assert await store.claim(NOW + 9, 30, 10) == []
+    assert len(await store.claim(NOW + 10, 30, 10)) == 1
+
+
+async def test_stale_lease_cannot_write(store: RedisStore) -> None:
+    """A replica whose lease was reclaimed cannot record over the new holder."""
+    await store.register(KEY, NOW)
+    [old] = await store.claim(NOW, 30, 10)
+    [new] = await store.claim(NOW + 31, 30, 10)
+    assert await store.reschedule(old, replace(old.watch, polls=1), NOW + 40) == "stale"
+    assert await store.reschedule(new, replace(new.watch, polls=1), NOW + 40) == "ok"
+
+
+def _terminal(store_claim, outcome: Outcome = Outcome.COMPLETED):  # type: ignore[no-untyped-def]
+    watch = replace(
+        store_claim.watch,
+        state=WatchState.TERMINAL,
+        outcome=outcome,
+        terminal_at=NOW + 1,
+        status="COMPLETED",
+    )
+    event = outcome_event(
+        watch=watch,
+        provider="fullstory",
+        outcome=outcome,
+        previous_status="PROCESSING",
+        detected_at=NOW + 1,
+        snapshot=None,
+    )
+    return watch, event
+
+
+async def test_finish_writes_state_and_outbox_once(store: RedisStore) -> None:
+    """The terminal transition writes exactly one event, even when repeated or raced."""
+    await store.register(KEY, NOW)
+    [c] = await store.claim(NOW, 30, 10)
+    watch, event = _terminal(c)
+    assert await store.finish(c, watch, event, retention_s=3600) == "terminal"
+    # A retried script call (same token) and a stale replica both change nothing.
+    assert await store.finish(c, watch, event, retention_s=3600) == "finished"
+    assert await store.outbox_length() == 1
+    stored = await store.get_watch(c.watch.id)
+    assert stored is not None and stored.state is WatchState.TERMINAL
+    assert stored.outcome is Outcome.COMPLETED
+    assert await store.claim(NOW + 3600, 30, 10) == []
+    events, _ = await store.list_events(watch_id=c.watch.id)
+    assert [e.id for e in events] == [event.id]
+    assert (await store.read_outbox())[0]["event_id"] == event.id
+
+
+async def test_terminal_data_expires_after_retention(store: RedisStore) -> None:
+    """Terminal watches and their events carry a TTL of the retention."""
+    await store.register(KEY, NOW)
+    [c] = await store.claim(NOW, 30, 10)
+    watch, event = _terminal(c)
+    await store.finish(c, watch, event, retention_s=3600)
+    ttl = await store.client.pttl(store.keys.watch(c.watch.id))
+    ev_ttl = await store.client.pttl(store.keys.event(event.id))
+    assert 0 < ttl <= 3_600_000 and 0 < ev_ttl <= 3_600_000
+
+
+async def test_delete_stops_polling(store: RedisStore) -> None:
+    """A deleted watch is never claimed and a poll in flight cannot resurrect it."""
+    watch, _ = await store.register(KEY, NOW)
+    [c] = await store.claim(NOW, 30, 10)
+    assert await store.delete_watch(watch)
+    assert await store.reschedule(c, c.watch, NOW + 1) == "gone"
+    assert await store.claim(NOW + 100, 30, 10) == []
+    assert await store.get_watch(watch.id) is None
+
+
+async def test_list_watches_paginates_and_filters(store: RedisStore) -> None:
+    """Listing walks every watch once across pages and filters by source and state."""
+    ids = set()
+    for i in range(7):
+        w, _ = await store.register(WatchKey("fs" if i % 2 else "td", "users", f"j{i}"), NOW + i)
+        ids.add(w.id)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page, cursor = await store.list_watches(cursor=cursor, limit=3)
+        seen += [w.id for w in page]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
+    fs_only, _ = await store.list_watches(source="fs", limit=50)
+    assert len(fs_only) == 3 and all(w.source == "fs" for w in fs_only)
+    terminal, _ = await store.list_watches(state=WatchState.TERMINAL)
+    assert terminal == []
+
+
+async def test_rate_limit_allows_burst_then_spaces(store: RedisStore) -> None:
+    """The shared limiter lets `burst` requests through, then asks to wait ≈ 1/rate."""
+    waits = [await store.acquire("fs", rate_per_s=2.0, burst=2) for _ in range(3)]
+    assert waits[0] == 0 and waits[1] == 0
+    assert 0.3 < waits[2] <= 0.5
+
+
+async def test_pause_blocks_the_source(store: RedisStore) -> None:
+    """A 429 pause makes the limiter answer with the time left, for every caller."""
+    await store.pause("td", 5.0)
+    wait = await store.acquire("td", rate_per_s=100.0, burst=1)
+    assert 4.0 < wait <= 5.0
+    assert 4.0 < await store.paused_for("td") <= 5.0
+    assert await store.acquire("fs", rate_per_s=100.0, burst=1) == 0
+
+
+async def test_token_is_shared_and_dropped_only_if_unchanged(store: RedisStore) -> None:
+    """A token is dropped only by whoever still sees the same token."""
+    await store.set_token("td", "tok-a", 60)
+    got = await store.get_token("td")
+    assert got is not None and got[0] == "tok-a" and 59 < got[1] <= 60
+    await store.set_token("td", "tok-b", 60)
+    assert not await store.drop_token("td", "tok-a")
+    assert await store.drop_token("td", "tok-b")
+    assert await store.get_token("td") is None
