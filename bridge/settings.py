@@ -101,7 +101,6 @@ class TalkdeskSource(_SourceBase):
     client_secret: SecretStr
     region: Literal["us", "eu", "ca"] = "us"
     token_url: str | None = None
-    discover: bool = False
 
     @model_validator(mode="after")
     def _check_token_url(self) -> TalkdeskSource:

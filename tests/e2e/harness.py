@@ -1,0 +1,148 @@
+"""Real-socket harness: the simulator on loopback, bridges in-process or as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestServer
+
+from bridge.sim.upstream import Simulator
+
+TOKEN = "e2e-admin-token"
+
+
+async def start_sim(sim: Simulator) -> TestServer:
+    server = TestServer(sim.app(), host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def config_toml(
+    *,
+    sim_url: str,
+    redis_url: str,
+    prefix: str,
+    port: int = 0,
+    fs_rate: float = 0,
+    td_rate: float = 0,
+    min_interval: float = 0.1,
+    max_interval: float = 0.5,
+    extra: str = "",
+) -> str:
+    return f"""
+redis_url = "{redis_url}"
+key_prefix = "{prefix}"
+[api]
+listen = "127.0.0.1:{port}"
+tokens = ["{TOKEN}"]
+[poll]
+min_interval = {min_interval}
+max_interval = {max_interval}
+tick = 0.05
+request_timeout = 5
+lease = 10
+{extra}
+[sources.fs]
+provider = "fullstory"
+api_key = "sim-fullstory-key"
+base_url = "{sim_url}"
+rate_limit = {fs_rate}
+[sources.td]
+provider = "talkdesk"
+account = "acme"
+client_id = "sim-client"
+client_secret = "sim-secret"
+base_url = "{sim_url}"
+token_url = "{sim_url}/oauth/token"
+rate_limit = {td_rate}
+"""
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, step_s: float = 0.05
+) -> None:
+    """Wait for a condition observed from outside (another process or socket)."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(step_s)
+
+
+class BridgeProcess:
+    """`python -m bridge run` as a real child process."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config = config
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bridge", "run", "--config", str(self.config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def job_path(provider: str, kind: str, job_id: str) -> str:
+    return (
+        f"/v2/{kind}/batch/{job_id}"
+        if provider == "fullstory"
+        else f"/bulk-imports/{kind}/{job_id}"
+    )
+
+
+def max_in_window(times: list[float], window_s: float) -> int:
+    """Most requests in any window of window_s seconds."""
+    times = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] > window_s:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def events_by_watch(events: list[dict[str, Any]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for e in events:
+        out.setdefault(e["watch_id"], []).append(e["type"])
+    return out

@@ -1,0 +1,182 @@
+"""The admin API over a real loopback socket, on fakeredis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import fakeredis
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bridge.api.server import ApiContext, build_api
+from bridge.clock import FakeClock
+from bridge.metrics import Metrics
+from bridge.store.redis import RedisStore
+
+TOKEN = "test-token-123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def api(prefix: str) -> AsyncIterator[tuple[TestClient, RedisStore, list[int]]]:
+    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    store = RedisStore(redis, prefix)
+    woken: list[int] = []
+    ctx = ApiContext(
+        store=store,
+        clock=FakeClock(),
+        metrics=Metrics(),
+        source_kinds={"fs": ("users", "events"), "td": ("users",)},
+        tokens=(TOKEN, "second-token"),
+        max_body_bytes=1024,
+        on_registered=lambda: woken.append(1),
+    )
+    client = TestClient(TestServer(build_api(ctx)))
+    await client.start_server()
+    yield client, store, woken
+    await client.close()
+    await redis.aclose()
+
+
+async def test_requires_bearer_token(api) -> None:  # type: ignore[no-untyped-def]
+    """Everything under /v1 needs a configured token; health endpoints do not."""
+    client, _, _ = api
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
+        resp = await client.get("/v1/watches", headers=headers)
+        assert resp.status == 401
+        body = await resp.json()
+        assert body["code"] == "unauthorized" and body["fields"] == []
+        assert "nope" not in await resp.text()
+    assert (
+        await client.get("/v1/watches", headers={"Authorization": "Bearer second-token"})
+    ).status == 200
+    assert (await client.get("/livez")).status == 200
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_create_is_idempotent(api) -> None:  # type: ignore[no-untyped-def]
+    """201 with a new watch, then 200 with the same id for the same source+kind+job_id."""
+    client, _, woken = api
+    body = {"source": "fs", "kind": "users", "job_id": "abc="}
+    first = await client.post("/v1/watches", json=body, headers=AUTH)
+    assert first.status == 201
+    created = await first.json()
+    assert created["state"] == "watching" and created["polls"] == 0 and created["job_id"] == "abc="
+    second = await client.post("/v1/watches", json=body, headers=AUTH)
+    assert second.status == 200 and (await second.json())["id"] == created["id"]
+    assert woken == [1]
+    got = await client.get(f"/v1/watches/{created['id']}", headers=AUTH)
+    view = await got.json()
+    for key in (
+        "id",
+        "source",
+        "kind",
+        "job_id",
+        "state",
+        "status",
+        "outcome",
+        "counts",
+        "polls",
+        "last_polled_at",
+        "next_poll_at",
+        "terminal_at",
+    ):
+        assert key in view
+
+
+async def test_default_kind_is_the_providers_first(api) -> None:  # type: ignore[no-untyped-def]
+    """Without kind, FullStory watches users."""
+    client, _, _ = api
+    resp = await client.post("/v1/watches", json={"source": "fs", "job_id": "j"}, headers=AUTH)
+    assert (await resp.json())["kind"] == "users"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "field"),
+    [
+        ({"source": "nope", "job_id": "j"}, 422, "unknown_source", "source"),
+        ({"source": "td", "kind": "events", "job_id": "j"}, 422, "invalid_kind", "kind"),
+        ({"source": "fs", "job_id": 5}, 422, "invalid_request", "job_id"),
+        ({"source": "fs"}, 422, "invalid_request", "job_id"),
+        ({"source": "fs", "job_id": "a/b"}, 422, "invalid_request", "job_id"),
+        ({"source": "fs", "job_id": "j", "extra": 1}, 422, "invalid_request", "extra"),
+        ([1, 2], 422, "invalid_request", "body"),
+    ],
+)
+async def test_bad_bodies_get_clear_errors(api, body, status, code, field) -> None:  # type: ignore[no-untyped-def]
+    """Wrong types, unknown sources and kinds are 422s naming the field."""
+    client, _, _ = api
+    resp = await client.post("/v1/watches", json=body, headers=AUTH)
+    assert resp.status == status
+    err = await resp.json()
+    assert err["code"] == code
+    assert (
+        any(f["name"] == field or f["name"].startswith(field) for f in err["fields"])
+        or field == "body"
+    )
+
+
+async def test_malformed_and_oversized_bodies(api) -> None:  # type: ignore[no-untyped-def]
+    """Not JSON is 400, too large is 413, both in the one error shape."""
+    client, _, _ = api
+    resp = await client.post("/v1/watches", data=b"{not json", headers=AUTH)
+    assert resp.status == 400 and (await resp.json())["code"] == "invalid_json"
+    resp = await client.post("/v1/watches", data=b"x" * 5000, headers=AUTH)
+    assert resp.status == 413 and (await resp.json())["code"] == "payload_too_large"
+    resp = await client.post("/v1/watches", data=b"", headers=AUTH)
+    assert resp.status == 400
+
+
+async def test_unknown_ids_and_params(api) -> None:  # type: ignore[no-untyped-def]
+    """Unknown ids are 404; bad state, limit or cursor are 400, never 500."""
+    client, _, _ = api
+    assert (await client.get("/v1/watches/w_missing", headers=AUTH)).status == 404
+    assert (await client.delete("/v1/watches/w_missing", headers=AUTH)).status == 404
+    assert (await client.get("/v1/events/evt_missing", headers=AUTH)).status == 404
+    for query in ("state=bogus", "limit=0", "limit=x", "cursor=%%%", "cursor=Zm9v"):
+        resp = await client.get(f"/v1/watches?{query}", headers=AUTH)
+        assert resp.status == 400, query
+        assert (await resp.json())["fields"]
+    resp = await client.put("/v1/watches", headers=AUTH)
+    assert resp.status == 405 and (await resp.json())["code"] == "method_not_allowed"
+
+
+async def test_list_pages_and_delete(api) -> None:  # type: ignore[no-untyped-def]
+    """Listing pages through all watches; deleting one removes it."""
+    client, _, _ = api
+    ids = []
+    for i in range(5):
+        resp = await client.post(
+            "/v1/watches", json={"source": "td", "job_id": f"j{i}"}, headers=AUTH
+        )
+        ids.append((await resp.json())["id"])
+    seen, cursor = [], None
+    while True:
+        q = f"limit=2&cursor={cursor}" if cursor else "limit=2"
+        page = await (await client.get(f"/v1/watches?{q}", headers=AUTH)).json()
+        seen += [w["id"] for w in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(ids)
+    assert (await client.delete(f"/v1/watches/{ids[0]}", headers=AUTH)).status == 204
+    assert (await client.get(f"/v1/watches/{ids[0]}", headers=AUTH)).status == 404
+    page = await (await client.get("/v1/watches?source=td&state=watching", headers=AUTH)).json()
+    assert len(page["items"]) == 4
+
+
+async def test_readyz_reports_unhealthy_sources(api) -> None:  # type: ignore[no-untyped-def]
+    """/readyz is 503 naming the source whose credentials fail."""
+    client, store, _ = api
+    assert (await client.get("/readyz")).status == 200
+    await store.set_health("td", False, "401 invalid authorization", 0.0)
+    resp = await client.get("/readyz")
+    body = await resp.json()
+    assert resp.status == 503 and body["checks"]["sources"]["td"]["healthy"] is False
+
+
+async def test_metrics_exposed(api) -> None:  # type: ignore[no-untyped-def]
+    """/metrics serves Prometheus text."""
+    client, _, _ = api
+    text = await (await client.get("/metrics")).text()
+    assert "bridge_polls_in_flight" in text

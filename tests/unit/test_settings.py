@@ -1,0 +1,104 @@
+"""Configuration: TOML, env overrides, secret files and one clear line per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.errors import ConfigError
+from bridge.settings import FullStorySource, TalkdeskSource, load_settings
+
+GOOD = """
+redis_url = "redis://localhost:6379/0"
+[api]
+tokens = ["t1"]
+[sources.fs]
+provider = "fullstory"
+api_key = "na1.key"
+[sources.td]
+provider = "talkdesk"
+account = "acme"
+client_id = "cid"
+client_secret = "from-file"
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "bridge.toml"
+    path.write_text(GOOD)
+    return path
+
+
+def test_loads_file(config: Path) -> None:
+    """A valid file gives typed sources with secrets hidden."""
+    s = load_settings(config)
+    assert isinstance(s.sources["fs"], FullStorySource)
+    td = s.sources["td"]
+    assert isinstance(td, TalkdeskSource) and td.client_secret.get_secret_value() == "from-file"
+    assert "from-file" not in repr(s) and "na1.key" not in repr(s)
+
+
+def test_env_overrides_nested_keys(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BRIDGE_SOURCES__TD__CLIENT_SECRET overrides the file; BRIDGE_POLL__… too."""
+    monkeypatch.setenv("BRIDGE_SOURCES__TD__CLIENT_SECRET", "from-env")
+    monkeypatch.setenv("BRIDGE_POLL__MIN_INTERVAL", "0.5")
+    s = load_settings(config)
+    td = s.sources["td"]
+    assert isinstance(td, TalkdeskSource) and td.client_secret.get_secret_value() == "from-env"
+    assert s.poll.min_interval == 0.5
+
+
+def test_secrets_dir(config: Path, tmp_path: Path) -> None:
+    """A file named bridge_sources__fs__api_key in the secrets dir supplies that secret."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "bridge_sources__fs__api_key").write_text("eu1.secret-file")
+    s = load_settings(config, secrets_dir=secrets)
+    fs = s.sources["fs"]
+    assert isinstance(fs, FullStorySource) and fs.api_key.get_secret_value() == "eu1.secret-file"
+
+
+def test_every_problem_named_once(tmp_path: Path) -> None:
+    """Each problem is one line naming its key, and no secret value is echoed."""
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        """
+[poll]
+min_interval = -1
+concurrency = "lots"
+[sources.fs]
+provider = "fullstory"
+api_key = "na1.must-not-leak"
+rate_limit = "fast"
+[sources.x]
+provider = "nope"
+"""
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    problems = info.value.problems
+    text = "\n".join(problems)
+    assert any(p.startswith("poll.min_interval:") for p in problems)
+    assert any(p.startswith("poll.concurrency:") for p in problems)
+    assert any(p.startswith("sources.fs.rate_limit:") for p in problems)
+    assert any(p.startswith("sources.x:") for p in problems)
+    assert "must-not-leak" not in text
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    """A missing file or a TOML syntax error is one clear line."""
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[api\nlisten=")
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_settings(broken)
+
+
+def test_example_config_loads() -> None:
+    """The shipped example config is valid."""
+    example = Path(__file__).parents[2] / "config" / "bridge.example.toml"
+    s = load_settings(example)
+    assert s.sources
