@@ -19,12 +19,6 @@ class Metrics:
             registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
-        self.deferred = Counter(
-            "bridge_polls_deferred",
-            "Polls put off by the rate limit or a 429 pause",
-            ["source"],
-            registry=r,
-        )
         self.events = Counter(
             "bridge_events_generated", "Events written to the outbox", ["type"], registry=r
         )

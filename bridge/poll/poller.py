@@ -64,6 +64,8 @@ class Poller:
         self._stopping = False
         self._health: dict[str, bool] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._refill_at = max(1, settings.concurrency // 8)
+        self._rate_limits = {n: (s.rate_limit, s.burst) for n, s in sources.items()}
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -109,7 +111,9 @@ class Poller:
         free = self._settings.concurrency - len(self._tasks)
         if free <= 0:
             return 0
-        claimed = await self._store.claim(self._clock.now(), self._settings.lease, free)
+        claimed = await self._store.claim(
+            self._clock.now(), self._settings.lease, free, self._rate_limits
+        )
         for item in claimed:
             task = asyncio.create_task(self._poll_guarded(item, full=len(claimed) == free))
             self._tasks.add(task)
@@ -128,7 +132,9 @@ class Poller:
             if task is not None:
                 self._tasks.discard(task)
             self._metrics.in_flight.set(len(self._tasks))
-            if full:  # there may be more due work than we could take
+            # The last claim filled every slot, so more may be due: claim again once a
+            # few slots are free (batches, not one Redis call per finished poll).
+            if full and self._settings.concurrency - len(self._tasks) >= self._refill_at:
                 self.wake()
 
     # --------------------------------------------------------------- one poll
@@ -143,12 +149,7 @@ class Poller:
             updated = replace(watch, last_error=f"source {watch.source!r} is not configured")
             return await self._store.reschedule(claimed, updated, now + self._settings.max_interval)
 
-        wait = await self._store.acquire(source.name, source.rate_limit, source.burst)
-        if wait > 0:
-            self._metrics.deferred.labels(source.name).inc()
-            # Spread the deferred polls over the wait so they do not return as one herd.
-            return await self._store.reschedule(claimed, watch, now + wait * (1 + self._rand()))
-
+        # The claim already asked the source's fleet-wide limiter: this request may go now.
         polled = replace(watch, polls=watch.polls + 1, last_polled_at=now)
         started = time.perf_counter()
         try:

@@ -8,30 +8,9 @@ from typing import Any
 from bridge.model import Counts, Event, Outcome, Watch, WatchState
 
 
-def _opt_float(value: str | None) -> float | None:
-    return float(value) if value not in (None, "") else None
-
-
-def _opt_int(value: str | None) -> int | None:
-    return int(value) if value not in (None, "") else None
-
-
-def counts_to_json(counts: Counts) -> str:
-    return json.dumps(counts.as_dict(), separators=(",", ":"))
-
-
-def counts_from_json(text: str | None) -> Counts:
-    if not text:
-        return Counts()
-    data = json.loads(text)
-    return Counts(
-        total=data.get("total"), succeeded=data.get("succeeded"), failed=data.get("failed")
-    )
-
-
-def watch_to_fields(watch: Watch) -> dict[str, str]:
-    """Every field of a watch as strings; None becomes ''."""
-    fields: dict[str, Any] = {
+def watch_to_doc(watch: Watch) -> str:
+    """A watch as one JSON document (the lease token lives beside it, not in it)."""
+    doc: dict[str, Any] = {
         "id": watch.id,
         "source": watch.source,
         "kind": watch.kind,
@@ -40,7 +19,7 @@ def watch_to_fields(watch: Watch) -> dict[str, str]:
         "created_at": watch.created_at,
         "status": watch.status,
         "outcome": watch.outcome.value if watch.outcome else None,
-        "counts": counts_to_json(watch.counts),
+        "counts": watch.counts.as_dict(),
         "polls": watch.polls,
         "errors": watch.errors,
         "not_found": watch.not_found,
@@ -51,43 +30,37 @@ def watch_to_fields(watch: Watch) -> dict[str, str]:
         "last_error": watch.last_error,
         "progress_t0": watch.progress_t0,
         "progress_done0": watch.progress_done0,
-        "snapshot": json.dumps(watch.snapshot, separators=(",", ":")) if watch.snapshot else None,
+        "snapshot": watch.snapshot,
     }
-    return {k: "" if v is None else str(v) for k, v in fields.items()}
+    return json.dumps(doc, separators=(",", ":"))
 
 
-def watch_from_fields(fields: dict[str, str]) -> Watch:
-    snapshot = fields.get("snapshot")
-    outcome = fields.get("outcome")
+def watch_from_doc(text: str, lease: int = 0) -> Watch:
+    d = json.loads(text)
+    counts = d.get("counts") or {}
     return Watch(
-        id=fields["id"],
-        source=fields["source"],
-        kind=fields["kind"],
-        job_id=fields["job_id"],
-        state=WatchState(fields["state"]),
-        created_at=float(fields["created_at"]),
-        status=fields.get("status") or None,
-        outcome=Outcome(outcome) if outcome else None,
-        counts=counts_from_json(fields.get("counts")),
-        polls=int(fields.get("polls") or 0),
-        errors=int(fields.get("errors") or 0),
-        not_found=int(fields.get("not_found") or 0),
-        interval_s=float(fields.get("interval_s") or 0),
-        last_polled_at=_opt_float(fields.get("last_polled_at")),
-        next_poll_at=_opt_float(fields.get("next_poll_at")),
-        terminal_at=_opt_float(fields.get("terminal_at")),
-        last_error=fields.get("last_error") or None,
-        progress_t0=_opt_float(fields.get("progress_t0")),
-        progress_done0=_opt_int(fields.get("progress_done0")),
-        lease=int(fields.get("lease") or 0),
-        snapshot=json.loads(snapshot) if snapshot else None,
+        id=d["id"],
+        source=d["source"],
+        kind=d["kind"],
+        job_id=d["job_id"],
+        state=WatchState(d["state"]),
+        created_at=d["created_at"],
+        status=d.get("status"),
+        outcome=Outcome(d["outcome"]) if d.get("outcome") else None,
+        counts=Counts(counts.get("total"), counts.get("succeeded"), counts.get("failed")),
+        polls=d.get("polls", 0),
+        errors=d.get("errors", 0),
+        not_found=d.get("not_found", 0),
+        interval_s=d.get("interval_s", 0.0),
+        last_polled_at=d.get("last_polled_at"),
+        next_poll_at=d.get("next_poll_at"),
+        terminal_at=d.get("terminal_at"),
+        last_error=d.get("last_error"),
+        progress_t0=d.get("progress_t0"),
+        progress_done0=d.get("progress_done0"),
+        lease=lease,
+        snapshot=d.get("snapshot"),
     )
-
-
-def changed_fields(before: Watch, after: Watch) -> dict[str, str]:
-    """Only the fields that differ: smaller writes on the hot path."""
-    old, new = watch_to_fields(before), watch_to_fields(after)
-    return {k: v for k, v in new.items() if old.get(k) != v}
 
 
 def event_to_json(event: Event) -> str:
@@ -112,14 +85,3 @@ def event_from_json(text: str) -> Event:
         watch_id=data["watch_id"],
         data=data["data"],
     )
-
-
-def flatten(fields: dict[str, str]) -> list[str]:
-    out: list[str] = []
-    for key, value in fields.items():
-        out += [key, value]
-    return out
-
-
-def pairs_to_dict(flat: list[Any]) -> dict[str, str]:
-    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}

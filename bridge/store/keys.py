@@ -64,6 +64,10 @@ class Keys:
         return f"{self._p}:outbox"
 
     # -- per source
+    def source_prefix(self) -> str:
+        """Scripts build per-source keys from this and the source name."""
+        return f"{self._p}:source:"
+
     def source_gcra(self, source: str) -> str:
         return f"{self._p}:source:{source}:gcra"
 

@@ -6,6 +6,7 @@ caller's Clock; the rate limiter alone uses Redis server time (see scripts.ACQUI
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -63,7 +64,6 @@ class RedisStore:
         self._reschedule = reg(scripts.RESCHEDULE)
         self._finish = reg(scripts.FINISH)
         self._delete = reg(scripts.DELETE)
-        self._acquire = reg(scripts.ACQUIRE)
         self._pause = reg(scripts.PAUSE)
         self._delete_if_equals = reg(scripts.DELETE_IF_EQUALS)
 
@@ -90,7 +90,7 @@ class RedisStore:
                 k.due,
                 k.watches,
             ],
-            args=[watch.id, to_ms(now), *codec.flatten(codec.watch_to_fields(watch))],
+            args=[watch.id, to_ms(now), key.source, codec.watch_to_doc(watch)],
         )
         if int(created):
             return watch, True
@@ -100,8 +100,10 @@ class RedisStore:
         return existing, False
 
     async def get_watch(self, watch_id: str) -> Watch | None:
-        fields = cast(dict[str, str], await self.client.hgetall(self.keys.watch(watch_id)))
-        return codec.watch_from_fields(fields) if fields else None
+        lease, doc = cast(
+            list[str | None], await self.client.hmget(self.keys.watch(watch_id), ["lease", "doc"])
+        )
+        return codec.watch_from_doc(doc, int(lease or 0)) if doc else None
 
     async def list_watches(
         self,
@@ -154,9 +156,9 @@ class RedisStore:
     async def _load_many(self, ids: list[str]) -> list[Watch | None]:
         pipe = self.client.pipeline(transaction=False)
         for watch_id in ids:
-            pipe.hgetall(self.keys.watch(watch_id))
-        results = cast(list[dict[str, str]], await pipe.execute())
-        return [codec.watch_from_fields(r) if r else None for r in results]
+            pipe.hget(self.keys.watch(watch_id), "doc")
+        results = cast(list[str | None], await pipe.execute())
+        return [codec.watch_from_doc(r) if r else None for r in results]
 
     async def delete_watch(self, watch: Watch) -> bool:
         k = self.keys
@@ -172,26 +174,46 @@ class RedisStore:
         )
         return bool(deleted)
 
-    async def claim(self, now: float, lease_s: float, limit: int) -> list[Claimed]:
+    async def claim(
+        self,
+        now: float,
+        lease_s: float,
+        limit: int,
+        rate_limits: dict[str, tuple[float, int]] | None = None,
+    ) -> list[Claimed]:
+        """Lease up to `limit` due watches whose source's limiter grants a request now.
+
+        rate_limits maps a source to (requests per second, burst); 0 turns the limiter
+        off, though a 429 pause still holds. Watches refused by their limiter are
+        queued behind it and not returned.
+        """
         k = self.keys
         flat = await self._claim(
-            keys=[k.due, k.leases], args=[to_ms(now), to_ms(lease_s), limit, k.watch_prefix()]
+            keys=[k.due, k.leases],
+            args=[
+                to_ms(now),
+                to_ms(lease_s),
+                limit,
+                k.watch_prefix(),
+                k.source_prefix(),
+                json.dumps(
+                    {s: [r, b] for s, (r, b) in (rate_limits or {}).items()} or {"": [0, 1]}
+                ),
+            ],
         )
         out = []
         for i in range(0, len(flat), 3):
-            fields = codec.pairs_to_dict(flat[i + 2])
-            watch = codec.watch_from_fields(fields)
-            out.append(Claimed(replace(watch, lease=int(flat[i + 1])), int(flat[i + 1])))
+            token = int(flat[i + 1])
+            out.append(Claimed(codec.watch_from_doc(flat[i + 2], token), token))
         return out
 
     async def reschedule(self, claimed: Claimed, updated: Watch, next_at: float) -> str:
-        """Release the lease and make the watch due at next_at, saving what changed."""
+        """Release the lease and make the watch due at next_at, saving its new state."""
         k = self.keys
         updated = replace(updated, next_poll_at=next_at)
-        fields = codec.changed_fields(claimed.watch, updated)
         result = await self._reschedule(
             keys=[k.watch(claimed.watch.id), k.due, k.leases],
-            args=[claimed.watch.id, claimed.token, to_ms(next_at), *codec.flatten(fields)],
+            args=[claimed.watch.id, claimed.token, to_ms(next_at), codec.watch_to_doc(updated)],
         )
         return str(result)
 
@@ -202,7 +224,6 @@ class RedisStore:
         k = self.keys
         w = claimed.watch
         updated = replace(updated, next_poll_at=None)
-        fields = codec.changed_fields(w, updated)
         result = await self._finish(
             keys=[
                 k.watch(w.id),
@@ -222,7 +243,8 @@ class RedisStore:
                 event.id,
                 event.type,
                 codec.event_to_json(event),
-                *codec.flatten(fields),
+                updated.state.value,
+                codec.watch_to_doc(updated),
             ],
         )
         return str(result)
@@ -267,17 +289,6 @@ class RedisStore:
         return [dict(fields) for _, fields in rows]
 
     # ---------------------------------------------------------------- sources
-    async def acquire(self, source: str, rate_per_s: float, burst: int) -> float:
-        """Ask the fleet-wide limiter for one request: 0 when allowed, else seconds to wait."""
-        k = self.keys
-        if rate_per_s <= 0:  # limiter off; a 429 pause still holds
-            remaining = await self.paused_for(source)
-            return remaining
-        allowed, wait_ms = await self._acquire(
-            keys=[k.source_gcra(source), k.source_pause(source)], args=[rate_per_s, burst]
-        )
-        return 0.0 if int(allowed) else float(wait_ms) / 1000
-
     async def pause(self, source: str, seconds: float) -> None:
         await self._pause(keys=[self.keys.source_pause(source)], args=[max(1, to_ms(seconds))])
 

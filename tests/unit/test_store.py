@@ -131,20 +131,33 @@ async def test_list_watches_paginates_and_filters(store: RedisStore) -> None:
     assert terminal == []
 
 
-async def test_rate_limit_allows_burst_then_spaces(store: RedisStore) -> None:
-    """The shared limiter lets `burst` requests through, then asks to wait ≈ 1/rate."""
-    waits = [await store.acquire("fs", rate_per_s=2.0, burst=2) for _ in range(3)]
-    assert waits[0] == 0 and waits[1] == 0
-    assert 0.3 < waits[2] <= 0.5
+async def test_claim_asks_the_rate_limit(store: RedisStore) -> None:
+    """Claims grant `burst` watches of a source at once; the rest queue behind the limiter."""
+    for i in range(5):
+        await store.register(WatchKey("fs", "users", f"r{i}"), NOW)
+    await store.register(WatchKey("td", "users", "other"), NOW)
+    limits = {"fs": (2.0, 2), "td": (0.0, 1)}
+    claimed = await store.claim(NOW, 30, 10, limits)
+    assert sorted(c.watch.source for c in claimed) == ["fs", "fs", "td"]
+    # The three refused fs watches wait ≈ 0.5 s, then one emission interval apart.
+    due = await store.client.zrange(store.keys.due, 0, -1, withscores=True)
+    offsets = sorted(score / 1000 - NOW for _, score in due)
+    assert len(offsets) == 3
+    assert 0.3 < offsets[0] <= 0.5
+    assert offsets[1] - offsets[0] == pytest.approx(0.5, abs=0.002)
+    assert offsets[2] - offsets[1] == pytest.approx(0.5, abs=0.002)
 
 
 async def test_pause_blocks_the_source(store: RedisStore) -> None:
-    """A 429 pause makes the limiter answer with the time left, for every caller."""
+    """A 429 pause holds back every watch of that source, even with the limiter off."""
+    await store.register(WatchKey("td", "users", "a"), NOW)
+    await store.register(WatchKey("fs", "users", "b"), NOW)
     await store.pause("td", 5.0)
-    wait = await store.acquire("td", rate_per_s=100.0, burst=1)
-    assert 4.0 < wait <= 5.0
     assert 4.0 < await store.paused_for("td") <= 5.0
-    assert await store.acquire("fs", rate_per_s=100.0, burst=1) == 0
+    claimed = await store.claim(NOW, 30, 10, {"td": (0.0, 1), "fs": (0.0, 1)})
+    assert [c.watch.source for c in claimed] == ["fs"]
+    [(_, score)] = await store.client.zrange(store.keys.due, 0, -1, withscores=True)
+    assert 4.0 < score / 1000 - NOW <= 5.0
 
 
 async def test_token_is_shared_and_dropped_only_if_unchanged(store: RedisStore) -> None:

@@ -1,0 +1,175 @@
+"""Polls per second of one bridge process against the local simulator, next to a bare
+aiohttp GET loop against the same simulator in the same run.
+
+    .venv/bin/python bench/poll_throughput.py [--seconds 15] [--jobs 2000] [--concurrency 64]
+
+Everything runs on loopback: a real redis-server (embedded), the simulator as a
+separate process, and the measured client in this process. Rate limits are off.
+Prints one JSON line and a Markdown table row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from bridge.app import Role
+from bridge.app import Bridge
+from bridge.model import WatchKey
+from bridge.settings import load_settings
+from bridge.store.embedded import EmbeddedRedis
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_for(url: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(url):
+                    return
+            except aiohttp.ClientError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
+
+async def create_jobs(sim: str, n: int) -> list[str]:
+    ids = [f"bench{i}" for i in range(n)]
+    async with aiohttp.ClientSession() as http:
+        for job_id in ids:
+            body = {"provider": "fullstory", "id": job_id, "duration": 10**6}
+            async with http.post(f"{sim}/_sim/jobs", json=body) as resp:
+                assert resp.status == 201
+    return ids
+
+
+async def bare_loop(sim: str, ids: list[str], seconds: float, concurrency: int) -> float:
+    """The baseline: GET + read + JSON decode, as fast as `concurrency` workers go."""
+    done = 0
+    headers = {"Authorization": "Basic sim-fullstory-key", "Accept": "application/json"}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        stop_at = time.monotonic() + seconds
+
+        async def worker(k: int) -> None:
+            nonlocal done
+            i = k
+            while time.monotonic() < stop_at:
+                async with http.get(
+                    f"{sim}/v2/users/batch/{ids[i % len(ids)]}", headers=headers
+                ) as r:
+                    json.loads(await r.read())
+                done += 1
+                i += concurrency
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        return done / (time.monotonic() - started)
+
+
+async def bridge_run(
+    sim: str, redis_url: str, ids: list[str], seconds: float, concurrency: int, tmp: Path
+) -> float:
+    cfg = tmp / "bench.toml"
+    cfg.write_text(f"""
+key_prefix = "bench{int(time.time())}"
+[api]
+listen = "127.0.0.1:0"
+[poll]
+min_interval = 0.01
+max_interval = 0.01
+concurrency = {concurrency}
+tick = 0.05
+[sources.fs]
+provider = "fullstory"
+api_key = "sim-fullstory-key"
+base_url = "{sim}"
+rate_limit = 0
+""")
+    settings = load_settings(cfg)
+    bridge = Bridge(settings, redis_url=redis_url, roles={Role.POLLER})
+    await bridge.start()
+    assert bridge.store is not None
+    now = time.time()
+    for job_id in ids:
+        await bridge.store.register(WatchKey("fs", "users", job_id), now)
+    assert bridge.poller is not None
+    bridge.poller.wake()
+
+    def polls() -> float:
+        return sum(
+            s.value
+            for m in bridge.metrics.polls.collect()
+            for s in m.samples
+            if s.name == "bridge_polls_total"
+        )
+
+    await asyncio.sleep(2)  # warm-up: connection pools, first claims
+    start_polls, started = polls(), time.monotonic()
+    await asyncio.sleep(seconds)
+    rate = (polls() - start_polls) / (time.monotonic() - started)
+    await bridge.stop(grace_s=5)
+    return rate
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        redis = EmbeddedRedis(tmp / "redis", persist=False)
+        redis.start()
+        port = free_port()
+        sim_proc = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "sim", "--listen", f"127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        sim = f"http://127.0.0.1:{port}"
+        try:
+            await wait_for(f"{sim}/_sim/jobs")
+            ids = await create_jobs(sim, args.jobs)
+            await bare_loop(sim, ids, 2, args.concurrency)  # warm-up
+            bare = await bare_loop(sim, ids, args.seconds, args.concurrency)
+            bridged = await bridge_run(sim, redis.url, ids, args.seconds, args.concurrency, tmp)
+        finally:
+            sim_proc.terminate()
+            sim_proc.wait(10)
+            redis.stop()
+    result = {
+        "bare_get_per_s": round(bare),
+        "bridge_polls_per_s": round(bridged),
+        "ratio": round(bridged / bare, 3),
+        "seconds": args.seconds,
+        "jobs": args.jobs,
+        "concurrency": args.concurrency,
+        "python": platform.python_version(),
+        "redis": str(redis.binary),
+    }
+    print(json.dumps(result))
+    print(f"| {result['bare_get_per_s']} | {result['bridge_polls_per_s']} | {result['ratio']} |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
