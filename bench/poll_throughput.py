@@ -22,8 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bridge.app import Role
-from bridge.app import Bridge
+from bridge.app import Bridge, Role
 from bridge.model import WatchKey
 from bridge.settings import load_settings
 from bridge.store.embedded import EmbeddedRedis

@@ -22,7 +22,7 @@ from bridge.errors import (
 )
 from bridge.events import outcome_event
 from bridge.metrics import Metrics
-from bridge.model import JobSnapshot, Outcome, Watch, state_for
+from bridge.model import Counts, JobSnapshot, Outcome, Watch, state_for
 from bridge.poll import backoff
 from bridge.providers.base import Provider, fetch_snapshot
 from bridge.providers.http import HttpClient
@@ -150,51 +150,70 @@ class Poller:
             return await self._store.reschedule(claimed, updated, now + self._settings.max_interval)
 
         # The claim already asked the source's fleet-wide limiter: this request may go now.
-        polled = replace(watch, polls=watch.polls + 1, last_polled_at=now)
         started = time.perf_counter()
         try:
             snapshot = await fetch_snapshot(
                 source.provider, self._http, watch.kind, watch.job_id, now
             )
         except RateLimitedError as exc:
-            return await self._rate_limited(claimed, polled, source, exc)
+            return await self._rate_limited(claimed, self._polled(watch, now), source, exc)
         except NotFoundError as exc:
-            return await self._not_found(claimed, polled, source, str(exc))
+            return await self._not_found(claimed, self._polled(watch, now), source, str(exc))
         except AuthError as exc:
             self._count(source, "auth_error", started)
             await self._set_health(source.name, False, str(exc))
-            return await self._retry_later(claimed, polled, str(exc))
+            return await self._retry_later(claimed, self._polled(watch, now), str(exc))
         except TransientUpstreamError as exc:
             self._count(source, "error", started)
             log.info("poll_failed", watch_id=watch.id, source=source.name, error=str(exc))
-            return await self._retry_later(claimed, polled, str(exc))
+            return await self._retry_later(claimed, self._polled(watch, now), str(exc))
         self._count(source, "ok", started)
         await self._set_health(source.name, True, None)
-        return await self._record(claimed, polled, source, snapshot)
+        return await self._record(claimed, snapshot, now)
 
-    async def _record(
-        self, claimed: Claimed, polled: Watch, source: PolledSource, snap: JobSnapshot
-    ) -> str:
-        now = polled.last_polled_at or self._clock.now()
+    @staticmethod
+    def _polled(watch: Watch, now: float) -> Watch:
+        return replace(watch, polls=watch.polls + 1, last_polled_at=now)
+
+    async def _record(self, claimed: Claimed, snap: JobSnapshot, now: float) -> str:
+        """A good answer: finish the watch, or save it and pick the next poll time."""
+        w = claimed.watch
+        if snap.outcome is not None:
+            updated = replace(
+                w,
+                polls=w.polls + 1,
+                last_polled_at=now,
+                status=snap.status,
+                counts=snap.counts,
+                errors=0,
+                not_found=0,
+                last_error=None,
+                snapshot=snap.raw,
+            )
+            return await self._finish(claimed, updated, snap.outcome, snap, now)
+        t0, done0, eta = track_progress(w, snap.counts, now)
+        interval = backoff.next_interval(
+            polls=w.polls,  # answers before this one: the first interval is min_interval
+            min_s=self._settings.min_interval,
+            max_s=self._settings.max_interval,
+            eta_s=eta,
+        )
+        # The hot path: one copy of the watch per poll (dataclasses.replace is not cheap).
         updated = replace(
-            polled,
+            w,
+            polls=w.polls + 1,
+            last_polled_at=now,
             status=snap.status,
             counts=snap.counts,
             errors=0,
             not_found=0,
             last_error=None,
             snapshot=snap.raw,
+            progress_t0=t0,
+            progress_done0=done0,
+            interval_s=interval,
+            next_poll_at=now + interval,
         )
-        if snap.outcome is not None:
-            return await self._finish(claimed, updated, snap.outcome, snap, now)
-        updated, eta = _track_progress(updated, now)
-        interval = backoff.next_interval(
-            polls=updated.polls - 1,  # the first interval after the first answer is min_interval
-            min_s=self._settings.min_interval,
-            max_s=self._settings.max_interval,
-            eta_s=eta,
-        )
-        updated = replace(updated, interval_s=interval)
         return await self._store.reschedule(claimed, updated, now + interval)
 
     async def _finish(
@@ -276,14 +295,16 @@ class Poller:
             log.warning(event, source=source, reason=reason)
 
 
-def _track_progress(watch: Watch, now: float) -> tuple[Watch, float | None]:
-    """Remember the first progress sample; estimate the time left from the rate since."""
-    total, done = watch.counts.total, watch.counts.processed
+def track_progress(
+    watch: Watch, counts: Counts, now: float
+) -> tuple[float | None, int | None, float | None]:
+    """(t0, done0, eta): the first progress sample kept, and the time left estimated from it."""
+    total, done = counts.total, counts.processed
     if not total or done is None:
-        return watch, None
+        return watch.progress_t0, watch.progress_done0, None
     if watch.progress_t0 is None or watch.progress_done0 is None or done < watch.progress_done0:
-        return replace(watch, progress_t0=now, progress_done0=done), None
+        return now, done, None
     eta = backoff.estimate_remaining(
         t0=watch.progress_t0, done0=watch.progress_done0, t=now, done=done, total=total
     )
-    return watch, eta
+    return watch.progress_t0, watch.progress_done0, eta

@@ -18,6 +18,7 @@ from redis.asyncio.client import Pipeline
 from bridge.clock import to_ms
 from bridge.model import Event, Watch, WatchKey, WatchState
 from bridge.store import codec, scripts
+from bridge.store.batch import ScriptBatcher
 from bridge.store.keys import Keys
 
 # Watches read per round when filtering a list, and rounds per page at most.
@@ -58,6 +59,7 @@ class RedisStore:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.client = client
         self.keys = Keys(prefix)
+        self._batch = ScriptBatcher(client)
         reg = client.register_script
         self._register = reg(scripts.REGISTER)
         self._claim = reg(scripts.CLAIM)
@@ -210,10 +212,12 @@ class RedisStore:
     async def reschedule(self, claimed: Claimed, updated: Watch, next_at: float) -> str:
         """Release the lease and make the watch due at next_at, saving its new state."""
         k = self.keys
-        updated = replace(updated, next_poll_at=next_at)
-        result = await self._reschedule(
-            keys=[k.watch(claimed.watch.id), k.due, k.leases],
-            args=[claimed.watch.id, claimed.token, to_ms(next_at), codec.watch_to_doc(updated)],
+        if updated.next_poll_at != next_at:
+            updated = replace(updated, next_poll_at=next_at)
+        result = await self._batch.call(
+            self._reschedule,
+            [k.watch(claimed.watch.id), k.due, k.leases],
+            [claimed.watch.id, claimed.token, to_ms(next_at), codec.watch_to_doc(updated)],
         )
         return str(result)
 
@@ -224,8 +228,9 @@ class RedisStore:
         k = self.keys
         w = claimed.watch
         updated = replace(updated, next_poll_at=None)
-        result = await self._finish(
-            keys=[
+        result = await self._batch.call(
+            self._finish,
+            [
                 k.watch(w.id),
                 k.due,
                 k.leases,
@@ -235,7 +240,7 @@ class RedisStore:
                 k.watch_events(w.id),
                 k.outbox,
             ],
-            args=[
+            [
                 w.id,
                 claimed.token,
                 to_ms(updated.terminal_at or 0),
