@@ -6,6 +6,7 @@ One Poller per process; any number of processes share the schedule in Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -59,7 +60,10 @@ class Poller:
         self._clock = clock
         self._metrics = metrics
         self._rand = rand
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._queue: asyncio.Queue[Claimed] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._busy = 0
+        self._more_due = False  # the last claim was cut by free slots, not by due work
         self._wake = asyncio.Event()
         self._stopping = False
         self._health: dict[str, bool] = {}
@@ -69,15 +73,21 @@ class Poller:
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._run(), name="poller")
+        """A fixed pool of `concurrency` workers fed by one claiming loop."""
+        self._loop_task = asyncio.create_task(self._run(), name="poller-claims")
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"poller-{i}")
+            for i in range(self._settings.concurrency)
+        ]
         self.wake()
 
     def wake(self) -> None:
-        """Look for due watches now (the ticker calls this; so does a finished poll)."""
+        """Look for due watches now (the ticker calls this; so do finishing polls)."""
         self._wake.set()
 
     async def stop(self, grace_s: float) -> None:
-        """Stop claiming, let polls in flight finish for grace_s, then cancel the rest.
+        """Stop claiming, hand back what was claimed but not started, let polls in
+        flight finish for grace_s, then cancel the rest.
 
         A cancelled poll loses nothing: its lease expires and another replica retries it.
         """
@@ -85,15 +95,25 @@ class Poller:
         self._wake.set()
         if self._loop_task:
             await self._loop_task
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        now = self._clock.now()
+        while not self._queue.empty():
+            claimed = self._queue.get_nowait()
+            with contextlib.suppress(Exception):  # worst case the lease expires instead
+                await self._store.reschedule(claimed, claimed.watch, now)
+        deadline = asyncio.get_running_loop().time() + grace_s
+        while self._busy and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        return self._busy
+
+    def _free(self) -> int:
+        return self._settings.concurrency - self._busy - self._queue.qsize()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -107,34 +127,35 @@ class Poller:
                 log.exception("claim_failed")
 
     async def fill(self) -> int:
-        """Claim as many due watches as there are free slots and start polling them."""
-        free = self._settings.concurrency - len(self._tasks)
+        """Claim as many due watches as there are idle workers."""
+        free = self._free()
         if free <= 0:
             return 0
         claimed = await self._store.claim(
             self._clock.now(), self._settings.lease, free, self._rate_limits
         )
+        self._more_due = len(claimed) == free
         for item in claimed:
-            task = asyncio.create_task(self._poll_guarded(item, full=len(claimed) == free))
-            self._tasks.add(task)
-        self._metrics.in_flight.set(len(self._tasks))
+            self._queue.put_nowait(item)
         return len(claimed)
 
-    async def _poll_guarded(self, claimed: Claimed, *, full: bool) -> None:
-        try:
-            await self.poll(claimed)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # never let one job's surprise stop the others
-            log.exception("poll_crashed", watch_id=claimed.watch.id)
-        finally:
-            task = asyncio.current_task()
-            if task is not None:
-                self._tasks.discard(task)
-            self._metrics.in_flight.set(len(self._tasks))
-            # The last claim filled every slot, so more may be due: claim again once a
-            # few slots are free (batches, not one Redis call per finished poll).
-            if full and self._settings.concurrency - len(self._tasks) >= self._refill_at:
+    async def _work(self) -> None:
+        while True:
+            claimed = await self._queue.get()
+            self._busy += 1
+            self._metrics.in_flight.set(self._busy)
+            try:
+                await self.poll(claimed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let one job's surprise stop the others
+                log.exception("poll_crashed", watch_id=claimed.watch.id)
+            finally:
+                self._busy -= 1
+            # More may be due than the last claim could take: claim again once a few
+            # workers are idle (batches, not one Redis call per finished poll).
+            if self._more_due and self._free() >= self._refill_at:
+                self._more_due = False
                 self.wake()
 
     # --------------------------------------------------------------- one poll

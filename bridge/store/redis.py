@@ -18,7 +18,7 @@ from redis.asyncio.client import Pipeline
 from bridge.clock import to_ms
 from bridge.model import Event, Watch, WatchKey, WatchState
 from bridge.store import codec, scripts
-from bridge.store.batch import ScriptBatcher
+from bridge.store.batch import Coalescer
 from bridge.store.keys import Keys
 
 # Watches read per round when filtering a list, and rounds per page at most.
@@ -59,7 +59,6 @@ class RedisStore:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.client = client
         self.keys = Keys(prefix)
-        self._batch = ScriptBatcher(client)
         reg = client.register_script
         self._register = reg(scripts.REGISTER)
         self._claim = reg(scripts.CLAIM)
@@ -68,6 +67,11 @@ class RedisStore:
         self._delete = reg(scripts.DELETE)
         self._pause = reg(scripts.PAUSE)
         self._delete_if_equals = reg(scripts.DELETE_IF_EQUALS)
+        self._reschedule_many = reg(scripts.RESCHEDULE_MANY)
+        self._reschedules: Coalescer[list[str], str] = Coalescer(self._flush_reschedules)
+        self._finishes: Coalescer[tuple[list[str], list[str]], str | BaseException] = Coalescer(
+            self._flush_finishes
+        )
 
     async def ping(self) -> bool:
         return bool(await self.client.ping())
@@ -214,12 +218,31 @@ class RedisStore:
         k = self.keys
         if updated.next_poll_at != next_at:
             updated = replace(updated, next_poll_at=next_at)
-        result = await self._batch.call(
-            self._reschedule,
-            [k.watch(claimed.watch.id), k.due, k.leases],
-            [claimed.watch.id, claimed.token, to_ms(next_at), codec.watch_to_doc(updated)],
+        return await self._reschedules.call(
+            [claimed.watch.id, str(claimed.token), str(to_ms(next_at)), codec.watch_to_doc(updated)]
         )
-        return str(result)
+
+    async def _flush_reschedules(self, items: list[list[str]]) -> list[str]:
+        k = self.keys
+        if len(items) == 1:  # the plain script: no argument list to build
+            watch_id, token, next_ms, doc = items[0]
+            result = await self._reschedule(
+                keys=[k.watch(watch_id), k.due, k.leases], args=[watch_id, token, next_ms, doc]
+            )
+            return [str(result)]
+        args = [k.watch_prefix()]
+        for item in items:
+            args += item
+        return [str(v) for v in await self._reschedule_many(keys=[k.due, k.leases], args=args)]
+
+    async def _flush_finishes(
+        self, items: list[tuple[list[str], list[str]]]
+    ) -> list[str | BaseException]:
+        pipe = self.client.pipeline(transaction=False)
+        for keys, args in items:
+            await self._finish(keys=keys, args=args, client=pipe)
+        results = await pipe.execute(raise_on_error=False)
+        return [v if isinstance(v, BaseException) else str(v) for v in results]
 
     async def finish(
         self, claimed: Claimed, updated: Watch, event: Event, retention_s: float
@@ -228,31 +251,33 @@ class RedisStore:
         k = self.keys
         w = claimed.watch
         updated = replace(updated, next_poll_at=None)
-        result = await self._batch.call(
-            self._finish,
-            [
-                k.watch(w.id),
-                k.due,
-                k.leases,
-                k.watch_key(w.source, w.kind, w.job_id),
-                k.event(event.id),
-                k.events,
-                k.watch_events(w.id),
-                k.outbox,
-            ],
-            [
-                w.id,
-                claimed.token,
-                to_ms(updated.terminal_at or 0),
-                to_ms(retention_s),
-                event.id,
-                event.type,
-                codec.event_to_json(event),
-                updated.state.value,
-                codec.watch_to_doc(updated),
-            ],
+        result = await self._finishes.call(
+            (
+                [
+                    k.watch(w.id),
+                    k.due,
+                    k.leases,
+                    k.watch_key(w.source, w.kind, w.job_id),
+                    k.event(event.id),
+                    k.events,
+                    k.watch_events(w.id),
+                    k.outbox,
+                ],
+                [
+                    w.id,
+                    str(claimed.token),
+                    str(to_ms(updated.terminal_at or 0)),
+                    str(to_ms(retention_s)),
+                    event.id,
+                    event.type,
+                    codec.event_to_json(event),
+                    updated.state.value,
+                    codec.watch_to_doc(updated),
+                ],
+            )
         )
-        return str(result)
+        assert isinstance(result, str)  # the coalescer raises a failed call's exception
+        return result
 
     async def due_count(self) -> int:
         return int(await self.client.zcard(self.keys.due))

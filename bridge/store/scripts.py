@@ -136,6 +136,36 @@ return 'ok'
 """
 )
 
+# Many reschedules in one call: the same guard and write as RESCHEDULE, per watch.
+# KEYS[1] due zset  KEYS[2] leases zset
+# ARGV[1] watch hash key prefix, then per watch: id, lease token, next poll ms, doc
+# returns one verdict per watch, as RESCHEDULE
+RESCHEDULE_MANY = """
+local out = {}
+for i = 2, #ARGV, 4 do
+  local id = ARGV[i]
+  local key = ARGV[1] .. id
+  local verdict = 'ok'
+  local h = redis.call('HMGET', key, 'lease', 'state')
+  if not h[2] then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    verdict = 'gone'
+  elseif h[1] ~= ARGV[i + 1] then
+    verdict = 'stale'
+  elseif h[2] ~= 'watching' then
+    redis.call('ZREM', KEYS[2], id)
+    verdict = 'finished'
+  else
+    redis.call('HSET', key, 'doc', ARGV[i + 3])
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZADD', KEYS[1], ARGV[i + 2], id)
+  end
+  out[#out + 1] = verdict
+end
+return out
+"""
+
 # The transactional outbox: the terminal compare-and-set and the event in one step.
 # KEYS[1] watch hash  KEYS[2] due zset  KEYS[3] leases zset  KEYS[4] watch key
 # KEYS[5] event string  KEYS[6] events zset  KEYS[7] watch events zset  KEYS[8] outbox stream

@@ -8,7 +8,7 @@ import pytest
 
 from bridge.events import outcome_event
 from bridge.model import Outcome, WatchKey, WatchState
-from bridge.store.redis import RedisStore
+from bridge.store.redis import Claimed, RedisStore
 
 NOW = 1_800_000_000.0
 KEY = WatchKey("fs", "users", "job-1")
@@ -42,6 +42,31 @@ async def test_claim_skips_watches_not_yet_due(store: RedisStore) -> None:
     assert await store.reschedule(c, c.watch, NOW + 10) == "ok"
     assert await store.claim(NOW + 9, 30, 10) == []
     assert len(await store.claim(NOW + 10, 30, 10)) == 1
+
+
+async def test_concurrent_reschedules_each_get_their_verdict(store: RedisStore) -> None:
+    """Writes coalesced into one round trip still answer each caller on its own."""
+    import asyncio
+
+    for i in range(4):
+        await store.register(WatchKey("fs", "users", f"c{i}"), NOW)
+    claimed = await store.claim(NOW, 30, 10)
+    stale = Claimed(claimed[0].watch, claimed[0].token + 1)  # a lease someone else holds
+    assert await store.delete_watch(claimed[1].watch)
+    verdicts = await asyncio.gather(
+        store.reschedule(stale, replace(stale.watch, polls=9), NOW + 50),
+        store.reschedule(claimed[1], claimed[1].watch, NOW + 50),
+        store.reschedule(claimed[2], replace(claimed[2].watch, polls=3), NOW + 50),
+        store.reschedule(claimed[3], claimed[3].watch, NOW + 60),
+    )
+    assert verdicts == ["stale", "gone", "ok", "ok"]
+    saved = await store.get_watch(claimed[2].watch.id)
+    assert saved is not None and saved.polls == 3 and saved.next_poll_at == NOW + 50
+    untouched = await store.get_watch(stale.watch.id)
+    assert untouched is not None and untouched.polls == 0
+    # Due by now: the one rescheduled to +50, and the stale one whose lease ran out.
+    again = {c.watch.id for c in await store.claim(NOW + 55, 30, 10)}
+    assert again == {claimed[2].watch.id, stale.watch.id}
 
 
 async def test_stale_lease_cannot_write(store: RedisStore) -> None:
