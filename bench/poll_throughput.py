@@ -1,7 +1,10 @@
 """Polls per second of one bridge process against the local simulator, next to a bare
 aiohttp GET loop against the same simulator in the same run.
 
-    .venv/bin/python bench/poll_throughput.py [--seconds 15] [--jobs 2000] [--concurrency 64]
+    .venv/bin/python bench/poll_throughput.py [--seconds 10] [--rounds 3] [--jobs 1000]
+
+Rounds alternate (bare, bridge, bare, bridge, …) so that both see the same machine
+state; the medians are reported.
 
 Everything runs on loopback: a real redis-server (embedded), the simulator as a
 separate process, and the measured client in this process. Rate limits are off.
@@ -14,6 +17,7 @@ import argparse
 import asyncio
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,9 +90,10 @@ async def bare_loop(sim: str, ids: list[str], seconds: float, concurrency: int) 
 async def bridge_run(
     sim: str, redis_url: str, ids: list[str], seconds: float, concurrency: int, tmp: Path
 ) -> float:
+    """The bridge's poller alone (no API), every watch always due, limiter off."""
     cfg = tmp / "bench.toml"
     cfg.write_text(f"""
-key_prefix = "bench{int(time.time())}"
+key_prefix = "bench"
 [api]
 listen = "127.0.0.1:0"
 [poll]
@@ -120,7 +125,7 @@ rate_limit = 0
             if s.name == "bridge_polls_total"
         )
 
-    await asyncio.sleep(2)  # warm-up: connection pools, first claims
+    await asyncio.sleep(1)  # warm-up: connection pools, first claims
     start_polls, started = polls(), time.monotonic()
     await asyncio.sleep(seconds)
     rate = (polls() - start_polls) / (time.monotonic() - started)
@@ -130,8 +135,9 @@ rate_limit = 0
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
 
@@ -141,7 +147,16 @@ async def main() -> None:
         redis.start()
         port = free_port()
         sim_proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "sim", "--listen", f"127.0.0.1:{port}"],
+            [
+                sys.executable,
+                "-m",
+                "bridge",
+                "sim",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--log-limit",
+                "1000",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -150,16 +165,29 @@ async def main() -> None:
             await wait_for(f"{sim}/_sim/jobs")
             ids = await create_jobs(sim, args.jobs)
             await bare_loop(sim, ids, 2, args.concurrency)  # warm-up
-            bare = await bare_loop(sim, ids, args.seconds, args.concurrency)
-            bridged = await bridge_run(sim, redis.url, ids, args.seconds, args.concurrency, tmp)
+            bares, bridges, cpu_bare, cpu_bridge = [], [], [], []
+            for _ in range(args.rounds):
+                cpu0 = time.process_time()
+                bares.append(await bare_loop(sim, ids, args.seconds, args.concurrency))
+                cpu_bare.append((time.process_time() - cpu0) / (bares[-1] * args.seconds))
+                cpu0 = time.process_time()
+                bridges.append(
+                    await bridge_run(sim, redis.url, ids, args.seconds, args.concurrency, tmp)
+                )
+                # includes the bridge's start, warm-up and stop: an upper bound per poll
+                cpu_bridge.append((time.process_time() - cpu0) / (bridges[-1] * (args.seconds + 1)))
         finally:
             sim_proc.terminate()
             sim_proc.wait(10)
             redis.stop()
+    bare, bridged = statistics.median(bares), statistics.median(bridges)
     result = {
         "bare_get_per_s": round(bare),
         "bridge_polls_per_s": round(bridged),
         "ratio": round(bridged / bare, 3),
+        "rounds": {"bare": [round(b) for b in bares], "bridge": [round(b) for b in bridges]},
+        "client_cpu_us_per_bare_get": round(statistics.median(cpu_bare) * 1e6),
+        "client_cpu_us_per_bridge_poll": round(statistics.median(cpu_bridge) * 1e6),
         "seconds": args.seconds,
         "jobs": args.jobs,
         "concurrency": args.concurrency,

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="run the FullStory/Talkdesk simulator")
     sim.add_argument("--listen", default="127.0.0.1:8900")
     sim.add_argument("--token-ttl", type=float, default=3600.0)
+    sim.add_argument(
+        "--log-limit", type=int, default=200_000, help="requests kept for /_sim/requests"
+    )
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
@@ -117,7 +120,7 @@ def _sim(args: argparse.Namespace) -> int:
 
     logs.configure("INFO")
     host, port = split_listen(args.listen)
-    sim = Simulator(SimState(token_ttl=args.token_ttl))
+    sim = Simulator(SimState(token_ttl=args.token_ttl, log_limit=args.log_limit))
     print(
         f"simulator on http://{host}:{port} (FullStory key {sim.state.api_key!r}, "
         f"Talkdesk client {sim.state.client_id!r})",

@@ -68,7 +68,7 @@ class Poller:
         self._stopping = False
         self._health: dict[str, bool] = {}
         self._loop_task: asyncio.Task[None] | None = None
-        self._refill_at = max(1, settings.concurrency // 8)
+        self._refill_at = max(1, settings.concurrency // 4)
         self._rate_limits = {n: (s.rate_limit, s.burst) for n, s in sources.items()}
 
     # ------------------------------------------------------------- lifecycle

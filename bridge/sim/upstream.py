@@ -14,6 +14,7 @@ import base64
 import json
 import secrets
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from email.utils import formatdate
 from typing import Any, Literal
@@ -77,7 +78,9 @@ class SimState:
     jobs: dict[tuple[str, str, str], SimJob] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     tokens: dict[str, float] = field(default_factory=dict)  # token → expiry
-    requests: list[RequestRecord] = field(default_factory=list)
+    # Most recent requests first to go when full (benchmarks run with a small log).
+    log_limit: int = 200_000
+    requests: deque[RequestRecord] = field(default_factory=deque)
     tokens_issued: int = 0
 
 
@@ -88,6 +91,7 @@ def _iso(ts: float) -> str:
 class Simulator:
     def __init__(self, state: SimState | None = None) -> None:
         self.state = state or SimState()
+        self.state.requests = deque(self.state.requests, maxlen=self.state.log_limit or None)
 
     # ------------------------------------------------------------ control
     def add_job(self, spec: JobSpec) -> SimJob:

@@ -15,33 +15,46 @@ from typing import Generic, TypeVar
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-# A batch is cut at this many calls so one flush never holds a connection too long.
-MAX_BATCH = 256
+# A batch is sent at this many calls, or after the delay, whichever comes first.
+MAX_BATCH = 64
+# Waiting a moment for more calls is cheap next to a Redis round trip (a syscall pair
+# and a context switch each): a watch's lease is held meanwhile, so nobody else polls it.
+MAX_DELAY_S = 0.005
 
 
 class Coalescer(Generic[Item, Result]):
     """`flush` receives the items of one loop turn and returns one result per item."""
 
-    def __init__(self, flush: Callable[[list[Item]], Awaitable[Sequence[Result]]]) -> None:
+    def __init__(
+        self,
+        flush: Callable[[list[Item]], Awaitable[Sequence[Result]]],
+        *,
+        max_batch: int = MAX_BATCH,
+        max_delay_s: float = MAX_DELAY_S,
+    ) -> None:
         self._flush_fn = flush
+        self._max_batch = max_batch
+        self._max_delay_s = max_delay_s
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
-        self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
 
     async def call(self, item: Item) -> Result:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         self._pending.append((item, future))
-        if not self._scheduled:
-            self._scheduled = True
-            # call_soon: every task resumed in this loop turn gets to add its call first.
-            loop.call_soon(self._start_flush)
+        if len(self._pending) >= self._max_batch:
+            self._start_flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self._max_delay_s, self._start_flush)
         return await future
 
     def _start_flush(self) -> None:
-        self._scheduled = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         batch, self._pending = self._pending, []
-        for start in range(0, len(batch), MAX_BATCH):
-            task = asyncio.ensure_future(self._flush(batch[start : start + MAX_BATCH]))
+        if batch:
+            task = asyncio.ensure_future(self._flush(batch))
             task.add_done_callback(_consume)
 
     async def _flush(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
