@@ -146,17 +146,9 @@ async def main() -> None:
         redis = EmbeddedRedis(tmp / "redis", persist=False)
         redis.start()
         port = free_port()
-        sim_proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bridge",
-                "sim",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--log-limit",
-                "1000",
-            ],
+        sim_proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "bridge", "sim", "--listen", f"127.0.0.1:{port}"),
+            *("--log-limit", "1000"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -178,7 +170,7 @@ async def main() -> None:
                 cpu_bridge.append((time.process_time() - cpu0) / (bridges[-1] * (args.seconds + 1)))
         finally:
             sim_proc.terminate()
-            sim_proc.wait(10)
+            await sim_proc.wait()
             redis.stop()
     bare, bridged = statistics.median(bares), statistics.median(bridges)
     result = {

@@ -63,6 +63,8 @@ class Poller:
         self._queue: asyncio.Queue[Claimed] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._more_due = False  # the last claim was cut by free slots, not by due work
         self._wake = asyncio.Event()
         self._stopping = False
@@ -100,9 +102,8 @@ class Poller:
             claimed = self._queue.get_nowait()
             with contextlib.suppress(Exception):  # worst case the lease expires instead
                 await self._store.reschedule(claimed, claimed.watch, now)
-        deadline = asyncio.get_running_loop().time() + grace_s
-        while self._busy and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace_s)
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -143,6 +144,7 @@ class Poller:
         while True:
             claimed = await self._queue.get()
             self._busy += 1
+            self._idle.clear()
             self._metrics.in_flight.set(self._busy)
             try:
                 await self.poll(claimed)
@@ -152,6 +154,8 @@ class Poller:
                 log.exception("poll_crashed", watch_id=claimed.watch.id)
             finally:
                 self._busy -= 1
+                if not self._busy:
+                    self._idle.set()
             # More may be due than the last claim could take: claim again once a few
             # workers are idle (batches, not one Redis call per finished poll).
             if self._more_due and self._free() >= self._refill_at:

@@ -215,7 +215,6 @@ class RedisStore:
 
     async def reschedule(self, claimed: Claimed, updated: Watch, next_at: float) -> str:
         """Release the lease and make the watch due at next_at, saving its new state."""
-        k = self.keys
         if updated.next_poll_at != next_at:
             updated = replace(updated, next_poll_at=next_at)
         return await self._reschedules.call(

