@@ -89,8 +89,11 @@ async def bare_loop(sim: str, ids: list[str], seconds: float, concurrency: int) 
 
 async def bridge_run(
     sim: str, redis_url: str, ids: list[str], seconds: float, concurrency: int, tmp: Path
-) -> float:
-    """The bridge's poller alone (no API), every watch always due, limiter off."""
+) -> tuple[float, float]:
+    """Polls per second and this process's CPU seconds per poll.
+
+    The poller alone (no API), every watch always due, limiter off.
+    """
     cfg = tmp / "bench.toml"
     cfg.write_text(f"""
 key_prefix = "bench"
@@ -126,11 +129,12 @@ rate_limit = 0
         )
 
     await asyncio.sleep(1)  # warm-up: connection pools, first claims
-    start_polls, started = polls(), time.monotonic()
+    start_polls, started, cpu0 = polls(), time.monotonic(), time.process_time()
     await asyncio.sleep(seconds)
-    rate = (polls() - start_polls) / (time.monotonic() - started)
+    done = polls() - start_polls
+    rate, cpu = done / (time.monotonic() - started), (time.process_time() - cpu0) / done
     await bridge.stop(grace_s=5)
-    return rate
+    return rate, cpu
 
 
 async def main() -> None:
@@ -157,17 +161,19 @@ async def main() -> None:
             await wait_for(f"{sim}/_sim/jobs")
             ids = await create_jobs(sim, args.jobs)
             await bare_loop(sim, ids, 2, args.concurrency)  # warm-up
-            bares, bridges, cpu_bare, cpu_bridge = [], [], [], []
+            bares: list[float] = []
+            bridges: list[float] = []
+            cpu_bare: list[float] = []
+            cpu_bridge: list[float] = []
             for _ in range(args.rounds):
                 cpu0 = time.process_time()
                 bares.append(await bare_loop(sim, ids, args.seconds, args.concurrency))
                 cpu_bare.append((time.process_time() - cpu0) / (bares[-1] * args.seconds))
-                cpu0 = time.process_time()
-                bridges.append(
-                    await bridge_run(sim, redis.url, ids, args.seconds, args.concurrency, tmp)
+                rate, cpu = await bridge_run(
+                    sim, redis.url, ids, args.seconds, args.concurrency, tmp
                 )
-                # includes the bridge's start, warm-up and stop: an upper bound per poll
-                cpu_bridge.append((time.process_time() - cpu0) / (bridges[-1] * (args.seconds + 1)))
+                bridges.append(rate)
+                cpu_bridge.append(cpu)
         finally:
             sim_proc.terminate()
             await sim_proc.wait()

@@ -35,7 +35,7 @@ def state_for(outcome: Outcome) -> WatchState:
     return WatchState.TERMINAL
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Counts:
     total: int | None = None
     succeeded: int | None = None
@@ -51,7 +51,7 @@ class Counts:
         return {"total": self.total, "succeeded": self.succeeded, "failed": self.failed}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobSnapshot:
     """One upstream answer about one job, normalised."""
 
@@ -67,14 +67,14 @@ class JobSnapshot:
         return self.outcome is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WatchKey:
     source: str
     kind: str
     job_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Watch:
     """A watch as stored; timestamps are unix seconds."""
 
@@ -101,7 +101,7 @@ class Watch:
     snapshot: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     id: str
     type: str

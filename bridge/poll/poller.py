@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import structlog
 
@@ -69,6 +70,7 @@ class Poller:
         self._wake = asyncio.Event()
         self._stopping = False
         self._health: dict[str, bool] = {}
+        self._metric_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._refill_at = max(1, settings.concurrency // 4)
         self._rate_limits = {n: (s.rate_limit, s.burst) for n, s in sources.items()}
@@ -306,8 +308,17 @@ class Poller:
         return await self._store.reschedule(claimed, updated, self._clock.now() + delay)
 
     def _count(self, source: PolledSource, result: str, started: float) -> None:
-        self._metrics.polls.labels(source.name, result).inc()
-        self._metrics.poll_seconds.labels(source.name).observe(time.perf_counter() - started)
+        # Labelled children are looked up once: .labels() is measurable on the hot path.
+        key = (source.name, result)
+        children = self._metric_children.get(key)
+        if children is None:
+            children = (
+                self._metrics.polls.labels(source.name, result),
+                self._metrics.poll_seconds.labels(source.name),
+            )
+            self._metric_children[key] = children
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
 
     async def _set_health(self, source: str, healthy: bool, reason: str | None) -> None:
         """Write health to Redis only when this process sees it change."""

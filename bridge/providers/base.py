@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
+import orjson
 from pydantic import ValidationError
 
 from bridge.errors import (
@@ -80,8 +81,8 @@ def classify(answer: HttpAnswer, now: float) -> UpstreamError:
 
 def decode_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except ValueError:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise TransientUpstreamError("malformed answer: not JSON") from None
 
 

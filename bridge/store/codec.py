@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from bridge.model import Counts, Event, Outcome, Watch, WatchState
 
@@ -32,11 +33,11 @@ def watch_to_doc(watch: Watch) -> str:
         "progress_done0": watch.progress_done0,
         "snapshot": watch.snapshot,
     }
-    return json.dumps(doc, separators=(",", ":"))
+    return orjson.dumps(doc).decode()
 
 
 def watch_from_doc(text: str, lease: int = 0) -> Watch:
-    d = json.loads(text)
+    d = orjson.loads(text)
     counts = d.get("counts") or {}
     return Watch(
         id=d["id"],
@@ -64,20 +65,19 @@ def watch_from_doc(text: str, lease: int = 0) -> Watch:
 
 
 def event_to_json(event: Event) -> str:
-    return json.dumps(
+    return orjson.dumps(
         {
             "id": event.id,
             "type": event.type,
             "timestamp": event.timestamp,
             "watch_id": event.watch_id,
             "data": event.data,
-        },
-        separators=(",", ":"),
-    )
+        }
+    ).decode()
 
 
 def event_from_json(text: str) -> Event:
-    data = json.loads(text)
+    data = orjson.loads(text)
     return Event(
         id=data["id"],
         type=data["type"],
