@@ -53,8 +53,8 @@ tokens = ["{TOKEN}"]
 min_interval = {min_interval}
 max_interval = {max_interval}
 tick = 0.05
-request_timeout = 5
-lease = 10
+request_timeout = 2
+lease = 5
 {extra}
 [sources.fs]
 provider = "fullstory"

@@ -126,13 +126,14 @@ async def bridge_outbox_len(running) -> int:  # type: ignore[no-untyped-def]
 
 
 async def test_faults_do_not_lose_jobs(running) -> None:  # type: ignore[no-untyped-def]
-    """5xx, garbage, HTML, oversize and slow answers are retried; the jobs still finish once."""
+    """5xx, garbage, HTML, oversize and too-slow answers are retried; the job finishes once."""
     from bridge.sim.upstream import FaultSpec
 
     sim, _, api = running
     sim.add_job(JobSpec(provider="fullstory", id="flaky", duration=0.3))
     for kind in ("500", "garbage", "html", "huge", "503"):
         sim.add_fault(FaultSpec(kind=kind, provider="fullstory"))  # type: ignore[arg-type]
+    sim.add_fault(FaultSpec(kind="slow", provider="fullstory", delay=3))  # > request_timeout
     async with aiohttp.ClientSession(headers=auth()) as http:
         resp = await http.post(f"{api}/v1/watches", json={"source": "fs", "job_id": "flaky"})
         watch_id = (await resp.json())["id"]
@@ -145,4 +146,4 @@ async def test_faults_do_not_lose_jobs(running) -> None:  # type: ignore[no-unty
         events = (await (await http.get(f"{api}/v1/events?watch_id={watch_id}")).json())["items"]
         assert [e["type"] for e in events] == ["import.completed"]
         view = await (await http.get(f"{api}/v1/watches/{watch_id}")).json()
-        assert view["polls"] >= 6
+        assert view["polls"] >= 7
