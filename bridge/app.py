@@ -12,6 +12,9 @@ from aiohttp import web
 
 from bridge.api.server import ApiContext, build_api
 from bridge.clock import Clock, SystemClock
+from bridge.delivery.deliverer import Deliverer
+from bridge.delivery.sender import WebhookSender, webhook_session
+from bridge.delivery.static import sync_static_subscriptions
 from bridge.metrics import Metrics
 from bridge.poll.poller import PolledSource, Poller
 from bridge.poll.scheduler import Ticker
@@ -19,6 +22,7 @@ from bridge.providers.fullstory import FullStoryProvider
 from bridge.providers.http import UpstreamHttp, default_session
 from bridge.providers.talkdesk import TalkdeskProvider
 from bridge.settings import FullStorySource, Settings, TalkdeskSource
+from bridge.store.deliveries import DeliveryStore
 from bridge.store.redis import RedisStore, connect
 
 log = structlog.get_logger("bridge.app")
@@ -57,6 +61,8 @@ class Bridge:
         self._ticker: Ticker | None = None
         self.store: RedisStore | None = None
         self.poller: Poller | None = None
+        self.deliverer: Deliverer | None = None
+        self._webhook_session: aiohttp.ClientSession | None = None
         self.api_port: int | None = None
 
     def build_sources(self, store: RedisStore, http: UpstreamHttp) -> dict[str, PolledSource]:
@@ -104,12 +110,29 @@ class Bridge:
             self.poller.start()
             self._ticker.every(s.poll.tick, self._tick, "poll_tick")
             self._ticker.every(_JANITOR_EVERY_S, self._janitor, "janitor")
+        deliveries = DeliveryStore(self.store)
+        await sync_static_subscriptions(deliveries, s, self.clock.now())
+        if Role.DELIVERER in self.roles:
+            d = s.delivery
+            self._webhook_session = webhook_session(
+                limit=d.concurrency, allow_private=d.allow_private_targets
+            )
+            sender = WebhookSender(
+                self._webhook_session, timeout_s=d.timeout, allow_private=d.allow_private_targets
+            )
+            self.deliverer = Deliverer(
+                store=deliveries, sender=sender, settings=d, clock=self.clock, metrics=self.metrics
+            )
+            await self.deliverer.start()
+            self._ticker.every(s.poll.tick, self.deliverer.tick, "delivery_tick")
         self._ticker.start()
         if Role.API in self.roles:
-            await self._start_api({n: src.provider.kinds for n, src in sources.items()})
+            await self._start_api({n: src.provider.kinds for n, src in sources.items()}, deliveries)
         log.info("bridge_started", roles=sorted(self.roles), sources=sorted(sources))
 
-    async def _start_api(self, source_kinds: dict[str, tuple[str, ...]]) -> None:
+    async def _start_api(
+        self, source_kinds: dict[str, tuple[str, ...]], deliveries: DeliveryStore
+    ) -> None:
         assert self.store is not None
         s = self.settings
         ctx = ApiContext(
@@ -120,6 +143,11 @@ class Bridge:
             tokens=tuple(t.get_secret_value() for t in s.api.tokens),
             max_body_bytes=s.api.max_body_bytes,
             on_registered=self.poller.wake if self.poller else (lambda: None),
+            deliveries=deliveries,
+            allow_private_targets=s.delivery.allow_private_targets,
+            rotation_grace=s.delivery.rotation_grace,
+            retention=s.poll.retention,
+            on_delivery_work=self.deliverer.wake if self.deliverer else (lambda: None),
         )
         self._runner = web.AppRunner(build_api(ctx), access_log=None, shutdown_timeout=5)
         await self._runner.setup()
@@ -153,6 +181,12 @@ class Bridge:
         if self.poller:
             await self.poller.stop(grace_s)
             self.poller = None
+        if self.deliverer:
+            await self.deliverer.stop(grace_s)
+            self.deliverer = None
+        if self._webhook_session:
+            await self._webhook_session.close()
+            self._webhook_session = None
         if self._session:
             await self._session.close()
             self._session = None

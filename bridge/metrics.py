@@ -29,5 +29,25 @@ class Metrics:
             "bridge_polls_in_flight", "Polls under way in this process", registry=r
         )
 
+        self.deliveries = Counter(
+            "bridge_deliveries", "Delivery attempts by outcome", ["outcome"], registry=r
+        )
+        self.delivery_seconds = Histogram(
+            "bridge_delivery_attempt_duration_seconds",
+            "Webhook request latency",
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.delivery_lag = Histogram(
+            "bridge_delivery_lag_seconds",
+            "From event generation to the receiver's 2xx",
+            registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
+        )
+        self.delivery_queue = Gauge(
+            "bridge_delivery_queue_depth", "Deliveries waiting for an attempt", registry=r
+        )
+        self.dead = Counter("bridge_deliveries_dead", "Deliveries dead-lettered", registry=r)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

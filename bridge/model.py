@@ -112,3 +112,70 @@ class Event:
     def envelope(self) -> dict[str, Any]:
         """The webhook body of DESIGN §5."""
         return {"type": self.type, "timestamp": self.timestamp, "data": self.data}
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    url: str
+    secrets: tuple[tuple[str, float | None], ...]  # (secret, expires_at or None), newest first
+    event_types: tuple[str, ...] = ("import.*",)
+    sources: tuple[str, ...] = ()
+    format: str = "standard"
+    headers: tuple[tuple[str, str], ...] = ()
+    description: str | None = None
+    enabled: bool = True
+    disabled_reason: str | None = None
+    failing_since: float | None = None
+    created_at: float = 0.0
+    static: bool = False
+
+    def live_secrets(self, now: float) -> list[str]:
+        return [s for s, until in self.live_secrets_with_expiry(now)]
+
+    def live_secrets_with_expiry(self, now: float) -> list[tuple[str, float | None]]:
+        return [(s, until) for s, until in self.secrets if until is None or until > now]
+
+    def matches(self, event_type: str, source: str | None) -> bool:
+        if self.sources and source not in self.sources:
+            return False
+        return any(type_matches(p, event_type) for p in self.event_types)
+
+
+def type_matches(pattern: str, event_type: str) -> bool:
+    """`import.*` matches every import event; `*` everything; else the exact name."""
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"  # not attempted yet
+    FAILED = "failed"  # attempted, failed, a retry is scheduled
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"  # the schedule is used up (or the subscription is gone)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    at: float
+    status: int | None
+    latency_s: float
+    error: str | None = None
+    snippet: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    event_id: str
+    subscription_id: str
+    status: DeliveryStatus
+    created_at: float
+    detected_at: float  # when the event was generated: for time-to-deliver
+    attempts: tuple[Attempt, ...] = ()
+    failures: int = 0
+    next_attempt_at: float | None = None
+    lease: int = 0

@@ -73,6 +73,38 @@ class PollSettings(_Section):
         return self
 
 
+class DeliverySettings(_Section):
+    timeout: float = Field(default=15.0, gt=0)
+    retry_schedule: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        min_length=1,
+    )
+    retry_after_cap: float = Field(default=86400.0, gt=0)
+    # SSRF guard: webhook targets must be https and public unless this is set.
+    allow_private_targets: bool = False
+    concurrency: int = Field(default=64, ge=1, le=10_000)
+    per_subscription_concurrency: int = Field(default=8, ge=1)
+    rotation_grace: float = Field(default=86400.0, ge=0)
+    disable_after: float = Field(default=5 * 86400.0, gt=0)
+    retention: float = Field(default=7 * 86400.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_schedule(self) -> DeliverySettings:
+        if any(d < 0 for d in self.retry_schedule):
+            raise ValueError("retry_schedule holds seconds >= 0")
+        return self
+
+
+class StaticSubscription(_Section):
+    url: str
+    secret: SecretStr | None = None
+    event_types: list[str] = Field(default_factory=lambda: ["import.*"])
+    sources: list[str] = Field(default_factory=list)
+    format: Literal["standard", "slack", "discord", "teams"] = "standard"
+    headers: dict[str, str] = Field(default_factory=dict)
+    description: str | None = None
+
+
 class _SourceBase(_Section):
     # 0 turns the limiter off (benchmarks against a local simulator only).
     rate_limit: float = Field(default=5.0, ge=0)
@@ -124,7 +156,9 @@ class Settings(BaseSettings):
     key_prefix: str = Field(default="bridge", pattern=r"^[A-Za-z0-9_.:-]+$")
     api: ApiSettings = Field(default_factory=ApiSettings)
     poll: PollSettings = Field(default_factory=PollSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    subscriptions: list[StaticSubscription] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_source_names(self) -> Settings:

@@ -21,6 +21,7 @@ from bridge.api.models import (
 from bridge.clock import Clock
 from bridge.metrics import Metrics
 from bridge.model import WatchKey, WatchState
+from bridge.store.deliveries import DeliveryStore
 from bridge.store.redis import RedisStore
 
 
@@ -33,6 +34,11 @@ class ApiContext:
     tokens: tuple[str, ...]
     max_body_bytes: int
     on_registered: Callable[[], None] = lambda: None
+    deliveries: DeliveryStore | None = None
+    allow_private_targets: bool = False
+    rotation_grace: float = 86400.0
+    retention: float = 7 * 86400.0
+    on_delivery_work: Callable[[], None] = lambda: None
 
 
 CTX: web.AppKey[ApiContext] = web.AppKey("ctx", ApiContext)
@@ -55,6 +61,9 @@ def build_api(ctx: ApiContext) -> web.Application:
     app.router.add_delete("/v1/watches/{id}", delete_watch)
     app.router.add_get("/v1/events", list_events)
     app.router.add_get("/v1/events/{id}", get_event)
+    from bridge.api.subscriptions import add_routes
+
+    add_routes(app)
     return app
 
 
@@ -148,7 +157,7 @@ async def list_watches(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     q = request.query
     state = _enum_param(q.get("state"), WatchState, "state")
-    cursor, limit = _page_params(q)
+    cursor, limit = page_params(q)
     watches, nxt = await ctx.store.list_watches(
         state=state, source=q.get("source") or None, cursor=cursor, limit=limit
     )
@@ -176,7 +185,7 @@ async def delete_watch(request: web.Request) -> web.Response:
 async def list_events(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     q = request.query
-    cursor, limit = _page_params(q)
+    cursor, limit = page_params(q)
     events, nxt = await ctx.store.list_events(
         watch_id=q.get("watch_id") or None, type_=q.get("type") or None, cursor=cursor, limit=limit
     )
@@ -193,7 +202,7 @@ async def get_event(request: web.Request) -> web.Response:
 
 
 # ----------------------------------------------------------------- params
-def _page_params(q: Mapping[str, str]) -> tuple[tuple[int, str] | None, int]:
+def page_params(q: Mapping[str, str]) -> tuple[tuple[int, str] | None, int]:
     try:
         cursor = decode_cursor(q.get("cursor"))
     except ValueError as exc:

@@ -5,8 +5,6 @@ One Poller per process; any number of processes share the schedule in Redis.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -30,6 +28,7 @@ from bridge.providers.base import Provider, fetch_snapshot
 from bridge.providers.http import HttpClient
 from bridge.settings import PollSettings
 from bridge.store.redis import Claimed, RedisStore
+from bridge.workers import WorkerPool
 
 log = structlog.get_logger("bridge.poll")
 
@@ -61,108 +60,35 @@ class Poller:
         self._clock = clock
         self._metrics = metrics
         self._rand = rand
-        self._queue: asyncio.Queue[Claimed] = asyncio.Queue()
-        self._workers: list[asyncio.Task[None]] = []
-        self._busy = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._more_due = False  # the last claim was cut by free slots, not by due work
-        self._wake = asyncio.Event()
-        self._stopping = False
         self._health: dict[str, bool] = {}
         self._metric_children: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._loop_task: asyncio.Task[None] | None = None
-        self._refill_at = max(1, settings.concurrency // 4)
         self._rate_limits = {n: (s.rate_limit, s.burst) for n, s in sources.items()}
+        self.pool: WorkerPool[Claimed] = WorkerPool(
+            "poller",
+            settings.concurrency,
+            claim=self._claim,
+            handle=self.poll,
+            hand_back=self._hand_back,
+        )
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        """A fixed pool of `concurrency` workers fed by one claiming loop."""
-        self._loop_task = asyncio.create_task(self._run(), name="poller-claims")
-        self._workers = [
-            asyncio.create_task(self._work(), name=f"poller-{i}")
-            for i in range(self._settings.concurrency)
-        ]
-        self.wake()
+        self.pool.start()
 
     def wake(self) -> None:
-        """Look for due watches now (the ticker calls this; so do finishing polls)."""
-        self._wake.set()
+        """Look for due watches now (the ticker calls this)."""
+        self.pool.wake()
 
     async def stop(self, grace_s: float) -> None:
-        """Stop claiming, hand back what was claimed but not started, let polls in
-        flight finish for grace_s, then cancel the rest.
+        await self.pool.stop(grace_s)
 
-        A cancelled poll loses nothing: its lease expires and another replica retries it.
-        """
-        self._stopping = True
-        self._wake.set()
-        if self._loop_task:
-            await self._loop_task
-        now = self._clock.now()
-        while not self._queue.empty():
-            claimed = self._queue.get_nowait()
-            with contextlib.suppress(Exception):  # worst case the lease expires instead
-                await self._store.reschedule(claimed, claimed.watch, now)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), grace_s)
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
-
-    @property
-    def in_flight(self) -> int:
-        return self._busy
-
-    def _free(self) -> int:
-        return self._settings.concurrency - self._busy - self._queue.qsize()
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._stopping:
-                return
-            try:
-                await self.fill()
-            except Exception:  # Redis down: keep the loop alive; the next tick retries
-                log.exception("claim_failed")
-
-    async def fill(self) -> int:
-        """Claim as many due watches as there are idle workers."""
-        free = self._free()
-        if free <= 0:
-            return 0
-        claimed = await self._store.claim(
+    async def _claim(self, free: int) -> list[Claimed]:
+        return await self._store.claim(
             self._clock.now(), self._settings.lease, free, self._rate_limits
         )
-        self._more_due = len(claimed) == free
-        for item in claimed:
-            self._queue.put_nowait(item)
-        return len(claimed)
 
-    async def _work(self) -> None:
-        while True:
-            claimed = await self._queue.get()
-            self._busy += 1
-            self._idle.clear()
-            self._metrics.in_flight.set(self._busy)
-            try:
-                await self.poll(claimed)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # never let one job's surprise stop the others
-                log.exception("poll_crashed", watch_id=claimed.watch.id)
-            finally:
-                self._busy -= 1
-                if not self._busy:
-                    self._idle.set()
-            # More may be due than the last claim could take: claim again once a few
-            # workers are idle (batches, not one Redis call per finished poll).
-            if self._more_due and self._free() >= self._refill_at:
-                self._more_due = False
-                self.wake()
+    async def _hand_back(self, claimed: Claimed) -> None:
+        await self._store.reschedule(claimed, claimed.watch, self._clock.now())
 
     # --------------------------------------------------------------- one poll
     async def poll(self, claimed: Claimed) -> str:

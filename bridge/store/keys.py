@@ -83,3 +83,43 @@ class Keys:
 
     def source_token_lock(self, source: str) -> str:
         return f"{self._p}:source:{source}:token_lock"
+
+    # -- subscriptions and deliveries
+    def subscription(self, sub_id: str) -> str:
+        """String: the subscription as JSON (secrets included: never listed as-is)."""
+        return f"{self._p}:sub:{sub_id}"
+
+    def subscription_state(self, sub_id: str) -> str:
+        """Hash: {enabled, disabled_reason, failing_since}, written by deliverers and the API."""
+        return f"{self._p}:sub_state:{sub_id}"
+
+    @property
+    def subscriptions(self) -> str:
+        """Set: every subscription id."""
+        return f"{self._p}:subs"
+
+    def delivery(self, delivery_id: str) -> str:
+        """Hash: {status, sub, lease, doc}."""
+        return f"{self._p}:dlv:{delivery_id}"
+
+    def delivery_prefix(self) -> str:
+        return f"{self._p}:dlv:"
+
+    @property
+    def deliveries(self) -> str:
+        """Sorted set: delivery id by creation time (ms), for listing."""
+        return f"{self._p}:dlvs"
+
+    @property
+    def deliveries_due(self) -> str:
+        return f"{self._p}:dlv_due"
+
+    @property
+    def deliveries_leases(self) -> str:
+        return f"{self._p}:dlv_leases"
+
+    def parked(self, sub_id: str) -> str:
+        """Sorted set: deliveries held while their subscription is disabled."""
+        return f"{self._p}:parked:{sub_id}"
+
+    OUTBOX_GROUP = "deliverers"

@@ -124,9 +124,9 @@ class RedisStore:
         def keep(w: Watch) -> bool:
             return (state is None or w.state == state) and (source is None or w.source == source)
 
-        return await self._paginate(self.keys.watches, cursor, limit, self._load_many, keep)
+        return await self.paginate(self.keys.watches, cursor, limit, self._load_many, keep)
 
-    async def _paginate(
+    async def paginate(
         self,
         index: str,
         cursor: Cursor | None,
@@ -305,7 +305,7 @@ class RedisStore:
         def keep(e: Event) -> bool:
             return type_ is None or e.type == type_
 
-        return await self._paginate(index, cursor, limit, load, keep)
+        return await self.paginate(index, cursor, limit, load, keep)
 
     async def outbox_length(self) -> int:
         return int(await self.client.xlen(self.keys.outbox))

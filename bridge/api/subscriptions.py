@@ -1,0 +1,410 @@
+"""Admin API: subscriptions, deliveries and replays."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import time
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bridge.api.errors import ApiError, read_json, validation_fields
+from bridge.api.models import decode_cursor, encode_cursor, iso
+from bridge.api.server import CTX, page_params
+from bridge.delivery import signing
+from bridge.delivery.deliverer import RESERVED_HEADERS, deliveries_for
+from bridge.delivery.formats import Format
+from bridge.delivery.targets import TargetRefused, check_host, check_url
+from bridge.events import iso_ms
+from bridge.model import Delivery, DeliveryStatus, Event, Subscription
+from bridge.store.deliveries import DeliveryStore, delivery_id, new_subscription_id
+
+_PATTERN = re.compile(r"^(\*|[a-z_]+(\.[a-z_]+)*(\.\*)?)$")
+_HEADER = re.compile(r"^[A-Za-z0-9-]{1,100}$")
+
+
+class _SubFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_types: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    sources: list[str] | None = Field(default=None, max_length=100)
+    format: Format | None = None
+    headers: dict[str, str] | None = Field(default=None, max_length=20)
+    description: str | None = Field(default=None, max_length=500)
+
+    @field_validator("event_types")
+    @classmethod
+    def _patterns(cls, v: list[str] | None) -> list[str] | None:
+        for p in v or []:
+            if not _PATTERN.match(p):
+                raise ValueError(f"{p!r} is not an event type or pattern like import.*")
+        return v
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for name, value in (v or {}).items():
+            if not _HEADER.match(name) or name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"header {name!r} is not allowed")
+            if "\r" in value or "\n" in value or len(value) > 2000:
+                raise ValueError(f"header {name!r} has an invalid value")
+        return v
+
+
+class SubscriptionCreate(_SubFields):
+    url: str = Field(min_length=1, max_length=2000)
+    secret: str | None = None
+
+
+class SubscriptionPatch(_SubFields):
+    url: str | None = Field(default=None, min_length=1, max_length=2000)
+    enabled: bool | None = None
+
+
+def subscription_view(sub: Subscription, parked: int | None = None) -> dict[str, Any]:
+    """Never the secrets: they are shown once, at creation and rotation."""
+    view: dict[str, Any] = {
+        "id": sub.id,
+        "url": sub.url,
+        "event_types": list(sub.event_types),
+        "sources": list(sub.sources),
+        "format": sub.format,
+        "headers": sorted(k for k, _ in sub.headers),  # names only: values may be credentials
+        "description": sub.description,
+        "enabled": sub.enabled,
+        "disabled_reason": sub.disabled_reason,
+        "failing_since": iso(sub.failing_since),
+        "created_at": iso(sub.created_at),
+        "static": sub.static,
+    }
+    if parked is not None:
+        view["parked_deliveries"] = parked
+    return view
+
+
+def delivery_view(d: Delivery) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "event_id": d.event_id,
+        "subscription_id": d.subscription_id,
+        "status": d.status.value,
+        "created_at": iso(d.created_at),
+        "next_attempt_at": iso(d.next_attempt_at)
+        if d.status is not DeliveryStatus.SUCCEEDED
+        else None,
+        "attempts": [
+            {
+                "at": iso(a.at),
+                "status": a.status,
+                "latency_s": a.latency_s,
+                "error": a.error,
+                "response_snippet": a.snippet,
+            }
+            for a in d.attempts
+        ],
+    }
+
+
+def _deliveries(request: web.Request) -> DeliveryStore:
+    store = request.app[CTX].deliveries
+    if store is None:
+        raise ApiError(404, "not_found", "delivery is not configured on this process")
+    return store
+
+
+async def _check_target(url: str, allow_private: bool) -> None:
+    try:
+        host, port = check_url(url, allow_private=allow_private)
+        await asyncio.to_thread(check_host, host, port, allow_private=allow_private)
+    except TargetRefused as exc:
+        raise ApiError(
+            422,
+            "invalid_url",
+            f"the URL cannot be a webhook target: {exc}",
+            [{"name": "url", "description": str(exc)}],
+        ) from None
+
+
+def _check_secret(secret: str) -> None:
+    try:
+        signing.secret_key(secret)
+    except signing.InvalidSecret as exc:
+        raise ApiError(
+            422, "invalid_secret", str(exc), [{"name": "secret", "description": str(exc)}]
+        ) from None
+
+
+def _check_sources(sources: list[str] | None, known: Any) -> None:
+    unknown = sorted(set(sources or []) - set(known))
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_source",
+            f"no source named {unknown[0]!r}",
+            [{"name": "sources", "description": f"configured: {', '.join(sorted(known))}"}],
+        )
+
+
+async def _parse(request: web.Request, model: type[BaseModel]) -> Any:
+    body = await read_json(request, request.app[CTX].max_body_bytes)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise ApiError(
+            422, "invalid_request", "the subscription is not valid", validation_fields(exc)
+        ) from None
+
+
+async def _get_sub(request: web.Request) -> Subscription:
+    sub = await _deliveries(request).get_subscription(request.match_info["id"])
+    if sub is None:
+        raise ApiError(404, "subscription_not_found", "no subscription with that id")
+    return sub
+
+
+# ------------------------------------------------------------- subscriptions
+async def create_subscription(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    store = _deliveries(request)
+    req: SubscriptionCreate = await _parse(request, SubscriptionCreate)
+    await _check_target(req.url, ctx.allow_private_targets)
+    _check_sources(req.sources, ctx.source_kinds)
+    if req.secret is not None:
+        _check_secret(req.secret)
+    secret = req.secret or signing.new_secret()
+    sub = Subscription(
+        id=new_subscription_id(),
+        url=req.url,
+        secrets=((secret, None),),
+        event_types=tuple(req.event_types or ["import.*"]),
+        sources=tuple(req.sources or ()),
+        format=(req.format or Format.STANDARD).value,
+        headers=tuple(sorted((req.headers or {}).items())),
+        description=req.description,
+        created_at=ctx.clock.now(),
+    )
+    await store.save_subscription(sub)
+    return web.json_response({**subscription_view(sub), "secret": secret}, status=201)
+
+
+async def list_subscriptions(request: web.Request) -> web.Response:
+    subs = await _deliveries(request).list_subscriptions()
+    return web.json_response({"items": [subscription_view(s) for s in subs], "next_cursor": None})
+
+
+async def get_subscription(request: web.Request) -> web.Response:
+    sub = await _get_sub(request)
+    parked = await _deliveries(request).parked_count(sub.id)
+    return web.json_response(subscription_view(sub, parked))
+
+
+async def patch_subscription(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    store = _deliveries(request)
+    sub = await _get_sub(request)
+    req: SubscriptionPatch = await _parse(request, SubscriptionPatch)
+    if req.url is not None:
+        await _check_target(req.url, ctx.allow_private_targets)
+    _check_sources(req.sources, ctx.source_kinds)
+    changed = replace(
+        sub,
+        url=req.url if req.url is not None else sub.url,
+        event_types=tuple(req.event_types) if req.event_types is not None else sub.event_types,
+        sources=tuple(req.sources) if req.sources is not None else sub.sources,
+        format=req.format.value if req.format is not None else sub.format,
+        headers=tuple(sorted(req.headers.items())) if req.headers is not None else sub.headers,
+        description=req.description if req.description is not None else sub.description,
+    )
+    await store.save_subscription(changed)
+    if req.enabled is not None:
+        await store.set_state(
+            sub.id,
+            enabled=req.enabled,
+            disabled_reason="disabled by the API",
+            failing_since=None if req.enabled else False,
+        )
+        if req.enabled:
+            await store.unpark(sub.id, ctx.clock.now())
+            ctx.on_delivery_work()
+    fresh = await store.get_subscription(sub.id)
+    assert fresh is not None
+    return web.json_response(subscription_view(fresh, await store.parked_count(sub.id)))
+
+
+async def delete_subscription(request: web.Request) -> web.Response:
+    if not await _deliveries(request).delete_subscription(request.match_info["id"]):
+        raise ApiError(404, "subscription_not_found", "no subscription with that id")
+    return web.Response(status=204)
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    """A new secret signs from now on; the old ones keep signing for the grace period."""
+    ctx = request.app[CTX]
+    sub = await _get_sub(request)
+    now = ctx.clock.now()
+    secret = signing.new_secret()
+    until = now + ctx.rotation_grace
+    old = tuple(
+        (s, u if u is not None and u < until else until)
+        for s, u in sub.live_secrets_with_expiry(now)
+    )
+    await _deliveries(request).save_subscription(replace(sub, secrets=((secret, None), *old)))
+    return web.json_response(
+        {"id": sub.id, "secret": secret, "previous_secrets_expire_at": iso(until)}
+    )
+
+
+async def test_subscription(request: web.Request) -> web.Response:
+    """Send a ping event to this subscription now."""
+    ctx = request.app[CTX]
+    store = _deliveries(request)
+    sub = await _get_sub(request)
+    now = ctx.clock.now()
+    event = Event(
+        id="evt_ping_" + secrets.token_hex(12),
+        type="ping",
+        timestamp=iso_ms(now),
+        watch_id="",
+        data={"subscription_id": sub.id, "message": "ping"},
+    )
+    await store.save_event(event, now, ctx.retention)
+    delivery = Delivery(
+        id=delivery_id(event.id, sub.id),
+        event_id=event.id,
+        subscription_id=sub.id,
+        status=DeliveryStatus.PENDING,
+        created_at=now,
+        detected_at=now,
+        next_attempt_at=now,
+    )
+    await store.add_deliveries([delivery], now)
+    ctx.on_delivery_work()
+    return web.json_response({"event_id": event.id, "delivery_id": delivery.id}, status=202)
+
+
+# ---------------------------------------------------------------- deliveries
+async def list_deliveries(request: web.Request) -> web.Response:
+    q = request.query
+    cursor, limit = page_params(q)
+    status = None
+    if q.get("status"):
+        try:
+            status = DeliveryStatus(q["status"])
+        except ValueError:
+            allowed = ", ".join(s.value for s in DeliveryStatus)
+            raise ApiError(
+                400,
+                "invalid_status",
+                f"unknown status {q['status']!r}",
+                [{"name": "status", "description": f"one of: {allowed}"}],
+            ) from None
+    items, nxt = await _deliveries(request).list_deliveries(
+        status=status, subscription_id=q.get("subscription_id") or None, cursor=cursor, limit=limit
+    )
+    return web.json_response(
+        {"items": [delivery_view(d) for d in items], "next_cursor": encode_cursor(nxt)}
+    )
+
+
+async def get_delivery(request: web.Request) -> web.Response:
+    d = await _deliveries(request).get_delivery(request.match_info["id"])
+    if d is None:
+        raise ApiError(404, "delivery_not_found", "no delivery with that id")
+    return web.json_response(delivery_view(d))
+
+
+async def retry_delivery(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    store = _deliveries(request)
+    d = await store.get_delivery(request.match_info["id"])
+    if d is None:
+        raise ApiError(404, "delivery_not_found", "no delivery with that id")
+    verdict = await store.requeue(d, ctx.clock.now())
+    if verdict == "busy":
+        raise ApiError(
+            409,
+            "delivery_not_finished",
+            f"the delivery is {d.status.value}; only failed or dead ones are retried",
+        )
+    ctx.on_delivery_work()
+    return web.json_response({"id": d.id, "status": "pending"}, status=202)
+
+
+async def replay_event(request: web.Request) -> web.Response:
+    """Deliver an event again to every subscription that matches it (same webhook-id)."""
+    ctx = request.app[CTX]
+    store = _deliveries(request)
+    event = await ctx.store.get_event(request.match_info["id"])
+    if event is None:
+        raise ApiError(404, "event_not_found", "no event with that id")
+    subs = await store.list_subscriptions()
+    only = request.query.get("subscription_id")
+    if only:
+        subs = [s for s in subs if s.id == only]
+    now = ctx.clock.now()
+    replay = time.time_ns()
+    deliveries = [
+        replace(d, id=delivery_id(event.id, d.subscription_id, replay))
+        for d in deliveries_for(event, subs, now)
+    ]
+    await store.add_deliveries(deliveries, now)
+    ctx.on_delivery_work()
+    return web.json_response(
+        {"event_id": event.id, "delivery_ids": [d.id for d in deliveries]}, status=202
+    )
+
+
+async def recover(request: web.Request) -> web.Response:
+    """Requeue a subscription's failed and dead deliveries created since `since`."""
+    ctx = request.app[CTX]
+    store = _deliveries(request)
+    sub = await _get_sub(request)
+    raw = request.query.get("since", "")
+    try:
+        since = float(raw)
+    except ValueError:
+        raise ApiError(
+            400,
+            "invalid_since",
+            "since must be unix seconds",
+            [{"name": "since", "description": "unix seconds"}],
+        ) from None
+    cursor: tuple[int, str] | None = (int(since * 1000) - 1, "")
+    requeued = 0
+    now = ctx.clock.now()
+    while True:
+        items, cursor = await store.list_deliveries(
+            subscription_id=sub.id, cursor=cursor, limit=200
+        )
+        for d in items:
+            if (
+                d.status in (DeliveryStatus.DEAD, DeliveryStatus.FAILED)
+                and await store.requeue(d, now) == "ok"
+            ):
+                requeued += 1
+        if cursor is None:
+            break
+    ctx.on_delivery_work()
+    return web.json_response({"subscription_id": sub.id, "requeued": requeued})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/v1/subscriptions", create_subscription)
+    r.add_get("/v1/subscriptions", list_subscriptions)
+    r.add_get("/v1/subscriptions/{id}", get_subscription)
+    r.add_patch("/v1/subscriptions/{id}", patch_subscription)
+    r.add_delete("/v1/subscriptions/{id}", delete_subscription)
+    r.add_post("/v1/subscriptions/{id}/rotate-secret", rotate_secret)
+    r.add_post("/v1/subscriptions/{id}/test", test_subscription)
+    r.add_post("/v1/subscriptions/{id}/recover", recover)
+    r.add_get("/v1/deliveries", list_deliveries)
+    r.add_get("/v1/deliveries/{id}", get_delivery)
+    r.add_post("/v1/deliveries/{id}/retry", retry_delivery)
+    r.add_post("/v1/events/{id}/replay", replay_event)
+
+
+__all__ = ["add_routes", "decode_cursor"]

@@ -1,0 +1,274 @@
+"""The deliverer: turns outbox entries into deliveries and attempts them.
+
+Fan-out: outbox entries are read through a Redis consumer group; each becomes one
+delivery per matching subscription, created and acked in one script (idempotent
+ids). Attempts: deliveries are claimed with leases longer than the request
+timeout, so a process killed mid-request loses nothing — its lease expires and any
+replica sends again with the same webhook-id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import socket
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+
+import structlog
+
+from bridge.clock import Clock
+from bridge.delivery import formats, policy, signing
+from bridge.delivery.sender import WebhookSender
+from bridge.events import iso_ms
+from bridge.metrics import Metrics
+from bridge.model import Attempt, Delivery, DeliveryStatus, Event, Subscription
+from bridge.settings import DeliverySettings
+from bridge.store.deliveries import ClaimedDelivery, DeliveryStore, delivery_id
+from bridge.workers import WorkerPool
+
+log = structlog.get_logger("bridge.delivery")
+
+LEASE_MARGIN_S = 30.0  # beyond the request timeout, before another replica may resend
+DEFER_S = 0.5  # a subscription at its concurrency cap: look again this soon
+RESERVED_HEADERS = {"content-type", "webhook-id", "webhook-timestamp", "webhook-signature"}
+
+
+def deliveries_for(event: Event, subs: list[Subscription], now: float) -> list[Delivery]:
+    """One delivery per subscription that wants this event (disabled ones too: they
+    are kept, parked, until the subscription is enabled again)."""
+    source = event.data.get("source")
+    return [
+        Delivery(
+            id=delivery_id(event.id, sub.id),
+            event_id=event.id,
+            subscription_id=sub.id,
+            status=DeliveryStatus.PENDING,
+            created_at=now,
+            detected_at=_detected(event, now),
+            next_attempt_at=now,
+        )
+        for sub in subs
+        if sub.matches(event.type, source if isinstance(source, str) else None)
+        and not (
+            event.type == "subscription.disabled" and event.data.get("subscription_id") == sub.id
+        )
+    ]
+
+
+def _detected(event: Event, fallback: float) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(event.timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return fallback
+
+
+class Deliverer:
+    def __init__(
+        self,
+        *,
+        store: DeliveryStore,
+        sender: WebhookSender,
+        settings: DeliverySettings,
+        clock: Clock,
+        metrics: Metrics,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._settings = settings
+        self._clock = clock
+        self._metrics = metrics
+        self._rand = rand
+        self._consumer = f"{socket.gethostname()}-{id(self):x}"
+        self._schedule = tuple(settings.retry_schedule)
+        self._lease_s = settings.timeout + LEASE_MARGIN_S
+        self._per_sub: Counter[str] = Counter()
+        self._subs: dict[str, Subscription] = {}
+        self.pool: WorkerPool[ClaimedDelivery] = WorkerPool(
+            "deliverer",
+            settings.concurrency,
+            claim=lambda free: self._store.claim(self._clock.now(), self._lease_s, free),
+            handle=self.attempt,
+        )
+
+    # ------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        await self._store.ensure_group()
+        await self.refresh_subscriptions()
+        self.pool.start()
+
+    def wake(self) -> None:
+        self.pool.wake()
+
+    async def stop(self, grace_s: float) -> None:
+        """Claimed but unstarted deliveries are not handed back: their leases expire."""
+        await self.pool.stop(grace_s)
+
+    async def tick(self) -> None:
+        """The ticker's beat: fan out new events, refresh subscriptions, look for work."""
+        try:
+            await self.refresh_subscriptions()
+            await self.fan_out()
+            self._metrics.delivery_queue.set(await self._store.queue_depth())
+        except Exception:  # Redis down: the next tick tries again
+            log.exception("delivery_tick_failed")
+        self.wake()
+
+    async def refresh_subscriptions(self) -> None:
+        self._subs = {s.id: s for s in await self._store.list_subscriptions()}
+
+    async def fan_out(self) -> int:
+        """Outbox entries → deliveries. Returns how many deliveries were created."""
+        created = 0
+        while True:
+            entries = await self._store.read_outbox(self._consumer, 100, self._lease_s)
+            if not entries:
+                return created
+            subs = list(self._subs.values())
+            now = self._clock.now()
+            for entry in entries:
+                event = await self._store.store.get_event(entry.event_id)
+                deliveries = deliveries_for(event, subs, now) if event else []
+                created += await self._store.fan_out(entry.entry_id, deliveries, now)
+            if created:
+                self.wake()
+            if len(entries) < 100:
+                return created
+
+    # ------------------------------------------------------------ one attempt
+    async def attempt(self, claimed: ClaimedDelivery) -> str:
+        d = claimed.delivery
+        now = self._clock.now()
+        retention = self._settings.retention
+        sub = self._subs.get(d.subscription_id) or await self._store.get_subscription(
+            d.subscription_id
+        )
+        if sub is None:
+            dead = replace(
+                d,
+                status=DeliveryStatus.DEAD,
+                next_attempt_at=None,
+                attempts=(*d.attempts, Attempt(now, None, 0.0, "subscription deleted")),
+            )
+            self._metrics.dead.inc()
+            return await self._store.record(claimed, dead, retention)
+        if not sub.enabled:  # kept until the subscription is enabled again
+            return await self._store.record(claimed, d, retention, park=True)
+        if self._per_sub[sub.id] >= self._settings.per_subscription_concurrency:
+            later = replace(d, next_attempt_at=now + DEFER_S * (1 + self._rand()))
+            return await self._store.record(claimed, later, retention)
+        event = await self._store.store.get_event(d.event_id)
+        if event is None:
+            dead = replace(
+                d,
+                status=DeliveryStatus.DEAD,
+                next_attempt_at=None,
+                attempts=(*d.attempts, Attempt(now, None, 0.0, "event expired")),
+            )
+            self._metrics.dead.inc()
+            return await self._store.record(claimed, dead, retention)
+
+        body = formats.render(formats.Format(sub.format), event)
+        headers = {k: v for k, v in sub.headers if k.lower() not in RESERVED_HEADERS}
+        headers["content-type"] = "application/json"
+        headers.update(signing.webhook_headers(sub.live_secrets(now), event.id, int(now), body))
+        self._per_sub[sub.id] += 1
+        try:
+            result = await self._sender.send(sub.url, body, headers)
+        finally:
+            self._per_sub[sub.id] -= 1
+        done = self._clock.now()
+        self._metrics.delivery_seconds.observe(result.latency_s)
+        attempt = Attempt(
+            done, result.status, round(result.latency_s, 4), result.error, result.snippet
+        )
+        decision = policy.decide(
+            status=result.status,
+            failures_before=d.failures,
+            schedule=self._schedule,
+            retry_after_s=result.retry_after_s,
+            retry_after_cap_s=self._settings.retry_after_cap,
+            rand=self._rand(),
+        )
+        self._metrics.deliveries.labels(decision.verdict.value).inc()
+        attempts = (*d.attempts, attempt)
+        log_ctx = {
+            "delivery_id": d.id,
+            "subscription_id": sub.id,
+            "event_id": d.event_id,
+            "status": result.status,
+            "error": result.error,
+        }
+        if decision.verdict is policy.Verdict.SUCCEEDED:
+            self._metrics.delivery_lag.observe(max(0.0, done - d.detected_at))
+            if sub.failing_since is not None:
+                await self._store.set_state(sub.id, failing_since=None)
+            ok = replace(
+                d, status=DeliveryStatus.SUCCEEDED, attempts=attempts, next_attempt_at=None
+            )
+            return await self._store.record(claimed, ok, retention)
+        if decision.verdict is policy.Verdict.GONE:
+            log.warning("subscription_gone", **log_ctx)
+            await self.disable(sub, "the receiver answered 410 Gone", done)
+            kept = replace(
+                d,
+                status=DeliveryStatus.FAILED,
+                attempts=attempts,
+                failures=d.failures + 1,
+                next_attempt_at=done,
+            )
+            return await self._store.record(claimed, kept, retention, park=True)
+        if decision.verdict is policy.Verdict.DEAD:
+            log.warning("delivery_dead", **log_ctx)
+            self._metrics.dead.inc()
+            dead = replace(
+                d,
+                status=DeliveryStatus.DEAD,
+                attempts=attempts,
+                failures=d.failures + 1,
+                next_attempt_at=None,
+            )
+            return await self._store.record(claimed, dead, retention)
+        log.info("delivery_failed", **log_ctx)
+        failing_since = sub.failing_since
+        if failing_since is None:
+            failing_since = done
+            await self._store.set_state(sub.id, failing_since=done)
+        retry = replace(
+            d,
+            status=DeliveryStatus.FAILED,
+            attempts=attempts,
+            failures=d.failures + 1,
+            next_attempt_at=done + (decision.delay_s or 0),
+        )
+        if done - failing_since >= self._settings.disable_after:
+            await self.disable(sub, "failing continuously", done)
+            return await self._store.record(claimed, retry, retention, park=True)
+        return await self._store.record(claimed, retry, retention)
+
+    async def disable(self, sub: Subscription, reason: str, now: float) -> None:
+        """Disable and tell the other subscribers (subscription.disabled)."""
+        await self._store.set_state(sub.id, enabled=False, disabled_reason=reason)
+        self._subs[sub.id] = replace(sub, enabled=False, disabled_reason=reason)
+        event = Event(
+            id="evt_disabled_" + sub.id.removeprefix("sub_") + f"_{int(now)}",
+            type="subscription.disabled",
+            timestamp=iso_ms(now),
+            watch_id="",
+            data={"subscription_id": sub.id, "url": _redacted(sub.url), "reason": reason},
+        )
+        with contextlib.suppress(Exception):
+            await self._store.emit(event, now, self._settings.retention)
+        log.warning("subscription_disabled", subscription_id=sub.id, reason=reason)
+
+
+def _redacted(url: str) -> str:
+    """Scheme and host only: paths of incoming-webhook URLs are secrets."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}"

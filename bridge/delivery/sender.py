@@ -1,0 +1,85 @@
+"""The only HTTP client code for webhooks: one session, the SSRF guard, no redirects,
+a per-attempt timeout and a short snippet of each answer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.resolver import DefaultResolver
+
+from bridge.delivery.targets import GuardedResolver, TargetRefused, address_refused, literal_ip
+from bridge.poll.backoff import parse_retry_after
+
+SNIPPET_BYTES = 256
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status: int | None  # None: no HTTP answer at all
+    latency_s: float
+    error: str | None = None
+    snippet: str | None = None
+    retry_after_s: float | None = None
+
+
+def webhook_session(*, limit: int, allow_private: bool) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=limit,
+        limit_per_host=0,
+        resolver=GuardedResolver(DefaultResolver(), allow_private=allow_private),
+        ttl_dns_cache=60,
+    )
+    return aiohttp.ClientSession(connector=connector, raise_for_status=False)
+
+
+class WebhookSender:
+    def __init__(
+        self, session: aiohttp.ClientSession, *, timeout_s: float, allow_private: bool
+    ) -> None:
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._allow_private = allow_private
+
+    async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+        started = time.perf_counter()
+        refused = self._refused(url)
+        if refused:
+            return SendResult(None, 0.0, error=f"target refused: {refused}")
+        try:
+            async with self._session.post(
+                url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
+            ) as resp:
+                snippet = await resp.content.read(SNIPPET_BYTES)
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"), time.time())
+                return SendResult(
+                    resp.status,
+                    time.perf_counter() - started,
+                    error=None if 200 <= resp.status < 300 else f"HTTP {resp.status}",
+                    snippet=snippet.decode("utf-8", "replace") or None,
+                    retry_after_s=retry_after,
+                )
+        except TimeoutError:
+            return SendResult(None, time.perf_counter() - started, error="timed out")
+        except aiohttp.ClientError as exc:
+            return SendResult(
+                None,
+                time.perf_counter() - started,
+                error=f"connection failed: {type(exc).__name__}",
+            )
+        except OSError as exc:  # the guarded resolver refusing every address lands here
+            return SendResult(None, time.perf_counter() - started, error=str(exc)[:200])
+
+    def _refused(self, url: str) -> str | None:
+        """aiohttp does not resolve IP literals, so they are checked here."""
+        if self._allow_private:
+            return None
+        host = urlsplit(url).hostname or ""
+        if literal_ip(host) is not None:
+            return address_refused(host)
+        return None
+
+
+__all__ = ["SendResult", "TargetRefused", "WebhookSender", "webhook_session"]

@@ -1,0 +1,372 @@
+"""Subscriptions, deliveries and the outbox consumer group, in Redis."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from bridge.clock import to_ms
+from bridge.model import Attempt, Delivery, DeliveryStatus, Event, Subscription
+from bridge.store import codec
+from bridge.store import delivery_scripts as scripts
+from bridge.store.keys import Keys
+from bridge.store.redis import Cursor, RedisStore
+
+KEEP_ATTEMPTS = 20  # attempts kept per delivery (the newest)
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    entry_id: str
+    event_id: str
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    delivery: Delivery
+    token: int
+
+
+def new_subscription_id() -> str:
+    return "sub_" + secrets.token_hex(10)
+
+
+def static_subscription_id(url: str) -> str:
+    return "sub_static_" + hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def delivery_id(event_id: str, sub_id: str, replay: int = 0) -> str:
+    raw = f"{event_id}\x1f{sub_id}\x1f{replay}"
+    return "dlv_" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+# ------------------------------------------------------------------- codecs
+def sub_to_json(sub: Subscription) -> str:
+    return orjson.dumps(
+        {
+            "id": sub.id,
+            "url": sub.url,
+            "secrets": [list(s) for s in sub.secrets],
+            "event_types": list(sub.event_types),
+            "sources": list(sub.sources),
+            "format": sub.format,
+            "headers": [list(h) for h in sub.headers],
+            "description": sub.description,
+            "enabled": sub.enabled,
+            "disabled_reason": sub.disabled_reason,
+            "failing_since": sub.failing_since,
+            "created_at": sub.created_at,
+            "static": sub.static,
+        }
+    ).decode()
+
+
+def sub_from_json(text: str) -> Subscription:
+    d = orjson.loads(text)
+    return Subscription(
+        id=d["id"],
+        url=d["url"],
+        secrets=tuple((s, until) for s, until in d["secrets"]),
+        event_types=tuple(d["event_types"]),
+        sources=tuple(d["sources"]),
+        format=d["format"],
+        headers=tuple((k, v) for k, v in d["headers"]),
+        description=d.get("description"),
+        enabled=d["enabled"],
+        disabled_reason=d.get("disabled_reason"),
+        failing_since=d.get("failing_since"),
+        created_at=d.get("created_at", 0.0),
+        static=d.get("static", False),
+    )
+
+
+def delivery_to_json(d: Delivery) -> str:
+    return orjson.dumps(
+        {
+            "id": d.id,
+            "event_id": d.event_id,
+            "subscription_id": d.subscription_id,
+            "status": d.status.value,
+            "created_at": d.created_at,
+            "detected_at": d.detected_at,
+            "attempts": [
+                [a.at, a.status, a.latency_s, a.error, a.snippet]
+                for a in d.attempts[-KEEP_ATTEMPTS:]
+            ],
+            "failures": d.failures,
+            "next_attempt_at": d.next_attempt_at,
+        }
+    ).decode()
+
+
+def delivery_from_json(text: str, lease: int = 0) -> Delivery:
+    d = orjson.loads(text)
+    return Delivery(
+        id=d["id"],
+        event_id=d["event_id"],
+        subscription_id=d["subscription_id"],
+        status=DeliveryStatus(d["status"]),
+        created_at=d["created_at"],
+        detected_at=d["detected_at"],
+        attempts=tuple(Attempt(*a) for a in d["attempts"]),
+        failures=d["failures"],
+        next_attempt_at=d.get("next_attempt_at"),
+        lease=lease,
+    )
+
+
+def _with_state(sub: Subscription, state: dict[str, str]) -> Subscription:
+    if not state:
+        return sub
+    failing = state.get("failing_since")
+    return replace(
+        sub,
+        enabled=state.get("enabled", "1") != "0",
+        disabled_reason=state.get("disabled_reason") or None,
+        failing_since=float(failing) if failing else None,
+    )
+
+
+class DeliveryStore:
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self.client: aioredis.Redis = store.client
+        self.keys: Keys = store.keys
+        reg = self.client.register_script
+        self._fanout = reg(scripts.FANOUT)
+        self._claim = reg(scripts.CLAIM)
+        self._record = reg(scripts.RECORD)
+        self._requeue = reg(scripts.REQUEUE)
+        self._unpark = reg(scripts.UNPARK)
+        self._emit = reg(scripts.EMIT)
+
+    # ---------------------------------------------------------- subscriptions
+    async def save_subscription(self, sub: Subscription) -> None:
+        """Write the configuration part; the state (enabled, failing) has its own hash."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.keys.subscription(sub.id), sub_to_json(sub))
+        pipe.sadd(self.keys.subscriptions, sub.id)
+        await pipe.execute()
+
+    async def set_state(
+        self,
+        sub_id: str,
+        *,
+        enabled: bool | None = None,
+        disabled_reason: str | None = None,
+        failing_since: float | bool | None = False,
+    ) -> None:
+        """Update state fields one by one (HSET), so writers never undo each other's config.
+        failing_since: a time sets it, None clears it, False leaves it."""
+        mapping: dict[str, str] = {}
+        if enabled is not None:
+            mapping["enabled"] = "1" if enabled else "0"
+            mapping["disabled_reason"] = "" if enabled else (disabled_reason or "")
+        if failing_since is not False:
+            mapping["failing_since"] = "" if failing_since is None else str(failing_since)
+        if mapping:
+            await self.client.hset(self.keys.subscription_state(sub_id), mapping=mapping)  # type: ignore[arg-type]
+
+    async def get_subscription(self, sub_id: str) -> Subscription | None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self.keys.subscription(sub_id))
+        pipe.hgetall(self.keys.subscription_state(sub_id))
+        text, state = await pipe.execute()
+        return _with_state(sub_from_json(text), state) if text else None
+
+    async def list_subscriptions(self) -> list[Subscription]:
+        ids = sorted(cast(set[str], await self.client.smembers(self.keys.subscriptions)))
+        if not ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for i in ids:
+            pipe.get(self.keys.subscription(i))
+            pipe.hgetall(self.keys.subscription_state(i))
+        rows = await pipe.execute()
+        subs = [
+            _with_state(sub_from_json(rows[n]), rows[n + 1])
+            for n in range(0, len(rows), 2)
+            if rows[n]
+        ]
+        return sorted(subs, key=lambda s: (s.created_at, s.id))
+
+    async def delete_subscription(self, sub_id: str) -> bool:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self.keys.subscription(sub_id))
+        pipe.delete(self.keys.subscription_state(sub_id))
+        pipe.srem(self.keys.subscriptions, sub_id)
+        deleted, _, _ = await pipe.execute()
+        return bool(deleted)
+
+    async def unpark(self, sub_id: str, now: float) -> int:
+        k = self.keys
+        return int(await self._unpark(keys=[k.parked(sub_id), k.deliveries_due], args=[to_ms(now)]))
+
+    async def parked_count(self, sub_id: str) -> int:
+        return int(await self.client.zcard(self.keys.parked(sub_id)))
+
+    # ------------------------------------------------------------------ outbox
+    async def ensure_group(self) -> None:
+        try:
+            await self.client.xgroup_create(
+                self.keys.outbox, Keys.OUTBOX_GROUP, id="0", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read_outbox(
+        self, consumer: str, count: int, reclaim_idle_s: float
+    ) -> list[OutboxEntry]:
+        """New outbox entries, plus entries another consumer took and never acked."""
+        k = self.keys
+        claimed = await self.client.xautoclaim(
+            k.outbox,
+            Keys.OUTBOX_GROUP,
+            consumer,
+            min_idle_time=to_ms(reclaim_idle_s),
+            start_id="0-0",
+            count=count,
+        )
+        # Redis 6.2 answers [next, entries]; Redis 7 adds a list of deleted ids.
+        entries = list(claimed[1]) if claimed else []
+        fresh = await self.client.xreadgroup(
+            Keys.OUTBOX_GROUP, consumer, {k.outbox: ">"}, count=count
+        )
+        for _, rows in cast(list[tuple[str, list[Any]]], fresh or []):
+            entries.extend(rows)
+        out = []
+        for entry_id, fields in entries:
+            if fields and fields.get("event_id"):
+                out.append(OutboxEntry(str(entry_id), str(fields["event_id"])))
+            else:  # trimmed away or malformed: nothing to deliver, just ack
+                await self.client.xack(k.outbox, Keys.OUTBOX_GROUP, entry_id)
+        return out
+
+    async def fan_out(self, entry_id: str, deliveries: list[Delivery], now: float) -> int:
+        k = self.keys
+        args: list[Any] = [Keys.OUTBOX_GROUP, entry_id, to_ms(now), k.delivery_prefix()]
+        for d in deliveries:
+            args += [d.id, d.subscription_id, delivery_to_json(d)]
+        return int(await self._fanout(keys=[k.outbox, k.deliveries_due, k.deliveries], args=args))
+
+    async def emit(self, event: Event, now: float, retention_s: float) -> bool:
+        k = self.keys
+        return bool(
+            await self._emit(
+                keys=[k.event(event.id), k.events, k.outbox],
+                args=[
+                    event.id,
+                    to_ms(now),
+                    to_ms(retention_s),
+                    codec.event_to_json(event),
+                    event.type,
+                ],
+            )
+        )
+
+    async def save_event(self, event: Event, now: float, retention_s: float) -> None:
+        """An event outside the outbox (a ping): readable by id, delivered by the caller."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.keys.event(event.id), codec.event_to_json(event), px=to_ms(retention_s))
+        pipe.zadd(self.keys.events, {event.id: to_ms(now)})
+        await pipe.execute()
+
+    # -------------------------------------------------------------- deliveries
+    async def claim(self, now: float, lease_s: float, limit: int) -> list[ClaimedDelivery]:
+        k = self.keys
+        flat = await self._claim(
+            keys=[k.deliveries_due, k.deliveries_leases],
+            args=[to_ms(now), to_ms(lease_s), limit, k.delivery_prefix()],
+        )
+        out = []
+        for i in range(0, len(flat), 3):
+            token = int(flat[i + 1])
+            out.append(ClaimedDelivery(delivery_from_json(flat[i + 2], token), token))
+        return out
+
+    async def record(
+        self,
+        claimed: ClaimedDelivery,
+        updated: Delivery,
+        retention_s: float,
+        *,
+        park: bool = False,
+    ) -> str:
+        k = self.keys
+        d = claimed.delivery
+        next_ms = "" if updated.next_attempt_at is None else str(to_ms(updated.next_attempt_at))
+        if park:
+            next_ms = str(to_ms(updated.created_at))
+        return str(
+            await self._record(
+                keys=[
+                    k.delivery(d.id),
+                    k.deliveries_due,
+                    k.deliveries_leases,
+                    k.parked(d.subscription_id),
+                ],
+                args=[
+                    d.id,
+                    claimed.token,
+                    updated.status.value,
+                    delivery_to_json(updated),
+                    next_ms,
+                    to_ms(retention_s),
+                    "1" if park else "0",
+                ],
+            )
+        )
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        lease, doc = cast(
+            list[str | None],
+            await self.client.hmget(self.keys.delivery(delivery_id), ["lease", "doc"]),
+        )
+        return delivery_from_json(doc, int(lease or 0)) if doc else None
+
+    async def requeue(self, delivery: Delivery, now: float) -> str:
+        """Back to the queue with a fresh schedule (API retry and recover)."""
+        fresh = replace(delivery, status=DeliveryStatus.PENDING, failures=0, next_attempt_at=now)
+        k = self.keys
+        return str(
+            await self._requeue(
+                keys=[k.delivery(delivery.id), k.deliveries_due],
+                args=[delivery.id, to_ms(now), delivery_to_json(fresh)],
+            )
+        )
+
+    async def add_deliveries(self, deliveries: list[Delivery], now: float) -> int:
+        """Deliveries not from the outbox (replays, pings)."""
+        return await self.fan_out("", deliveries, now)
+
+    async def list_deliveries(
+        self,
+        *,
+        status: DeliveryStatus | None = None,
+        subscription_id: str | None = None,
+        cursor: Cursor | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Delivery], Cursor | None]:
+        async def load(ids: list[str]) -> list[Delivery | None]:
+            pipe = self.client.pipeline(transaction=False)
+            for i in ids:
+                pipe.hget(self.keys.delivery(i), "doc")
+            docs = cast(list[str | None], await pipe.execute())
+            return [delivery_from_json(d) if d else None for d in docs]
+
+        def keep(d: Delivery) -> bool:
+            return (status is None or d.status == status) and (
+                subscription_id is None or d.subscription_id == subscription_id
+            )
+
+        return await self.store.paginate(self.keys.deliveries, cursor, limit, load, keep)
+
+    async def queue_depth(self) -> int:
+        return int(await self.client.zcard(self.keys.deliveries_due))

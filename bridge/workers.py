@@ -1,0 +1,124 @@
+"""A fixed pool of workers fed by one claiming loop: the shape shared by the poller
+and the deliverer.
+
+The loop claims work from Redis only when woken (by the ticker, or when workers
+run dry after a claim that filled every slot), in batches of at least a quarter
+of the pool, so Redis sees one claim per many items rather than one per item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+import structlog
+
+log = structlog.get_logger("bridge.workers")
+
+Item = TypeVar("Item")
+
+
+class WorkerPool(Generic[Item]):
+    def __init__(
+        self,
+        name: str,
+        size: int,
+        *,
+        claim: Callable[[int], Awaitable[list[Item]]],
+        handle: Callable[[Item], Awaitable[object]],
+        hand_back: Callable[[Item], Awaitable[object]] | None = None,
+    ) -> None:
+        self.name = name
+        self.size = size
+        self._claim = claim
+        self._handle = handle
+        self._hand_back = hand_back
+        self._queue: asyncio.Queue[Item] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._loop_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._busy = 0
+        self._more_due = False  # the last claim was cut by free slots, not by due work
+        self._refill_at = max(1, size // 4)
+        self._stopping = False
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    def free(self) -> int:
+        return self.size - self._busy - self._queue.qsize()
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name=f"{self.name}-claims")
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"{self.name}-{i}") for i in range(self.size)
+        ]
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop claiming; hand back what was claimed but not started; let work in
+        flight finish for grace_s, then cancel it (its lease expires; nothing is lost)."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task:
+            await self._loop_task
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if self._hand_back:
+                with contextlib.suppress(Exception):  # worst case the lease expires instead
+                    await self._hand_back(item)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace_s)
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    async def fill(self) -> int:
+        """Claim as many items as there are idle workers."""
+        free = self.free()
+        if free <= 0:
+            return 0
+        items = await self._claim(free)
+        self._more_due = len(items) == free
+        for item in items:
+            self._queue.put_nowait(item)
+        return len(items)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                await self.fill()
+            except Exception:  # Redis down: keep the loop alive; the next tick retries
+                log.exception("claim_failed", pool=self.name)
+
+    async def _work(self) -> None:
+        while True:
+            item = await self._queue.get()
+            self._busy += 1
+            self._idle.clear()
+            try:
+                await self._handle(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let one item's surprise stop the others
+                log.exception("work_crashed", pool=self.name)
+            finally:
+                self._busy -= 1
+                if not self._busy:
+                    self._idle.set()
+            if self._more_due and self.free() >= self._refill_at:
+                self._more_due = False
+                self.wake()
