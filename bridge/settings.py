@@ -80,6 +80,8 @@ class DeliverySettings(_Section):
         min_length=1,
     )
     retry_after_cap: float = Field(default=86400.0, gt=0)
+    # A claimed delivery's lease is timeout + this; then another replica may resend.
+    lease_margin: float = Field(default=30.0, gt=0)
     # SSRF guard: webhook targets must be https and public unless this is set.
     allow_private_targets: bool = False
     concurrency: int = Field(default=64, ge=1, le=10_000)

@@ -30,7 +30,6 @@ from bridge.workers import WorkerPool
 
 log = structlog.get_logger("bridge.delivery")
 
-LEASE_MARGIN_S = 30.0  # beyond the request timeout, before another replica may resend
 DEFER_S = 0.5  # a subscription at its concurrency cap: look again this soon
 RESERVED_HEADERS = {"content-type", "webhook-id", "webhook-timestamp", "webhook-signature"}
 
@@ -85,7 +84,7 @@ class Deliverer:
         self._rand = rand
         self._consumer = f"{socket.gethostname()}-{id(self):x}"
         self._schedule = tuple(settings.retry_schedule)
-        self._lease_s = settings.timeout + LEASE_MARGIN_S
+        self._lease_s = settings.timeout + settings.lease_margin
         self._per_sub: Counter[str] = Counter()
         self._subs: dict[str, Subscription] = {}
         self.pool: WorkerPool[ClaimedDelivery] = WorkerPool(
@@ -156,6 +155,9 @@ class Deliverer:
             )
             self._metrics.dead.inc()
             return await self._store.record(claimed, dead, retention)
+        if not sub.enabled:  # the cache may be a tick old: ask Redis before parking
+            sub = await self._store.get_subscription(d.subscription_id) or sub
+            self._subs[sub.id] = sub
         if not sub.enabled:  # kept until the subscription is enabled again
             return await self._store.record(claimed, d, retention, park=True)
         if self._per_sub[sub.id] >= self._settings.per_subscription_concurrency:
