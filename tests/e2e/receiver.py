@@ -30,6 +30,7 @@ class Receiver:
     secrets: dict[str, str] = field(default_factory=dict)
     scripts: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     hang: dict[str, asyncio.Event] = field(default_factory=dict)
+    delay: dict[str, float] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     server: TestServer | None = None
 
@@ -76,6 +77,8 @@ class Receiver:
         )
         if path in self.hang:
             await self.hang[path].wait()
+        if path in self.delay:
+            await asyncio.sleep(self.delay[path])  # a slow receiver, by design
         script = self.scripts.get(path)
         status, extra = script.pop(0) if script else (200, {})
         return web.Response(status=status, headers=extra, text="ok" if status < 300 else "nope")

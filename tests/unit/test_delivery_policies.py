@@ -1,0 +1,194 @@
+"""Signing, retry policy, formats and the SSRF guard: pure parts of delivery."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from bridge.delivery import formats, policy, signing
+from bridge.delivery.deliverer import deliveries_for
+from bridge.delivery.targets import TargetRefused, address_refused, check_url
+from bridge.model import Event, Subscription, type_matches
+
+SCHEDULE = policy.DEFAULT_SCHEDULE_S
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=50),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+@given(json_values, st.integers(0, 2**40))
+def test_signatures_verify_with_standardwebhooks(value: object, salt: int) -> None:
+    """Any JSON body signed by the bridge verifies with the reference library."""
+    import time
+
+    import orjson
+
+    body = orjson.dumps(value)
+    secret = signing.new_secret()
+    ts = int(time.time())
+    headers = signing.webhook_headers([secret], f"evt_{salt}", ts, body)
+    Webhook(secret).verify(body, headers)
+
+
+def test_rotation_signs_with_both_secrets() -> None:
+    """During the grace period a receiver holding either secret verifies."""
+    import time
+
+    old, new = signing.new_secret(), signing.new_secret()
+    body, ts = b'{"type":"ping"}', int(time.time())
+    headers = signing.webhook_headers([new, old], "evt_1", ts, body)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    Webhook(old).verify(body, headers)
+    Webhook(new).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(signing.new_secret()).verify(body, headers)
+
+
+@pytest.mark.parametrize("bad", ["secret", "whsec_", "whsec_!!!", "whsec_" + "QUJD"])
+def test_invalid_secrets_are_refused(bad: str) -> None:
+    """Secrets are whsec_ + base64 of at least 24 bytes."""
+    with pytest.raises(signing.InvalidSecret):
+        signing.secret_key(bad)
+
+
+@given(st.integers(1, len(SCHEDULE)), st.floats(0, 1))
+def test_retry_delay_is_the_schedule_within_jitter(failures: int, rand: float) -> None:
+    """The n-th retry waits schedule[n-1] ± 20 %."""
+    delay = policy.retry_delay(failures, SCHEDULE, rand)
+    base = SCHEDULE[failures - 1]
+    assert delay is not None and base * 0.8 - 1e-9 <= delay <= base * 1.2 + 1e-9
+
+
+def test_schedule_runs_out_into_dead() -> None:
+    """After the last scheduled retry fails the delivery is dead."""
+    d = policy.decide(
+        status=500,
+        failures_before=len(SCHEDULE),
+        schedule=SCHEDULE,
+        retry_after_s=None,
+        retry_after_cap_s=86400,
+        rand=0.5,
+    )
+    assert d.verdict is policy.Verdict.DEAD
+
+
+@given(st.sampled_from([429, 503]), st.floats(0, 10**6), st.integers(0, len(SCHEDULE) - 1))
+def test_retry_after_is_never_undercut(status: int, retry_after: float, failures: int) -> None:
+    """A 429/503 Retry-After is honoured: never earlier than asked (up to the cap)."""
+    cap = 86400.0
+    d = policy.decide(
+        status=status,
+        failures_before=failures,
+        schedule=SCHEDULE,
+        retry_after_s=retry_after,
+        retry_after_cap_s=cap,
+        rand=0.0,
+    )
+    assert d.verdict is policy.Verdict.RETRY and d.delay_s is not None
+    assert d.delay_s >= min(retry_after, cap) - 1e-9
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        (200, "succeeded"),
+        (204, "succeeded"),
+        (301, "retry"),
+        (400, "retry"),
+        (410, "gone"),
+        (500, "retry"),
+        (None, "retry"),
+    ],
+)
+def test_classify(status: int | None, verdict: str) -> None:
+    """2xx succeeds, 410 is gone, redirects and everything else are failures."""
+    assert policy.classify(status).value == verdict
+
+
+def _event(type_: str = "import.completed", source: str = "td") -> Event:
+    return Event(
+        id="evt_1",
+        type=type_,
+        timestamp="2026-11-22T10:00:00.123Z",
+        watch_id="w_1",
+        data={
+            "source": source,
+            "kind": "users",
+            "job_id": "j1",
+            "status": "COMPLETED",
+            "counts": {"total": 100, "succeeded": 98, "failed": 2},
+        },
+    )
+
+
+@pytest.mark.parametrize("fmt", list(formats.Format))
+def test_formats(fmt: formats.Format) -> None:
+    """Each format carries a readable summary with source, job, status and counts."""
+    import json
+
+    body = json.loads(formats.render(fmt, _event()))
+    if fmt is formats.Format.STANDARD:
+        assert body["type"] == "import.completed" and body["data"]["job_id"] == "j1"
+        return
+    text = body.get("text") or body.get("content")
+    assert "td/users" in text and "j1" in text and "98 succeeded" in text and "2 failed" in text
+
+
+@pytest.mark.parametrize(
+    ("address", "refused"),
+    [
+        ("8.8.8.8", False),
+        ("2606:4700::1111", False),
+        ("127.0.0.1", True),
+        ("10.1.2.3", True),
+        ("192.168.0.1", True),
+        ("172.16.5.5", True),
+        ("169.254.169.254", True),
+        ("::1", True),
+        ("fe80::1", True),
+        ("::ffff:10.0.0.1", True),
+        ("0.0.0.0", True),
+        ("224.0.0.1", True),
+        ("100.100.100.200", True),
+        ("fd00:ec2::254", True),
+    ],
+)
+def test_address_guard(address: str, refused: bool) -> None:
+    """Private, loopback, link-local, multicast, unspecified and metadata ranges are refused."""
+    assert (address_refused(address) is not None) is refused
+
+
+def test_url_guard() -> None:
+    """https only unless private targets are allowed; no credentials in URLs."""
+    with pytest.raises(TargetRefused):
+        check_url("http://example.com/h", allow_private=False)
+    assert check_url("http://127.0.0.1:9/h", allow_private=True) == ("127.0.0.1", 9)
+    with pytest.raises(TargetRefused):
+        check_url("https://user:pw@example.com/h", allow_private=False)
+    with pytest.raises(TargetRefused):
+        check_url("gopher://example.com", allow_private=True)
+
+
+def test_matching() -> None:
+    """Patterns and source filters pick the subscriptions an event goes to."""
+    assert type_matches("import.*", "import.failed") and type_matches("*", "ping")
+    assert not type_matches("import.failed", "import.completed")
+    subs = [
+        Subscription(id="a", url="https://a", secrets=(("s", None),)),
+        Subscription(
+            id="b", url="https://b", secrets=(("s", None),), event_types=("import.failed",)
+        ),
+        Subscription(id="c", url="https://c", secrets=(("s", None),), sources=("fs",)),
+    ]
+    assert [d.subscription_id for d in deliveries_for(_event(), subs, 0.0)] == ["a"]
+    assert [
+        d.subscription_id for d in deliveries_for(_event("import.failed", "fs"), subs, 0.0)
+    ] == ["a", "b", "c"]
