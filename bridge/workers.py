@@ -68,8 +68,11 @@ class WorkerPool(Generic[Item]):
         flight finish for grace_s, then cancel it (its lease expires; nothing is lost)."""
         self._stopping = True
         self._wake.set()
-        if self._loop_task:
-            await self._loop_task
+        if self._loop_task:  # a claim stuck on Redis must not hold the shutdown up
+            _, pending = await asyncio.wait({self._loop_task}, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if self._hand_back:

@@ -9,6 +9,7 @@ replica sends again with the same webhook-id.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import socket
@@ -87,6 +88,8 @@ class Deliverer:
         self._lease_s = settings.timeout + settings.lease_margin
         self._per_sub: Counter[str] = Counter()
         self._subs: dict[str, Subscription] = {}
+        self._fan_out_wake = asyncio.Event()
+        self._fan_out_task: asyncio.Task[None] | None = None
         self.pool: WorkerPool[ClaimedDelivery] = WorkerPool(
             "deliverer",
             settings.concurrency,
@@ -99,23 +102,34 @@ class Deliverer:
         await self._store.ensure_group()
         await self.refresh_subscriptions()
         self.pool.start()
+        self._fan_out_task = asyncio.create_task(self._fan_out_loop(), name="deliverer-fan-out")
+        self._fan_out_wake.set()
 
     def wake(self) -> None:
         self.pool.wake()
 
     async def stop(self, grace_s: float) -> None:
         """Claimed but unstarted deliveries are not handed back: their leases expire."""
+        if self._fan_out_task:
+            self._fan_out_task.cancel()
+            await asyncio.gather(self._fan_out_task, return_exceptions=True)
         await self.pool.stop(grace_s)
 
     async def tick(self) -> None:
-        """The ticker's beat: fan out new events, refresh subscriptions, look for work."""
-        try:
-            await self.refresh_subscriptions()
-            await self.fan_out()
-            self._metrics.delivery_queue.set(await self._store.queue_depth())
-        except Exception:  # Redis down: the next tick tries again
-            log.exception("delivery_tick_failed")
+        """The ticker's beat, kept cheap: wake the fan-out loop and the workers."""
+        self._fan_out_wake.set()
         self.wake()
+
+    async def _fan_out_loop(self) -> None:
+        while True:
+            await self._fan_out_wake.wait()
+            self._fan_out_wake.clear()
+            try:
+                await self.refresh_subscriptions()
+                await self.fan_out()
+                self._metrics.delivery_queue.set(await self._store.queue_depth())
+            except Exception:  # Redis down: the next tick tries again
+                log.exception("delivery_fan_out_failed")
 
     async def refresh_subscriptions(self) -> None:
         self._subs = {s.id: s for s in await self._store.list_subscriptions()}
@@ -129,10 +143,12 @@ class Deliverer:
                 return created
             subs = list(self._subs.values())
             now = self._clock.now()
-            for entry in entries:
-                event = await self._store.store.get_event(entry.event_id)
-                deliveries = deliveries_for(event, subs, now) if event else []
-                created += await self._store.fan_out(entry.entry_id, deliveries, now)
+            events = await self._store.get_events([e.event_id for e in entries])
+            batch = [
+                (entry.entry_id, deliveries_for(event, subs, now) if event else [])
+                for entry, event in zip(entries, events, strict=True)
+            ]
+            created += await self._store.fan_out_many(batch, now)
             if created:
                 self.wake()
             if len(entries) < 100:
@@ -163,7 +179,7 @@ class Deliverer:
         if self._per_sub[sub.id] >= self._settings.per_subscription_concurrency:
             later = replace(d, next_attempt_at=now + DEFER_S * (1 + self._rand()))
             return await self._store.record(claimed, later, retention)
-        event = await self._store.store.get_event(d.event_id)
+        event = claimed.event
         if event is None:
             dead = replace(
                 d,

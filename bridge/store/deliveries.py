@@ -15,6 +15,7 @@ from bridge.clock import to_ms
 from bridge.model import Attempt, Delivery, DeliveryStatus, Event, Subscription
 from bridge.store import codec
 from bridge.store import delivery_scripts as scripts
+from bridge.store.batch import Coalescer
 from bridge.store.keys import Keys
 from bridge.store.redis import Cursor, RedisStore
 
@@ -31,6 +32,7 @@ class OutboxEntry:
 class ClaimedDelivery:
     delivery: Delivery
     token: int
+    event: Event | None = None  # read in the same claim; None when it expired
 
 
 def new_subscription_id() -> str:
@@ -145,6 +147,9 @@ class DeliveryStore:
         self._requeue = reg(scripts.REQUEUE)
         self._unpark = reg(scripts.UNPARK)
         self._emit = reg(scripts.EMIT)
+        self._records: Coalescer[tuple[list[str], list[Any]], str | BaseException] = Coalescer(
+            self._flush_records
+        )
 
     # ---------------------------------------------------------- subscriptions
     async def save_subscription(self, sub: Subscription) -> None:
@@ -256,6 +261,43 @@ class DeliveryStore:
             args += [d.id, d.subscription_id, delivery_to_json(d)]
         return int(await self._fanout(keys=[k.outbox, k.deliveries_due, k.deliveries], args=args))
 
+    async def fan_out_many(self, batch: list[tuple[str, list[Delivery]]], now: float) -> int:
+        """Several outbox entries in one round trip (one script call each, pipelined)."""
+        k = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        for entry_id, deliveries in batch:
+            args: list[Any] = [Keys.OUTBOX_GROUP, entry_id, to_ms(now), k.delivery_prefix()]
+            for d in deliveries:
+                args += [d.id, d.subscription_id, delivery_to_json(d)]
+            await self._fanout(
+                keys=[k.outbox, k.deliveries_due, k.deliveries], args=args, client=pipe
+            )
+        return sum(int(n) for n in await pipe.execute())
+
+    async def get_events(self, event_ids: list[str]) -> list[Event | None]:
+        texts = cast(
+            list[str | None], await self.client.mget([self.keys.event(i) for i in event_ids])
+        )
+        return [codec.event_from_json(t) if t else None for t in texts]
+
+    async def emit_many(self, events: list[Event], now: float, retention_s: float) -> int:
+        """Several events in one round trip."""
+        k = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        for event in events:
+            await self._emit(
+                keys=[k.event(event.id), k.events, k.outbox],
+                args=[
+                    event.id,
+                    to_ms(now),
+                    to_ms(retention_s),
+                    codec.event_to_json(event),
+                    event.type,
+                ],
+                client=pipe,
+            )
+        return sum(int(n) for n in await pipe.execute())
+
     async def emit(self, event: Event, now: float, retention_s: float) -> bool:
         k = self.keys
         return bool(
@@ -283,12 +325,13 @@ class DeliveryStore:
         k = self.keys
         flat = await self._claim(
             keys=[k.deliveries_due, k.deliveries_leases],
-            args=[to_ms(now), to_ms(lease_s), limit, k.delivery_prefix()],
+            args=[to_ms(now), to_ms(lease_s), limit, k.delivery_prefix(), k.event("")],
         )
         out = []
-        for i in range(0, len(flat), 3):
+        for i in range(0, len(flat), 4):
             token = int(flat[i + 1])
-            out.append(ClaimedDelivery(delivery_from_json(flat[i + 2], token), token))
+            event = codec.event_from_json(flat[i + 3]) if flat[i + 3] else None
+            out.append(ClaimedDelivery(delivery_from_json(flat[i + 2], token), token, event))
         return out
 
     async def record(
@@ -304,15 +347,15 @@ class DeliveryStore:
         next_ms = "" if updated.next_attempt_at is None else str(to_ms(updated.next_attempt_at))
         if park:
             next_ms = str(to_ms(updated.created_at))
-        return str(
-            await self._record(
-                keys=[
+        result = await self._records.call(
+            (
+                [
                     k.delivery(d.id),
                     k.deliveries_due,
                     k.deliveries_leases,
                     k.parked(d.subscription_id),
                 ],
-                args=[
+                [
                     d.id,
                     claimed.token,
                     updated.status.value,
@@ -323,6 +366,17 @@ class DeliveryStore:
                 ],
             )
         )
+        assert isinstance(result, str)  # the coalescer raises a failed call's exception
+        return result
+
+    async def _flush_records(
+        self, items: list[tuple[list[str], list[Any]]]
+    ) -> list[str | BaseException]:
+        pipe = self.client.pipeline(transaction=False)
+        for keys, args in items:
+            await self._record(keys=keys, args=args, client=pipe)
+        results = await pipe.execute(raise_on_error=False)
+        return [v if isinstance(v, BaseException) else str(v) for v in results]
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         lease, doc = cast(

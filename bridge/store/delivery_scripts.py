@@ -13,7 +13,9 @@ local created = 0
 for i = 5, #ARGV, 3 do
   local key = ARGV[4] .. ARGV[i]
   if redis.call('EXISTS', key) == 0 then
-    redis.call('HSET', key, 'status', 'pending', 'sub', ARGV[i + 1], 'lease', 0, 'doc', ARGV[i + 2])
+    local doc = cjson.decode(ARGV[i + 2])
+    redis.call('HSET', key, 'status', 'pending', 'sub', ARGV[i + 1], 'event', doc['event_id'],
+               'lease', 0, 'doc', ARGV[i + 2])
     redis.call('ZADD', KEYS[2], ARGV[3], ARGV[i])
     redis.call('ZADD', KEYS[3], ARGV[3], ARGV[i])
     created = created + 1
@@ -25,7 +27,9 @@ return created
 
 # KEYS[1] due zset  KEYS[2] leases zset
 # ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max deliveries  ARGV[4] delivery hash prefix
-# returns {id, token, doc, ...}; expired leases (a dead process) come back first
+# ARGV[5] event key prefix
+# returns {id, token, doc, event JSON or false, ...}
+# Expired leases (a dead process) come back first.
 CLAIM = """
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
@@ -46,6 +50,7 @@ for _, id in ipairs(ids) do
     out[#out + 1] = id
     out[#out + 1] = token
     out[#out + 1] = redis.call('HGET', key, 'doc')
+    out[#out + 1] = redis.call('GET', ARGV[5] .. redis.call('HGET', key, 'event'))
   end
 end
 return out

@@ -9,9 +9,11 @@ from pydantic import BaseModel
 
 from bridge.settings import (
     ApiSettings,
+    DeliverySettings,
     FullStorySource,
     PollSettings,
     Settings,
+    StaticSubscription,
     TalkdeskSource,
 )
 
@@ -28,6 +30,9 @@ def test_example_config_shows_every_setting() -> None:
     example = tomllib.loads(text)
     assert _names(ApiSettings) <= set(example["api"])
     assert _names(PollSettings) <= set(example["poll"])
+    assert _names(DeliverySettings) <= set(example["delivery"])
+    for name in _names(StaticSubscription):
+        assert f"# {name} = " in text, name
     for name in ("redis_url", "key_prefix"):
         assert name in text
     sources = example["sources"]
@@ -40,11 +45,17 @@ def test_example_config_shows_every_setting() -> None:
 def test_readme_documents_every_setting() -> None:
     """The README's configuration table has a row for every key."""
     readme = (ROOT / "README.md").read_text()
-    for name in _names(Settings) - {"api", "poll", "sources"}:
+    for name in _names(Settings) - {"api", "poll", "delivery", "sources", "subscriptions"}:
         assert f"`{name}`" in readme, name
-    for section, model in (("api", ApiSettings), ("poll", PollSettings)):
+    for section, model in (
+        ("api", ApiSettings),
+        ("poll", PollSettings),
+        ("delivery", DeliverySettings),
+    ):
         for name in _names(model):
             assert f"`{section}.{name}`" in readme, f"{section}.{name}"
     for model in (FullStorySource, TalkdeskSource):
         for name in _names(model):
             assert f"sources.NAME.{name}" in readme or f"`{name}`" in readme, name
+    for name in _names(StaticSubscription):
+        assert f"`subscriptions[].{name}`" in readme, name
