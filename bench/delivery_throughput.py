@@ -122,7 +122,8 @@ event_types = ["*"]
 """)
     bridge = Bridge(load_settings(cfg), redis_url=redis_url, roles={Role.DELIVERER})
     await bridge.start()
-    assert bridge.store is not None and bridge.deliverer is not None
+    assert bridge.store is not None
+    assert bridge.deliverer is not None
     store = DeliveryStore(bridge.store)
 
     # Throughput: a burst of n events (written in one round trip), timed to the last 2xx.
@@ -133,7 +134,7 @@ event_types = ["*"]
     while await bridge.store.client.zcard(bridge.store.keys.deliveries) < n or (
         await store.queue_depth() or bridge.deliverer.pool.busy
     ):
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # noqa: ASYNC110 - Redis state, no event to wait on
     rate = n / (time.monotonic() - started)
 
     # Latency: a steady stream well below capacity; generation → receiver 2xx.
