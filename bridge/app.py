@@ -89,7 +89,10 @@ class Bridge:
 
     async def start(self) -> None:
         s = self.settings
-        client = connect(self._redis_url, max_connections=max(32, s.poll.concurrency * 2))
+        # Workers wait for connections rather than fail; room for both pools and the API.
+        client = connect(
+            self._redis_url, max_connections=s.poll.concurrency + s.delivery.concurrency + 32
+        )
         self.store = RedisStore(client, s.key_prefix)
         await self.store.ping()
         self._session = default_session(s.poll.concurrency)
@@ -106,6 +109,7 @@ class Bridge:
                 settings=s.poll,
                 clock=self.clock,
                 metrics=self.metrics,
+                on_event=self._event_written,
             )
             self.poller.start()
             self._ticker.every(s.poll.tick, self._tick, "poll_tick")
@@ -157,6 +161,10 @@ class Bridge:
         bound = [a for a in self._runner.addresses if isinstance(a, tuple)]
         self.api_port = int(bound[0][1]) if bound else port
         log.info("api_listening", host=host, port=self.api_port)
+
+    def _event_written(self) -> None:
+        if self.deliverer:
+            self.deliverer.event_written()
 
     async def _tick(self) -> None:
         if self.poller:

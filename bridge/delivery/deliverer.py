@@ -117,6 +117,10 @@ class Deliverer:
 
     async def tick(self) -> None:
         """The ticker's beat, kept cheap: wake the fan-out loop and the workers."""
+        self.event_written()
+
+    def event_written(self) -> None:
+        """Fan out now (an event was just written by this process, or the tick came)."""
         self._fan_out_wake.set()
         self.wake()
 

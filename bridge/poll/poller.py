@@ -52,6 +52,7 @@ class Poller:
         clock: Clock,
         metrics: Metrics,
         rand: Callable[[], float] = random.random,
+        on_event: Callable[[], object] = lambda: None,
     ) -> None:
         self._store = store
         self._http = http
@@ -60,6 +61,7 @@ class Poller:
         self._clock = clock
         self._metrics = metrics
         self._rand = rand
+        self._on_event = on_event  # a local deliverer picks the event up without waiting a tick
         self._health: dict[str, bool] = {}
         self._metric_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._rate_limits = {n: (s.rate_limit, s.burst) for n, s in sources.items()}
@@ -189,6 +191,7 @@ class Poller:
         final = replace(updated, state=state_for(outcome), outcome=outcome, terminal_at=now)
         verdict = await self._store.finish(claimed, final, event, self._settings.retention)
         if verdict == "terminal":
+            self._on_event()
             self._metrics.events.labels(event.type).inc()
             log.info(
                 "watch_finished",
