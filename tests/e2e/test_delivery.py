@@ -128,6 +128,7 @@ async def test_retries_honour_retry_after(env: Env) -> None:
     assert len({a.webhook_id for a in attempts}) == 1
     assert attempts[3].t - attempts[2].t >= 1.0
     assert attempts[3].timestamp >= attempts[2].timestamp + 1
+
     async def recorded() -> bool:  # the receiver has answered; the bridge records it next
         items = (await env.get(f"/v1/deliveries?subscription_id={sub['id']}"))["items"]
         return bool(items and items[0]["status"] == "succeeded")
