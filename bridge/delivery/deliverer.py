@@ -21,7 +21,7 @@ import structlog
 
 from bridge.clock import Clock
 from bridge.delivery import formats, policy, signing
-from bridge.delivery.sender import WebhookSender
+from bridge.delivery.sender import Sender
 from bridge.events import iso_ms
 from bridge.metrics import Metrics
 from bridge.model import Attempt, Delivery, DeliveryStatus, Event, Subscription
@@ -71,7 +71,7 @@ class Deliverer:
         self,
         *,
         store: DeliveryStore,
-        sender: WebhookSender,
+        sender: Sender,
         settings: DeliverySettings,
         clock: Clock,
         metrics: Metrics,
@@ -229,6 +229,7 @@ class Deliverer:
             self._metrics.delivery_lag.observe(max(0.0, done - d.detected_at))
             if sub.failing_since is not None:
                 await self._store.set_state(sub.id, failing_since=None)
+                self._subs[sub.id] = replace(sub, failing_since=None)
             ok = replace(
                 d, status=DeliveryStatus.SUCCEEDED, attempts=attempts, next_attempt_at=None
             )
@@ -258,8 +259,8 @@ class Deliverer:
         log.info("delivery_failed", **log_ctx)
         failing_since = sub.failing_since
         if failing_since is None:
-            failing_since = done
-            await self._store.set_state(sub.id, failing_since=done)
+            failing_since = await self._store.mark_failing(sub.id, done)
+            self._subs[sub.id] = sub = replace(sub, failing_since=failing_since)
         retry = replace(
             d,
             status=DeliveryStatus.FAILED,

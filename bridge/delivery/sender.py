@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -23,6 +24,12 @@ class SendResult:
     error: str | None = None
     snippet: str | None = None
     retry_after_s: float | None = None
+
+
+class Sender(Protocol):
+    """What the deliverer needs of an HTTP client (tests script it)."""
+
+    async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult: ...
 
 
 def webhook_session(*, limit: int, allow_private: bool) -> aiohttp.ClientSession:
@@ -82,4 +89,4 @@ class WebhookSender:
         return None
 
 
-__all__ = ["SendResult", "TargetRefused", "WebhookSender", "webhook_session"]
+__all__ = ["SendResult", "Sender", "TargetRefused", "WebhookSender", "webhook_session"]

@@ -147,6 +147,7 @@ class DeliveryStore:
         self._requeue = reg(scripts.REQUEUE)
         self._unpark = reg(scripts.UNPARK)
         self._emit = reg(scripts.EMIT)
+        self._mark_failing = reg(scripts.MARK_FAILING)
         self._records: Coalescer[tuple[list[str], list[Any]], str | BaseException] = Coalescer(
             self._flush_records
         )
@@ -177,6 +178,12 @@ class DeliveryStore:
             mapping["failing_since"] = "" if failing_since is None else str(failing_since)
         if mapping:
             await self.client.hset(self.keys.subscription_state(sub_id), mapping=mapping)  # type: ignore[arg-type]
+
+    async def mark_failing(self, sub_id: str, now: float) -> float:
+        """Start the continuous-failure clock unless it runs already; returns its start
+        (replicas with stale caches never move an earlier start forward)."""
+        key = self.keys.subscription_state(sub_id)
+        return float(await self._mark_failing(keys=[key], args=[repr(now)]))
 
     async def get_subscription(self, sub_id: str) -> Subscription | None:
         pipe = self.client.pipeline(transaction=False)

@@ -116,3 +116,12 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('XADD', KEYS[3], '*', 'event_id', ARGV[1], 'type', ARGV[5], 'watch_id', '')
 return 1
 """
+
+# KEYS[1] subscription state hash  ARGV[1] now (seconds)
+# returns the start of the current run of failures: the stored one, else ARGV[1]
+MARK_FAILING = """
+local since = redis.call('HGET', KEYS[1], 'failing_since')
+if since and since ~= '' then return since end
+redis.call('HSET', KEYS[1], 'failing_since', ARGV[1])
+return ARGV[1]
+"""

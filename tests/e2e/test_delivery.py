@@ -252,3 +252,58 @@ async def test_bad_subscription_requests(env: Env) -> None:
         assert resp.status == 422, body
         err = await resp.json()
         assert any(f["name"].startswith(field) for f in err["fields"]), (body, err)
+
+
+async def test_dead_letter_recover_retry_and_metrics(env: Env) -> None:
+    """A receiver failing past the schedule dead-letters the delivery; retry and recover
+    send it again (same webhook-id); /metrics counts every outcome."""
+    sub = await env.subscribe("down")
+
+    async def dead_one(job_id: str) -> dict[str, Any]:
+        env.receiver.scripts["down"] = [(500, {})] * 5
+        await env.watch(JobSpec(provider="fullstory", id=job_id, duration=0.2))
+
+        async def dead() -> list[Any]:
+            path = f"/v1/deliveries?status=dead&subscription_id={sub['id']}"
+            return list((await env.get(path))["items"])
+
+        await wait_until(dead, 20, "the delivery to be dead-lettered")
+        [delivery] = await dead()
+        assert [a["status"] for a in delivery["attempts"]] == [500] * 5  # 1 + 4 retries
+        return delivery
+
+    async def succeeds(delivery_id: str) -> None:
+        async def check() -> bool:
+            return bool((await env.get(f"/v1/deliveries/{delivery_id}"))["status"] == "succeeded")
+
+        await wait_until(check, 20, "the delivery to succeed")
+
+    first = await dead_one("d1")
+    resp = await env.http.post(f"{env.api}/v1/deliveries/{first['id']}/retry")
+    assert resp.status == 202
+    await succeeds(first["id"])
+    resp = await env.http.post(f"{env.api}/v1/deliveries/{first['id']}/retry")
+    assert resp.status == 409 and (await resp.json())["code"] == "delivery_not_finished"
+
+    second = await dead_one("d2")
+    resp = await env.http.post(f"{env.api}/v1/subscriptions/{sub['id']}/recover?since=0")
+    assert resp.status == 200 and (await resp.json())["requeued"] == 1
+    await succeeds(second["id"])
+    ids = [r.webhook_id for r in env.receiver.for_path("down")]
+    assert len(ids) == 12 and len(set(ids)) == 2  # 6 attempts per event, one id each
+    resp = await env.http.post(f"{env.api}/v1/subscriptions/{sub['id']}/recover?since=soon")
+    assert resp.status == 400 and (await resp.json())["fields"][0]["name"] == "since"
+
+    metrics = await (await env.http.get(f"{env.api}/metrics")).text()
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in metrics.splitlines()
+        if line.startswith("bridge_") and " " in line
+    }
+    assert samples['bridge_deliveries_total{outcome="dead"}'] == 2
+    assert samples['bridge_deliveries_total{outcome="retry"}'] == 8
+    assert samples['bridge_deliveries_total{outcome="succeeded"}'] == 2
+    assert samples["bridge_deliveries_dead_total"] == 2
+    assert samples["bridge_delivery_lag_seconds_count"] == 2
+    assert samples["bridge_delivery_attempt_duration_seconds_count"] == 12
+    assert "bridge_delivery_queue_depth" in samples
