@@ -11,8 +11,8 @@ import pytest
 
 from bridge.clock import FakeClock
 from bridge.delivery.deliverer import Deliverer
-from bridge.delivery.signing import new_secret
 from bridge.delivery.sender import SendResult
+from bridge.delivery.signing import new_secret
 from bridge.events import iso_ms
 from bridge.metrics import Metrics
 from bridge.model import DeliveryStatus, Event, Subscription
