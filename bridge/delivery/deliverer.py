@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import random
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -31,6 +32,7 @@ from bridge.workers import WorkerPool
 
 log = structlog.get_logger("bridge.delivery")
 
+GAUGE_EVERY_S = 1.0  # the queue-depth gauge costs a round trip: refresh it this often
 DEFER_S = 0.5  # a subscription at its concurrency cap: look again this soon
 RESERVED_HEADERS = {"content-type", "webhook-id", "webhook-timestamp", "webhook-signature"}
 
@@ -88,6 +90,9 @@ class Deliverer:
         self._lease_s = settings.timeout + settings.lease_margin
         self._per_sub: Counter[str] = Counter()
         self._subs: dict[str, Subscription] = {}
+        self._subs_version = -1
+        self._gauge_due = 0.0
+        self._outcomes = {v: metrics.deliveries.labels(v.value) for v in policy.Verdict}
         self._fan_out_wake = asyncio.Event()
         self._fan_out_task: asyncio.Task[None] | None = None
         self.pool: WorkerPool[ClaimedDelivery] = WorkerPool(
@@ -129,20 +134,24 @@ class Deliverer:
             await self._fan_out_wake.wait()
             self._fan_out_wake.clear()
             try:
-                await self.refresh_subscriptions()
                 await self.fan_out()
-                self._metrics.delivery_queue.set(await self._store.queue_depth())
+                if time.monotonic() >= self._gauge_due:
+                    self._gauge_due = time.monotonic() + GAUGE_EVERY_S
+                    self._metrics.delivery_queue.set(await self._store.queue_depth())
             except Exception:  # Redis down: the next tick tries again
                 log.exception("delivery_fan_out_failed")
 
     async def refresh_subscriptions(self) -> None:
-        self._subs = {s.id: s for s in await self._store.list_subscriptions()}
+        self._subs_version, subs = await self._store.versioned_subscriptions()
+        self._subs = {s.id: s for s in subs}
 
     async def fan_out(self) -> int:
         """Outbox entries → deliveries. Returns how many deliveries were created."""
         created = 0
         while True:
-            entries = await self._store.read_outbox(self._consumer, 100, self._lease_s)
+            entries, version = await self._store.read_outbox(self._consumer, 100, self._lease_s)
+            if version != self._subs_version:  # changed since the cache was read
+                await self.refresh_subscriptions()
             if not entries:
                 return created
             subs = list(self._subs.values())
@@ -216,7 +225,7 @@ class Deliverer:
             retry_after_cap_s=self._settings.retry_after_cap,
             rand=self._rand(),
         )
-        self._metrics.deliveries.labels(decision.verdict.value).inc()
+        self._outcomes[decision.verdict].inc()
         attempts = (*d.attempts, attempt)
         log_ctx = {
             "delivery_id": d.id,

@@ -17,6 +17,7 @@ from bridge.store import codec
 from bridge.store import delivery_scripts as scripts
 from bridge.store.batch import Coalescer
 from bridge.store.keys import Keys
+from bridge.store.pipelined import ScriptCall, run_scripts_or_raise
 from bridge.store.redis import Cursor, RedisStore
 
 KEEP_ATTEMPTS = 20  # attempts kept per delivery (the newest)
@@ -143,14 +144,12 @@ class DeliveryStore:
         reg = self.client.register_script
         self._fanout = reg(scripts.FANOUT)
         self._claim = reg(scripts.CLAIM)
-        self._record = reg(scripts.RECORD)
+        self._record = reg(scripts.RECORD_MANY)
         self._requeue = reg(scripts.REQUEUE)
         self._unpark = reg(scripts.UNPARK)
         self._emit = reg(scripts.EMIT)
         self._mark_failing = reg(scripts.MARK_FAILING)
-        self._records: Coalescer[tuple[list[str], list[Any]], str | BaseException] = Coalescer(
-            self._flush_records
-        )
+        self._records: Coalescer[list[Any], str] = Coalescer(self._flush_records)
 
     # ---------------------------------------------------------- subscriptions
     async def save_subscription(self, sub: Subscription) -> None:
@@ -158,6 +157,7 @@ class DeliveryStore:
         pipe = self.client.pipeline(transaction=True)
         pipe.set(self.keys.subscription(sub.id), sub_to_json(sub))
         pipe.sadd(self.keys.subscriptions, sub.id)
+        pipe.incr(self.keys.subscriptions_version)
         await pipe.execute()
 
     async def set_state(
@@ -177,7 +177,10 @@ class DeliveryStore:
         if failing_since is not False:
             mapping["failing_since"] = "" if failing_since is None else str(failing_since)
         if mapping:
-            await self.client.hset(self.keys.subscription_state(sub_id), mapping=mapping)  # type: ignore[arg-type]
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(self.keys.subscription_state(sub_id), mapping=mapping)  # type: ignore[arg-type]
+            pipe.incr(self.keys.subscriptions_version)
+            await pipe.execute()
 
     async def mark_failing(self, sub_id: str, now: float) -> float:
         """Start the continuous-failure clock unless it runs already; returns its start
@@ -193,9 +196,17 @@ class DeliveryStore:
         return _with_state(sub_from_json(text), state) if text else None
 
     async def list_subscriptions(self) -> list[Subscription]:
-        ids = sorted(cast(set[str], await self.client.smembers(self.keys.subscriptions)))
+        return (await self.versioned_subscriptions())[1]
+
+    async def versioned_subscriptions(self) -> tuple[int, list[Subscription]]:
+        """Every subscription, and the version they were read at."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(self.keys.subscriptions_version)
+        pipe.smembers(self.keys.subscriptions)
+        version, members = await pipe.execute()
+        ids = sorted(cast(set[str], members))
         if not ids:
-            return []
+            return int(version or 0), []
         pipe = self.client.pipeline(transaction=False)
         for i in ids:
             pipe.get(self.keys.subscription(i))
@@ -206,14 +217,15 @@ class DeliveryStore:
             for n in range(0, len(rows), 2)
             if rows[n]
         ]
-        return sorted(subs, key=lambda s: (s.created_at, s.id))
+        return int(version or 0), sorted(subs, key=lambda s: (s.created_at, s.id))
 
     async def delete_subscription(self, sub_id: str) -> bool:
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(self.keys.subscription(sub_id))
         pipe.delete(self.keys.subscription_state(sub_id))
         pipe.srem(self.keys.subscriptions, sub_id)
-        deleted, _, _ = await pipe.execute()
+        pipe.incr(self.keys.subscriptions_version)
+        deleted, _, _, _ = await pipe.execute()
         return bool(deleted)
 
     async def unpark(self, sub_id: str, now: float) -> int:
@@ -235,10 +247,12 @@ class DeliveryStore:
 
     async def read_outbox(
         self, consumer: str, count: int, reclaim_idle_s: float
-    ) -> list[OutboxEntry]:
-        """New outbox entries, plus entries another consumer took and never acked."""
+    ) -> tuple[list[OutboxEntry], int]:
+        """New outbox entries, plus entries another consumer took and never acked; and
+        the subscriptions' version. One round trip."""
         k = self.keys
-        claimed = await self.client.xautoclaim(
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xautoclaim(
             k.outbox,
             Keys.OUTBOX_GROUP,
             consumer,
@@ -246,11 +260,11 @@ class DeliveryStore:
             start_id="0-0",
             count=count,
         )
+        pipe.xreadgroup(Keys.OUTBOX_GROUP, consumer, {k.outbox: ">"}, count=count)
+        pipe.get(k.subscriptions_version)
+        claimed, fresh, version = await pipe.execute()
         # Redis 6.2 answers [next, entries]; Redis 7 adds a list of deleted ids.
         entries = list(claimed[1]) if claimed else []
-        fresh = await self.client.xreadgroup(
-            Keys.OUTBOX_GROUP, consumer, {k.outbox: ">"}, count=count
-        )
         for _, rows in cast(list[tuple[str, list[Any]]], fresh or []):
             entries.extend(rows)
         out = []
@@ -259,27 +273,17 @@ class DeliveryStore:
                 out.append(OutboxEntry(str(entry_id), str(fields["event_id"])))
             else:  # trimmed away or malformed: nothing to deliver, just ack
                 await self.client.xack(k.outbox, Keys.OUTBOX_GROUP, entry_id)
-        return out
-
-    async def fan_out(self, entry_id: str, deliveries: list[Delivery], now: float) -> int:
-        k = self.keys
-        args: list[Any] = [Keys.OUTBOX_GROUP, entry_id, to_ms(now), k.delivery_prefix()]
-        for d in deliveries:
-            args += [d.id, d.subscription_id, delivery_to_json(d)]
-        return int(await self._fanout(keys=[k.outbox, k.deliveries_due, k.deliveries], args=args))
+        return out, int(version or 0)
 
     async def fan_out_many(self, batch: list[tuple[str, list[Delivery]]], now: float) -> int:
-        """Several outbox entries in one round trip (one script call each, pipelined)."""
+        """Outbox entries (entry id, its deliveries) → deliveries, acked; one script call."""
         k = self.keys
-        pipe = self.client.pipeline(transaction=False)
+        args: list[Any] = [Keys.OUTBOX_GROUP, to_ms(now), k.delivery_prefix()]
         for entry_id, deliveries in batch:
-            args: list[Any] = [Keys.OUTBOX_GROUP, entry_id, to_ms(now), k.delivery_prefix()]
+            args += [entry_id, len(deliveries)]
             for d in deliveries:
                 args += [d.id, d.subscription_id, delivery_to_json(d)]
-            await self._fanout(
-                keys=[k.outbox, k.deliveries_due, k.deliveries], args=args, client=pipe
-            )
-        return sum(int(n) for n in await pipe.execute())
+        return int(await self._fanout(keys=[k.outbox, k.deliveries_due, k.deliveries], args=args))
 
     async def get_events(self, event_ids: list[str]) -> list[Event | None]:
         texts = cast(
@@ -290,20 +294,15 @@ class DeliveryStore:
     async def emit_many(self, events: list[Event], now: float, retention_s: float) -> int:
         """Several events in one round trip."""
         k = self.keys
-        pipe = self.client.pipeline(transaction=False)
-        for event in events:
-            await self._emit(
-                keys=[k.event(event.id), k.events, k.outbox],
-                args=[
-                    event.id,
-                    to_ms(now),
-                    to_ms(retention_s),
-                    codec.event_to_json(event),
-                    event.type,
-                ],
-                client=pipe,
+        calls: list[ScriptCall] = [
+            (
+                self._emit,
+                [k.event(event.id), k.events, k.outbox],
+                [event.id, to_ms(now), to_ms(retention_s), codec.event_to_json(event), event.type],
             )
-        return sum(int(n) for n in await pipe.execute())
+            for event in events
+        ]
+        return sum(int(n) for n in await run_scripts_or_raise(self.client, calls))
 
     async def emit(self, event: Event, now: float, retention_s: float) -> bool:
         k = self.keys
@@ -355,35 +354,27 @@ class DeliveryStore:
         if park:
             next_ms = str(to_ms(updated.created_at))
         result = await self._records.call(
-            (
-                [
-                    k.delivery(d.id),
-                    k.deliveries_due,
-                    k.deliveries_leases,
-                    k.parked(d.subscription_id),
-                ],
-                [
-                    d.id,
-                    claimed.token,
-                    updated.status.value,
-                    delivery_to_json(updated),
-                    next_ms,
-                    to_ms(retention_s),
-                    "1" if park else "0",
-                ],
-            )
+            [
+                d.id,
+                claimed.token,
+                updated.status.value,
+                delivery_to_json(updated),
+                next_ms,
+                "1" if park else "0",
+                k.parked(d.subscription_id),
+                to_ms(retention_s),
+            ]
         )
         assert isinstance(result, str)  # the coalescer raises a failed call's exception
         return result
 
-    async def _flush_records(
-        self, items: list[tuple[list[str], list[Any]]]
-    ) -> list[str | BaseException]:
-        pipe = self.client.pipeline(transaction=False)
-        for keys, args in items:
-            await self._record(keys=keys, args=args, client=pipe)
-        results = await pipe.execute(raise_on_error=False)
-        return [v if isinstance(v, BaseException) else str(v) for v in results]
+    async def _flush_records(self, items: list[list[Any]]) -> list[str]:
+        k = self.keys
+        args: list[Any] = [k.delivery_prefix()]
+        for item in items:
+            args += item
+        results = await self._record(keys=[k.deliveries_due, k.deliveries_leases], args=args)
+        return [str(r) for r in results]
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         lease, doc = cast(
@@ -405,7 +396,7 @@ class DeliveryStore:
 
     async def add_deliveries(self, deliveries: list[Delivery], now: float) -> int:
         """Deliveries not from the outbox (replays, pings)."""
-        return await self.fan_out("", deliveries, now)
+        return await self.fan_out_many([("", deliveries)], now)
 
     async def list_deliveries(
         self,

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-# Outbox entry → one delivery per matching subscription, then the entry is acked.
+# Outbox entries → one delivery per matching subscription each, then each entry is acked.
 # KEYS[1] outbox stream  KEYS[2] due zset  KEYS[3] deliveries zset
-# ARGV[1] group  ARGV[2] entry id  ARGV[3] now ms  ARGV[4] delivery hash prefix
-# ARGV[5..] per delivery: id, subscription id, doc
+# ARGV[1] group  ARGV[2] now ms  ARGV[3] delivery hash prefix
+# ARGV[4..] per entry: entry id ('' for none: a replay or a ping), n, then n times
+#   delivery id, subscription id, doc
 # Delivery ids are deterministic (event + subscription): a retried call creates nothing twice.
 # returns the number of deliveries created
 FANOUT = """
 local created = 0
-for i = 5, #ARGV, 3 do
-  local key = ARGV[4] .. ARGV[i]
-  if redis.call('EXISTS', key) == 0 then
-    local doc = cjson.decode(ARGV[i + 2])
-    redis.call('HSET', key, 'status', 'pending', 'sub', ARGV[i + 1], 'event', doc['event_id'],
-               'lease', 0, 'doc', ARGV[i + 2])
-    redis.call('ZADD', KEYS[2], ARGV[3], ARGV[i])
-    redis.call('ZADD', KEYS[3], ARGV[3], ARGV[i])
-    created = created + 1
+local i = 4
+while i <= #ARGV do
+  local entry, n = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  for _ = 1, n do
+    local key = ARGV[3] .. ARGV[i]
+    if redis.call('EXISTS', key) == 0 then
+      local doc = cjson.decode(ARGV[i + 2])
+      redis.call('HSET', key, 'status', 'pending', 'sub', ARGV[i + 1], 'event', doc['event_id'],
+                 'lease', 0, 'doc', ARGV[i + 2])
+      redis.call('ZADD', KEYS[2], ARGV[2], ARGV[i])
+      redis.call('ZADD', KEYS[3], ARGV[2], ARGV[i])
+      created = created + 1
+    end
+    i = i + 3
   end
+  if entry ~= '' then redis.call('XACK', KEYS[1], ARGV[1], entry) end
 end
-if ARGV[2] ~= '' then redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) end
 return created
 """
 
@@ -56,29 +63,40 @@ end
 return out
 """
 
-# KEYS[1] delivery hash  KEYS[2] due zset  KEYS[3] leases zset  KEYS[4] parked zset
-# ARGV[1] id  ARGV[2] lease token  ARGV[3] new status  ARGV[4] doc
-# ARGV[5] next attempt ms ('' for none)  ARGV[6] retention ms  ARGV[7] '1' to park
-# returns 'ok' | 'stale' | 'gone'
-RECORD = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  return 'gone'
+# The outcome of attempts, several in one call (writes arrive in bursts).
+# KEYS[1] due zset  KEYS[2] leases zset
+# ARGV[1] delivery hash prefix
+# ARGV[2..] per delivery, 8 each: id, lease token, new status, doc,
+#   next attempt ms ('' for none), '1' to park, the subscription's parked zset, retention ms
+# All keys share the deployment's {hash tag}, so the derived ones live in the same slot.
+# returns per delivery 'ok' | 'stale' (the lease was lost) | 'gone'
+RECORD_MANY = """
+local out = {}
+for i = 2, #ARGV, 8 do
+  local id, key = ARGV[i], ARGV[1] .. ARGV[i]
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('ZREM', KEYS[2], id)
+    out[#out + 1] = 'gone'
+  elseif redis.call('HGET', key, 'lease') ~= ARGV[i + 1] then
+    out[#out + 1] = 'stale'
+  else
+    local status = ARGV[i + 2]
+    redis.call('HSET', key, 'status', status, 'doc', ARGV[i + 3])
+    redis.call('ZREM', KEYS[2], id)
+    if ARGV[i + 5] == '1' then
+      redis.call('ZADD', ARGV[i + 6], ARGV[i + 4], id)
+    elseif ARGV[i + 4] ~= '' then
+      redis.call('ZADD', KEYS[1], ARGV[i + 4], id)
+    end
+    if status == 'succeeded' or status == 'dead' then
+      redis.call('PEXPIRE', key, ARGV[i + 7])
+    else
+      redis.call('PERSIST', key)
+    end
+    out[#out + 1] = 'ok'
+  end
 end
-if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[2] then return 'stale' end
-redis.call('HSET', KEYS[1], 'status', ARGV[3], 'doc', ARGV[4])
-redis.call('ZREM', KEYS[3], ARGV[1])
-if ARGV[7] == '1' then
-  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
-elseif ARGV[5] ~= '' then
-  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
-end
-if ARGV[3] == 'succeeded' or ARGV[3] == 'dead' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
-else
-  redis.call('PERSIST', KEYS[1])
-end
-return 'ok'
+return out
 """
 
 # Put a finished or failed delivery back in the queue (API retry, recover).

@@ -98,6 +98,11 @@ class Keys:
         """Set: every subscription id."""
         return f"{self._p}:subs"
 
+    @property
+    def subscriptions_version(self) -> str:
+        """Counter: bumped on every subscription change, so caches know when to reload."""
+        return f"{self._p}:subs_version"
+
     def delivery(self, delivery_id: str) -> str:
         """Hash: {status, sub, lease, doc}."""
         return f"{self._p}:dlv:{delivery_id}"

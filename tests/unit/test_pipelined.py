@@ -1,0 +1,36 @@
+"""Pipelined script calls: one round trip, and a flushed script cache costs nothing."""
+
+from __future__ import annotations
+
+import pytest
+from redis.exceptions import ResponseError
+
+from bridge.store.pipelined import run_scripts, run_scripts_or_raise
+from bridge.store.redis import RedisStore
+
+INCR_BY = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+FAIL = "return redis.error_reply('ERR nope')"
+
+
+async def test_results_in_order_across_a_flushed_cache(store: RedisStore) -> None:
+    """Calls run in order; after SCRIPT FLUSH (a restarted Redis) each runs exactly once."""
+    client = store.client
+    incr = client.register_script(INCR_BY)
+    key = f"{store.keys.outbox}:n"
+    assert await run_scripts(client, [(incr, [key], [1]), (incr, [key], [2])]) == [1, 3]
+    await client.script_flush()
+    assert await run_scripts(client, [(incr, [key], [10]), (incr, [key], [100])]) == [13, 113]
+    assert int(await client.get(key)) == 113
+
+
+async def test_errors_are_per_call(store: RedisStore) -> None:
+    """One failing call does not hide the others' results; the raising form raises it."""
+    client = store.client
+    incr = client.register_script(INCR_BY)
+    fail = client.register_script(FAIL)
+    key = f"{store.keys.outbox}:m"
+    ok, err = await run_scripts(client, [(incr, [key], [1]), (fail, [key], [])])
+    assert ok == 1 and isinstance(err, ResponseError)
+    with pytest.raises(ResponseError):
+        await run_scripts_or_raise(client, [(incr, [key], [1]), (fail, [key], [])])
+    assert int(await client.get(key)) == 2
