@@ -422,3 +422,25 @@ class DeliveryStore:
 
     async def queue_depth(self) -> int:
         return int(await self.client.zcard(self.keys.deliveries_due))
+
+    async def queue_counts(self, sub_ids: list[str]) -> dict[str, int]:
+        """Sizes of the delivery queues, for `bridge status` (one round trip)."""
+        k = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(k.deliveries_due)
+        pipe.zcard(k.deliveries_leases)
+        pipe.zcard(k.deliveries)
+        pipe.xlen(k.outbox)
+        pipe.xpending(k.outbox, Keys.OUTBOX_GROUP)
+        for sub_id in sub_ids:
+            pipe.zcard(k.parked(sub_id))
+        due, leased, total, outbox, pending, *parked = await pipe.execute(raise_on_error=False)
+        return {
+            "deliveries_due": int(due),
+            "deliveries_in_flight": int(leased),
+            "deliveries_kept": int(total),
+            "deliveries_parked": sum(int(p) for p in parked),
+            "outbox_entries": int(outbox),
+            # no group yet (no deliverer ever ran): nothing is pending
+            "outbox_unacked": int(pending["pending"]) if isinstance(pending, dict) else 0,
+        }

@@ -341,6 +341,21 @@ class RedisStore:
     async def pause(self, source: str, seconds: float) -> None:
         await self._pause(keys=[self.keys.source_pause(source)], args=[max(1, to_ms(seconds))])
 
+    async def watch_counts(self) -> dict[str, int]:
+        """Watches kept, and those still polled (due or leased): one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(self.keys.watches)
+        pipe.zcard(self.keys.due)
+        pipe.zcard(self.keys.leases)
+        total, due, leased = await pipe.execute()
+        watching = int(due) + int(leased)
+        return {
+            "total": int(total),
+            "watching": watching,
+            "polling_now": int(leased),
+            "finished": max(0, int(total) - watching),
+        }
+
     async def paused_for(self, source: str) -> float:
         """Seconds left in the source's 429 pause (Redis server time), 0 when none."""
         pipe: Pipeline = self.client.pipeline(transaction=False)

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bridge.api.server import ApiContext, build_api
 from bridge.clock import FakeClock
 from bridge.metrics import Metrics
+from bridge.store.deliveries import DeliveryStore
 from bridge.store.redis import RedisStore
 
 TOKEN = "test-token-123"
@@ -30,6 +31,8 @@ async def api(prefix: str) -> AsyncIterator[tuple[TestClient, RedisStore, list[i
         tokens=(TOKEN, "second-token"),
         max_body_bytes=1024,
         on_registered=lambda: woken.append(1),
+        deliveries=DeliveryStore(store),
+        allow_private_targets=True,
     )
     client = TestClient(TestServer(build_api(ctx)))
     await client.start_server()
@@ -180,3 +183,42 @@ async def test_metrics_exposed(api) -> None:  # type: ignore[no-untyped-def]
     client, _, _ = api
     text = await (await client.get("/metrics")).text()
     assert "bridge_polls_in_flight" in text
+
+
+async def test_status_counts(api) -> None:  # type: ignore[no-untyped-def]
+    """/v1/status counts watches, reports each source and the delivery queues."""
+    client, store, _ = api
+    for job in ("a", "b", "c"):
+        await client.post("/v1/watches", json={"source": "fs", "job_id": job}, headers=AUTH)
+    await store.set_health("td", False, "401 invalid authorization", 0.0)
+    await store.pause("fs", 30)
+    body = await (await client.get("/v1/status", headers=AUTH)).json()
+    assert body["watches"] == {"total": 3, "watching": 3, "polling_now": 0, "finished": 0}
+    assert body["sources"]["td"]["healthy"] is False
+    assert body["sources"]["fs"]["healthy"] is True and body["sources"]["fs"]["paused_for_s"] > 0
+    assert body["queues"]["deliveries_due"] == 0 and body["subscriptions"]["total"] == 0
+    assert (await client.get("/v1/status")).status == 401
+
+
+async def test_openapi_describes_every_route(api) -> None:  # type: ignore[no-untyped-def]
+    """/openapi.json is public and lists exactly the app's routes, with the request
+    bodies' schemas taken from the validating models."""
+    from bridge.api.models import WatchCreate
+
+    client, _, _ = api
+    resp = await client.get("/openapi.json")
+    assert resp.status == 200
+    doc = await resp.json()
+    documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
+    routes = {
+        (r.method, r.resource.canonical)
+        for r in client.server.app.router.routes()
+        if r.method != "HEAD" and r.resource is not None
+    }
+    assert documented == routes
+    assert (
+        doc["components"]["schemas"]["WatchCreate"]["properties"]
+        == (WatchCreate.model_json_schema()["properties"])
+    )
+    body = doc["paths"]["/v1/watches"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"]["$ref"].endswith("/WatchCreate")

@@ -1,0 +1,154 @@
+"""The OpenAPI 3.1 document of the admin API, served at /openapi.json.
+
+Request bodies are the JSON schemas of the pydantic models the handlers validate
+with, so the document cannot drift from the validation; a test checks that every
+route of the app is described here and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from bridge.api.models import WatchCreate
+from bridge.api.subscriptions import SubscriptionCreate, SubscriptionPatch
+from bridge.model import DeliveryStatus, WatchState
+
+
+class ErrorField(BaseModel):
+    name: str
+    description: str
+
+
+class Error(BaseModel):
+    """Every error of the API has this shape."""
+
+    code: str = Field(description="snake_case, stable: match on it")
+    message: str
+    fields: list[ErrorField] = Field(default_factory=list)
+
+
+MODELS: tuple[type[BaseModel], ...] = (
+    WatchCreate,
+    SubscriptionCreate,
+    SubscriptionPatch,
+    Error,
+)
+PAGE: list[tuple[str, str, dict[str, Any]]] = [
+    ("cursor", "next_cursor of the previous page", {"type": "string"}),
+    ("limit", "items per page", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+]
+
+
+@dataclass(frozen=True)
+class Op:
+    method: str
+    path: str
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    ok: tuple[int, str] = (200, "OK")
+    public: bool = False
+
+
+def _enum(values: type[WatchState] | type[DeliveryStatus]) -> dict[str, Any]:
+    return {"type": "string", "enum": [v.value for v in values]}
+
+
+OPERATIONS = (
+    Op("get", "/livez", "Liveness", "health", public=True),
+    Op("get", "/healthz", "Liveness (alias of /livez)", "health", public=True),
+    Op("get", "/readyz", "Readiness: Redis reachable, sources healthy", "health", public=True),
+    Op("get", "/metrics", "Prometheus metrics", "health", public=True),
+    Op("get", "/openapi.json", "This document", "health", public=True),
+    Op("get", "/v1/status", "Watch counts, source health, queue depths", "status"),
+    Op("post", "/v1/watches", "Watch a job (200 when already watched)", "watches",
+       body=WatchCreate, ok=(201, "Created")),
+    Op("get", "/v1/watches", "List watches", "watches",
+       query=[("state", "filter", _enum(WatchState)), ("source", "filter", {"type": "string"}),
+              *PAGE]),
+    Op("get", "/v1/watches/{id}", "One watch", "watches"),
+    Op("delete", "/v1/watches/{id}", "Stop watching", "watches", ok=(204, "Deleted")),
+    Op("get", "/v1/events", "The event log", "events",
+       query=[("watch_id", "filter", {"type": "string"}), ("type", "filter", {"type": "string"}),
+              *PAGE]),
+    Op("get", "/v1/events/{id}", "One event", "events"),
+    Op("post", "/v1/events/{id}/replay", "Deliver again, same webhook-id", "events",
+       query=[("subscription_id", "only to this subscription", {"type": "string"})],
+       ok=(202, "Queued")),
+    Op("post", "/v1/subscriptions", "Subscribe (the secret is shown only here)",
+       "subscriptions", body=SubscriptionCreate, ok=(201, "Created")),
+    Op("get", "/v1/subscriptions", "List subscriptions (never their secrets)", "subscriptions"),
+    Op("get", "/v1/subscriptions/{id}", "One subscription", "subscriptions"),
+    Op("patch", "/v1/subscriptions/{id}", "Change a subscription; enable resumes kept events",
+       "subscriptions", body=SubscriptionPatch),
+    Op("delete", "/v1/subscriptions/{id}", "Unsubscribe", "subscriptions", ok=(204, "Deleted")),
+    Op("post", "/v1/subscriptions/{id}/rotate-secret",
+       "New secret; the old one keeps signing for the grace period", "subscriptions"),
+    Op("post", "/v1/subscriptions/{id}/test", "Send a ping event now", "subscriptions",
+       ok=(202, "Queued")),
+    Op("post", "/v1/subscriptions/{id}/recover", "Requeue failed and dead deliveries since",
+       "subscriptions", query=[("since", "unix seconds", {"type": "number"})]),
+    Op("get", "/v1/deliveries", "Deliveries and their attempts", "deliveries",
+       query=[("status", "filter", _enum(DeliveryStatus)),
+              ("subscription_id", "filter", {"type": "string"}), *PAGE]),
+    Op("get", "/v1/deliveries/{id}", "One delivery", "deliveries"),
+    Op("post", "/v1/deliveries/{id}/retry", "Requeue a failed or dead delivery", "deliveries",
+       ok=(202, "Queued")),
+)  # fmt: skip
+
+
+def _operation(op: Op) -> dict[str, Any]:
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    out: dict[str, Any] = {
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": {
+            str(op.ok[0]): {"description": op.ok[1]},
+            "4XX": {"description": "The request's mistake", "content": error},
+        },
+    }
+    params: list[dict[str, Any]] = []
+    if "{id}" in op.path:
+        params.append({"name": "id", "in": "path", "required": True, "schema": {"type": "string"}})
+    params += [
+        {"name": name, "in": "query", "description": text, "schema": schema}
+        for name, text, schema in op.query
+    ]
+    if params:
+        out["parameters"] = params
+    if op.body is not None:
+        ref = {"$ref": f"#/components/schemas/{op.body.__name__}"}
+        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref}}}
+    if op.public:
+        out["security"] = []
+    return out
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
+    schemas: dict[str, Any] = {}
+    for model in MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "import-job bridge admin API", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())

@@ -1,0 +1,34 @@
+"""GET /v1/status: what `bridge status` shows — watches, sources, queues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from bridge.api.models import iso
+from bridge.api.server import CTX
+
+
+async def status(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    store = ctx.store
+    sources: dict[str, Any] = {}
+    for name in ctx.source_kinds:
+        health = await store.get_health(name)
+        sources[name] = {
+            "healthy": health.healthy,
+            "reason": health.reason,
+            "since": iso(health.since),
+            "paused_for_s": round(await store.paused_for(name), 3),
+        }
+    body: dict[str, Any] = {"watches": await store.watch_counts(), "sources": sources}
+    if ctx.deliveries is not None:
+        subs = await ctx.deliveries.list_subscriptions()
+        body["subscriptions"] = {
+            "total": len(subs),
+            "enabled": sum(1 for s in subs if s.enabled),
+            "disabled": sum(1 for s in subs if not s.enabled),
+        }
+        body["queues"] = await ctx.deliveries.queue_counts([s.id for s in subs])
+    return web.json_response(body)
