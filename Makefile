@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint run sim bench clean
+.PHONY: install test lint run sim demo bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -25,6 +25,9 @@ lint: $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/bridge run --config config/bridge.example.toml
+
+demo: $(STAMP)
+	$(VENV)/bin/bridge demo
 
 sim: $(STAMP)
 	$(VENV)/bin/bridge sim --listen 127.0.0.1:8900

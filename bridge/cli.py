@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bridge import logs
 from bridge.app import ALL_ROLES, Bridge, Role, run_until_signalled
+from bridge.cli_admin import ADMIN_COMMANDS, add_admin_commands, run_admin
 from bridge.errors import BridgeError, ConfigError
 from bridge.settings import Settings, load_settings, split_listen
 from bridge.store.embedded import EmbeddedRedis
@@ -49,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="validate a config; print it with secrets masked")
     check.add_argument("file")
+    check.add_argument("--json", action="store_true", help="(the output is JSON already)")
+
+    demo = sub.add_parser("demo", help="simulator + bridge + verifying receiver, live")
+    demo.add_argument("--forever", action="store_true", help="keep running after the jobs end")
+    demo.add_argument("--data-dir", default=".bridge", help="embedded Redis data")
+    demo.add_argument("--timeout", type=float, default=90.0, help="give up after (seconds)")
+
+    add_admin_commands(sub)
     return parser
 
 
@@ -61,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
             return _sim(args)
         if args.command == "config":
             return _config_check(args.file)
+        if args.command == "demo":
+            from bridge.demo import run_demo
+
+            return run_demo(
+                data_dir=Path(args.data_dir), forever=args.forever, timeout_s=args.timeout
+            )
+        if args.command in ADMIN_COMMANDS:
+            return run_admin(args)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)

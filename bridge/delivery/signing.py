@@ -60,3 +60,42 @@ def webhook_headers(
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature_header(secrets_, msg_id, timestamp, body),
     }
+
+
+TOLERANCE_S = 300  # what the Standard Webhooks libraries accept either side of now
+
+
+def verify(
+    secret: str,
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    now: float,
+    tolerance_s: float | None = TOLERANCE_S,
+) -> str:
+    """Check a received webhook as a Standard Webhooks receiver would; returns its id.
+    Raises InvalidSignature saying what is wrong. tolerance_s None: any age (old files)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    missing = [
+        h for h in ("webhook-id", "webhook-timestamp", "webhook-signature") if h not in lower
+    ]
+    if missing:
+        raise InvalidSignature(f"missing header(s): {', '.join(missing)}")
+    msg_id = lower["webhook-id"]
+    try:
+        timestamp = int(lower["webhook-timestamp"])
+    except ValueError:
+        raise InvalidSignature("webhook-timestamp is not unix seconds") from None
+    if tolerance_s is not None and abs(now - timestamp) > tolerance_s:
+        raise InvalidSignature(
+            f"webhook-timestamp is {now - timestamp:.0f} s from now (tolerance {tolerance_s:.0f} s)"
+        )
+    expected = sign(secret, msg_id, timestamp, body)
+    offered = lower["webhook-signature"].split()
+    if not any(hmac.compare_digest(expected, sig) for sig in offered):
+        raise InvalidSignature("no signature matches this secret (wrong secret or changed body)")
+    return msg_id
+
+
+class InvalidSignature(ValueError):
+    pass

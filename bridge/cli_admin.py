@@ -1,0 +1,344 @@
+"""The admin commands of `bridge`: each is one or a few calls to the admin API.
+
+Human tables by default, `--json` for scripts (the API's own JSON). Exit codes:
+0 ok, 1 error (the API said no, or could not be reached), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bridge import cli_output as out
+from bridge.delivery.signing import InvalidSecret, InvalidSignature, verify
+
+DEFAULT_API = "http://127.0.0.1:8080"
+TIMEOUT_S = 15.0
+
+
+class CommandError(Exception):
+    """A failed command: the message is printed, the exit code is 1."""
+
+
+class ApiClient:
+    def __init__(self, base: str, token: str | None) -> None:
+        self.base = base.rstrip("/")
+        self.token = token
+
+    def call(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+    ) -> Any:
+        params = {k: v for k, v in (query or {}).items() if v not in (None, "")}
+        url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise CommandError(_api_error(exc)) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise CommandError(f"cannot reach the bridge at {self.base}: {reason}") from None
+        return json.loads(raw) if raw else None
+
+    def pages(self, path: str, query: dict[str, Any], every: bool) -> dict[str, Any]:
+        """One page, or every page when asked (following next_cursor)."""
+        page: dict[str, Any] = self.call("GET", path, query=query)
+        if not every:
+            return page
+        items = list(page["items"])
+        while page.get("next_cursor"):
+            page = self.call("GET", path, query={**query, "cursor": page["next_cursor"]})
+            items += page["items"]
+        return {"items": items, "next_cursor": None}
+
+
+def _api_error(exc: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(exc.read() or b"{}")
+    except ValueError:
+        return f"the API answered HTTP {exc.code}"
+    text = f"{body.get('message', 'HTTP ' + str(exc.code))} ({body.get('code', exc.code)})"
+    for f in body.get("fields") or []:
+        text += f"\n  {f.get('name')}: {f.get('description')}"
+    return text
+
+
+# ------------------------------------------------------------------- parser
+def add_admin_commands(sub: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--api", default=os.environ.get("BRIDGE_API_URL", DEFAULT_API), help="admin API base URL"
+    )
+    common.add_argument("--token", help="API token (default: env BRIDGE_API_TOKEN)")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    page = argparse.ArgumentParser(add_help=False)
+    page.add_argument("--limit", type=int, default=50, help="items per page (1-500)")
+    page.add_argument("--all", action="store_true", help="every page")
+
+    def group(name: str, help_: str) -> Any:
+        p = sub.add_parser(name, help=help_)
+        return p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    w = group("watch", "watched import jobs")
+    p = w.add_parser("add", parents=[common], help="watch a job")
+    p.add_argument("source")
+    p.add_argument("job_id")
+    p.add_argument("--kind", help="users or events (FullStory); default: the source's first")
+    p = w.add_parser("ls", parents=[common, page], help="list watches")
+    p.add_argument("--state", choices=["watching", "terminal", "not_found", "expired"])
+    p.add_argument("--source")
+    for action, text in (("show", "one watch"), ("rm", "stop watching")):
+        w.add_parser(action, parents=[common], help=text).add_argument("id")
+
+    s = group("sub", "webhook subscriptions")
+    p = s.add_parser("add", parents=[common], help="subscribe a URL")
+    p.add_argument("url")
+    p.add_argument("--event-type", action="append", dest="event_types", help="repeatable")
+    p.add_argument("--source", action="append", dest="sources", help="repeatable")
+    p.add_argument("--format", choices=["standard", "slack", "discord", "teams"])
+    p.add_argument("--secret", help="whsec_…; default: generated")
+    p.add_argument("--header", action="append", default=[], help="NAME=VALUE, repeatable")
+    p.add_argument("--description")
+    s.add_parser("ls", parents=[common], help="list subscriptions")
+    for action, text in (
+        ("show", "one subscription"),
+        ("rm", "unsubscribe"),
+        ("test", "send a ping now"),
+        ("rotate", "new secret (the old one signs too for a grace period)"),
+        ("enable", "enable; kept events are delivered"),
+        ("disable", "disable; events are kept"),
+    ):
+        s.add_parser(action, parents=[common], help=text).add_argument("id")
+
+    e = group("events", "the event log")
+    p = e.add_parser("ls", parents=[common, page], help="list events")
+    p.add_argument("--watch-id")
+    p.add_argument("--type")
+    e.add_parser("show", parents=[common], help="one event").add_argument("id")
+    p = e.add_parser("replay", parents=[common], help="deliver again, same webhook-id")
+    p.add_argument("id")
+    p.add_argument("--subscription", help="only to this subscription")
+
+    d = group("deliveries", "webhook deliveries")
+    p = d.add_parser("ls", parents=[common, page], help="list deliveries")
+    p.add_argument("--status", choices=["pending", "failed", "succeeded", "dead"])
+    p.add_argument("--subscription")
+    d.add_parser("show", parents=[common], help="one delivery").add_argument("id")
+    d.add_parser("retry", parents=[common], help="requeue a failed or dead one").add_argument("id")
+
+    sub.add_parser("status", parents=[common], help="watches, sources and queues")
+
+    v = sub.add_parser("verify", help="check a received webhook's signature")
+    v.add_argument("--secret", help="whsec_… (default: env BRIDGE_WEBHOOK_SECRET)")
+    v.add_argument("--body", required=True, help="file with the exact request body")
+    v.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
+    v.add_argument("--headers", help="file of headers: JSON object or 'Name: value' lines")
+    v.add_argument("--ignore-age", action="store_true", help="accept any webhook-timestamp")
+
+
+ADMIN_COMMANDS = {"watch", "sub", "events", "deliveries", "status", "verify"}
+
+
+def run_admin(args: argparse.Namespace) -> int:
+    try:
+        if args.command == "verify":
+            return _verify(args)
+        token = args.token or os.environ.get("BRIDGE_API_TOKEN")
+        client = ApiClient(args.api, token)
+        handler = HANDLERS[(args.command, getattr(args, "action", None))]
+        handler(client, args)
+        return 0
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+# ----------------------------------------------------------------- handlers
+Handler = Callable[[ApiClient, argparse.Namespace], None]
+WATCH_COLUMNS = ("id", "source", "kind", "job_id", "state", "status", "counts", "polls")
+SUB_COLUMNS = ("id", "url", "event_types", "format", "enabled", "description")
+EVENT_COLUMNS = ("id", "type", "timestamp", "data.source", "data.job_id", "data.outcome")
+DELIVERY_COLUMNS = ("id", "status", "event_id", "subscription_id", "failures", "next_attempt_at")
+
+
+def _show(args: argparse.Namespace, data: Any) -> None:
+    if args.json:
+        out.print_json(data)
+    elif isinstance(data, dict):
+        out.record(data)
+
+
+def _list(args: argparse.Namespace, data: dict[str, Any], columns: tuple[str, ...]) -> None:
+    if args.json:
+        out.print_json(data)
+        return
+    out.table(data["items"], columns)
+    if data.get("next_cursor"):
+        print("(more: --all for every page)")
+
+
+def _watch_add(c: ApiClient, a: argparse.Namespace) -> None:
+    body = {"source": a.source, "job_id": a.job_id, **({"kind": a.kind} if a.kind else {})}
+    _show(a, c.call("POST", "/v1/watches", body))
+
+
+def _watch_ls(c: ApiClient, a: argparse.Namespace) -> None:
+    query = {"state": a.state, "source": a.source, "limit": a.limit}
+    _list(a, c.pages("/v1/watches", query, a.all), WATCH_COLUMNS)
+
+
+def _sub_add(c: ApiClient, a: argparse.Namespace) -> None:
+    headers = {}
+    for h in a.header:
+        name, sep, value = h.partition("=")
+        if not sep:
+            raise CommandError(f"--header {h!r}: expected NAME=VALUE")
+        headers[name.strip()] = value
+    fields = {
+        "url": a.url,
+        "event_types": a.event_types,
+        "sources": a.sources,
+        "format": a.format,
+        "secret": a.secret,
+        "headers": headers or None,
+        "description": a.description,
+    }
+    created = c.call("POST", "/v1/subscriptions", {k: v for k, v in fields.items() if v})
+    _show(a, created)
+    if not a.json:
+        print("\nKeep the secret: it is shown only now (and at each rotation).")
+
+
+def _deleted(what: str) -> Handler:
+    def handler(c: ApiClient, a: argparse.Namespace) -> None:
+        c.call("DELETE", f"/v1/{what}/{_quote(a.id)}")
+        _show(a, {"id": a.id, "deleted": True}) if a.json else print(f"deleted {a.id}")
+
+    return handler
+
+
+def _get(path: str) -> Handler:
+    return lambda c, a: _show(a, c.call("GET", path.format(id=_quote(a.id))))
+
+
+def _post(path: str, body: Any = None) -> Handler:
+    return lambda c, a: _show(a, c.call("POST", path.format(id=_quote(a.id)), body))
+
+
+def _enabled(on: bool) -> Handler:
+    return lambda c, a: _show(
+        a, c.call("PATCH", f"/v1/subscriptions/{_quote(a.id)}", {"enabled": on})
+    )
+
+
+def _events_ls(c: ApiClient, a: argparse.Namespace) -> None:
+    query = {"watch_id": a.watch_id, "type": a.type, "limit": a.limit}
+    _list(a, c.pages("/v1/events", query, a.all), EVENT_COLUMNS)
+
+
+def _events_replay(c: ApiClient, a: argparse.Namespace) -> None:
+    query = {"subscription_id": a.subscription}
+    _show(a, c.call("POST", f"/v1/events/{_quote(a.id)}/replay", query=query))
+
+
+def _deliveries_ls(c: ApiClient, a: argparse.Namespace) -> None:
+    query = {"status": a.status, "subscription_id": a.subscription, "limit": a.limit}
+    _list(a, c.pages("/v1/deliveries", query, a.all), DELIVERY_COLUMNS)
+
+
+def _status(c: ApiClient, a: argparse.Namespace) -> None:
+    data = c.call("GET", "/v1/status")
+    if a.json:
+        out.print_json(data)
+        return
+    print("watches")
+    out.record(data["watches"], indent="  ")
+    print("sources")
+    rows = [{"source": name, **info} for name, info in data["sources"].items()]
+    out.table(rows, ("source", "healthy", "paused_for_s", "reason", "since"))
+    if "queues" in data:
+        print("subscriptions")
+        out.record(data["subscriptions"], indent="  ")
+        print("queues")
+        out.record(data["queues"], indent="  ")
+
+
+def _quote(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+HANDLERS: dict[tuple[str, str | None], Handler] = {
+    ("watch", "add"): _watch_add,
+    ("watch", "ls"): _watch_ls,
+    ("watch", "show"): _get("/v1/watches/{id}"),
+    ("watch", "rm"): _deleted("watches"),
+    ("sub", "add"): _sub_add,
+    ("sub", "ls"): lambda c, a: _list(a, c.call("GET", "/v1/subscriptions"), SUB_COLUMNS),
+    ("sub", "show"): _get("/v1/subscriptions/{id}"),
+    ("sub", "rm"): _deleted("subscriptions"),
+    ("sub", "test"): _post("/v1/subscriptions/{id}/test"),
+    ("sub", "rotate"): _post("/v1/subscriptions/{id}/rotate-secret"),
+    ("sub", "enable"): _enabled(True),
+    ("sub", "disable"): _enabled(False),
+    ("events", "ls"): _events_ls,
+    ("events", "show"): _get("/v1/events/{id}"),
+    ("events", "replay"): _events_replay,
+    ("deliveries", "ls"): _deliveries_ls,
+    ("deliveries", "show"): _get("/v1/deliveries/{id}"),
+    ("deliveries", "retry"): _post("/v1/deliveries/{id}/retry"),
+    ("status", None): _status,
+}
+
+
+# ------------------------------------------------------------------ verify
+def _verify(args: argparse.Namespace) -> int:
+    secret = args.secret or os.environ.get("BRIDGE_WEBHOOK_SECRET")
+    if not secret:
+        raise CommandError("give the subscription's secret: --secret or BRIDGE_WEBHOOK_SECRET")
+    try:
+        body = Path(args.body).read_bytes()
+        headers = parse_headers(Path(args.headers).read_text() if args.headers else "")
+    except OSError as exc:
+        raise CommandError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    headers.update(parse_headers("\n".join(args.header)))
+    tolerance = None if args.ignore_age else 300.0
+    try:
+        msg_id = verify(secret, headers, body, now=time.time(), tolerance_s=tolerance)
+    except (InvalidSignature, InvalidSecret) as exc:
+        print(f"invalid: {exc}")
+        return 1
+    print(f"valid: {msg_id} is signed with this secret")
+    return 0
+
+
+def parse_headers(text: str) -> dict[str, str]:
+    """A JSON object, or 'Name: value' lines (curl -D, a proxy's log); other lines skipped."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise CommandError("the headers file is not valid JSON") from None
+        return {str(k).lower(): str(v) for k, v in data.items()}
+    headers = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() and " " not in name.strip():
+            headers[name.strip().lower()] = value.strip()
+    return headers

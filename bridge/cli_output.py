@@ -1,0 +1,60 @@
+"""How the admin commands print: plain tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+MAX_CELL = 48
+
+
+def print_json(data: Any, out: TextIO = sys.stdout) -> None:
+    out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ",".join(cell(v) for v in value) or "-"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={cell(v)}" for k, v in value.items()) or "-"
+    text = str(value)
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], out: TextIO = sys.stdout) -> None:
+    """Columns named by keys; a dotted key reaches into nested objects (counts.total)."""
+    cells = [[cell(_dig(row, c)) for c in columns] for row in rows]
+    headers = [c.split(".")[-1].upper() for c in columns]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    for line in [headers, *cells]:
+        out.write("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() + "\n")
+    if not cells:
+        out.write("(none)\n")
+
+
+def record(data: dict[str, Any], out: TextIO = sys.stdout, indent: str = "") -> None:
+    """One object as `key: value` lines; nested objects indented."""
+    width = max((len(k) for k in data), default=0)
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out.write(f"{indent}{key}:\n")
+            record(value, out, indent + "  ")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            out.write(f"{indent}{key}:\n")
+            for item in value:
+                out.write(f"{indent}  - {cell(item)}\n")
+        else:
+            out.write(f"{indent}{key.ljust(width)}  {cell(value) if value != '' else '-'}\n")
+
+
+def _dig(row: dict[str, Any], path: str) -> Any:
+    value: Any = row
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
