@@ -31,6 +31,8 @@ class CommandError(Exception):
 
 class ApiClient:
     def __init__(self, base: str, token: str | None) -> None:
+        if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
+            raise CommandError(f"--api must be an http(s) URL, got {base!r}")
         self.base = base.rstrip("/")
         self.token = token
 
@@ -40,14 +42,14 @@ class ApiClient:
         params = {k: v for k, v in (query or {}).items() if v not in (None, "")}
         url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(url, data=data, method=method)
+        req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http(s) only, checked above
         req.add_header("Accept", "application/json")
         if data is not None:
             req.add_header("Content-Type", "application/json")
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+            with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:  # noqa: S310 - as above
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
             raise CommandError(_api_error(exc)) from None

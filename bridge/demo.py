@@ -258,6 +258,6 @@ def _summary(console: Console, jobs: list[DemoJob]) -> int:
     waits = sorted(j.notify_s() or 0.0 for j in jobs)
     console.print(
         f"[bold green]all {len(jobs)} jobs notified and verified[/]; "
-        f"time from job end to verified webhook: {waits[0]:.1f}–{waits[-1]:.1f} s"
+        f"time from job end to verified webhook: {waits[0]:.1f} to {waits[-1]:.1f} s"
     )
     return 0
