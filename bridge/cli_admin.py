@@ -176,7 +176,7 @@ Handler = Callable[[ApiClient, argparse.Namespace], None]
 WATCH_COLUMNS = ("id", "source", "kind", "job_id", "state", "status", "counts", "polls")
 SUB_COLUMNS = ("id", "url", "event_types", "format", "enabled", "description")
 EVENT_COLUMNS = ("id", "type", "timestamp", "data.source", "data.job_id", "data.outcome")
-DELIVERY_COLUMNS = ("id", "status", "event_id", "subscription_id", "failures", "next_attempt_at")
+DELIVERY_COLUMNS = ("id", "status", "event_id", "subscription_id", "tries", "next_attempt_at")
 
 
 def _show(args: argparse.Namespace, data: Any) -> None:
@@ -261,7 +261,10 @@ def _events_replay(c: ApiClient, a: argparse.Namespace) -> None:
 
 def _deliveries_ls(c: ApiClient, a: argparse.Namespace) -> None:
     query = {"status": a.status, "subscription_id": a.subscription, "limit": a.limit}
-    _list(a, c.pages("/v1/deliveries", query, a.all), DELIVERY_COLUMNS)
+    page = c.pages("/v1/deliveries", query, a.all)
+    if not a.json:  # the attempt count, for the table
+        page["items"] = [{**d, "tries": len(d["attempts"])} for d in page["items"]]
+    _list(a, page, DELIVERY_COLUMNS)
 
 
 def _status(c: ApiClient, a: argparse.Namespace) -> None:

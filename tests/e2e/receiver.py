@@ -21,6 +21,8 @@ class Received:
     timestamp: int
     verified: bool
     body: Any
+    raw: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,6 +75,8 @@ class Receiver:
                 int(headers.get("webhook-timestamp", "0")),
                 verified,
                 json.loads(body),
+                body,
+                headers,
             )
         )
         if path in self.hang:

@@ -1,0 +1,235 @@
+"""Every admin command of the `bridge` CLI, run as a child process against a running
+bridge (simulator → bridge → verifying receiver), with --json parsed as a script would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.app import Bridge
+from bridge.settings import load_settings
+from bridge.sim.upstream import JobSpec, Simulator
+from bridge.store.embedded import EmbeddedRedis
+from tests.e2e.harness import TOKEN, config_toml, start_sim, wait_until
+from tests.e2e.receiver import Receiver
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        assert self.code == 0, self.err
+        return json.loads(self.out)
+
+
+@dataclass
+class Cli:
+    api: str
+    sim: Simulator
+    receiver: Receiver
+    cwd: Path
+
+    async def __call__(self, *args: str, token: str | None = TOKEN) -> Result:
+        env = {**os.environ, "BRIDGE_API_URL": self.api}
+        env.pop("BRIDGE_API_TOKEN", None)
+        if token is not None:
+            env["BRIDGE_API_TOKEN"] = token
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bridge",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=self.cwd,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode is not None
+        return Result(proc.returncode, out.decode(), err.decode())
+
+
+@pytest.fixture
+async def cli(tmp_path: Path, redis_server: EmbeddedRedis, prefix: str) -> AsyncIterator[Cli]:
+    sim = Simulator()
+    server = await start_sim(sim)
+    receiver = Receiver()
+    await receiver.start()
+    cfg = tmp_path / "bridge.toml"
+    cfg.write_text(
+        config_toml(
+            sim_url=str(server.make_url("")).rstrip("/"),
+            redis_url=redis_server.url,
+            prefix=prefix,
+            extra="[delivery]\nallow_private_targets = true\n",
+        )
+    )
+    bridge = Bridge(load_settings(cfg), redis_url=redis_server.url)
+    await bridge.start()
+    yield Cli(f"http://127.0.0.1:{bridge.api_port}", sim, receiver, tmp_path)
+    await bridge.stop(grace_s=1)
+    await receiver.close()
+    await server.close()
+
+
+async def test_watch_sub_events_deliveries_status(cli: Cli) -> None:
+    """The whole loop from the command line: subscribe, watch, see the event and its
+    delivery, replay it, ping, rotate, disable/enable, status, remove."""
+    sub = (
+        await cli(
+            "sub", "add", cli.receiver.url("cli"), "--event-type", "import.*",
+            "--header", "X-Team=data", "--description", "from the CLI", "--json",
+        )
+    ).json()  # fmt: skip
+    assert sub["id"].startswith("sub_") and sub["secret"].startswith("whsec_")
+    cli.receiver.secrets["cli"] = sub["secret"]
+    listed = (await cli("sub", "ls", "--json")).json()
+    assert [s["id"] for s in listed["items"]] == [sub["id"]]
+    assert sub["secret"] not in json.dumps(listed)
+    human = await cli("sub", "ls")
+    assert human.code == 0 and sub["id"] in human.out and "URL" in human.out
+    shown = (await cli("sub", "show", sub["id"], "--json")).json()
+    assert shown["headers"] == ["X-Team"] and shown["description"] == "from the CLI"
+
+    cli.sim.add_job(JobSpec(provider="fullstory", id="cli-job", duration=0.2))
+    watch = (await cli("watch", "add", "fs", "cli-job", "--kind", "users", "--json")).json()
+    again = (await cli("watch", "add", "fs", "cli-job", "--json")).json()
+    assert again["id"] == watch["id"]
+
+    async def delivered() -> bool:
+        return len(cli.receiver.for_path("cli")) >= 1
+
+    await wait_until(delivered, 20, "the webhook")
+    [first] = cli.receiver.for_path("cli")
+    assert first.verified and first.headers.get("x-team") == "data"
+    shown_watch = (await cli("watch", "show", watch["id"], "--json")).json()
+    assert shown_watch["state"] == "terminal" and shown_watch["outcome"] == "completed"
+    watches = (await cli("watch", "ls", "--state", "terminal", "--all", "--json")).json()
+    assert [w["id"] for w in watches["items"]] == [watch["id"]]
+    assert "cli-job" in (await cli("watch", "ls")).out
+
+    events = (await cli("events", "ls", "--watch-id", watch["id"], "--json")).json()
+    [event] = events["items"]
+    assert event["id"] == first.webhook_id and event["type"] == "import.completed"
+    assert (await cli("events", "show", event["id"], "--json")).json()["watch_id"] == watch["id"]
+    assert "import.completed" in (await cli("events", "ls")).out
+    replay = (await cli("events", "replay", event["id"], "--json")).json()
+    assert len(replay["delivery_ids"]) == 1
+
+    async def replayed() -> bool:
+        return len(cli.receiver.for_path("cli")) >= 2
+
+    await wait_until(replayed, 20, "the replay")
+    assert cli.receiver.for_path("cli")[1].webhook_id == first.webhook_id
+
+    async def both_recorded() -> bool:
+        page = (await cli("deliveries", "ls", "--subscription", sub["id"], "--json")).json()
+        return [d["status"] for d in page["items"]] == ["succeeded", "succeeded"]
+
+    await wait_until(both_recorded, 20, "both deliveries recorded", step_s=0.2)
+    page = (await cli("deliveries", "ls", "--status", "succeeded", "--json")).json()
+    one = page["items"][0]["id"]
+    assert (await cli("deliveries", "show", one, "--json")).json()["attempts"][0]["status"] == 200
+    refused = await cli("deliveries", "retry", one)
+    assert refused.code == 1 and "delivery_not_finished" in refused.err
+
+    ping = (await cli("sub", "test", sub["id"], "--json")).json()
+
+    async def pinged() -> bool:
+        return any(r.webhook_id == ping["event_id"] for r in cli.receiver.for_path("cli"))
+
+    await wait_until(pinged, 20, "the ping")
+    rotated = (await cli("sub", "rotate", sub["id"], "--json")).json()
+    assert rotated["secret"] != sub["secret"]
+    assert (await cli("sub", "disable", sub["id"], "--json")).json()["enabled"] is False
+    assert (await cli("sub", "enable", sub["id"], "--json")).json()["enabled"] is True
+
+    status = (await cli("status", "--json")).json()
+    assert status["watches"]["total"] == 1 and status["watches"]["finished"] == 1
+    assert set(status["sources"]) == {"fs", "td"} and status["subscriptions"]["enabled"] == 1
+    assert "deliveries_due" in status["queues"]
+    human_status = await cli("status")
+    assert human_status.code == 0 and "watches" in human_status.out and "fs" in human_status.out
+
+    assert (await cli("watch", "rm", watch["id"])).code == 0
+    gone = await cli("watch", "show", watch["id"])
+    assert gone.code == 1 and "watch_not_found" in gone.err
+    assert (await cli("sub", "rm", sub["id"], "--json")).json()["deleted"] is True
+
+
+async def test_verify_a_received_webhook(cli: Cli) -> None:
+    """`bridge verify` accepts what the bridge sent and refuses a changed body or secret."""
+    sub = (await cli("sub", "add", cli.receiver.url("v"), "--json")).json()
+    cli.receiver.secrets["v"] = sub["secret"]
+    await cli("sub", "test", sub["id"])
+
+    async def arrived() -> bool:
+        return bool(cli.receiver.for_path("v"))
+
+    await wait_until(arrived, 20, "the ping")
+    [got] = cli.receiver.for_path("v")
+    (cli.cwd / "body.json").write_bytes(got.raw)
+    (cli.cwd / "headers.txt").write_text("".join(f"{k}: {v}\n" for k, v in got.headers.items()))
+    (cli.cwd / "headers.json").write_text(json.dumps(got.headers))
+    for headers in ("headers.txt", "headers.json"):
+        ok = await cli(
+            "verify", "--secret", sub["secret"], "--body", "body.json", "--headers", headers
+        )
+        assert ok.code == 0 and ok.out.startswith("valid:"), ok.out + ok.err
+    by_flags = await cli(
+        "verify", "--secret", sub["secret"], "--body", "body.json",
+        "--header", f"webhook-id: {got.headers['webhook-id']}",
+        "--header", f"webhook-timestamp: {got.headers['webhook-timestamp']}",
+        "--header", f"webhook-signature: {got.headers['webhook-signature']}",
+    )  # fmt: skip
+    assert by_flags.code == 0
+    (cli.cwd / "tampered.json").write_bytes(got.raw.replace(b"ping", b"pong"))
+    bad = await cli(
+        "verify", "--secret", sub["secret"], "--body", "tampered.json", "--headers", "headers.txt"
+    )
+    assert bad.code == 1 and bad.out.startswith("invalid:")
+    other = "whsec_" + "A" * 43 + "="
+    wrong = await cli(
+        "verify", "--secret", other, "--body", "body.json", "--headers", "headers.txt"
+    )
+    assert wrong.code == 1 and "no signature matches" in wrong.out
+    missing = await cli("verify", "--secret", sub["secret"], "--body", "nope.json")
+    assert missing.code == 1 and "cannot read" in missing.err
+
+
+async def test_errors_and_exit_codes(cli: Cli, tmp_path: Path) -> None:
+    """Usage errors exit 2, API refusals and unreachable bridges exit 1 with the reason;
+    config check masks secrets."""
+    assert (await cli("watch")).code == 2
+    assert (await cli("sub", "add")).code == 2
+    unauthorized = await cli("status", token="nope")
+    assert unauthorized.code == 1 and "unauthorized" in unauthorized.err
+    assert (await cli("status", "--token", TOKEN, token=None)).code == 0
+    bad = await cli("watch", "add", "nosuch", "job", "--json")
+    assert bad.code == 1 and "unknown_source" in bad.err and "configured sources" in bad.err
+    down = await cli("status", "--api", "http://127.0.0.1:1")
+    assert down.code == 1 and "cannot reach the bridge" in down.err
+    bad_header = await cli("sub", "add", cli.receiver.url("x"), "--header", "novalue")
+    assert bad_header.code == 1 and "NAME=VALUE" in bad_header.err
+
+    cfg = tmp_path / "check.toml"
+    cfg.write_text('[sources.fs]\nprovider = "fullstory"\napi_key = "very-secret-key"\n')
+    checked = await cli("config", "check", str(cfg))
+    assert checked.code == 0 and "very-secret-key" not in checked.out
+    assert json.loads(checked.out)["sources"]["fs"]["api_key"] == "**********"
+    cfg.write_text("[poll]\nmin_interval = -1\n")
+    broken = await cli("config", "check", str(cfg))
+    assert broken.code == 1 and "poll.min_interval" in broken.err
