@@ -86,16 +86,18 @@ async def wait_until(
 class BridgeProcess:
     """`python -m bridge run` as a real child process."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, *extra_args: str) -> None:
         self.config = config
         self.log = log
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "run", "--config", str(self.config)],
+                [sys.executable, "-m", "bridge", "run", "--config", str(self.config)]
+                + list(self.extra_args),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
