@@ -96,8 +96,15 @@ class BridgeProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "run", "--config", str(self.config)]
-                + list(self.extra_args),
+                [
+                    sys.executable,
+                    "-m",
+                    "bridge",
+                    "run",
+                    "--config",
+                    str(self.config),
+                    *self.extra_args,
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
