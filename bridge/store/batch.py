@@ -36,6 +36,7 @@ class Coalescer(Generic[Item, Result]):
         self._max_batch = max_batch
         self._max_delay_s = max_delay_s
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._flushing: set[asyncio.Future[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
 
     async def call(self, item: Item) -> Result:
@@ -54,7 +55,10 @@ class Coalescer(Generic[Item, Result]):
             self._timer = None
         batch, self._pending = self._pending, []
         if batch:
+            # The loop keeps only weak references to tasks: hold each flush until done.
             task = asyncio.ensure_future(self._flush(batch))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
             task.add_done_callback(_consume)
 
     async def _flush(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
@@ -67,6 +71,9 @@ class Coalescer(Generic[Item, Result]):
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
+        if len(results) != len(batch):  # never leave a caller waiting forever
+            mismatch = RuntimeError(f"{len(results)} results for {len(batch)} calls")
+            results = [mismatch] * len(batch)  # type: ignore[list-item]
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue

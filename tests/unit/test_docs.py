@@ -59,3 +59,27 @@ def test_readme_documents_every_setting() -> None:
             assert f"sources.NAME.{name}" in readme or f"`{name}`" in readme, name
     for name in _names(StaticSubscription):
         assert f"`subscriptions[].{name}`" in readme, name
+
+
+def test_readme_documents_every_command() -> None:
+    """Each command and action of the CLI has its row in the README's command table."""
+    import argparse
+
+    from bridge.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `bridge ")]
+
+    def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return dict(action.choices)
+        return {}
+
+    for command, parser in subcommands(build_parser()).items():
+        mine = [row for row in rows if row.startswith(f"| `bridge {command}")]
+        assert mine, command
+        for action in subcommands(parser):
+            assert any(f"{action} " in row or f"{action}`" in row for row in mine), (
+                f"{command} {action}"
+            )
