@@ -10,11 +10,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp.test_utils import TestServer
 
 from bridge.sim.upstream import Simulator
+
+if TYPE_CHECKING:
+    from tests.e2e.receiver import Receiver
 
 TOKEN = "e2e-admin-token"
 
@@ -155,3 +158,34 @@ def events_by_watch(events: list[dict[str, Any]]) -> dict[str, list[str]]:
     for e in events:
         out.setdefault(e["watch_id"], []).append(e["type"])
     return out
+
+
+async def wait_for_api(
+    http: Any, api: str, path: str = "/livez", ok: tuple[int, ...] = (200,), timeout_s: float = 30
+) -> None:
+    """Wait until a bridge (a child process, say) answers on its admin API."""
+    import aiohttp
+
+    async def up() -> bool:
+        try:
+            return (await http.get(f"{api}{path}")).status in ok
+        except aiohttp.ClientError:
+            return False
+
+    await wait_until(up, timeout_s, f"{api}{path} to answer")
+
+
+async def start_sim_and_receiver() -> tuple[Simulator, TestServer, Receiver]:
+    from tests.e2e.receiver import Receiver
+
+    sim = Simulator()
+    server = await start_sim(sim)
+    receiver = Receiver()
+    await receiver.start()
+    return sim, server, receiver
+
+
+def write_config(path: Path, server: TestServer, **fields: Any) -> Path:
+    """config_toml pointed at this simulator, written to path."""
+    path.write_text(config_toml(sim_url=str(server.make_url("")).rstrip("/"), **fields))
+    return path

@@ -18,7 +18,7 @@ from bridge.app import Bridge
 from bridge.settings import load_settings
 from bridge.sim.upstream import JobSpec, Simulator
 from bridge.store.embedded import EmbeddedRedis
-from tests.e2e.harness import TOKEN, config_toml, start_sim, wait_until
+from tests.e2e.harness import TOKEN, start_sim_and_receiver, wait_until, write_config
 from tests.e2e.receiver import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -64,18 +64,13 @@ class Cli:
 
 @pytest.fixture
 async def cli(tmp_path: Path, redis_server: EmbeddedRedis, prefix: str) -> AsyncIterator[Cli]:
-    sim = Simulator()
-    server = await start_sim(sim)
-    receiver = Receiver()
-    await receiver.start()
-    cfg = tmp_path / "bridge.toml"
-    cfg.write_text(
-        config_toml(
-            sim_url=str(server.make_url("")).rstrip("/"),
-            redis_url=redis_server.url,
-            prefix=prefix,
-            extra="[delivery]\nallow_private_targets = true\n",
-        )
+    sim, server, receiver = await start_sim_and_receiver()
+    cfg = write_config(
+        tmp_path / "bridge.toml",
+        server,
+        redis_url=redis_server.url,
+        prefix=prefix,
+        extra="[delivery]\nallow_private_targets = true\n",
     )
     bridge = Bridge(load_settings(cfg), redis_url=redis_server.url)
     await bridge.start()

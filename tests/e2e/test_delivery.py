@@ -13,7 +13,7 @@ from bridge.app import Bridge
 from bridge.settings import load_settings
 from bridge.sim.upstream import JobSpec, Simulator
 from bridge.store.embedded import EmbeddedRedis
-from tests.e2e.harness import auth, config_toml, start_sim, wait_until
+from tests.e2e.harness import auth, start_sim_and_receiver, wait_until, write_config
 from tests.e2e.receiver import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -55,18 +55,9 @@ class Env:
 
 @pytest.fixture
 async def env(tmp_path: Path, redis_server: EmbeddedRedis, prefix: str) -> AsyncIterator[Env]:
-    sim = Simulator()
-    server = await start_sim(sim)
-    receiver = Receiver()
-    await receiver.start()
-    cfg = tmp_path / "bridge.toml"
-    cfg.write_text(
-        config_toml(
-            sim_url=str(server.make_url("")).rstrip("/"),
-            redis_url=redis_server.url,
-            prefix=prefix,
-            extra=DELIVERY,
-        )
+    sim, server, receiver = await start_sim_and_receiver()
+    cfg = write_config(
+        tmp_path / "bridge.toml", server, redis_url=redis_server.url, prefix=prefix, extra=DELIVERY
     )
     bridge = Bridge(load_settings(cfg), redis_url=redis_server.url)
     await bridge.start()

@@ -7,10 +7,17 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bridge.sim.upstream import JobSpec, Simulator
+from bridge.sim.upstream import JobSpec
 from bridge.store.embedded import EmbeddedRedis
-from tests.e2e.harness import BridgeProcess, auth, config_toml, free_port, start_sim, wait_until
-from tests.e2e.receiver import Receiver
+from tests.e2e.harness import (
+    BridgeProcess,
+    auth,
+    free_port,
+    start_sim_and_receiver,
+    wait_for_api,
+    wait_until,
+    write_config,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -28,21 +35,16 @@ async def test_kill_9_loses_nothing(
     tmp_path: Path, redis_server: EmbeddedRedis, prefix: str
 ) -> None:
     """Every event reaches every subscriber; repeats carry the same webhook-id."""
-    sim = Simulator()
-    server = await start_sim(sim)
-    receiver = Receiver()
-    await receiver.start()
+    sim, server, receiver = await start_sim_and_receiver()
     receiver.delay = {"a": 0.4, "b": 0.4}  # deliveries are in flight when the kill lands
     port = free_port()
-    cfg = tmp_path / "bridge.toml"
-    cfg.write_text(
-        config_toml(
-            sim_url=str(server.make_url("")).rstrip("/"),
-            redis_url=redis_server.url,
-            prefix=prefix,
-            port=port,
-            extra=DELIVERY,
-        )
+    cfg = write_config(
+        tmp_path / "bridge.toml",
+        server,
+        redis_url=redis_server.url,
+        prefix=prefix,
+        port=port,
+        extra=DELIVERY,
     )
     api = f"http://127.0.0.1:{port}"
     first = BridgeProcess(cfg, tmp_path / "first.log")
@@ -50,14 +52,7 @@ async def test_kill_9_loses_nothing(
     first.start()
     try:
         async with aiohttp.ClientSession(headers=auth()) as http:
-
-            async def up() -> bool:
-                try:
-                    return (await http.get(f"{api}/livez")).status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            await wait_until(up, 30, "the bridge to listen")
+            await wait_for_api(http, api)
             for path in ("a", "b"):
                 resp = await http.post(f"{api}/v1/subscriptions", json={"url": receiver.url(path)})
                 receiver.secrets[path] = (await resp.json())["secret"]

@@ -21,6 +21,7 @@ from tests.e2e.harness import (
     free_port,
     max_in_window,
     start_sim,
+    wait_for_api,
     wait_until,
 )
 
@@ -63,14 +64,7 @@ async def fleet(
         apis.append(f"http://127.0.0.1:{port}")
     async with aiohttp.ClientSession() as http:
         for api in apis:
-
-            async def up(api: str = api) -> bool:
-                try:
-                    return (await http.get(f"{api}/readyz")).status in (200, 503)
-                except aiohttp.ClientError:
-                    return False
-
-            await wait_until(up, 30, f"{api} to listen")
+            await wait_for_api(http, api, "/readyz", ok=(200, 503))
     yield sim, apis, procs
     for proc in procs:
         proc.stop()

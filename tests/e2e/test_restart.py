@@ -8,9 +8,16 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bridge.sim.upstream import JobSpec, Simulator
-from tests.e2e.harness import BridgeProcess, auth, config_toml, free_port, start_sim, wait_until
-from tests.e2e.receiver import Receiver
+from bridge.sim.upstream import JobSpec
+from tests.e2e.harness import (
+    BridgeProcess,
+    auth,
+    config_toml,
+    free_port,
+    start_sim_and_receiver,
+    wait_for_api,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -24,10 +31,7 @@ retry_schedule = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
 async def test_embedded_redis_state_survives_a_restart(tmp_path: Path) -> None:
     """A watch still polled, a subscription and a delivery still failing before the
     stop are all there after the start; the delivery then arrives (same webhook-id)."""
-    sim = Simulator()
-    server = await start_sim(sim)
-    receiver = Receiver()
-    await receiver.start()
+    sim, server, receiver = await start_sim_and_receiver()
     receiver.scripts["down"] = [(503, {})] * 1000  # down until told otherwise
     port = free_port()
     cfg = tmp_path / "bridge.toml"
@@ -45,15 +49,8 @@ async def test_embedded_redis_state_survives_a_restart(tmp_path: Path) -> None:
     second = BridgeProcess(cfg, tmp_path / "second.log", "--data-dir", str(data))
     try:
         async with aiohttp.ClientSession(headers=auth()) as http:
-
-            async def up() -> bool:
-                try:
-                    return (await http.get(f"{api}/readyz")).status == 200
-                except aiohttp.ClientError:
-                    return False
-
             first.start()
-            await wait_until(up, 30, "the first bridge")
+            await wait_for_api(http, api, "/readyz")
             resp = await http.post(f"{api}/v1/subscriptions", json={"url": receiver.url("down")})
             sub = await resp.json()
             receiver.secrets["down"] = sub["secret"]
@@ -73,7 +70,7 @@ async def test_embedded_redis_state_survives_a_restart(tmp_path: Path) -> None:
 
             receiver.scripts["down"] = []  # the receiver is back
             second.start()
-            await wait_until(up, 30, "the second bridge")
+            await wait_for_api(http, api, "/readyz")
             watches = (await (await http.get(f"{api}/v1/watches")).json())["items"]
             by_job = {w["job_id"]: w for w in watches}
             assert by_job["long"]["state"] == "watching" and by_job["short"]["state"] == "terminal"
