@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -70,9 +70,7 @@ class WorkerPool(Generic[Item]):
         self._wake.set()
         if self._loop_task:  # a claim stuck on Redis must not hold the shutdown up
             _, pending = await asyncio.wait({self._loop_task}, timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
+            await cancel_within(list(pending), grace_s, f"{self.name}-claims")
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if self._hand_back:
@@ -80,9 +78,7 @@ class WorkerPool(Generic[Item]):
                     await self._hand_back(item)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), grace_s)
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await cancel_within(self._workers, grace_s, self.name)
         self._workers = []
 
     async def fill(self) -> int:
@@ -125,3 +121,15 @@ class WorkerPool(Generic[Item]):
             if self._more_due and self.free() >= self._refill_at:
                 self._more_due = False
                 self.wake()
+
+
+async def cancel_within(tasks: list[asyncio.Task[Any]], grace_s: float, what: str) -> None:
+    """Cancel and wait at most grace_s: a library that swallows a cancellation (it
+    happens) must not hold a shutdown up forever. Leftovers die with the loop."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, stuck = await asyncio.wait(tasks, timeout=grace_s)
+    if stuck:
+        log.warning("tasks_did_not_stop", what=what, count=len(stuck))

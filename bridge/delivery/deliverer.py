@@ -28,7 +28,7 @@ from bridge.metrics import Metrics
 from bridge.model import Attempt, Delivery, DeliveryStatus, Event, Subscription
 from bridge.settings import DeliverySettings
 from bridge.store.deliveries import ClaimedDelivery, DeliveryStore, delivery_id
-from bridge.workers import WorkerPool
+from bridge.workers import WorkerPool, cancel_within
 
 log = structlog.get_logger("bridge.delivery")
 
@@ -95,6 +95,7 @@ class Deliverer:
         self._outcomes = {v: metrics.deliveries.labels(v.value) for v in policy.Verdict}
         self._fan_out_wake = asyncio.Event()
         self._fan_out_task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.pool: WorkerPool[ClaimedDelivery] = WorkerPool(
             "deliverer",
             settings.concurrency,
@@ -115,9 +116,10 @@ class Deliverer:
 
     async def stop(self, grace_s: float) -> None:
         """Claimed but unstarted deliveries are not handed back: their leases expire."""
+        self._stopping = True
+        self._fan_out_wake.set()
         if self._fan_out_task:
-            self._fan_out_task.cancel()
-            await asyncio.gather(self._fan_out_task, return_exceptions=True)
+            await cancel_within([self._fan_out_task], grace_s, "deliverer-fan-out")
         await self.pool.stop(grace_s)
 
     async def tick(self) -> None:
@@ -130,9 +132,14 @@ class Deliverer:
         self.wake()
 
     async def _fan_out_loop(self) -> None:
-        while True:
+        # The flag, not only the cancellation, ends the loop: on Python 3.11 a cancel
+        # that lands as redis-py's asyncio.wait_for-wrapped send completes is lost
+        # (fixed in 3.12), and the loop then waited here forever.
+        while not self._stopping:
             await self._fan_out_wake.wait()
             self._fan_out_wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.fan_out()
                 if time.monotonic() >= self._gauge_due:

@@ -158,3 +158,25 @@ async def test_failure_clock_starts_once_and_a_success_stops_it(env: Env) -> Non
     assert await env.run_due() == ["ok"]
     sub = await env.store.get_subscription("sub_a")
     assert sub and sub.enabled and sub.failing_since is None
+
+
+async def test_stop_ends_even_when_a_cancellation_is_swallowed(env: Env) -> None:
+    """A fan-out that loses its cancellation (as Python 3.11's wait_for can) still stops:
+    the loop ends on the stop flag and the wait for it is bounded."""
+    import asyncio
+
+    entered = asyncio.Event()
+
+    async def swallowing_fan_out() -> int:
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass  # what a library bug does
+        return 0
+
+    env.deliverer.fan_out = swallowing_fan_out  # type: ignore[method-assign]
+    await env.deliverer.start()
+    await asyncio.wait_for(entered.wait(), 5)
+    await asyncio.wait_for(env.deliverer.stop(grace_s=1), 10)
+    assert env.deliverer._fan_out_task is not None and env.deliverer._fan_out_task.done()
