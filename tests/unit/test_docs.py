@@ -83,3 +83,31 @@ def test_readme_documents_every_command() -> None:
             assert any(f"{action} " in row or f"{action}`" in row for row in mine), (
                 f"{command} {action}"
             )
+
+
+def test_readme_config_table_matches_defaults_and_env_names() -> None:
+    """Each row's env name is the key's, and a default shown in the table is the code's."""
+    import json
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    models: dict[str, type[BaseModel]] = {
+        "api": ApiSettings,
+        "poll": PollSettings,
+        "delivery": DeliverySettings,
+    }
+    row = re.compile(r"^\| `([a-z_]+)\.([a-z_]+)` \| `([A-Z_]+)` \| `([^`]*)` \|", re.M)
+    checked = 0
+    for section, name, env, default in row.findall(readme):
+        if section not in models:
+            continue
+        assert env == f"BRIDGE_{section.upper()}__{name.upper()}", env
+        field = models[section].model_fields[name]
+        value = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        try:
+            shown = json.loads(default)
+        except ValueError:
+            shown = default
+        assert shown == value, f"{section}.{name}: README {default}, code {value!r}"
+        checked += 1
+    assert checked >= sum(len(m.model_fields) for m in models.values())
