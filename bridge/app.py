@@ -59,6 +59,7 @@ class Bridge:
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._ticker: Ticker | None = None
+        self._deliveries: DeliveryStore | None = None
         self.store: RedisStore | None = None
         self.poller: Poller | None = None
         self.deliverer: Deliverer | None = None
@@ -113,8 +114,8 @@ class Bridge:
             )
             self.poller.start()
             self._ticker.every(s.poll.tick, self._tick, "poll_tick")
-            self._ticker.every(_JANITOR_EVERY_S, self._janitor, "janitor")
-        deliveries = DeliveryStore(self.store)
+        self._ticker.every(_JANITOR_EVERY_S, self._janitor, "janitor")
+        deliveries = self._deliveries = DeliveryStore(self.store)
         await sync_static_subscriptions(deliveries, s, self.clock.now())
         if Role.DELIVERER in self.roles:
             d = s.delivery
@@ -171,10 +172,14 @@ class Bridge:
             self.poller.wake()
 
     async def _janitor(self) -> None:
+        """Upkeep of the indexes (every replica may run it: each step is idempotent)."""
         if self.store:
             p = self.settings.poll
+            now = self.clock.now()
             try:
-                await self.store.trim(self.clock.now(), p.retention, p.max_age)
+                await self.store.trim(now, p.retention, p.max_age)
+                if self._deliveries is not None:
+                    await self._deliveries.trim_index(now, self.settings.delivery.retention)
             except Exception:  # upkeep must never take the process down
                 log.exception("janitor_failed")
 

@@ -444,3 +444,23 @@ class DeliveryStore:
             # no group yet (no deliverer ever ran): nothing is pending
             "outbox_unacked": int(pending["pending"]) if isinstance(pending, dict) else 0,
         }
+
+    async def trim_index(self, now: float, retention_s: float, batch: int = 500) -> int:
+        """Drop index entries of deliveries that expired (a bounded batch per call);
+        deliveries older than the retention but still alive (parked, say) stay listed."""
+        k = self.keys
+        old = cast(
+            list[str],
+            await self.client.zrangebyscore(
+                k.deliveries, "-inf", to_ms(now - retention_s), start=0, num=batch
+            ),
+        )
+        if not old:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for delivery in old:
+            pipe.exists(k.delivery(delivery))
+        gone = [d for d, alive in zip(old, await pipe.execute(), strict=True) if not alive]
+        if gone:
+            await self.client.zrem(k.deliveries, *gone)
+        return len(gone)

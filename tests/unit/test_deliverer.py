@@ -179,3 +179,16 @@ async def test_stop_ends_even_when_a_cancellation_is_swallowed(env: Env) -> None
     await asyncio.wait_for(entered.wait(), 5)
     await asyncio.wait_for(env.deliverer.stop(grace_s=1), 10)
     assert env.deliverer._fan_out_task is not None and env.deliverer._fan_out_task.done()
+
+
+async def test_index_trim_drops_only_expired_deliveries(env: Env) -> None:
+    """Old index entries go once their delivery expired; old live ones (parked) stay."""
+    await env.emit(1)
+    await env.emit(2)
+    listed, _ = await env.store.list_deliveries()
+    expired, alive = listed
+    await env.store.client.delete(env.store.keys.delivery(expired.id))  # as PEXPIRE would
+    assert await env.store.trim_index(env.clock.now() - 10, 3600) == 0  # nothing that old
+    assert await env.store.trim_index(env.clock.now() + 7200, 3600) == 1
+    ids = await env.store.client.zrange(env.store.keys.deliveries, 0, -1)
+    assert ids == [alive.id]
