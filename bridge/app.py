@@ -22,8 +22,9 @@ from bridge.providers.fullstory import FullStoryProvider
 from bridge.providers.http import UpstreamHttp, default_session
 from bridge.providers.talkdesk import TalkdeskProvider
 from bridge.settings import FullStorySource, Settings, TalkdeskSource
+from bridge.store.connection import connect
 from bridge.store.deliveries import DeliveryStore
-from bridge.store.redis import RedisStore, connect
+from bridge.store.redis import RedisStore
 
 log = structlog.get_logger("bridge.app")
 

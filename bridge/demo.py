@@ -29,8 +29,8 @@ from bridge.app import Bridge
 from bridge.settings import load_settings
 from bridge.sim.receiver import Received, VerifyingReceiver
 from bridge.sim.upstream import JobSpec, Simulator
+from bridge.store.connection import connect
 from bridge.store.embedded import EmbeddedRedis
-from bridge.store.redis import connect
 
 REFRESH_S = 0.25  # the live view's beat
 

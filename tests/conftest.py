@@ -10,8 +10,9 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
+from bridge.store.connection import connect
 from bridge.store.embedded import EmbeddedRedis
-from bridge.store.redis import RedisStore, connect
+from bridge.store.redis import RedisStore
 
 
 @pytest.fixture(scope="session")

@@ -61,12 +61,13 @@ def build_api(ctx: ApiContext) -> web.Application:
     app.router.add_delete("/v1/watches/{id}", delete_watch)
     app.router.add_get("/v1/events", list_events)
     app.router.add_get("/v1/events/{id}", get_event)
+    from bridge.api import deliveries, subscriptions
     from bridge.api.openapi import openapi
     from bridge.api.status import status
-    from bridge.api.subscriptions import add_routes
 
     app.router.add_get("/v1/status", status)
-    add_routes(app)
+    subscriptions.add_routes(app)
+    deliveries.add_routes(app)
     app.router.add_get("/openapi.json", openapi)
     return app
 

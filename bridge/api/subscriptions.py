@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -13,10 +12,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bridge.api.errors import ApiError, read_json, validation_fields
-from bridge.api.models import decode_cursor, encode_cursor, iso
-from bridge.api.server import CTX, page_params
+from bridge.api.models import decode_cursor, iso
+from bridge.api.server import CTX
 from bridge.delivery import signing
-from bridge.delivery.deliverer import RESERVED_HEADERS, deliveries_for
+from bridge.delivery.deliverer import RESERVED_HEADERS
 from bridge.delivery.formats import Format
 from bridge.delivery.targets import TargetRefused, check_host, check_url
 from bridge.events import iso_ms
@@ -85,30 +84,7 @@ def subscription_view(sub: Subscription, parked: int | None = None) -> dict[str,
     return view
 
 
-def delivery_view(d: Delivery) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "event_id": d.event_id,
-        "subscription_id": d.subscription_id,
-        "status": d.status.value,
-        "created_at": iso(d.created_at),
-        "next_attempt_at": iso(d.next_attempt_at)
-        if d.status is not DeliveryStatus.SUCCEEDED
-        else None,
-        "attempts": [
-            {
-                "at": iso(a.at),
-                "status": a.status,
-                "latency_s": a.latency_s,
-                "error": a.error,
-                "response_snippet": a.snippet,
-            }
-            for a in d.attempts
-        ],
-    }
-
-
-def _deliveries(request: web.Request) -> DeliveryStore:
+def delivery_store(request: web.Request) -> DeliveryStore:
     store = request.app[CTX].deliveries
     if store is None:
         raise ApiError(404, "not_found", "delivery is not configured on this process")
@@ -159,7 +135,7 @@ async def _parse(request: web.Request, model: type[BaseModel]) -> Any:
 
 
 async def _get_sub(request: web.Request) -> Subscription:
-    sub = await _deliveries(request).get_subscription(request.match_info["id"])
+    sub = await delivery_store(request).get_subscription(request.match_info["id"])
     if sub is None:
         raise ApiError(404, "subscription_not_found", "no subscription with that id")
     return sub
@@ -168,7 +144,7 @@ async def _get_sub(request: web.Request) -> Subscription:
 # ------------------------------------------------------------- subscriptions
 async def create_subscription(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    store = _deliveries(request)
+    store = delivery_store(request)
     req: SubscriptionCreate = await _parse(request, SubscriptionCreate)
     await _check_target(req.url, ctx.allow_private_targets)
     _check_sources(req.sources, ctx.source_kinds)
@@ -191,19 +167,19 @@ async def create_subscription(request: web.Request) -> web.Response:
 
 
 async def list_subscriptions(request: web.Request) -> web.Response:
-    subs = await _deliveries(request).list_subscriptions()
+    subs = await delivery_store(request).list_subscriptions()
     return web.json_response({"items": [subscription_view(s) for s in subs], "next_cursor": None})
 
 
 async def get_subscription(request: web.Request) -> web.Response:
     sub = await _get_sub(request)
-    parked = await _deliveries(request).parked_count(sub.id)
+    parked = await delivery_store(request).parked_count(sub.id)
     return web.json_response(subscription_view(sub, parked))
 
 
 async def patch_subscription(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    store = _deliveries(request)
+    store = delivery_store(request)
     sub = await _get_sub(request)
     req: SubscriptionPatch = await _parse(request, SubscriptionPatch)
     if req.url is not None:
@@ -235,7 +211,7 @@ async def patch_subscription(request: web.Request) -> web.Response:
 
 
 async def delete_subscription(request: web.Request) -> web.Response:
-    if not await _deliveries(request).delete_subscription(request.match_info["id"]):
+    if not await delivery_store(request).delete_subscription(request.match_info["id"]):
         raise ApiError(404, "subscription_not_found", "no subscription with that id")
     return web.Response(status=204)
 
@@ -251,7 +227,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
         (s, u if u is not None and u < until else until)
         for s, u in sub.live_secrets_with_expiry(now)
     )
-    await _deliveries(request).save_subscription(replace(sub, secrets=((secret, None), *old)))
+    await delivery_store(request).save_subscription(replace(sub, secrets=((secret, None), *old)))
     return web.json_response(
         {"id": sub.id, "secret": secret, "previous_secrets_expire_at": iso(until)}
     )
@@ -260,7 +236,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
 async def test_subscription(request: web.Request) -> web.Response:
     """Send a ping event to this subscription now."""
     ctx = request.app[CTX]
-    store = _deliveries(request)
+    store = delivery_store(request)
     sub = await _get_sub(request)
     now = ctx.clock.now()
     event = Event(
@@ -285,82 +261,10 @@ async def test_subscription(request: web.Request) -> web.Response:
     return web.json_response({"event_id": event.id, "delivery_id": delivery.id}, status=202)
 
 
-# ---------------------------------------------------------------- deliveries
-async def list_deliveries(request: web.Request) -> web.Response:
-    q = request.query
-    cursor, limit = page_params(q)
-    status = None
-    if q.get("status"):
-        try:
-            status = DeliveryStatus(q["status"])
-        except ValueError:
-            allowed = ", ".join(s.value for s in DeliveryStatus)
-            raise ApiError(
-                400,
-                "invalid_status",
-                f"unknown status {q['status']!r}",
-                [{"name": "status", "description": f"one of: {allowed}"}],
-            ) from None
-    items, nxt = await _deliveries(request).list_deliveries(
-        status=status, subscription_id=q.get("subscription_id") or None, cursor=cursor, limit=limit
-    )
-    return web.json_response(
-        {"items": [delivery_view(d) for d in items], "next_cursor": encode_cursor(nxt)}
-    )
-
-
-async def get_delivery(request: web.Request) -> web.Response:
-    d = await _deliveries(request).get_delivery(request.match_info["id"])
-    if d is None:
-        raise ApiError(404, "delivery_not_found", "no delivery with that id")
-    return web.json_response(delivery_view(d))
-
-
-async def retry_delivery(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    store = _deliveries(request)
-    d = await store.get_delivery(request.match_info["id"])
-    if d is None:
-        raise ApiError(404, "delivery_not_found", "no delivery with that id")
-    verdict = await store.requeue(d, ctx.clock.now())
-    if verdict == "busy":
-        raise ApiError(
-            409,
-            "delivery_not_finished",
-            f"the delivery is {d.status.value}; only failed or dead ones are retried",
-        )
-    ctx.on_delivery_work()
-    return web.json_response({"id": d.id, "status": "pending"}, status=202)
-
-
-async def replay_event(request: web.Request) -> web.Response:
-    """Deliver an event again to every subscription that matches it (same webhook-id)."""
-    ctx = request.app[CTX]
-    store = _deliveries(request)
-    event = await ctx.store.get_event(request.match_info["id"])
-    if event is None:
-        raise ApiError(404, "event_not_found", "no event with that id")
-    subs = await store.list_subscriptions()
-    only = request.query.get("subscription_id")
-    if only:
-        subs = [s for s in subs if s.id == only]
-    now = ctx.clock.now()
-    replay = time.time_ns()
-    deliveries = [
-        replace(d, id=delivery_id(event.id, d.subscription_id, replay))
-        for d in deliveries_for(event, subs, now)
-    ]
-    await store.add_deliveries(deliveries, now)
-    ctx.on_delivery_work()
-    return web.json_response(
-        {"event_id": event.id, "delivery_ids": [d.id for d in deliveries]}, status=202
-    )
-
-
 async def recover(request: web.Request) -> web.Response:
     """Requeue a subscription's failed and dead deliveries created since `since`."""
     ctx = request.app[CTX]
-    store = _deliveries(request)
+    store = delivery_store(request)
     sub = await _get_sub(request)
     raw = request.query.get("since", "")
     try:
@@ -401,10 +305,6 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/v1/subscriptions/{id}/rotate-secret", rotate_secret)
     r.add_post("/v1/subscriptions/{id}/test", test_subscription)
     r.add_post("/v1/subscriptions/{id}/recover", recover)
-    r.add_get("/v1/deliveries", list_deliveries)
-    r.add_get("/v1/deliveries/{id}", get_delivery)
-    r.add_post("/v1/deliveries/{id}/retry", retry_delivery)
-    r.add_post("/v1/events/{id}/replay", replay_event)
 
 
 __all__ = ["add_routes", "decode_cursor"]

@@ -7,20 +7,24 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from bridge.clock import to_ms
-from bridge.model import Attempt, Delivery, DeliveryStatus, Event, Subscription
+from bridge.model import Delivery, DeliveryStatus, Event, Subscription
 from bridge.store import codec
 from bridge.store import delivery_scripts as scripts
 from bridge.store.batch import Coalescer
+from bridge.store.delivery_codec import (
+    delivery_from_json,
+    delivery_to_json,
+    sub_from_json,
+    sub_to_json,
+    with_state,
+)
 from bridge.store.keys import Keys
 from bridge.store.pipelined import ScriptCall, run_scripts_or_raise
 from bridge.store.redis import Cursor, RedisStore
-
-KEEP_ATTEMPTS = 20  # attempts kept per delivery (the newest)
 
 
 @dataclass(frozen=True)
@@ -47,93 +51,6 @@ def static_subscription_id(url: str) -> str:
 def delivery_id(event_id: str, sub_id: str, replay: int = 0) -> str:
     raw = f"{event_id}\x1f{sub_id}\x1f{replay}"
     return "dlv_" + hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-
-# ------------------------------------------------------------------- codecs
-def sub_to_json(sub: Subscription) -> str:
-    return orjson.dumps(
-        {
-            "id": sub.id,
-            "url": sub.url,
-            "secrets": [list(s) for s in sub.secrets],
-            "event_types": list(sub.event_types),
-            "sources": list(sub.sources),
-            "format": sub.format,
-            "headers": [list(h) for h in sub.headers],
-            "description": sub.description,
-            "enabled": sub.enabled,
-            "disabled_reason": sub.disabled_reason,
-            "failing_since": sub.failing_since,
-            "created_at": sub.created_at,
-            "static": sub.static,
-        }
-    ).decode()
-
-
-def sub_from_json(text: str) -> Subscription:
-    d = orjson.loads(text)
-    return Subscription(
-        id=d["id"],
-        url=d["url"],
-        secrets=tuple((s, until) for s, until in d["secrets"]),
-        event_types=tuple(d["event_types"]),
-        sources=tuple(d["sources"]),
-        format=d["format"],
-        headers=tuple((k, v) for k, v in d["headers"]),
-        description=d.get("description"),
-        enabled=d["enabled"],
-        disabled_reason=d.get("disabled_reason"),
-        failing_since=d.get("failing_since"),
-        created_at=d.get("created_at", 0.0),
-        static=d.get("static", False),
-    )
-
-
-def delivery_to_json(d: Delivery) -> str:
-    return orjson.dumps(
-        {
-            "id": d.id,
-            "event_id": d.event_id,
-            "subscription_id": d.subscription_id,
-            "status": d.status.value,
-            "created_at": d.created_at,
-            "detected_at": d.detected_at,
-            "attempts": [
-                [a.at, a.status, a.latency_s, a.error, a.snippet]
-                for a in d.attempts[-KEEP_ATTEMPTS:]
-            ],
-            "failures": d.failures,
-            "next_attempt_at": d.next_attempt_at,
-        }
-    ).decode()
-
-
-def delivery_from_json(text: str, lease: int = 0) -> Delivery:
-    d = orjson.loads(text)
-    return Delivery(
-        id=d["id"],
-        event_id=d["event_id"],
-        subscription_id=d["subscription_id"],
-        status=DeliveryStatus(d["status"]),
-        created_at=d["created_at"],
-        detected_at=d["detected_at"],
-        attempts=tuple(Attempt(*a) for a in d["attempts"]),
-        failures=d["failures"],
-        next_attempt_at=d.get("next_attempt_at"),
-        lease=lease,
-    )
-
-
-def _with_state(sub: Subscription, state: dict[str, str]) -> Subscription:
-    if not state:
-        return sub
-    failing = state.get("failing_since")
-    return replace(
-        sub,
-        enabled=state.get("enabled", "1") != "0",
-        disabled_reason=state.get("disabled_reason") or None,
-        failing_since=float(failing) if failing else None,
-    )
 
 
 class DeliveryStore:
@@ -193,7 +110,7 @@ class DeliveryStore:
         pipe.get(self.keys.subscription(sub_id))
         pipe.hgetall(self.keys.subscription_state(sub_id))
         text, state = await pipe.execute()
-        return _with_state(sub_from_json(text), state) if text else None
+        return with_state(sub_from_json(text), state) if text else None
 
     async def list_subscriptions(self) -> list[Subscription]:
         return (await self.versioned_subscriptions())[1]
@@ -213,7 +130,7 @@ class DeliveryStore:
             pipe.hgetall(self.keys.subscription_state(i))
         rows = await pipe.execute()
         subs = [
-            _with_state(sub_from_json(rows[n]), rows[n + 1])
+            with_state(sub_from_json(rows[n]), rows[n + 1])
             for n in range(0, len(rows), 2)
             if rows[n]
         ]

@@ -10,12 +10,10 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
-import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import DataError
 
 from bridge.clock import to_ms
 from bridge.model import Event, Watch, WatchKey, WatchState
@@ -48,34 +46,6 @@ class SourceHealth:
 
 def new_watch_id() -> str:
     return "w_" + secrets.token_hex(10)
-
-
-def connect(url: str, *, max_connections: int = 128) -> aioredis.Redis:
-    """A client with a blocking pool: bursts wait for a connection instead of failing."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=10, decode_responses=True
-    )
-    pool.connection_class = with_fast_packing(pool.connection_class)
-    return aioredis.Redis(connection_pool=pool)
-
-
-class _HiredisPacking:
-    """Commands packed by hiredis' C packer: redis-py's own costs about seven times the
-    CPU, and every bridge operation is a few commands."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        if isinstance(args[0], str) and " " in args[0]:  # "SCRIPT LOAD": two words
-            args = (*args[0].split(), *args[1:])
-        for arg in args:  # what redis-py refuses, refused the same way
-            if arg is None or isinstance(arg, bool):
-                raise DataError(f"Invalid input of type: {type(arg).__name__!r}")
-        return [hiredis.pack_command(args)]
-
-
-def with_fast_packing(cls: type[Any]) -> type[Any]:
-    if not hasattr(hiredis, "pack_command") or issubclass(cls, _HiredisPacking):
-        return cls
-    return type(f"Fast{cls.__name__}", (_HiredisPacking, cls), {})
 
 
 class RedisStore:

@@ -115,7 +115,8 @@ async def test_every_terminal_status_once(running) -> None:  # type: ignore[no-u
 
 
 async def bridge_outbox_len(running) -> int:  # type: ignore[no-untyped-def]
-    from bridge.store.redis import RedisStore, connect
+    from bridge.store.connection import connect
+    from bridge.store.redis import RedisStore
 
     _, bridge, _ = running
     client = connect(bridge._redis_url)

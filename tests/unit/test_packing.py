@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.exceptions import DataError
 
-from bridge.store.redis import with_fast_packing
+from bridge.store.connection import with_fast_packing
 
 PLAIN = aioredis.Connection()
 FAST = with_fast_packing(aioredis.Connection)()

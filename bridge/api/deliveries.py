@@ -1,0 +1,119 @@
+"""Admin API: deliveries, their retry, and event replays."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from bridge.api.errors import ApiError
+from bridge.api.models import encode_cursor, iso
+from bridge.api.server import CTX, page_params
+from bridge.api.subscriptions import delivery_store
+from bridge.delivery.deliverer import deliveries_for
+from bridge.model import Delivery, DeliveryStatus
+from bridge.store.deliveries import delivery_id
+
+
+def delivery_view(d: Delivery) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "event_id": d.event_id,
+        "subscription_id": d.subscription_id,
+        "status": d.status.value,
+        "created_at": iso(d.created_at),
+        "next_attempt_at": iso(d.next_attempt_at)
+        if d.status is not DeliveryStatus.SUCCEEDED
+        else None,
+        "attempts": [
+            {
+                "at": iso(a.at),
+                "status": a.status,
+                "latency_s": a.latency_s,
+                "error": a.error,
+                "response_snippet": a.snippet,
+            }
+            for a in d.attempts
+        ],
+    }
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    q = request.query
+    cursor, limit = page_params(q)
+    status = None
+    if q.get("status"):
+        try:
+            status = DeliveryStatus(q["status"])
+        except ValueError:
+            allowed = ", ".join(s.value for s in DeliveryStatus)
+            raise ApiError(
+                400,
+                "invalid_status",
+                f"unknown status {q['status']!r}",
+                [{"name": "status", "description": f"one of: {allowed}"}],
+            ) from None
+    items, nxt = await delivery_store(request).list_deliveries(
+        status=status, subscription_id=q.get("subscription_id") or None, cursor=cursor, limit=limit
+    )
+    return web.json_response(
+        {"items": [delivery_view(d) for d in items], "next_cursor": encode_cursor(nxt)}
+    )
+
+
+async def get_delivery(request: web.Request) -> web.Response:
+    d = await delivery_store(request).get_delivery(request.match_info["id"])
+    if d is None:
+        raise ApiError(404, "delivery_not_found", "no delivery with that id")
+    return web.json_response(delivery_view(d))
+
+
+async def retry_delivery(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    store = delivery_store(request)
+    d = await store.get_delivery(request.match_info["id"])
+    if d is None:
+        raise ApiError(404, "delivery_not_found", "no delivery with that id")
+    verdict = await store.requeue(d, ctx.clock.now())
+    if verdict == "busy":
+        raise ApiError(
+            409,
+            "delivery_not_finished",
+            f"the delivery is {d.status.value}; only failed or dead ones are retried",
+        )
+    ctx.on_delivery_work()
+    return web.json_response({"id": d.id, "status": "pending"}, status=202)
+
+
+async def replay_event(request: web.Request) -> web.Response:
+    """Deliver an event again to every subscription that matches it (same webhook-id)."""
+    ctx = request.app[CTX]
+    store = delivery_store(request)
+    event = await ctx.store.get_event(request.match_info["id"])
+    if event is None:
+        raise ApiError(404, "event_not_found", "no event with that id")
+    subs = await store.list_subscriptions()
+    only = request.query.get("subscription_id")
+    if only:
+        subs = [s for s in subs if s.id == only]
+    now = ctx.clock.now()
+    replay = time.time_ns()
+    deliveries = [
+        replace(d, id=delivery_id(event.id, d.subscription_id, replay))
+        for d in deliveries_for(event, subs, now)
+    ]
+    await store.add_deliveries(deliveries, now)
+    ctx.on_delivery_work()
+    return web.json_response(
+        {"event_id": event.id, "delivery_ids": [d.id for d in deliveries]}, status=202
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/v1/deliveries", list_deliveries)
+    r.add_get("/v1/deliveries/{id}", get_delivery)
+    r.add_post("/v1/deliveries/{id}/retry", retry_delivery)
+    r.add_post("/v1/events/{id}/replay", replay_event)
