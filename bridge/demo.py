@@ -26,7 +26,7 @@ from rich.table import Table
 
 from bridge import logs
 from bridge.app import Bridge
-from bridge.settings import load_settings
+from bridge.settings import Settings, load_settings
 from bridge.sim.receiver import Received, VerifyingReceiver
 from bridge.sim.upstream import JobSpec, Simulator
 from bridge.store.connection import connect
@@ -85,6 +85,9 @@ def run_demo(*, data_dir: Path, forever: bool, timeout_s: float) -> int:
     console.print(f"embedded Redis at {redis.socket}; set redis_url for production", style="dim")
     try:
         return asyncio.run(_demo(console, redis.url, forever, timeout_s))
+    except (RuntimeError, aiohttp.ClientError, OSError) as exc:
+        console.print(f"[red]demo failed: {exc}[/]")
+        return 1
     finally:
         redis.stop()
 
@@ -131,7 +134,7 @@ async def _demo(console: Console, redis_url: str, forever: bool, timeout_s: floa
     return _summary(console, jobs)
 
 
-def _settings(sim_url: str, token: str) -> Any:
+def _settings(sim_url: str, token: str) -> Settings:
     return load_settings(
         overrides={
             "key_prefix": "demo",
