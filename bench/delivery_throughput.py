@@ -23,9 +23,9 @@ from pathlib import Path
 
 import aiohttp
 
-from bridge.app import Bridge, Role
+from bridge.app import Bridge
 from bridge.events import iso_ms
-from bridge.model import DeliveryStatus, Event
+from bridge.model import DeliveryStatus, Event, Role
 from bridge.settings import load_settings
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.embedded import EmbeddedRedis

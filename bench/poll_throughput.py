@@ -26,8 +26,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bridge.app import Bridge, Role
-from bridge.model import WatchKey
+from bridge.app import Bridge
+from bridge.model import Role, WatchKey
 from bridge.settings import load_settings
 from bridge.store.embedded import EmbeddedRedis
 

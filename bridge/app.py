@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import Iterable
 
 import aiohttp
@@ -16,6 +15,7 @@ from bridge.delivery.deliverer import Deliverer
 from bridge.delivery.sender import WebhookSender, webhook_session
 from bridge.delivery.static import sync_static_subscriptions
 from bridge.metrics import Metrics
+from bridge.model import ALL_ROLES, Role
 from bridge.poll.poller import PolledSource, Poller
 from bridge.poll.scheduler import Ticker
 from bridge.providers.fullstory import FullStoryProvider
@@ -30,15 +30,6 @@ log = structlog.get_logger("bridge.app")
 
 # Upkeep (trimming indexes and the outbox) runs this often.
 _JANITOR_EVERY_S = 60.0
-
-
-class Role(enum.StrEnum):
-    API = "api"
-    POLLER = "poller"
-    DELIVERER = "deliverer"
-
-
-ALL_ROLES = frozenset(Role)
 
 
 class Bridge:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridge.cli_admin import ADMIN_COMMANDS, add_admin_commands, run_admin
 from bridge.errors import BridgeError, ConfigError
+from bridge.model import ALL_ROLES, Role
 
 if TYPE_CHECKING:
     from bridge.app import Bridge
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
 # The daemon's modules (aiohttp, redis, APScheduler, pydantic) are imported by the
 # commands that need them: the admin commands start in a fraction of the time.
-ROLES = ("api", "poller", "deliverer")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--role",
         action="append",
-        choices=ROLES,
+        choices=[r.value for r in Role],
         help="run only these roles (repeatable); default: all",
     )
     run.add_argument("--data-dir", default=".bridge", help="embedded Redis data (no redis_url)")
@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     import structlog
 
     from bridge import logs
-    from bridge.app import ALL_ROLES, Bridge, Role
+    from bridge.app import Bridge
     from bridge.settings import load_settings
     from bridge.store.embedded import EmbeddedRedis
 

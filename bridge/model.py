@@ -179,3 +179,14 @@ class Delivery:
     failures: int = 0
     next_attempt_at: float | None = None
     lease: int = 0
+
+
+class Role(enum.StrEnum):
+    """What one process does; `bridge run --role` picks some, the default is all."""
+
+    API = "api"
+    POLLER = "poller"
+    DELIVERER = "deliverer"
+
+
+ALL_ROLES = frozenset(Role)

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bridge.api.errors import ApiError
 from bridge.api.models import encode_cursor, iso
-from bridge.api.server import CTX, page_params
+from bridge.api.server import CTX, enum_param, page_params
 from bridge.api.subscriptions import delivery_store
 from bridge.delivery.deliverer import deliveries_for
 from bridge.model import Delivery, DeliveryStatus
@@ -43,18 +43,7 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
 async def list_deliveries(request: web.Request) -> web.Response:
     q = request.query
     cursor, limit = page_params(q)
-    status = None
-    if q.get("status"):
-        try:
-            status = DeliveryStatus(q["status"])
-        except ValueError:
-            allowed = ", ".join(s.value for s in DeliveryStatus)
-            raise ApiError(
-                400,
-                "invalid_status",
-                f"unknown status {q['status']!r}",
-                [{"name": "status", "description": f"one of: {allowed}"}],
-            ) from None
+    status = enum_param(q.get("status"), DeliveryStatus, "status")
     items, nxt = await delivery_store(request).list_deliveries(
         status=status, subscription_id=q.get("subscription_id") or None, cursor=cursor, limit=limit
     )

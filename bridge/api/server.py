@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -41,6 +42,7 @@ class ApiContext:
     on_delivery_work: Callable[[], None] = lambda: None
 
 
+E = TypeVar("E", bound=enum.StrEnum)
 CTX: web.AppKey[ApiContext] = web.AppKey("ctx", ApiContext)
 PUBLIC_PATHS = ("/livez", "/healthz", "/readyz", "/metrics", "/openapi.json")
 MAX_PAGE = 500
@@ -161,7 +163,7 @@ async def create_watch(request: web.Request) -> web.Response:
 async def list_watches(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     q = request.query
-    state = _enum_param(q.get("state"), WatchState, "state")
+    state = enum_param(q.get("state"), WatchState, "state")
     cursor, limit = page_params(q)
     watches, nxt = await ctx.store.list_watches(
         state=state, source=q.get("source") or None, cursor=cursor, limit=limit
@@ -225,7 +227,7 @@ def page_params(q: Mapping[str, str]) -> tuple[tuple[int, str] | None, int]:
     return cursor, int(raw)
 
 
-def _enum_param(value: str | None, enum: type[WatchState], name: str) -> WatchState | None:
+def enum_param(value: str | None, enum: type[E], name: str) -> E | None:
     if not value:
         return None
     try:

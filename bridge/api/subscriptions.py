@@ -200,7 +200,7 @@ async def patch_subscription(request: web.Request) -> web.Response:
             sub.id,
             enabled=req.enabled,
             disabled_reason="disabled by the API",
-            failing_since=None if req.enabled else False,
+            clear_failing=req.enabled,
         )
         if req.enabled:
             await store.unpark(sub.id, ctx.clock.now())

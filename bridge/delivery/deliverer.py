@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 
 import structlog
 
@@ -41,6 +42,7 @@ def deliveries_for(event: Event, subs: list[Subscription], now: float) -> list[D
     """One delivery per subscription that wants this event (disabled ones too: they
     are kept, parked, until the subscription is enabled again)."""
     source = event.data.get("source")
+    detected_at = _detected(event, now)  # once per event, not once per subscription
     return [
         Delivery(
             id=delivery_id(event.id, sub.id),
@@ -48,7 +50,7 @@ def deliveries_for(event: Event, subs: list[Subscription], now: float) -> list[D
             subscription_id=sub.id,
             status=DeliveryStatus.PENDING,
             created_at=now,
-            detected_at=_detected(event, now),
+            detected_at=detected_at,
             next_attempt_at=now,
         )
         for sub in subs
@@ -60,8 +62,6 @@ def deliveries_for(event: Event, subs: list[Subscription], now: float) -> list[D
 
 
 def _detected(event: Event, fallback: float) -> float:
-    from datetime import datetime
-
     try:
         return datetime.fromisoformat(event.timestamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
@@ -244,7 +244,7 @@ class Deliverer:
         if decision.verdict is policy.Verdict.SUCCEEDED:
             self._metrics.delivery_lag.observe(max(0.0, done - d.detected_at))
             if sub.failing_since is not None:
-                await self._store.set_state(sub.id, failing_since=None)
+                await self._store.set_state(sub.id, clear_failing=True)
                 self._subs[sub.id] = replace(sub, failing_since=None)
             ok = replace(
                 d, status=DeliveryStatus.SUCCEEDED, attempts=attempts, next_attempt_at=None

@@ -83,16 +83,16 @@ class DeliveryStore:
         *,
         enabled: bool | None = None,
         disabled_reason: str | None = None,
-        failing_since: float | bool | None = False,
+        clear_failing: bool = False,
     ) -> None:
         """Update state fields one by one (HSET), so writers never undo each other's config.
-        failing_since: a time sets it, None clears it, False leaves it."""
+        The continuous-failure clock is started by mark_failing, cleared here."""
         mapping: dict[str, str] = {}
         if enabled is not None:
             mapping["enabled"] = "1" if enabled else "0"
             mapping["disabled_reason"] = "" if enabled else (disabled_reason or "")
-        if failing_since is not False:
-            mapping["failing_since"] = "" if failing_since is None else str(failing_since)
+        if clear_failing:
+            mapping["failing_since"] = ""
         if mapping:
             pipe = self.client.pipeline(transaction=True)
             pipe.hset(self.keys.subscription_state(sub_id), mapping=mapping)  # type: ignore[arg-type]
@@ -222,19 +222,8 @@ class DeliveryStore:
         return sum(int(n) for n in await run_scripts_or_raise(self.client, calls))
 
     async def emit(self, event: Event, now: float, retention_s: float) -> bool:
-        k = self.keys
-        return bool(
-            await self._emit(
-                keys=[k.event(event.id), k.events, k.outbox],
-                args=[
-                    event.id,
-                    to_ms(now),
-                    to_ms(retention_s),
-                    codec.event_to_json(event),
-                    event.type,
-                ],
-            )
-        )
+        """True when written (False: it existed)."""
+        return bool(await self.emit_many([event], now, retention_s))
 
     async def save_event(self, event: Event, now: float, retention_s: float) -> None:
         """An event outside the outbox (a ping): readable by id, delivered by the caller."""

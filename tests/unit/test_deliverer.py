@@ -133,7 +133,7 @@ async def test_continuous_failure_disables_and_keeps_deliveries(env: Env) -> Non
     events, _ = await env.store.store.list_events(type_="subscription.disabled")
     assert len(events) == 1 and events[0].data["subscription_id"] == "sub_a"
 
-    await env.store.set_state("sub_a", enabled=True, failing_since=None)
+    await env.store.set_state("sub_a", enabled=True, clear_failing=True)
     assert await env.store.unpark("sub_a", env.clock.now()) == 2
     await env.deliverer.refresh_subscriptions()
     assert sorted(await env.run_due()) == ["ok", "ok"]
@@ -171,7 +171,7 @@ async def test_stop_ends_even_when_a_cancellation_is_swallowed(env: Env) -> None
     async def swallowing_fan_out() -> int:
         entered.set()
         with contextlib.suppress(asyncio.CancelledError):  # what a library bug does
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # until cancelled
         return 0
 
     env.deliverer.fan_out = swallowing_fan_out  # type: ignore[method-assign]

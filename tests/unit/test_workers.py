@@ -26,7 +26,7 @@ async def test_stop_is_bounded_when_work_swallows_cancellation() -> None:
     async def stubborn(item: int) -> None:
         started.set()
         try:
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # until cancelled
         except asyncio.CancelledError:
             await release.wait()  # ignores the cancel, as a buggy library may
 
