@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Awaitable, Iterable
+from typing import Any
 
 import aiohttp
 import structlog
 from aiohttp import web
 
+from bridge.api.protocol import start_site
 from bridge.api.server import ApiContext, build_api
-from bridge.clock import Clock, SystemClock
+from bridge.clock import Clock, ServerClock
 from bridge.delivery.deliverer import Deliverer
 from bridge.delivery.sender import WebhookSender, webhook_session
 from bridge.delivery.static import sync_static_subscriptions
+from bridge.errors import BridgeError
 from bridge.metrics import Metrics
 from bridge.model import ALL_ROLES, Role
+from bridge.outage import OutageLog
 from bridge.poll.poller import PolledSource, Poller
 from bridge.poll.scheduler import Ticker
 from bridge.providers.fullstory import FullStoryProvider
@@ -25,11 +30,24 @@ from bridge.settings import FullStorySource, Settings, TalkdeskSource
 from bridge.store.connection import connect
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.redis import RedisStore
+from bridge.watchdog import Watchdog
 
 log = structlog.get_logger("bridge.app")
 
 # Upkeep (trimming indexes and the outbox) runs this often.
 _JANITOR_EVERY_S = 60.0
+# Redis reachability, data loss and clock offset are checked this often.
+_WATCHDOG_EVERY_S = 1.0
+# An outbox consumer idle this long with nothing pending belongs to a process long gone.
+_CONSUMER_IDLE_S = 3600.0
+# Start-up gives Redis this long to answer.
+_REDIS_START_S = 10.0
+# Closing connections after the drain: each close gets this long.
+_CLOSE_S = 0.5
+
+
+class StartupError(BridgeError):
+    """The bridge cannot start; the message says why in one line."""
 
 
 class Bridge:
@@ -42,11 +60,16 @@ class Bridge:
         redis_url: str,
         roles: Iterable[Role] = ALL_ROLES,
         clock: Clock | None = None,
+        local_clock: Clock | None = None,
     ) -> None:
+        """clock: a fixed clock for tests; otherwise Redis server time, read through
+        local_clock (the system clock) plus the measured offset."""
         self.settings = settings
         self.roles = frozenset(roles)
-        self.clock = clock or SystemClock()
+        self._server_clock = None if clock is not None else ServerClock(local_clock)
+        self.clock: Clock = clock or self._server_clock  # type: ignore[assignment]
         self.metrics = Metrics()
+        self.outage = OutageLog(self.metrics)
         self._redis_url = redis_url
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
@@ -55,6 +78,7 @@ class Bridge:
         self.store: RedisStore | None = None
         self.poller: Poller | None = None
         self.deliverer: Deliverer | None = None
+        self.watchdog: Watchdog | None = None
         self._webhook_session: aiohttp.ClientSession | None = None
         self.api_port: int | None = None
 
@@ -81,44 +105,56 @@ class Bridge:
         return out
 
     async def start(self) -> None:
+        """Start every role. StartupError (one line) when something is in the way."""
         s = self.settings
         # Workers wait for connections rather than fail; room for both pools and the API.
         client = connect(
             self._redis_url, max_connections=s.poll.concurrency + s.delivery.concurrency + 32
         )
-        self.store = RedisStore(client, s.key_prefix)
-        await self.store.ping()
+        store = self.store = RedisStore(client, s.key_prefix)
+        await _first_answer(store.ping(), "Redis does not answer")
+        deliveries = self._deliveries = DeliveryStore(store)
+        self.watchdog = Watchdog(
+            store=store,
+            clock=self._server_clock,
+            metrics=self.metrics,
+            outage=self.outage,
+            on_data_lost=self._rebuild,
+        )
+        await _first_answer(self.watchdog.start(), "Redis does not answer")
         self._session = default_session(s.poll.concurrency)
         http = UpstreamHttp(
             self._session, timeout_s=s.poll.request_timeout, max_body_bytes=s.poll.max_body_bytes
         )
-        sources = self.build_sources(self.store, http)
+        sources = self.build_sources(store, http)
         self._ticker = Ticker()
+        self._ticker.every(_WATCHDOG_EVERY_S, self.watchdog.tick, "watchdog")
         if Role.POLLER in self.roles:
             self.poller = Poller(
-                store=self.store,
+                store=store,
                 http=http,
                 sources=sources,
                 settings=s.poll,
                 clock=self.clock,
                 metrics=self.metrics,
                 on_event=self._event_written,
+                outage=self.outage,
             )
             self.poller.start()
             self._ticker.every(s.poll.tick, self._tick, "poll_tick")
         self._ticker.every(_JANITOR_EVERY_S, self._janitor, "janitor")
-        deliveries = self._deliveries = DeliveryStore(self.store)
         await sync_static_subscriptions(deliveries, s, self.clock.now())
         if Role.DELIVERER in self.roles:
             d = s.delivery
-            self._webhook_session = webhook_session(
-                limit=d.concurrency, allow_private=d.allow_private_targets
-            )
-            sender = WebhookSender(
-                self._webhook_session, timeout_s=d.timeout, allow_private=d.allow_private_targets
-            )
+            self._webhook_session = webhook_session(limit=d.concurrency, policy=d.targets)
+            sender = WebhookSender(self._webhook_session, timeout_s=d.timeout, policy=d.targets)
             self.deliverer = Deliverer(
-                store=deliveries, sender=sender, settings=d, clock=self.clock, metrics=self.metrics
+                store=deliveries,
+                sender=sender,
+                settings=d,
+                clock=self.clock,
+                metrics=self.metrics,
+                outage=self.outage,
             )
             await self.deliverer.start()
             self._ticker.every(s.poll.tick, self.deliverer.tick, "delivery_tick")
@@ -142,18 +178,44 @@ class Bridge:
             on_registered=self.poller.wake if self.poller else (lambda: None),
             deliveries=deliveries,
             allow_private_targets=s.delivery.allow_private_targets,
+            allowed_targets=tuple(s.delivery.allowed_targets),
             rotation_grace=s.delivery.rotation_grace,
             retention=s.poll.retention,
             on_delivery_work=self.deliverer.wake if self.deliverer else (lambda: None),
+            readiness=self.readiness,
         )
-        self._runner = web.AppRunner(build_api(ctx), access_log=None, shutdown_timeout=5)
-        await self._runner.setup()
         host, port = s.api.host_port
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound = [a for a in self._runner.addresses if isinstance(a, tuple)]
-        self.api_port = int(bound[0][1]) if bound else port
+        try:
+            self._runner, self.api_port = await start_site(
+                build_api(ctx), host, port, shutdown_timeout=min(5.0, s.shutdown_grace)
+            )
+        except OSError as exc:
+            raise StartupError(
+                f"api.listen: cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from None
         log.info("api_listening", host=host, port=self.api_port)
+
+    def readiness(self) -> dict[str, Any]:
+        """What this process needs to do its work: Redis answering, the data marker
+        checked lately, and every loop of its roles running."""
+        checks: dict[str, Any] = {
+            "redis": "ok" if self.outage.down_since is None else "unreachable",
+            "watchdog": "ok" if self.watchdog and self.watchdog.healthy else "stale",
+        }
+        if Role.POLLER in self.roles:
+            checks["poller"] = "ok" if self.poller and self.poller.pool.running else "stopped"
+        if Role.DELIVERER in self.roles:
+            checks["deliverer"] = "ok" if self.deliverer and self.deliverer.running else "stopped"
+        return checks
+
+    async def _rebuild(self) -> None:
+        """Redis lost its data: rebuild what this process can (the watchdog calls this)."""
+        if self._deliveries is None:
+            return
+        await self._deliveries.ensure_group()
+        await sync_static_subscriptions(self._deliveries, self.settings, self.clock.now())
+        if self.deliverer:
+            self.deliverer.forget_subscriptions()
 
     def _event_written(self) -> None:
         if self.deliverer:
@@ -172,38 +234,72 @@ class Bridge:
                 await self.store.trim(now, p.retention, p.max_age)
                 if self._deliveries is not None:
                     await self._deliveries.trim_index(now, self.settings.delivery.retention)
-            except Exception:  # upkeep must never take the process down
-                log.exception("janitor_failed")
+                    await self._deliveries.drop_idle_consumers(_CONSUMER_IDLE_S)
+            except Exception as exc:  # upkeep must never take the process down
+                self.outage.failed("janitor", exc)
 
-    async def stop(self, grace_s: float = 10.0) -> None:
-        """Idempotent: stop taking work, drain for grace_s, then close connections."""
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Idempotent. Every claim loop stops at once and no new request starts; work in
+        flight gets grace_s (default: shutdown_grace), then connections close. Returns
+        within grace_s plus about a second."""
+        grace = self.settings.shutdown_grace if grace_s is None else grace_s
         if self._ticker:
             self._ticker.stop()
             self._ticker = None
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
-        if self.poller:
-            await self.poller.stop(grace_s)
-            self.poller = None
-        if self.deliverer:
-            await self.deliverer.stop(grace_s)
-            self.deliverer = None
-        if self._webhook_session:
-            await self._webhook_session.close()
-            self._webhook_session = None
-        if self._session:
-            await self._session.close()
-            self._session = None
+        poller, deliverer, runner = self.poller, self.deliverer, self._runner
+        self.poller = self.deliverer = self._runner = None
+        for pool in (poller, deliverer):
+            if pool:
+                pool.begin_stop()
+        drains: list[Awaitable[None]] = []
+        if runner:
+            drains.append(runner.cleanup())
+        if poller:
+            drains.append(poller.stop(grace))
+        if deliverer:
+            drains.append(deliverer.stop(grace))
+        if drains:
+            tasks = [asyncio.ensure_future(d) for d in drains]
+            _, late = await asyncio.wait(tasks, timeout=grace + 1.0)
+            for task in late:
+                task.cancel()
+        for session in (self._webhook_session, self._session):
+            if session:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(session.close(), _CLOSE_S)
+        self._webhook_session = self._session = None
         if self.store:
-            await self.store.client.aclose()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.store.client.aclose(), _CLOSE_S)
             self.store = None
         log.info("bridge_stopped")
 
 
-async def run_until_signalled(bridge: Bridge, stop: asyncio.Event) -> None:
-    await bridge.start()
+async def _first_answer(call: Awaitable[Any], what: str) -> Any:
+    """A start-up call to Redis, bounded, with a one-line error naming the cause."""
     try:
-        await stop.wait()
+        return await asyncio.wait_for(call, _REDIS_START_S)
+    except TimeoutError:
+        raise StartupError(f"redis_url: {what} within {_REDIS_START_S:g} s") from None
+    except Exception as exc:
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise StartupError(f"redis_url: {what}: {detail}") from None
+
+
+async def run_until_signalled(bridge: Bridge, stop: asyncio.Event) -> None:
+    """Start, serve until stop is set, then stop. A failed start stops what did start
+    and raises StartupError; a stop during start-up ends the start-up."""
+    starting = asyncio.ensure_future(bridge.start())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # raises the start-up failure
+            await stopped
     finally:
-        await bridge.stop()
+        stopped.cancel()
+        if not starting.done():
+            starting.cancel()
+            await asyncio.wait({starting}, timeout=1.0)
+        failed = starting.done() and not starting.cancelled() and starting.exception()
+        await bridge.stop(1.0 if failed else None)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the daemon")
@@ -36,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only these roles (repeatable); default: all",
     )
     run.add_argument("--data-dir", default=".bridge", help="embedded Redis data (no redis_url)")
-    run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default: INFO",
+    )
 
     sim = sub.add_parser("sim", help="run the FullStory/Talkdesk simulator")
     sim.add_argument("--listen", default="127.0.0.1:8900")
@@ -48,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="validate a config; print it with secrets masked")
-    check.add_argument("file")
+    check.add_argument("file", nargs="?", help="TOML config file (or env BRIDGE_CONFIG)")
+    check.add_argument(
+        "--secrets-dir", help="directory of secret files (or env BRIDGE_SECRETS_DIR)"
+    )
     check.add_argument("--json", action="store_true", help="(the output is JSON already)")
 
     demo = sub.add_parser("demo", help="simulator + bridge + verifying receiver, live")
@@ -68,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sim":
             return _sim(args)
         if args.command == "config":
-            return _config_check(args.file)
+            return _config_check(args.file, args.secrets_dir)
         if args.command == "demo":
             from bridge.demo import run_demo
 
@@ -84,13 +98,25 @@ def main(argv: list[str] | None = None) -> int:
     except BridgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+        print(
+            f"error: unexpected {type(exc).__name__}: {detail} (--debug shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return 2
 
 
-def _config_check(path: str) -> int:
+def _config_check(path: str | None, secrets_dir: str | None) -> int:
+    """Exactly the validation `run` does before it connects to anything."""
     from bridge.settings import load_settings
 
-    settings = load_settings(path)
+    settings = load_settings(path, secrets_dir=secrets_dir)
     print(json.dumps(masked(settings), indent=2))
     return 0
 
@@ -126,20 +152,32 @@ def _run(args: argparse.Namespace) -> int:
     else:
         url = settings.redis_url.get_secret_value()
     try:
-        asyncio.run(_serve(Bridge(settings, redis_url=url, roles=roles)))
+        bridge = Bridge(settings, redis_url=url, roles=roles)
+        asyncio.run(_serve(bridge, on_second_signal=embedded.stop if embedded else None))
     finally:
         if embedded:
             embedded.stop()
     return 0
 
 
-async def _serve(bridge: Bridge) -> None:
+async def _serve(bridge: Bridge, on_second_signal: Callable[[], object] | None) -> None:
+    """Run until SIGTERM or SIGINT; a second signal exits at once."""
     from bridge.app import run_until_signalled
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            stop.set()
+            return
+        print("second signal: exiting now", file=sys.stderr, flush=True)
+        if on_second_signal:
+            on_second_signal()  # the embedded Redis writes its AOF and exits too
+        os._exit(1)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     await run_until_signalled(bridge, stop)
 
 

@@ -56,6 +56,22 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
     root.setLevel(level.upper())
     for noisy in ("apscheduler", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _NoRawRequest) for f in server_log.filters):
+        server_log.addFilter(_NoRawRequest())
+
+
+class _NoRawRequest(logging.Filter):
+    """aiohttp's server logs a malformed request's raw header line (an Authorization
+    value included) in its exception: keep the exception's type, drop its text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        record.msg = f"aiohttp could not handle a request ({type(exc).__name__ if exc else '-'})"
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        return True
 
 
 def _identity(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -49,5 +49,15 @@ class Metrics:
         )
         self.dead = Counter("bridge_deliveries_dead", "Deliveries dead-lettered", registry=r)
 
+        self.redis_up = Gauge("bridge_redis_up", "1 while Redis answers this process", registry=r)
+        self.redis_data_lost = Counter(
+            "bridge_redis_data_lost",
+            "Times this process found Redis emptied (restart without data, failover, flush)",
+            registry=r,
+        )
+        self.clock_offset = Gauge(
+            "bridge_clock_offset_seconds", "Redis server time minus this host's clock", registry=r
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,6 +4,7 @@ secrets directory. The only module that reads the environment or config files.""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bridge.delivery import signing
+from bridge.delivery.headers import check_headers
+from bridge.delivery.targets import TargetPolicy, TargetRefused, check_url, parse_network
 from bridge.errors import ConfigError
 
 ENV_PREFIX = "BRIDGE_"
@@ -30,7 +34,12 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 def check_http_url(url: str) -> None:
     if not url.startswith(("http://", "https://")):
-        raise ValueError(f"must be an http(s) URL, got {url!r}")
+        raise ValueError("must be an http(s) URL")
+
+
+MIN_TOKEN_CHARS = 16
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
 class _Section(BaseModel):
@@ -49,6 +58,14 @@ class ApiSettings(_Section):
     @model_validator(mode="after")
     def _check_listen(self) -> ApiSettings:
         split_listen(self.listen)
+        for token in self.tokens:
+            value = token.get_secret_value()
+            if len(value) < MIN_TOKEN_CHARS or not value.isascii() or not value.isprintable():
+                raise ValueError(
+                    f"tokens must be at least {MIN_TOKEN_CHARS} printable ASCII characters"
+                )
+            if any(c.isspace() for c in value):
+                raise ValueError("tokens must not hold spaces")
         return self
 
 
@@ -84,6 +101,8 @@ class DeliverySettings(_Section):
     lease_margin: float = Field(default=30.0, gt=0)
     # SSRF guard: webhook targets must be https and public unless this is set.
     allow_private_targets: bool = False
+    # Hosts or CIDRs let through (http allowed too) while the guard stays on for the rest.
+    allowed_targets: list[str] = Field(default_factory=list, max_length=1000)
     concurrency: int = Field(default=64, ge=1, le=10_000)
     per_subscription_concurrency: int = Field(default=8, ge=1)
     rotation_grace: float = Field(default=86400.0, ge=0)
@@ -94,7 +113,16 @@ class DeliverySettings(_Section):
     def _check_schedule(self) -> DeliverySettings:
         if any(d < 0 for d in self.retry_schedule):
             raise ValueError("retry_schedule holds seconds >= 0")
+        for entry in self.allowed_targets:
+            if parse_network(entry) is None and not _HOST_NAME.fullmatch(entry):
+                raise ValueError("allowed_targets holds host names or CIDRs like 10.1.2.0/24")
         return self
+
+    @property
+    def targets(self) -> TargetPolicy:
+        return TargetPolicy.build(
+            allow_private=self.allow_private_targets, allowed_targets=self.allowed_targets
+        )
 
 
 class StaticSubscription(_Section):
@@ -105,6 +133,18 @@ class StaticSubscription(_Section):
     format: Literal["standard", "slack", "discord", "teams"] = "standard"
     headers: dict[str, str] = Field(default_factory=dict)
     description: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> StaticSubscription:
+        problems = check_headers(self.headers)
+        if self.secret is not None:
+            try:
+                signing.secret_key(self.secret.get_secret_value())
+            except signing.InvalidSecret as exc:
+                problems.append(f"secret: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class _SourceBase(_Section):
@@ -155,6 +195,8 @@ class Settings(BaseSettings):
     )
 
     redis_url: SecretStr | None = None
+    # SIGTERM: work in flight gets this long; the process exits within grace + 2 s.
+    shutdown_grace: float = Field(default=10.0, ge=0, le=3600)
     key_prefix: str = Field(default="bridge", pattern=r"^[A-Za-z0-9_.:-]+$")
     api: ApiSettings = Field(default_factory=ApiSettings)
     poll: PollSettings = Field(default_factory=PollSettings)
@@ -167,6 +209,16 @@ class Settings(BaseSettings):
         for name in self.sources:
             if not name or not all(c.isalnum() or c in "-_" for c in name):
                 raise ValueError(f"source name {name!r} may hold only letters, digits, - and _")
+        if self.redis_url is not None and not self.redis_url.get_secret_value().startswith(
+            REDIS_SCHEMES
+        ):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        policy = self.delivery.targets
+        for i, sub in enumerate(self.subscriptions):
+            try:
+                check_url(sub.url, policy)
+            except TargetRefused as exc:
+                raise ValueError(f"subscriptions.{i}.url: {exc}") from None
         return self
 
 

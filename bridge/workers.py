@@ -15,7 +15,11 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
+from bridge.outage import OutageLog
+
 log = structlog.get_logger("bridge.workers")
+
+CANCEL_WAIT_S = 0.5  # how long a cancelled task gets to unwind at shutdown
 
 Item = TypeVar("Item")
 
@@ -29,12 +33,14 @@ class WorkerPool(Generic[Item]):
         claim: Callable[[int], Awaitable[list[Item]]],
         handle: Callable[[Item], Awaitable[object]],
         hand_back: Callable[[Item], Awaitable[object]] | None = None,
+        outage: OutageLog | None = None,
     ) -> None:
         self.name = name
         self.size = size
         self._claim = claim
         self._handle = handle
         self._hand_back = hand_back
+        self._outage = outage or OutageLog()
         self._queue: asyncio.Queue[Item] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._loop_task: asyncio.Task[None] | None = None
@@ -63,23 +69,50 @@ class WorkerPool(Generic[Item]):
     def wake(self) -> None:
         self._wake.set()
 
-    async def stop(self, grace_s: float) -> None:
-        """Stop claiming; hand back what was claimed but not started; let work in
-        flight finish for grace_s, then cancel it (its lease expires; nothing is lost)."""
+    @property
+    def running(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    def begin_stop(self) -> None:
+        """Claim nothing more and start nothing more, from now on."""
         self._stopping = True
         self._wake.set()
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop claiming; hand back what was claimed but not started; let work in
+        flight finish until grace_s from now, then cancel it (its lease expires; nothing
+        is lost). Returns within grace_s plus a short bound for the cancellations."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+
+        def left() -> float:
+            return max(0.0, deadline - loop.time())
+
+        self.begin_stop()
         if self._loop_task:  # a claim stuck on Redis must not hold the shutdown up
-            _, pending = await asyncio.wait({self._loop_task}, timeout=grace_s)
-            await cancel_within(list(pending), grace_s, f"{self.name}-claims")
+            _, pending = await asyncio.wait({self._loop_task}, timeout=left())
+            await cancel_within(list(pending), CANCEL_WAIT_S, f"{self.name}-claims")
+        queued = []
         while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if self._hand_back:
-                with contextlib.suppress(Exception):  # worst case the lease expires instead
-                    await self._hand_back(item)
+            queued.append(self._queue.get_nowait())
+        if queued and self._hand_back:
+            await self._hand_back_all(queued, left())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), grace_s)
-        await cancel_within(self._workers, grace_s, self.name)
+            await asyncio.wait_for(self._idle.wait(), left())
+        await cancel_within(self._workers, CANCEL_WAIT_S, self.name)
         self._workers = []
+
+    async def _hand_back_all(self, items: list[Item], within_s: float) -> None:
+        assert self._hand_back is not None
+        hand_back = self._hand_back
+
+        async def one(item: Item) -> None:
+            with contextlib.suppress(Exception):  # worst case the lease expires instead
+                await hand_back(item)
+
+        tasks = [asyncio.ensure_future(one(item)) for item in items]
+        _, late = await asyncio.wait(tasks, timeout=max(within_s, 0.01))
+        await cancel_within(list(late), CANCEL_WAIT_S, f"{self.name}-hand-back")
 
     async def fill(self) -> int:
         """Claim as many items as there are idle workers."""
@@ -100,12 +133,19 @@ class WorkerPool(Generic[Item]):
                 return
             try:
                 await self.fill()
-            except Exception:  # Redis down: keep the loop alive; the next tick retries
-                log.exception("claim_failed", pool=self.name)
+            except Exception as exc:  # Redis down: keep the loop alive; the next tick retries
+                self._outage.failed(f"{self.name}-claims", exc)
+            else:
+                self._outage.succeeded()
 
     async def _work(self) -> None:
         while True:
             item = await self._queue.get()
+            if self._stopping:  # claimed before the stop, not started: hand it back
+                if self._hand_back:
+                    with contextlib.suppress(Exception):
+                        await self._hand_back(item)
+                continue
             self._busy += 1
             self._idle.clear()
             try:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
@@ -49,7 +49,7 @@ def validation_fields(exc: ValidationError) -> list[dict[str, str]]:
     return out
 
 
-_HTTP_CODES = {
+HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
@@ -71,7 +71,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
+        code = HTTP_CODES.get(exc.status, "http_error")
         return error_response(exc.status, code, exc.reason, headers=_allow_header(exc))
     except Exception:
         log.exception("api_handler_failed", path=request.path, method=request.method)
@@ -93,6 +93,7 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
     if not raw:
         raise ApiError(400, "invalid_json", "request body is empty; a JSON object is expected")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        # orjson refuses nesting past 1,024 levels; the stdlib parser would recurse
+        return orjson.loads(raw)
+    except (ValueError, RecursionError):
         raise ApiError(400, "invalid_json", "request body is not valid JSON") from None

@@ -20,6 +20,7 @@ from bridge.api.models import (
     watch_view,
 )
 from bridge.clock import Clock
+from bridge.delivery.targets import TargetPolicy
 from bridge.metrics import Metrics
 from bridge.model import WatchKey, WatchState
 from bridge.store.deliveries import DeliveryStore
@@ -37,9 +38,18 @@ class ApiContext:
     on_registered: Callable[[], None] = lambda: None
     deliveries: DeliveryStore | None = None
     allow_private_targets: bool = False
+    allowed_targets: tuple[str, ...] = ()
     rotation_grace: float = 86400.0
     retention: float = 7 * 86400.0
     on_delivery_work: Callable[[], None] = lambda: None
+    # What this process needs beyond Redis answering now (loops running and the like)
+    readiness: Callable[[], dict[str, Any]] = dict
+
+    @property
+    def targets(self) -> TargetPolicy:
+        return TargetPolicy.build(
+            allow_private=self.allow_private_targets, allowed_targets=self.allowed_targets
+        )
 
 
 E = TypeVar("E", bound=enum.StrEnum)
@@ -82,14 +92,19 @@ async def _auth_middleware(request: web.Request, handler: Any) -> web.StreamResp
 
 
 def check_token(header: str | None, tokens: tuple[str, ...]) -> None:
-    """Bearer auth with a constant-time compare against every configured token."""
+    """Bearer auth (the scheme is case-insensitive) with a constant-time compare against
+    every configured token. Nothing of the header is ever echoed or logged."""
     challenge = {"WWW-Authenticate": 'Bearer realm="bridge"'}
-    if not header or not header.startswith("Bearer "):
+    # aiohttp hands non-ASCII bytes over as surrogates: refuse before encoding anything
+    if not header or not header.isascii() or not header.isprintable():
         raise ApiError(401, "unauthorized", "a bearer token is required", headers=challenge)
-    given = header.removeprefix("Bearer ").strip().encode()
+    scheme, _, rest = header.partition(" ")
+    given = rest.strip().encode()
+    if scheme.lower() != "bearer" or not given:
+        raise ApiError(401, "unauthorized", "a bearer token is required", headers=challenge)
     matched = False
     for token in tokens:
-        matched |= hmac.compare_digest(given, token.encode())
+        matched |= bool(token) and hmac.compare_digest(given, token.encode())
     if not matched:
         raise ApiError(401, "unauthorized", "the bearer token is not valid", headers=challenge)
 
@@ -100,21 +115,19 @@ async def livez(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Whether this process can do its work: Redis answers and its loops run. Upstream
+    credentials are not part of it (see /v1/status): one bad key must not take every
+    replica out of its Service."""
     ctx = request.app[CTX]
     checks: dict[str, Any] = {}
-    ready = True
     try:
         await ctx.store.ping()
-        checks["redis"] = "ok"
     except Exception as exc:  # any failure to reach Redis means not ready
         checks["redis"] = f"unreachable: {type(exc).__name__}"
         return web.json_response({"status": "unavailable", "checks": checks}, status=503)
-    sources = {}
-    for name in ctx.source_kinds:
-        health = await ctx.store.get_health(name)
-        sources[name] = {"healthy": health.healthy, "reason": health.reason}
-        ready &= health.healthy
-    checks["sources"] = sources
+    checks.update(ctx.readiness())
+    checks["redis"] = "ok"
+    ready = all(v == "ok" for v in checks.values())
     return web.json_response(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
     )
@@ -217,7 +230,7 @@ def page_params(q: Mapping[str, str]) -> tuple[tuple[int, str] | None, int]:
             400, "invalid_cursor", str(exc), [{"name": "cursor", "description": str(exc)}]
         ) from None
     raw = q.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= MAX_PAGE:
         raise ApiError(
             400,
             "invalid_limit",

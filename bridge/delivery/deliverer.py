@@ -14,7 +14,6 @@ import contextlib
 import random
 import socket
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -23,10 +22,12 @@ import structlog
 
 from bridge.clock import Clock
 from bridge.delivery import formats, policy, signing
-from bridge.delivery.sender import Sender
+from bridge.delivery.headers import sendable
+from bridge.delivery.sender import Sender, SendResult
 from bridge.events import iso_ms
 from bridge.metrics import Metrics
 from bridge.model import Attempt, Delivery, DeliveryStatus, Event, Subscription
+from bridge.outage import OutageLog
 from bridge.settings import DeliverySettings
 from bridge.store.deliveries import ClaimedDelivery, DeliveryStore, delivery_id
 from bridge.workers import WorkerPool, cancel_within
@@ -34,8 +35,6 @@ from bridge.workers import WorkerPool, cancel_within
 log = structlog.get_logger("bridge.delivery")
 
 GAUGE_EVERY_S = 1.0  # the queue-depth gauge costs a round trip: refresh it this often
-DEFER_S = 0.5  # a subscription at its concurrency cap: look again this soon
-RESERVED_HEADERS = {"content-type", "webhook-id", "webhook-timestamp", "webhook-signature"}
 
 
 def deliveries_for(event: Event, subs: list[Subscription], now: float) -> list[Delivery]:
@@ -78,6 +77,7 @@ class Deliverer:
         clock: Clock,
         metrics: Metrics,
         rand: Callable[[], float] = random.random,
+        outage: OutageLog | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -88,7 +88,11 @@ class Deliverer:
         self._consumer = f"{socket.gethostname()}-{id(self):x}"
         self._schedule = tuple(settings.retry_schedule)
         self._lease_s = settings.timeout + settings.lease_margin
-        self._per_sub: Counter[str] = Counter()
+        self._slots: dict[str, SubscriptionSlots] = {}
+        # A worker waits this long for a subscription's free slot, holding the lease
+        # (timeout + margin), so the wait and the request always fit inside it.
+        self._slot_wait_s = settings.lease_margin / 2
+        self._outage = outage or OutageLog()
         self._subs: dict[str, Subscription] = {}
         self._subs_version = -1
         self._gauge_due = 0.0
@@ -99,8 +103,10 @@ class Deliverer:
         self.pool: WorkerPool[ClaimedDelivery] = WorkerPool(
             "deliverer",
             settings.concurrency,
-            claim=lambda free: self._store.claim(self._clock.now(), self._lease_s, free),
+            claim=self._claim,
             handle=self.attempt,
+            hand_back=self._hand_back,
+            outage=self._outage,
         )
 
     # ------------------------------------------------------------- lifecycle
@@ -114,13 +120,43 @@ class Deliverer:
     def wake(self) -> None:
         self.pool.wake()
 
-    async def stop(self, grace_s: float) -> None:
-        """Claimed but unstarted deliveries are not handed back: their leases expire."""
+    @property
+    def running(self) -> bool:
+        return (
+            self.pool.running and self._fan_out_task is not None and not self._fan_out_task.done()
+        )
+
+    def begin_stop(self) -> None:
+        """From now on: no fan-out, no claim, no request started."""
         self._stopping = True
         self._fan_out_wake.set()
+        self.pool.begin_stop()
+
+    async def stop(self, grace_s: float) -> None:
+        """Claimed but unstarted deliveries are handed back; work in flight gets grace_s."""
+        self.begin_stop()
         if self._fan_out_task:
-            await cancel_within([self._fan_out_task], grace_s, "deliverer-fan-out")
+            await cancel_within([self._fan_out_task], min(grace_s, 1.0), "deliverer-fan-out")
         await self.pool.stop(grace_s)
+        with contextlib.suppress(Exception):  # a consumer per process start would pile up
+            await asyncio.wait_for(self._store.drop_consumer(self._consumer), 1.0)
+
+    async def _claim(self, free: int) -> list[ClaimedDelivery]:
+        claimed, version = await self._store.claim_versioned(self._clock.now(), self._lease_s, free)
+        if version != self._subs_version:  # a subscription changed: attempt with it as it is
+            await self.refresh_subscriptions()
+        return claimed
+
+    async def _hand_back(self, claimed: ClaimedDelivery) -> None:
+        """Claimed, never attempted: due again now, for any replica."""
+        d = claimed.delivery
+        later = replace(d, next_attempt_at=self._clock.now())
+        await self._store.record(claimed, later, self._settings.retention)
+
+    def forget_subscriptions(self) -> None:
+        """Reload the subscriptions before the next fan-out (Redis lost them, say)."""
+        self._subs_version = -1
+        self._fan_out_wake.set()
 
     async def tick(self) -> None:
         """The ticker's beat, kept cheap: wake the fan-out loop and the workers."""
@@ -145,8 +181,10 @@ class Deliverer:
                 if time.monotonic() >= self._gauge_due:
                     self._gauge_due = time.monotonic() + GAUGE_EVERY_S
                     self._metrics.delivery_queue.set(await self._store.queue_depth())
-            except Exception:  # Redis down: the next tick tries again
-                log.exception("delivery_fan_out_failed")
+            except Exception as exc:  # Redis down: the next tick tries again
+                self._outage.failed("deliverer-fan-out", exc)
+            else:
+                self._outage.succeeded()
 
     async def refresh_subscriptions(self) -> None:
         self._subs_version, subs = await self._store.versioned_subscriptions()
@@ -196,9 +234,6 @@ class Deliverer:
             self._subs[sub.id] = sub
         if not sub.enabled:  # kept until the subscription is enabled again
             return await self._store.record(claimed, d, retention, park=True)
-        if self._per_sub[sub.id] >= self._settings.per_subscription_concurrency:
-            later = replace(d, next_attempt_at=now + DEFER_S * (1 + self._rand()))
-            return await self._store.record(claimed, later, retention)
         event = claimed.event
         if event is None:
             dead = replace(
@@ -211,14 +246,28 @@ class Deliverer:
             return await self._store.record(claimed, dead, retention)
 
         body = formats.render(formats.Format(sub.format), event)
-        headers = {k: v for k, v in sub.headers if k.lower() not in RESERVED_HEADERS}
+        headers = sendable(sub.headers)
         headers["content-type"] = "application/json"
         headers.update(signing.webhook_headers(sub.live_secrets(now), event.id, int(now), body))
-        self._per_sub[sub.id] += 1
+        slots = self._slots.get(sub.id)
+        if slots is None:
+            slots = self._slots[sub.id] = SubscriptionSlots(
+                self._settings.per_subscription_concurrency
+            )
+        if not await slots.take(self._slot_wait_s):
+            # At its cap with enough waiters already: look again in about one timeout,
+            # not every few hundred milliseconds (that only loads Redis).
+            later = replace(d, next_attempt_at=now + self._settings.timeout * (0.5 + self._rand()))
+            return await self._store.record(claimed, later, retention)
         try:
+            if self._stopping:  # shutting down: no request starts now
+                await self._hand_back(claimed)
+                return "handed_back"
             result = await self._sender.send(sub.url, body, headers)
+        except Exception as exc:  # whatever the failure, it is a failed attempt, retried
+            result = SendResult(None, 0.0, error=f"request failed: {type(exc).__name__}")
         finally:
-            self._per_sub[sub.id] -= 1
+            slots.release()
         done = self._clock.now()
         self._metrics.delivery_seconds.observe(result.latency_s)
         attempt = Attempt(
@@ -303,6 +352,34 @@ class Deliverer:
         with contextlib.suppress(Exception):
             await self._store.emit(event, now, self._settings.retention)
         log.warning("subscription_disabled", subscription_id=sub.id, reason=reason)
+
+
+class SubscriptionSlots:
+    """A subscription's in-flight cap. Workers wait in memory for a free slot rather
+    than going back to Redis; at most `cap` wait, the rest are deferred."""
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._free = asyncio.Semaphore(cap)
+        self._waiting = 0
+
+    async def take(self, wait_s: float) -> bool:
+        if not self._free.locked():
+            await self._free.acquire()
+            return True
+        if self._waiting >= self._cap:
+            return False
+        self._waiting += 1
+        try:
+            await asyncio.wait_for(self._free.acquire(), wait_s)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting -= 1
+
+    def release(self) -> None:
+        self._free.release()
 
 
 def _redacted(url: str) -> str:

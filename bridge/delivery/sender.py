@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.resolver import DefaultResolver
 
-from bridge.delivery.targets import GuardedResolver, TargetRefused, address_refused, literal_ip
+from bridge.delivery.targets import GuardedResolver, TargetPolicy, TargetRefused, literal_ip
 from bridge.poll.backoff import parse_retry_after
 
 SNIPPET_BYTES = 256
@@ -32,11 +32,11 @@ class Sender(Protocol):
     async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult: ...
 
 
-def webhook_session(*, limit: int, allow_private: bool) -> aiohttp.ClientSession:
+def webhook_session(*, limit: int, policy: TargetPolicy) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=limit,
         limit_per_host=0,
-        resolver=GuardedResolver(DefaultResolver(), allow_private=allow_private),
+        resolver=GuardedResolver(DefaultResolver(), policy),
         ttl_dns_cache=60,
     )
     return aiohttp.ClientSession(connector=connector, raise_for_status=False)
@@ -44,11 +44,11 @@ def webhook_session(*, limit: int, allow_private: bool) -> aiohttp.ClientSession
 
 class WebhookSender:
     def __init__(
-        self, session: aiohttp.ClientSession, *, timeout_s: float, allow_private: bool
+        self, session: aiohttp.ClientSession, *, timeout_s: float, policy: TargetPolicy
     ) -> None:
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._allow_private = allow_private
+        self._policy = policy
 
     async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
         started = time.perf_counter()
@@ -78,14 +78,18 @@ class WebhookSender:
             )
         except OSError as exc:  # the guarded resolver refusing every address lands here
             return SendResult(None, time.perf_counter() - started, error=str(exc)[:200])
+        except (ValueError, TypeError) as exc:  # aiohttp refusing a header or URL it cannot send
+            return SendResult(
+                None,
+                time.perf_counter() - started,
+                error=f"request not sendable: {type(exc).__name__}",
+            )
 
     def _refused(self, url: str) -> str | None:
         """aiohttp does not resolve IP literals, so they are checked here."""
-        if self._allow_private:
-            return None
-        host = urlsplit(url).hostname or ""
+        host = (urlsplit(url).hostname or "").strip("[]")
         if literal_ip(host) is not None:
-            return address_refused(host)
+            return self._policy.refused(host)
         return None
 
 

@@ -23,6 +23,7 @@ from bridge.errors import (
 from bridge.events import outcome_event
 from bridge.metrics import Metrics
 from bridge.model import Counts, JobSnapshot, Outcome, Watch, state_for
+from bridge.outage import OutageLog
 from bridge.poll import backoff
 from bridge.providers.base import Provider, fetch_snapshot
 from bridge.providers.http import HttpClient
@@ -53,6 +54,7 @@ class Poller:
         metrics: Metrics,
         rand: Callable[[], float] = random.random,
         on_event: Callable[[], object] = lambda: None,
+        outage: OutageLog | None = None,
     ) -> None:
         self._store = store
         self._http = http
@@ -71,6 +73,7 @@ class Poller:
             claim=self._claim,
             handle=self.poll,
             hand_back=self._hand_back,
+            outage=outage,
         )
 
     # ------------------------------------------------------------- lifecycle
@@ -80,6 +83,9 @@ class Poller:
     def wake(self) -> None:
         """Look for due watches now (the ticker calls this)."""
         self.pool.wake()
+
+    def begin_stop(self) -> None:
+        self.pool.begin_stop()
 
     async def stop(self, grace_s: float) -> None:
         await self.pool.stop(grace_s)

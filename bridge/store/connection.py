@@ -6,13 +6,29 @@ from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# A pooled connection that went stale in a Redis restart or failover fails once: retry
+# on a fresh one, briefly. Every script is idempotent (compare-and-set, deterministic
+# ids), so a write retried after a lost answer does no harm.
+RETRIES = 3
 
 
 def connect(url: str, *, max_connections: int = 128) -> aioredis.Redis:
     """A client with a blocking pool: bursts wait for a connection instead of failing."""
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=10, decode_responses=True
+        url,
+        max_connections=max_connections,
+        timeout=10,
+        decode_responses=True,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), RETRIES),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     pool.connection_class = with_fast_packing(pool.connection_class)
     return aioredis.Redis(connection_pool=pool)

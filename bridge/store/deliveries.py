@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+import structlog
 from redis.exceptions import ResponseError
 
 from bridge.clock import to_ms
@@ -25,6 +26,11 @@ from bridge.store.delivery_codec import (
 from bridge.store.keys import Keys
 from bridge.store.pipelined import ScriptCall, run_scripts_or_raise
 from bridge.store.redis import Cursor, RedisStore
+
+log = structlog.get_logger("bridge.store")
+
+# Deliveries of a re-enabled subscription come back this far apart.
+UNPARK_SPACING_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -136,23 +142,69 @@ class DeliveryStore:
         ]
         return int(version or 0), sorted(subs, key=lambda s: (s.created_at, s.id))
 
-    async def delete_subscription(self, sub_id: str) -> bool:
+    async def delete_subscription(self, sub_id: str, now: float) -> bool:
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(self.keys.subscription(sub_id))
         pipe.delete(self.keys.subscription_state(sub_id))
         pipe.srem(self.keys.subscriptions, sub_id)
         pipe.incr(self.keys.subscriptions_version)
         deleted, _, _, _ = await pipe.execute()
+        # Parked deliveries go back to the queue, where the deliverer finds the
+        # subscription gone and records them dead: they then expire like every dead one.
+        await self.unpark(sub_id, now)
         return bool(deleted)
 
-    async def unpark(self, sub_id: str, now: float) -> int:
+    async def unpark(
+        self, sub_id: str, now: float, *, spacing_s: float = UNPARK_SPACING_S, batch: int = 1000
+    ) -> int:
+        """Back to the queue, in bounded batches (no script stalls Redis), spaced out."""
         k = self.keys
-        return int(await self._unpark(keys=[k.parked(sub_id), k.deliveries_due], args=[to_ms(now)]))
+        moved = 0
+        while True:
+            first = to_ms(now + moved * spacing_s)
+            n = int(
+                await self._unpark(
+                    keys=[k.parked(sub_id), k.deliveries_due],
+                    args=[first, to_ms(spacing_s), batch],
+                )
+            )
+            moved += n
+            if n < batch:
+                return moved
 
     async def parked_count(self, sub_id: str) -> int:
         return int(await self.client.zcard(self.keys.parked(sub_id)))
 
     # ------------------------------------------------------------------ outbox
+    async def drop_consumer(self, consumer: str) -> bool:
+        """Forget this consumer if it holds no unacked entries (they would be lost)."""
+        k = self.keys
+        try:
+            pending = await self.client.xpending_range(
+                k.outbox, Keys.OUTBOX_GROUP, min="-", max="+", count=1, consumername=consumer
+            )
+            if pending:
+                return False
+            return bool(await self.client.xgroup_delconsumer(k.outbox, Keys.OUTBOX_GROUP, consumer))
+        except ResponseError:  # no group or stream: nothing to forget
+            return False
+
+    async def drop_idle_consumers(self, idle_s: float) -> int:
+        """Delete consumers idle for idle_s with nothing pending (processes long gone)."""
+        k = self.keys
+        try:
+            consumers = await self.client.xinfo_consumers(k.outbox, Keys.OUTBOX_GROUP)
+        except ResponseError:
+            return 0
+        dropped = 0
+        for c in consumers:
+            if int(c.get("pending", 0)) == 0 and int(c.get("idle", 0)) >= to_ms(idle_s):
+                dropped += int(
+                    await self.client.xgroup_delconsumer(k.outbox, Keys.OUTBOX_GROUP, c["name"])
+                    >= 0
+                )
+        return dropped
+
     async def ensure_group(self) -> None:
         try:
             await self.client.xgroup_create(
@@ -179,7 +231,15 @@ class DeliveryStore:
         )
         pipe.xreadgroup(Keys.OUTBOX_GROUP, consumer, {k.outbox: ">"}, count=count)
         pipe.get(k.subscriptions_version)
-        claimed, fresh, version = await pipe.execute()
+        try:
+            claimed, fresh, version = await pipe.execute()
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis lost the group (restarted empty, failed over): make it again, read again
+            log.warning("outbox_group_recreated")
+            await self.ensure_group()
+            return await self.read_outbox(consumer, count, reclaim_idle_s)
         # Redis 6.2 answers [next, entries]; Redis 7 adds a list of deleted ids.
         entries = list(claimed[1]) if claimed else []
         for _, rows in cast(list[tuple[str, list[Any]]], fresh or []):
@@ -234,17 +294,30 @@ class DeliveryStore:
 
     # -------------------------------------------------------------- deliveries
     async def claim(self, now: float, lease_s: float, limit: int) -> list[ClaimedDelivery]:
+        return (await self.claim_versioned(now, lease_s, limit))[0]
+
+    async def claim_versioned(
+        self, now: float, lease_s: float, limit: int
+    ) -> tuple[list[ClaimedDelivery], int]:
+        """Lease due deliveries; also the subscriptions' version at the same instant."""
         k = self.keys
-        flat = await self._claim(
+        *flat, version = await self._claim(
             keys=[k.deliveries_due, k.deliveries_leases],
-            args=[to_ms(now), to_ms(lease_s), limit, k.delivery_prefix(), k.event("")],
+            args=[
+                to_ms(now),
+                to_ms(lease_s),
+                limit,
+                k.delivery_prefix(),
+                k.event(""),
+                k.subscriptions_version,
+            ],
         )
         out = []
         for i in range(0, len(flat), 4):
             token = int(flat[i + 1])
             event = codec.event_from_json(flat[i + 3]) if flat[i + 3] else None
             out.append(ClaimedDelivery(delivery_from_json(flat[i + 2], token), token, event))
-        return out
+        return out, int(version)
 
     async def record(
         self,
@@ -351,22 +424,33 @@ class DeliveryStore:
             "outbox_unacked": int(pending["pending"]) if isinstance(pending, dict) else 0,
         }
 
-    async def trim_index(self, now: float, retention_s: float, batch: int = 500) -> int:
-        """Drop index entries of deliveries that expired (a bounded batch per call);
-        deliveries older than the retention but still alive (parked, say) stay listed."""
+    async def trim_index(
+        self, now: float, retention_s: float, batch: int = 500, max_batches: int = 200
+    ) -> int:
+        """Drop index entries of deliveries that expired: every entry older than the
+        retention is looked at (in batches), not only the first few; those still alive
+        (parked, say) stay listed."""
         k = self.keys
-        old = cast(
-            list[str],
-            await self.client.zrangebyscore(
-                k.deliveries, "-inf", to_ms(now - retention_s), start=0, num=batch
-            ),
-        )
-        if not old:
-            return 0
-        pipe = self.client.pipeline(transaction=False)
-        for delivery in old:
-            pipe.exists(k.delivery(delivery))
-        gone = [d for d, alive in zip(old, await pipe.execute(), strict=True) if not alive]
-        if gone:
-            await self.client.zrem(k.deliveries, *gone)
-        return len(gone)
+        horizon = to_ms(now - retention_s)
+        dropped = 0
+        offset = 0
+        for _ in range(max_batches):
+            old = cast(
+                list[str],
+                await self.client.zrangebyscore(
+                    k.deliveries, "-inf", horizon, start=offset, num=batch
+                ),
+            )
+            if not old:
+                break
+            pipe = self.client.pipeline(transaction=False)
+            for delivery in old:
+                pipe.exists(k.delivery(delivery))
+            gone = [d for d, alive in zip(old, await pipe.execute(), strict=True) if not alive]
+            if gone:
+                await self.client.zrem(k.deliveries, *gone)
+            dropped += len(gone)
+            offset += len(old) - len(gone)  # the live ones stay ahead of the next batch
+            if len(old) < batch:
+                break
+        return dropped

@@ -34,8 +34,9 @@ return created
 
 # KEYS[1] due zset  KEYS[2] leases zset
 # ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max deliveries  ARGV[4] delivery hash prefix
-# ARGV[5] event key prefix
-# returns {id, token, doc, event JSON or false, ...}
+# ARGV[5] event key prefix  ARGV[6] subscriptions version key
+# returns {id, token, doc, event JSON or false, ..., subscriptions version}: the version
+# read in the same step, so the deliverer attempts with subscriptions as they are now.
 # Expired leases (a dead process) come back first.
 CLAIM = """
 local now = tonumber(ARGV[1])
@@ -60,6 +61,7 @@ for _, id in ipairs(ids) do
     out[#out + 1] = redis.call('GET', ARGV[5] .. redis.call('HGET', key, 'event'))
   end
 end
+out[#out + 1] = redis.call('GET', ARGV[6]) or '0'
 return out
 """
 
@@ -113,13 +115,16 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 'ok'
 """
 
-# KEYS[1] parked zset  KEYS[2] due zset  ARGV[1] now ms
-# Moves every parked delivery of a re-enabled subscription back to the queue.
+# KEYS[1] parked zset  KEYS[2] due zset  ARGV[1] first due ms  ARGV[2] ms between two
+# ARGV[3] batch size
+# Moves a bounded batch of a subscription's parked deliveries back to the queue, spread
+# out in time (a long outage must not become a herd). Called until it returns 0.
 # returns how many
 UNPARK = """
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[2], ARGV[1], id) end
-redis.call('DEL', KEYS[1])
+local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+local at, step = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i, id in ipairs(ids) do redis.call('ZADD', KEYS[2], at + (i - 1) * step, id) end
+if #ids > 0 then redis.call('ZREM', KEYS[1], unpack(ids)) end
 return #ids
 """
 

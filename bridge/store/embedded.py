@@ -36,6 +36,17 @@ def find_redis_server() -> Path:
     )
 
 
+def private_dir(path: Path) -> None:
+    """Create path for this user alone (0700), and close up what an older version left
+    readable by others (files 0600)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    for child in path.rglob("*"):
+        if child.is_symlink() or child.is_socket():
+            continue
+        child.chmod(0o700 if child.is_dir() else 0o600)
+
+
 class EmbeddedRedis:
     """Start, wait for and stop one redis-server listening on a Unix socket."""
 
@@ -51,10 +62,16 @@ class EmbeddedRedis:
         return f"unix://{self.socket}"
 
     def start(self, timeout_s: float = 10.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.binary = find_redis_server()
-        if self.socket.exists():
-            self.socket.unlink()
+        try:
+            private_dir(self.data_dir)
+            if self.socket.exists():
+                self.socket.unlink()
+        except OSError as exc:
+            raise EmbeddedRedisError(
+                f"--data-dir {self.data_dir}: {exc.strerror or exc} "
+                "(the embedded Redis keeps its data there)"
+            ) from None
         args = [
             str(self.binary),
             "--port",
@@ -74,7 +91,8 @@ class EmbeddedRedis:
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)  # noqa: S603
+        # umask 077: the data (webhook secrets, source tokens) is for this user alone
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, umask=0o077)  # noqa: S603
         deadline = time.monotonic() + timeout_s
         while not self.socket.exists():
             if self._proc.poll() is not None:

@@ -17,6 +17,12 @@ class Keys:
     def _p(self) -> str:
         return "{" + self.prefix + "}"
 
+    @property
+    def marker(self) -> str:
+        """String: written when a deployment first starts. Gone while bridges run means
+        Redis lost its data (restarted empty, failed over to an empty replica, flushed)."""
+        return f"{self._p}:marker"
+
     # -- watches
     def watch(self, watch_id: str) -> str:
         """Hash: one watch's fields."""

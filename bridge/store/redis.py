@@ -61,6 +61,7 @@ class RedisStore:
         self._pause = reg(scripts.PAUSE)
         self._delete_if_equals = reg(scripts.DELETE_IF_EQUALS)
         self._reschedule_many = reg(scripts.RESCHEDULE_MANY)
+        self._page = reg(scripts.PAGE)
         self._reschedules: Coalescer[list[str], str] = Coalescer(self._flush_reschedules)
         self._finishes: Coalescer[tuple[list[str], list[str]], str | BaseException] = Coalescer(
             self._flush_finishes
@@ -68,6 +69,19 @@ class RedisStore:
 
     async def ping(self) -> bool:
         return bool(await self.client.ping())
+
+    async def server_time(self) -> float:
+        """Redis server time in unix seconds."""
+        secs, micros = await self.client.time()
+        return int(secs) + int(micros) / 1e6
+
+    async def claim_marker(self, value: str) -> bool:
+        """Write the data marker unless it exists; True when this call wrote it (a new
+        deployment, or a Redis that lost its data)."""
+        return bool(await self.client.set(self.keys.marker, value, nx=True))
+
+    async def marker_present(self) -> bool:
+        return bool(await self.client.exists(self.keys.marker))
 
     # ---------------------------------------------------------------- watches
     async def register(self, key: WatchKey, now: float) -> tuple[Watch, bool]:
@@ -89,12 +103,12 @@ class RedisStore:
                 k.due,
                 k.watches,
             ],
-            args=[watch.id, to_ms(now), key.source, codec.watch_to_doc(watch)],
+            args=[watch.id, to_ms(now), key.source, codec.watch_to_doc(watch), k.watch_prefix()],
         )
         if int(created):
             return watch, True
         existing = await self.get_watch(str(watch_id))
-        if existing is None:  # expired between the two calls: register afresh
+        if existing is None:  # expired between the two calls: the next call replaces it
             return await self.register(key, now)
         return existing, False
 
@@ -131,12 +145,11 @@ class RedisStore:
         found: list[T] = []
         after = cursor
         for _ in range(_LIST_ROUNDS):
-            low: float | str = after[0] if after else "-inf"
-            raw = await self.client.zrangebyscore(
-                index, low, "+inf", start=0, num=_LIST_BATCH, withscores=True
+            flat = await self._page(
+                keys=[index],
+                args=[str(after[0]) if after else "", after[1] if after else "", _LIST_BATCH],
             )
-            rows = [(str(m), int(sc)) for m, sc in cast(list[tuple[str, float]], raw)]
-            rows = [r for r in rows if after is None or (r[1], r[0]) > after]
+            rows = [(str(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
             if not rows:
                 return found, None
             items = await load([m for m, _ in rows])

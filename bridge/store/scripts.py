@@ -12,10 +12,12 @@ from __future__ import annotations
 # KEYS[1] watch key (source:kind:job → id)  KEYS[2] watch hash of ARGV[1]
 # KEYS[3] due zset  KEYS[4] watches zset
 # ARGV[1] new watch id  ARGV[2] now ms  ARGV[3] source  ARGV[4] doc
-# returns {1, id} when created, {0, existing id} when already watched
+# ARGV[5] watch hash key prefix
+# returns {1, id} when created, {0, existing id} when already watched. A lookup key whose
+# watch is gone (evicted, or restored from an older snapshot) is replaced.
 REGISTER = """
 local existing = redis.call('GET', KEYS[1])
-if existing then return {0, existing} end
+if existing and redis.call('EXISTS', ARGV[5] .. existing) == 1 then return {0, existing} end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], 'state', 'watching', 'source', ARGV[3], 'lease', 0, 'doc', ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
@@ -221,4 +223,41 @@ return tostring(untl)
 DELETE_IF_EQUALS = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+
+# A page of a sorted-set index after a (score, member) cursor, in Redis' own order
+# (score, then member bytewise), so entries sharing a score are never skipped or repeated.
+# KEYS[1] zset  ARGV[1] cursor score ('' for the start)  ARGV[2] cursor member  ARGV[3] count
+# returns {member, score, member, score, ...}
+PAGE = """
+local function before(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local start = 0
+if ARGV[1] ~= '' then
+  local score, member = tonumber(ARGV[1]), ARGV[2]
+  local rank = redis.call('ZRANK', KEYS[1], member)
+  if rank and tonumber(redis.call('ZSCORE', KEYS[1], member)) == score then
+    start = rank + 1
+  else
+    -- the cursor's entry is gone: binary search among the entries of its score
+    local lo = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[1])
+    local hi = redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if before(member, redis.call('ZRANGE', KEYS[1], mid, mid)[1]) then
+        hi = mid
+      else
+        lo = mid + 1
+      end
+    end
+    start = lo
+  end
+end
+return redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[3]) - 1, 'WITHSCORES')
 """

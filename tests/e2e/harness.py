@@ -19,7 +19,7 @@ from bridge.sim.upstream import Simulator
 if TYPE_CHECKING:
     from tests.e2e.receiver import Receiver
 
-TOKEN = "e2e-admin-token"
+TOKEN = "e2e-admin-token-0123456789"
 
 
 async def start_sim(sim: Simulator) -> TestServer:

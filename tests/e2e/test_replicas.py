@@ -181,5 +181,5 @@ async def test_revoked_token_refreshed_once_fleet_wide(fleet) -> None:  # type: 
 
         await wait_until(finished, 30, "jobs to finish after the revocation")
         assert sim.state.tokens_issued - before == 1
-        health = await (await http.get(f"{apis[1]}/readyz")).json()
-        assert health["checks"]["sources"]["td"]["healthy"] is True
+        status = await (await http.get(f"{apis[1]}/v1/status", headers=auth())).json()
+        assert status["sources"]["td"]["healthy"] is True

@@ -136,6 +136,7 @@ async def test_continuous_failure_disables_and_keeps_deliveries(env: Env) -> Non
     await env.store.set_state("sub_a", enabled=True, clear_failing=True)
     assert await env.store.unpark("sub_a", env.clock.now()) == 2
     await env.deliverer.refresh_subscriptions()
+    env.clock.advance(0.01)  # resumed deliveries are spread a few milliseconds apart
     assert sorted(await env.run_due()) == ["ok", "ok"]
     succeeded, _ = await env.store.list_deliveries(status=DeliveryStatus.SUCCEEDED)
     assert len(succeeded) == 2

@@ -9,7 +9,13 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from bridge.delivery import formats, policy, signing
 from bridge.delivery.deliverer import deliveries_for
-from bridge.delivery.targets import TargetRefused, address_refused, check_url
+from bridge.delivery.targets import (
+    TargetPolicy,
+    TargetRefused,
+    address_refused,
+    check_host,
+    check_url,
+)
 from bridge.model import Event, Subscription, type_matches
 
 SCHEDULE = policy.DEFAULT_SCHEDULE_S
@@ -159,6 +165,16 @@ def test_formats(fmt: formats.Format) -> None:
         ("224.0.0.1", True),
         ("100.100.100.200", True),
         ("fd00:ec2::254", True),
+        ("100.64.0.1", True),  # CGNAT
+        ("fec0::1", True),  # site-local
+        ("0.1.2.3", True),
+        ("192.0.0.8", True),
+        ("198.18.0.1", True),
+        ("240.0.0.1", True),
+        ("2002:0a00:0001::", True),  # 6to4 around 10.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", True),  # Teredo around 10.0.0.1
+        ("64:ff9b::a00:1", True),  # NAT64 around 10.0.0.1
+        ("64:ff9b::808:808", False),  # NAT64 around 8.8.8.8
     ],
 )
 def test_address_guard(address: str, refused: bool) -> None:
@@ -168,13 +184,31 @@ def test_address_guard(address: str, refused: bool) -> None:
 
 def test_url_guard() -> None:
     """https only unless private targets are allowed; no credentials in URLs."""
+    strict, loose = TargetPolicy(), TargetPolicy(allow_private=True)
     with pytest.raises(TargetRefused):
-        check_url("http://example.com/h", allow_private=False)
-    assert check_url("http://127.0.0.1:9/h", allow_private=True) == ("127.0.0.1", 9)
+        check_url("http://example.com/h", strict)
+    assert check_url("http://127.0.0.1:9/h", loose) == ("127.0.0.1", 9)
     with pytest.raises(TargetRefused):
-        check_url("https://user:pw@example.com/h", allow_private=False)
+        check_url("https://user:pw@example.com/h", strict)
     with pytest.raises(TargetRefused):
-        check_url("gopher://example.com", allow_private=True)
+        check_url("gopher://example.com", loose)
+    with pytest.raises(TargetRefused, match="private"):
+        check_url("https://10.0.0.1/h", strict)
+
+
+def test_allowed_targets_open_only_what_they_name() -> None:
+    """allowed_targets lets named hosts and networks through; the guard holds elsewhere."""
+    policy = TargetPolicy.build(
+        allow_private=False, allowed_targets=["10.1.2.0/24", "Hooks.Internal", "fd00::5"]
+    )
+    assert check_url("http://10.1.2.7:8080/h", policy) == ("10.1.2.7", 8080)
+    assert check_url("http://hooks.internal/h", policy) == ("hooks.internal", 80)
+    assert policy.refused("fd00::5") is None
+    check_host("hooks.internal", 80, policy)  # never resolved: named explicitly
+    for url in ("https://10.1.3.1/h", "https://127.0.0.1/h", "https://[fd00::6]/h"):
+        with pytest.raises(TargetRefused):
+            check_url(url, policy)
+    assert policy.refused("10.9.9.9") is not None
 
 
 def test_matching() -> None:

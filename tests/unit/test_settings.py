@@ -12,7 +12,7 @@ from bridge.settings import FullStorySource, TalkdeskSource, load_settings
 GOOD = """
 redis_url = "redis://localhost:6379/0"
 [api]
-tokens = ["t1"]
+tokens = ["t1-long-enough-token"]
 [sources.fs]
 provider = "fullstory"
 api_key = "na1.key"

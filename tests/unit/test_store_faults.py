@@ -1,0 +1,86 @@
+"""Store faults found in review: equal-score pagination, orphaned lookup keys.
+Run on fakeredis and on a real redis-server."""
+
+from __future__ import annotations
+
+from bridge.model import Delivery, DeliveryStatus, WatchKey
+from bridge.store.deliveries import DeliveryStore, delivery_id
+from bridge.store.redis import RedisStore
+
+NOW = 1_800_000_000.0
+
+
+async def test_listing_walks_thousands_of_equal_scores(store: RedisStore) -> None:
+    """2,500 entries on one millisecond are listed once each, in pages, none skipped."""
+    index = store.keys.watches
+    members = {f"w_{i:05d}": 1000 for i in range(2500)}
+    await store.client.zadd(index, members)
+
+    async def load(ids: list[str]) -> list[str | None]:
+        return list(ids)
+
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        items, cursor = await store.paginate(index, cursor, 300, load, lambda _: True)
+        seen += items
+        pages += 1
+        if cursor is None:
+            break
+    assert len(seen) == 2500 and len(set(seen)) == 2500
+    assert pages >= 9
+
+
+async def test_listing_resumes_after_the_cursor_entry_is_gone(store: RedisStore) -> None:
+    """A cursor whose entry was deleted resumes right after where it was, same score or not."""
+    index = store.keys.events
+    await store.client.zadd(index, {"a": 1, "b": 5, "c": 5, "d": 5, "e": 9})
+
+    async def load(ids: list[str]) -> list[str | None]:
+        return list(ids)
+
+    first, cursor = await store.paginate(index, None, 2, load, lambda _: True)
+    assert first == ["a", "b"] and cursor == (5, "b")
+    await store.client.zrem(index, "b")
+    rest, _ = await store.paginate(index, cursor, 10, load, lambda _: True)
+    assert rest == ["c", "d", "e"]
+
+
+async def test_deliveries_of_one_fan_out_are_all_listed(store: RedisStore) -> None:
+    """300 deliveries created in the same millisecond are all listed by status filter."""
+    deliveries = DeliveryStore(store)
+    batch = [
+        Delivery(
+            id=delivery_id(f"evt_{i}", "sub_x"),
+            event_id=f"evt_{i}",
+            subscription_id="sub_x",
+            status=DeliveryStatus.PENDING,
+            created_at=NOW,
+            detected_at=NOW,
+            next_attempt_at=NOW,
+        )
+        for i in range(300)
+    ]
+    await deliveries.add_deliveries(batch, NOW)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        items, cursor = await deliveries.list_deliveries(
+            subscription_id="sub_x", cursor=cursor, limit=50
+        )
+        seen += [d.id for d in items]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(d.id for d in batch)
+
+
+async def test_orphaned_lookup_key_registers_afresh(store: RedisStore) -> None:
+    """A lookup key whose watch vanished (an eviction) is replaced, not followed forever."""
+    key = WatchKey("fs", "users", "orphan")
+    await store.client.set(store.keys.watch_key(key.source, key.kind, key.job_id), "w_gone")
+    watch, created = await store.register(key, NOW)
+    assert created and watch.id != "w_gone"
+    assert (await store.get_watch(watch.id)) is not None
+    again, created_again = await store.register(key, NOW)
+    assert not created_again and again.id == watch.id
