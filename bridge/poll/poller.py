@@ -128,6 +128,11 @@ class Poller:
             self._count(source, "error", started)
             log.info("poll_failed", watch_id=watch.id, source=source.name, error=str(exc))
             return await self._retry_later(claimed, self._polled(watch, now), str(exc))
+        except Exception as exc:  # an answer nobody foresaw: an error, never silence
+            self._count(source, "error", started)
+            error = f"unexpected answer: {type(exc).__name__}"
+            log.warning("poll_failed", watch_id=watch.id, source=source.name, error=error)
+            return await self._retry_later(claimed, self._polled(watch, now), error)
         self._count(source, "ok", started)
         await self._set_health(source.name, True, None)
         return await self._record(claimed, snapshot, now)

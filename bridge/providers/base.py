@@ -6,7 +6,6 @@ of an answer into a JobSnapshot. HTTP status classification is common to all.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Protocol
 
 import orjson
@@ -50,11 +49,17 @@ class Provider(Protocol):
         ...
 
 
+# Upstream JSON deeper than this is cut (kept as a marker): what is stored and sent
+# on is written by orjson, which writes at most 254 levels, and no status lives deeper.
+MAX_JSON_DEPTH = 64
+TOO_DEEP = "…(nested too deep)"
+
+
 def error_detail(body: bytes) -> str:
     """A short, safe description of an error body (the seeds' {message, code} shape)."""
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = orjson.loads(body)
+    except (ValueError, RecursionError):
         return "non-JSON body"
     if isinstance(data, dict):
         parts = [str(data[k])[:120] for k in ("code", "message") if isinstance(data.get(k), str)]
@@ -80,10 +85,23 @@ def classify(answer: HttpAnswer, now: float) -> UpstreamError:
 
 
 def decode_json(body: bytes) -> Any:
+    """The answer as JSON, nesting cut at MAX_JSON_DEPTH (orjson itself refuses 1,024)."""
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise TransientUpstreamError("malformed answer: not JSON") from None
+        return bounded_depth(orjson.loads(body), MAX_JSON_DEPTH)
+    except (orjson.JSONDecodeError, RecursionError):
+        raise TransientUpstreamError("malformed answer: not JSON (or nested too deep)") from None
+
+
+def bounded_depth(value: Any, max_depth: int) -> Any:
+    """value with every container deeper than max_depth replaced by TOO_DEEP. Pure;
+    recursion never goes past max_depth."""
+    if max_depth <= 0:
+        return TOO_DEEP if isinstance(value, dict | list) else value
+    if isinstance(value, dict):
+        return {k: bounded_depth(v, max_depth - 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [bounded_depth(v, max_depth - 1) for v in value]
+    return value
 
 
 async def fetch_snapshot(
