@@ -189,3 +189,19 @@ async def test_inputs_that_once_gave_500(api: Api, method: str, path: str, body:
         return
     status, answer = await api.call(method, path, body)
     assert 400 <= status < 500 and shaped(answer)
+
+
+async def test_rotations_keep_the_signature_header_short(api: Api) -> None:
+    """Many rotations inside the grace: the current secret and the previous one only."""
+    body = json.dumps({"url": "http://127.0.0.1:9/h"}).encode()
+    status, created = await api.call("POST", "/v1/subscriptions", body)
+    assert status == 201
+    secrets = [created["secret"]]
+    for _ in range(30):
+        status, rotated = await api.call(
+            "POST", f"/v1/subscriptions/{created['id']}/rotate-secret", b"{}"
+        )
+        assert status == 200
+        secrets.append(rotated["secret"])
+    sub = await api.store.get_subscription(created["id"])
+    assert sub and [s for s, _ in sub.secrets] == [secrets[-1], secrets[-2]]

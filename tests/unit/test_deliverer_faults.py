@@ -1,0 +1,155 @@
+"""Delivery faults found in review: send-time exceptions, stale subscription caches,
+deleted subscriptions, index trims, consumers, un-parking and the per-subscription cap."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from bridge.delivery.sender import SendResult
+from bridge.model import DeliveryStatus
+from tests.unit.test_deliverer import URL, Env, env
+
+__all__ = ["env"]
+
+
+class ExplodingSender:
+    """A sender whose HTTP client raises what nobody foresaw (aiohttp on a bad header)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+        self.calls += 1
+        raise ValueError("Newline or carriage return character detected in HTTP header")
+
+
+async def test_an_exception_at_send_time_is_a_failed_attempt_then_dead(env: Env) -> None:
+    """Never reclaimed forever: each raise is a recorded attempt; the schedule ends in dead."""
+    exploding = ExplodingSender()
+    env.deliverer._sender = exploding
+    await env.emit(1)
+    for _ in range(4):
+        assert await env.run_due() == ["ok"]
+        env.clock.advance(10)
+    [dead], _ = await env.store.list_deliveries(status=DeliveryStatus.DEAD)
+    assert exploding.calls == 4
+    assert [a.error for a in dead.attempts] == ["request failed: ValueError"] * 4
+
+
+async def test_stored_headers_that_are_no_longer_allowed_are_not_sent(env: Env) -> None:
+    """Headers saved by an older version (a smuggling one, say) are dropped at send time."""
+    sub = await env.store.get_subscription("sub_a")
+    assert sub
+    bad = (("Content-Length", "0"), ("X-Evil\n", "1"), ("X-Ok", "yes"), ("X-Nul", "a\x00"))
+    await env.store.save_subscription(replace(sub, headers=bad))
+    await env.emit(1)
+    assert await env.run_due() == ["ok"]
+    [sent] = env.sender.sent
+    assert sent["X-Ok"] == "yes"
+    assert not {"Content-Length", "X-Evil\n", "X-Nul"} & set(sent)
+
+
+async def test_a_claim_uses_the_subscription_as_it_is_now(env: Env) -> None:
+    """A change saved just before the claim is what the attempt uses (no stale cache)."""
+    seen: list[str] = []
+
+    class Recording:
+        async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+            seen.append(url)
+            return SendResult(200, 0.01)
+
+    env.deliverer._sender = Recording()
+    await env.emit(1)  # the cache is fresh here
+    sub = await env.store.get_subscription("sub_a")
+    assert sub
+    await env.store.save_subscription(replace(sub, url=URL + "/moved"))
+    claimed = await env.deliverer._claim(10)
+    assert [await env.deliverer.attempt(c) for c in claimed] == ["ok"]
+    assert seen == [URL + "/moved"]
+
+
+async def test_deleted_subscription_deliveries_end_dead_and_expire(env: Env) -> None:
+    """Parked deliveries of a deleted subscription come back, are recorded dead, get a TTL."""
+    await env.store.set_state("sub_a", enabled=False, disabled_reason="test")
+    await env.deliverer.refresh_subscriptions()
+    await env.emit(1)
+    assert await env.run_due() == ["ok"]
+    assert await env.store.parked_count("sub_a") == 1
+    assert await env.store.delete_subscription("sub_a", env.clock.now())
+    assert await env.store.parked_count("sub_a") == 0
+    await env.deliverer.refresh_subscriptions()
+    assert await env.run_due() == ["ok"]
+    [dead], _ = await env.store.list_deliveries(status=DeliveryStatus.DEAD)
+    assert dead.attempts[-1].error == "subscription deleted"
+    assert await env.store.client.pttl(env.store.keys.delivery(dead.id)) > 0
+
+
+async def test_index_trim_looks_past_live_entries_at_the_head(env: Env) -> None:
+    """600 live (parked) deliveries ahead of expired ones do not stop the trim."""
+    index = env.store.keys.deliveries
+    live = {f"dlv_live_{i:04d}": 1 for i in range(600)}
+    gone = {f"dlv_gone_{i:04d}": 2 for i in range(50)}
+    await env.store.client.zadd(index, {**live, **gone})
+    pipe = env.store.client.pipeline()
+    for delivery_id in live:
+        pipe.hset(env.store.keys.delivery(delivery_id), "status", "failed")
+    await pipe.execute()
+    assert await env.store.trim_index(env.clock.now(), 60) == 50
+    assert await env.store.client.zcard(index) == 600
+
+
+async def test_consumers_are_forgotten(env: Env) -> None:
+    """A stopping deliverer deletes its consumer; idle empty ones are dropped by upkeep."""
+    await env.emit(1)  # reads as this deliverer's consumer, then acks
+    client, outbox = env.store.client, env.store.keys.outbox
+    consumers = await client.xinfo_consumers(outbox, "deliverers")
+    assert len(consumers) == 1
+    assert await env.store.drop_consumer(env.deliverer._consumer)
+    assert await client.xinfo_consumers(outbox, "deliverers") == []
+    await client.xreadgroup("deliverers", "old-host-1", {outbox: "0"}, count=1)
+    assert await env.store.drop_idle_consumers(0) == 1
+    assert await client.xinfo_consumers(outbox, "deliverers") == []
+
+
+async def test_unparking_is_batched_and_spread(env: Env) -> None:
+    """2,500 parked deliveries come back in bounded batches, a few ms apart each."""
+    key = env.store.keys.parked("sub_a")
+    await env.store.client.zadd(key, {f"dlv_{i:05d}": i for i in range(2500)})
+    now = env.clock.now()
+    assert await env.store.unpark("sub_a", now, spacing_s=0.01, batch=1000) == 2500
+    due = await env.store.client.zrange(env.store.keys.deliveries_due, 0, -1, withscores=True)
+    scores = sorted(score for _, score in due)
+    assert len(scores) == 2500 and await env.store.client.exists(key) == 0
+    assert scores[0] == round(now * 1000) and scores[-1] - scores[0] >= 24_000
+
+
+async def test_at_the_cap_workers_wait_in_memory_not_on_redis(env: Env) -> None:
+    """A subscription at its cap: the next attempts wait for a slot without writing to
+    Redis, and go as soon as one frees up."""
+    release = asyncio.Event()
+    started: list[str] = []
+
+    class Slow:
+        async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+            started.append(headers["webhook-id"])
+            await release.wait()
+            return SendResult(200, 0.01)
+
+    env.deliverer._sender = Slow()
+    env.deliverer._settings = env.deliverer._settings.model_copy(
+        update={"per_subscription_concurrency": 2}
+    )
+    env.deliverer._slots.clear()
+    for n in range(4):
+        await env.emit(n)
+    claimed = await env.store.claim(env.clock.now(), 60, 100)
+    assert len(claimed) == 4
+    tasks = [asyncio.ensure_future(env.deliverer.attempt(c)) for c in claimed]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(started) == 2  # two in flight, two waiting in memory
+    assert await env.store.queue_depth() == 0  # nothing was deferred back to Redis
+    release.set()
+    assert await asyncio.gather(*tasks) == ["ok"] * 4
+    assert len(started) == 4
