@@ -155,6 +155,7 @@ class Bridge:
                 clock=self.clock,
                 metrics=self.metrics,
                 outage=self.outage,
+                on_data_lost=self.watchdog.recover,
             )
             await self.deliverer.start()
             self._ticker.every(s.poll.tick, self.deliverer.tick, "delivery_tick")
@@ -212,8 +213,10 @@ class Bridge:
         """Redis lost its data: rebuild what this process can (the watchdog calls this)."""
         if self._deliveries is None:
             return
-        await self._deliveries.ensure_group()
+        # Static subscriptions before the group: a replica that finds the group there
+        # must find them too, or it would fan events out to nobody.
         await sync_static_subscriptions(self._deliveries, self.settings, self.clock.now())
+        await self._deliveries.ensure_group()
         if self.deliverer:
             self.deliverer.forget_subscriptions()
 

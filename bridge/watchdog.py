@@ -10,6 +10,7 @@ logged as one line when they start and one when they end, never a traceback per 
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,7 @@ class Watchdog:
         self._skewed = False
         self._last_ok = 0.0
         self.data_lost = 0  # times this process saw the marker gone
+        self._lock = asyncio.Lock()
 
     async def start(self) -> None:
         """At start: anchor the clock, and write the marker of a new deployment."""
@@ -57,7 +59,7 @@ class Watchdog:
         try:
             await self._sync_clock()
             if not await self._store.marker_present():
-                await self._recover()
+                await self.recover()
         except Exception as exc:  # Redis down: said once, checked again next tick
             self._outage.failed("watchdog", exc)
             return
@@ -68,18 +70,25 @@ class Watchdog:
     def healthy(self) -> bool:
         return time.monotonic() - self._last_ok < STALE_AFTER_S
 
-    async def _recover(self) -> None:
-        self.data_lost += 1
-        self._metrics.redis_data_lost.inc()
-        log.error(
-            "redis_data_lost",
-            message="Redis lost the bridge's data (restarted empty, failover or flush); "
-            "watches and subscriptions created through the API are gone; "
-            "rebuilding the consumer group and static subscriptions",
-        )
-        await self._on_data_lost()
-        await self._store.claim_marker(_marker_value())
-        log.warning("redis_data_rebuilt")
+    async def recover(self) -> None:
+        """Rebuild what this process can after Redis lost data; counted and logged once
+        per loss (the marker says whether this one was seen already). Serialised: the
+        watchdog and a fan-out meeting a missing group may both ask."""
+        async with self._lock:
+            lost = not await self._store.marker_present()
+            if lost:
+                self.data_lost += 1
+                self._metrics.redis_data_lost.inc()
+                log.error(
+                    "redis_data_lost",
+                    message="Redis lost the bridge's data (restarted empty, failover or "
+                    "flush); watches and subscriptions created through the API are gone; "
+                    "rebuilding the consumer group and static subscriptions",
+                )
+            await self._on_data_lost()
+            await self._store.claim_marker(_marker_value())
+            if lost:
+                log.warning("redis_data_rebuilt")
 
     async def _sync_clock(self) -> None:
         if self._clock is None:  # an injected test clock

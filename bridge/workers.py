@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from bridge.outage import OutageLog
+from bridge.store.connection import REDIS_UNAVAILABLE
 
 log = structlog.get_logger("bridge.workers")
 
@@ -152,6 +153,8 @@ class WorkerPool(Generic[Item]):
                 await self._handle(item)
             except asyncio.CancelledError:
                 raise
+            except REDIS_UNAVAILABLE as exc:  # its lease expires; the outage is said once
+                self._outage.failed(self.name, exc)
             except Exception:  # never let one item's surprise stop the others
                 log.exception("work_crashed", pool=self.name)
             finally:

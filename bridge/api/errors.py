@@ -9,6 +9,8 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from bridge.store.connection import REDIS_UNAVAILABLE
+
 log = structlog.get_logger("bridge.api")
 
 
@@ -73,6 +75,9 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             raise
         code = HTTP_CODES.get(exc.status, "http_error")
         return error_response(exc.status, code, exc.reason, headers=_allow_header(exc))
+    except REDIS_UNAVAILABLE as exc:
+        log.warning("api_redis_unavailable", path=request.path, error=type(exc).__name__)
+        return error_response(503, "unavailable", "Redis is not reachable; try again shortly")
     except Exception:
         log.exception("api_handler_failed", path=request.path, method=request.method)
         return error_response(500, "internal_error", "internal error; see the bridge's log")

@@ -14,7 +14,7 @@ import contextlib
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 
@@ -29,7 +29,12 @@ from bridge.metrics import Metrics
 from bridge.model import Attempt, Delivery, DeliveryStatus, Event, Subscription
 from bridge.outage import OutageLog
 from bridge.settings import DeliverySettings
-from bridge.store.deliveries import ClaimedDelivery, DeliveryStore, delivery_id
+from bridge.store.deliveries import (
+    ClaimedDelivery,
+    DeliveryStore,
+    OutboxGroupMissing,
+    delivery_id,
+)
 from bridge.workers import WorkerPool, cancel_within
 
 log = structlog.get_logger("bridge.delivery")
@@ -78,8 +83,11 @@ class Deliverer:
         metrics: Metrics,
         rand: Callable[[], float] = random.random,
         outage: OutageLog | None = None,
+        on_data_lost: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        # Redis lost the outbox group: rebuild (static subscriptions first) before reading
+        self._on_data_lost = on_data_lost or store.ensure_group
         self._sender = sender
         self._settings = settings
         self._clock = clock
@@ -194,7 +202,12 @@ class Deliverer:
         """Outbox entries → deliveries. Returns how many deliveries were created."""
         created = 0
         while True:
-            entries, version = await self._store.read_outbox(self._consumer, 100, self._lease_s)
+            try:
+                entries, version = await self._store.read_outbox(self._consumer, 100, self._lease_s)
+            except OutboxGroupMissing:
+                await self._on_data_lost()
+                self._subs_version = -1
+                continue
             if version != self._subs_version:  # changed since the cache was read
                 await self.refresh_subscriptions()
             if not entries:

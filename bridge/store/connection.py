@@ -16,6 +16,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 # on a fresh one, briefly. Every script is idempotent (compare-and-set, deterministic
 # ids), so a write retried after a lost answer does no harm.
 RETRIES = 3
+# What "Redis is not there right now" looks like to callers.
+REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
 
 
 def connect(url: str, *, max_connections: int = 128) -> aioredis.Redis:
@@ -28,7 +30,7 @@ def connect(url: str, *, max_connections: int = 128) -> aioredis.Redis:
         socket_connect_timeout=2,
         socket_timeout=5,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), RETRIES),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        retry_on_error=list(REDIS_UNAVAILABLE),
     )
     pool.connection_class = with_fast_packing(pool.connection_class)
     return aioredis.Redis(connection_pool=pool)

@@ -8,10 +8,10 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-import structlog
 from redis.exceptions import ResponseError
 
 from bridge.clock import to_ms
+from bridge.errors import BridgeError
 from bridge.model import Delivery, DeliveryStatus, Event, Subscription
 from bridge.store import codec
 from bridge.store import delivery_scripts as scripts
@@ -27,10 +27,12 @@ from bridge.store.keys import Keys
 from bridge.store.pipelined import ScriptCall, run_scripts_or_raise
 from bridge.store.redis import Cursor, RedisStore
 
-log = structlog.get_logger("bridge.store")
-
 # Deliveries of a re-enabled subscription come back this far apart.
 UNPARK_SPACING_S = 0.005
+
+
+class OutboxGroupMissing(BridgeError):
+    """Redis lost the consumer group (restarted empty, failed over, flushed)."""
 
 
 @dataclass(frozen=True)
@@ -236,12 +238,9 @@ class DeliveryStore:
         try:
             claimed, fresh, version = await pipe.execute()
         except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            # Redis lost the group (restarted empty, failed over): make it again, read again
-            log.warning("outbox_group_recreated")
-            await self.ensure_group()
-            return await self.read_outbox(consumer, count, reclaim_idle_s)
+            if "NOGROUP" in str(exc):  # Redis lost its data: the caller rebuilds first
+                raise OutboxGroupMissing("the outbox consumer group is gone") from None
+            raise
         # Redis 6.2 answers [next, entries]; Redis 7 adds a list of deleted ids.
         entries = list(claimed[1]) if claimed else []
         for _, rows in cast(list[tuple[str, list[Any]]], fresh or []):

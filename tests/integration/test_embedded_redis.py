@@ -46,3 +46,35 @@ def test_a_failing_server_is_reported(tmp_path: Path) -> None:
     server = EmbeddedRedis(blocker / "data")
     with pytest.raises((EmbeddedRedisError, OSError)):
         server.start(timeout_s=5)
+
+
+def test_data_is_readable_by_this_user_only(tmp_path: Path) -> None:
+    """The data dir is 0700 and its files 0600, even where an older version left them open."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    old = data / "appendonly.aof"
+    old.write_text("")
+    old.chmod(0o644)
+    server = EmbeddedRedis(data)
+    server.start()
+    try:
+        client = redis.Redis(unix_socket_path=str(server.socket))
+        client.set("secret", "whsec_x")
+        client.close()
+    finally:
+        server.stop()
+    assert data.stat().st_mode & 0o777 == 0o700
+    for path in data.rglob("*"):
+        if path.is_socket():
+            continue
+        mode = path.stat().st_mode & 0o777
+        assert mode & 0o077 == 0, f"{path.name} is {oct(mode)}"
+
+
+def test_an_unusable_data_dir_is_one_clear_error(tmp_path: Path) -> None:
+    """A data dir that cannot be created says so, naming it, instead of a traceback."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(EmbeddedRedisError, match="--data-dir"):
+        EmbeddedRedis(blocker / "data").start()
