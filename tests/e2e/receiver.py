@@ -35,6 +35,7 @@ class Receiver:
     delay: dict[str, float] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     server: TestServer | None = None
+    in_flight: int = 0  # requests being answered right now
 
     async def start(self) -> None:
         app = web.Application()
@@ -56,6 +57,13 @@ class Receiver:
         return [r for r in self.received if r.path == path]
 
     async def _handle(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         path = request.match_info["path"]
         body = await request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
