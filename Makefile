@@ -3,8 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CHAOS_STAMP := $(VENV)/.chaos-installed
+CHAOS_FUZZ_S ?= 60
+FAULT_TESTS := tests/e2e/test_redis_faults.py tests/e2e/test_process_lifecycle.py \
+	tests/e2e/test_clock_skew.py tests/e2e/test_delivery_crash.py tests/unit/test_api_hostile.py \
+	tests/unit/test_poller_hostile.py tests/unit/test_deliverer_faults.py \
+	tests/unit/test_store_faults.py
 
-.PHONY: install test lint run sim demo bench clean
+.PHONY: install test lint run sim demo bench chaos clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -17,6 +23,18 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(CHAOS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,chaos]'
+	@touch $(CHAOS_STAMP)
+
+# Real-process fault runs: three replicas under kill -9 with a Redis restart, Redis
+# restarted empty, start-up failures, SIGTERM under load, a skewed replica, hostile
+# upstreams, receivers and requests; then schemathesis against /openapi.json.
+chaos: $(CHAOS_STAMP)
+	$(PY) -m pytest -p no:cacheprovider -m chaos tests/chaos
+	$(PY) -m pytest -p no:cacheprovider $(FAULT_TESTS)
+	$(PY) tests/chaos/fuzz_api.py --max-time $(CHAOS_FUZZ_S)
 
 lint: $(STAMP)
 	$(PY) -m ruff check bridge tests bench
