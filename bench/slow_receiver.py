@@ -23,13 +23,13 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from delivery_throughput import free_port, sample_event  # noqa: E402
+from delivery_throughput import free_port, sample_event
 
-from bridge.app import Bridge  # noqa: E402
-from bridge.model import Role  # noqa: E402
-from bridge.settings import load_settings  # noqa: E402
-from bridge.store.deliveries import DeliveryStore  # noqa: E402
-from bridge.store.embedded import EmbeddedRedis  # noqa: E402
+from bridge.app import Bridge
+from bridge.model import Role
+from bridge.settings import load_settings
+from bridge.store.deliveries import DeliveryStore
+from bridge.store.embedded import EmbeddedRedis
 
 
 async def counters(client: aioredis.Redis) -> tuple[int, int]:

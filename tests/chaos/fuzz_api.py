@@ -85,7 +85,7 @@ token_url = "{sim_url}/oauth/token"
     try:
         wait_up(f"http://127.0.0.1:{api_port}/livez")
         st = Path(sys.executable).with_name("st")
-        subprocess.run(  # noqa: S603
+        subprocess.run(
             [
                 str(st),
                 "run",

@@ -102,3 +102,44 @@ def test_example_config_loads() -> None:
     example = Path(__file__).parents[2] / "config" / "bridge.example.toml"
     s = load_settings(example)
     assert s.sources
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[api]\ntokens = [""]\n', "api"),
+        ('[api]\ntokens = ["   "]\n', "api"),
+        ('[api]\ntokens = ["short"]\n', "api"),
+        ('[api]\ntokens = ["has a space in the middle ok"]\n', "api"),
+        ('redis_url = "http://localhost:6379"\n', "redis_url"),
+        ('[delivery]\nallowed_targets = ["not a host"]\n', "allowed_targets"),
+        ('[[subscriptions]]\nurl = "https://127.0.0.1/h"\n', "subscriptions.0.url"),
+        (
+            '[[subscriptions]]\nurl = "https://h.example/h"\nheaders = {"Transfer-Encoding" = "x"}\n',
+            "Transfer-Encoding",
+        ),
+        ('[[subscriptions]]\nurl = "https://h.example/h"\nsecret = "whsec_short"\n', "secret"),
+    ],
+)
+def test_refused_at_load(tmp_path: Path, text: str, key: str) -> None:
+    """Weak tokens, non-Redis URLs, bad allowed targets and bad static subscriptions
+    fail at load, naming the key and never echoing the value."""
+    path = tmp_path / "bridge.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = "; ".join(info.value.problems)
+    assert key in message
+    assert "has a space" not in message and "whsec_short" not in message
+
+
+def test_allowed_targets_and_a_long_token_load(tmp_path: Path) -> None:
+    """Hosts and CIDRs are accepted; a private target named there passes the guard."""
+    path = tmp_path / "bridge.toml"
+    path.write_text(
+        '[api]\ntokens = ["a-long-enough-token-123"]\n'
+        '[delivery]\nallowed_targets = ["10.1.2.0/24", "hooks.internal"]\n'
+        '[[subscriptions]]\nurl = "http://10.1.2.9:8080/h"\n'
+    )
+    s = load_settings(path)
+    assert s.delivery.targets.refused("10.1.2.9") is None
