@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
@@ -13,7 +12,7 @@ from aiohttp import web
 
 from bridge.api.protocol import start_site
 from bridge.api.server import ApiContext, build_api
-from bridge.clock import Clock, ServerClock
+from bridge.clock import Clock, ServerClock, SystemClock
 from bridge.delivery.deliverer import Deliverer
 from bridge.delivery.sender import WebhookSender, webhook_session
 from bridge.delivery.static import sync_static_subscriptions
@@ -68,6 +67,7 @@ class Bridge:
         self.roles = frozenset(roles)
         self._server_clock = None if clock is not None else ServerClock(local_clock)
         self.clock: Clock = clock or self._server_clock  # type: ignore[assignment]
+        self._wall: Clock = clock or local_clock or SystemClock()
         self.metrics = Metrics()
         self.outage = OutageLog(self.metrics)
         self._redis_url = redis_url
@@ -156,6 +156,7 @@ class Bridge:
                 metrics=self.metrics,
                 outage=self.outage,
                 on_data_lost=self.watchdog.recover,
+                wall=self._wall,
             )
             await self.deliverer.start()
             self._ticker.every(s.poll.tick, self.deliverer.tick, "delivery_tick")
@@ -261,21 +262,29 @@ class Bridge:
             drains.append(poller.stop(grace))
         if deliverer:
             drains.append(deliverer.stop(grace))
-        if drains:
-            tasks = [asyncio.ensure_future(d) for d in drains]
-            _, late = await asyncio.wait(tasks, timeout=grace + 1.0)
-            for task in late:
-                task.cancel()
-        for session in (self._webhook_session, self._session):
-            if session:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(session.close(), _CLOSE_S)
-        self._webhook_session = self._session = None
+        # The budget: the drains grace + their 0.5 s cancel bound, then the closes 0.5 s
+        # together; the process exits within grace + 2 s.
+        await _bounded([asyncio.ensure_future(d) for d in drains], grace + 0.6)
+        closes = [s.close() for s in (self._webhook_session, self._session) if s]
         if self.store:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.store.client.aclose(), _CLOSE_S)
-            self.store = None
+            closes.append(self.store.client.aclose())
+        await _bounded([asyncio.ensure_future(c) for c in closes], _CLOSE_S)
+        self._webhook_session = self._session = None
+        self.store = None
         log.info("bridge_stopped")
+
+
+async def _bounded(tasks: list[asyncio.Future[Any]], within_s: float) -> None:
+    """Wait at most within_s for tasks; cancel the late ones. Failures are not raised:
+    a shutdown goes on."""
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=within_s)
+    for task in late:
+        task.cancel()
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: a failed close is not worth a warning
 
 
 async def _first_answer(call: Awaitable[Any], what: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -35,31 +36,57 @@ def to_ms(seconds: float) -> int:
 
 
 class ServerClock:
-    """Redis server time, as the local clock plus a measured offset.
+    """Redis server time, carried between measurements by the monotonic clock.
 
-    Due times, leases, pauses and trims are all compared by replicas that each ask
-    their own clock; anchoring every clock to the one Redis server means a replica
-    whose wall clock is off neither delays nor steals work. The offset is measured
-    from a TIME round trip (its midpoint), and measured again periodically.
+    Due times, leases, pauses and trims are compared by replicas that each ask their
+    own clock; anchoring every one to the one Redis server means a replica whose wall
+    clock is off (or steps) neither delays nor steals work. A measurement is a TIME
+    round trip, taken as read at its midpoint; one whose round trip was slow (a pool
+    wait, a retry, a stalled loop) is refused, and now() never goes backwards.
     """
 
-    def __init__(self, local: Clock | None = None) -> None:
+    def __init__(
+        self, local: Clock | None = None, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._local = local or SystemClock()
-        self.offset_s = 0.0
+        self._mono = monotonic
+        self._anchor: tuple[float, float] | None = None  # (server s, monotonic s) at a reading
+        self._last = 0.0
+        self._best_rtt_s = float("inf")
+        self.offset_s = 0.0  # server time minus the local wall clock, for the skew warning
 
     def now(self) -> float:
-        return self._local.now() + self.offset_s
+        if self._anchor is None:
+            value = self._local.now()
+        else:
+            server, mono = self._anchor
+            value = server + (self._mono() - mono)
+        self._last = max(self._last, value)
+        return self._last
 
-    def local_now(self) -> float:
-        return self._local.now()
+    def mark(self) -> float:
+        """A monotonic reading to pass to adjust() as the round trip's start."""
+        return self._mono()
 
-    def adjust(self, server_s: float, sent_at: float, received_at: float) -> float:
-        """Take a measurement: server time seen between two local readings. Returns
-        the new offset in seconds (server minus local)."""
-        self.offset_s = offset_from(server_s, sent_at, received_at)
-        return self.offset_s
+    def adjust(self, server_s: float, sent_mono: float) -> bool:
+        """Take a reading of server_s by a round trip that started at sent_mono. Returns
+        False when refused (the round trip was too slow to be trusted)."""
+        received = self._mono()
+        rtt = max(0.0, received - sent_mono)
+        if not accept_reading(rtt, self._best_rtt_s):
+            self._best_rtt_s *= 1.5  # a network that got slower is followed, slowly
+            return False
+        self._best_rtt_s = min(self._best_rtt_s, rtt)
+        mid = sent_mono + rtt / 2
+        self._anchor = (server_s, mid)
+        self.offset_s = server_s - (self._local.now() - (received - mid))
+        return True
 
 
-def offset_from(server_s: float, sent_at: float, received_at: float) -> float:
-    """Server minus local time, assuming the server read its clock mid-round-trip."""
-    return server_s - (sent_at + received_at) / 2
+def accept_reading(rtt_s: float, best_rtt_s: float) -> bool:
+    """A TIME reading is trusted when its round trip is short in absolute terms or
+    close to the best seen: the midpoint is then off by at most half of it."""
+    return rtt_s <= MAX_TRUSTED_RTT_S or rtt_s <= 2 * best_rtt_s
+
+
+MAX_TRUSTED_RTT_S = 0.05

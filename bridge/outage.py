@@ -1,4 +1,10 @@
-"""Redis reachability as one log line per change, shared by every loop of a process."""
+"""Loop failures as one log line per change, not a traceback per tick.
+
+Redis being unreachable is one state of the whole process: said once when it starts
+(`redis_unavailable`) and once when it ends (`redis_recovered`). Any other failure of
+a loop (a bug, a Redis error that leaves reads working, such as OOM or READONLY) keeps
+its traceback, at most once a minute per loop.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,26 @@ import time
 import structlog
 
 from bridge.metrics import Metrics
+from bridge.store.connection import REDIS_UNAVAILABLE
 
 log = structlog.get_logger("bridge.redis")
 
+REPEAT_AFTER_S = 60.0  # the same loop's other failures are logged again after this
+
 
 class OutageLog:
-    """One line per change of Redis reachability, shared by every loop of a process."""
-
     def __init__(self, metrics: Metrics | None = None) -> None:
         self._metrics = metrics
         self.down_since: float | None = None
+        self._said: dict[str, float] = {}
 
     def failed(self, where: str, exc: BaseException) -> None:
+        if not isinstance(exc, REDIS_UNAVAILABLE):
+            now = time.monotonic()
+            if now - self._said.get(where, -REPEAT_AFTER_S) >= REPEAT_AFTER_S:
+                self._said[where] = now
+                log.error("loop_failed", where=where, exc_info=exc)
+            return
         if self.down_since is None:
             self.down_since = time.monotonic()
             log.warning(

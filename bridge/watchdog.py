@@ -46,19 +46,24 @@ class Watchdog:
         self._skewed = False
         self._last_ok = 0.0
         self.data_lost = 0  # times this process saw the marker gone
+        self._seen: str | None = None  # the marker as this process last saw it
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
         """At start: anchor the clock, and write the marker of a new deployment."""
         await self._sync_clock()
-        if await self._store.claim_marker(_marker_value()):
+        value = _marker_value()
+        if await self._store.claim_marker(value):
             log.info("redis_marker_written", message="a new deployment, or Redis started empty")
+            self._seen = value
+        else:
+            self._seen = await self._store.get_marker()
         self._last_ok = time.monotonic()
 
     async def tick(self) -> None:
         try:
             await self._sync_clock()
-            if not await self._store.marker_present():
+            if await self._store.get_marker() != self._seen:
                 await self.recover()
         except Exception as exc:  # Redis down: said once, checked again next tick
             self._outage.failed("watchdog", exc)
@@ -71,11 +76,13 @@ class Watchdog:
         return time.monotonic() - self._last_ok < STALE_AFTER_S
 
     async def recover(self) -> None:
-        """Rebuild what this process can after Redis lost data; counted and logged once
-        per loss (the marker says whether this one was seen already). Serialised: the
+        """Rebuild what this process can after Redis lost data. A loss is a marker gone,
+        or one that differs from what this process saw (another process, started after
+        the loss, wrote it first); counted and logged once per process. Serialised: the
         watchdog and a fan-out meeting a missing group may both ask."""
         async with self._lock:
-            lost = not await self._store.marker_present()
+            current = await self._store.get_marker()
+            lost = current is None or current != self._seen
             if lost:
                 self.data_lost += 1
                 self._metrics.redis_data_lost.inc()
@@ -87,15 +94,18 @@ class Watchdog:
                 )
             await self._on_data_lost()
             await self._store.claim_marker(_marker_value())
+            self._seen = await self._store.get_marker()
             if lost:
                 log.warning("redis_data_rebuilt")
 
     async def _sync_clock(self) -> None:
         if self._clock is None:  # an injected test clock
             return
-        sent = self._clock.local_now()
+        sent = self._clock.mark()
         server = await self._store.server_time()
-        offset = self._clock.adjust(server, sent, self._clock.local_now())
+        if not self._clock.adjust(server, sent):
+            return  # a slow round trip: keep the last good anchor
+        offset = self._clock.offset_s
         self._metrics.clock_offset.set(offset)
         skewed = abs(offset) > SKEW_WARN_S
         if skewed != self._skewed:

@@ -16,7 +16,6 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from bridge.outage import OutageLog
-from bridge.store.connection import REDIS_UNAVAILABLE
 
 log = structlog.get_logger("bridge.workers")
 
@@ -153,10 +152,8 @@ class WorkerPool(Generic[Item]):
                 await self._handle(item)
             except asyncio.CancelledError:
                 raise
-            except REDIS_UNAVAILABLE as exc:  # its lease expires; the outage is said once
-                self._outage.failed(self.name, exc)
-            except Exception:  # never let one item's surprise stop the others
-                log.exception("work_crashed", pool=self.name)
+            except Exception as exc:  # never let one item's surprise stop the others
+                self._outage.failed(self.name, exc)  # its lease expires; said once
             finally:
                 self._busy -= 1
                 if not self._busy:

@@ -14,6 +14,7 @@ import contextlib
 import random
 import socket
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
@@ -84,8 +85,11 @@ class Deliverer:
         rand: Callable[[], float] = random.random,
         outage: OutageLog | None = None,
         on_data_lost: Callable[[], Awaitable[None]] | None = None,
+        wall: Clock | None = None,
     ) -> None:
         self._store = store
+        # webhook-timestamp is this host's wall clock, as receivers compare it with theirs
+        self._wall = wall or clock
         # Redis lost the outbox group: rebuild (static subscriptions first) before reading
         self._on_data_lost = on_data_lost or store.ensure_group
         self._sender = sender
@@ -100,6 +104,9 @@ class Deliverer:
         # A worker waits this long for a subscription's free slot, holding the lease
         # (timeout + margin), so the wait and the request always fit inside it.
         self._slot_wait_s = settings.lease_margin / 2
+        # At most a quarter of the workers wait for slots; the rest keep delivering.
+        self._wait_budget = WaitBudget(max(1, settings.concurrency // 4))
+        self._stop_event = asyncio.Event()
         self._outage = outage or OutageLog()
         self._subs: dict[str, Subscription] = {}
         self._subs_version = -1
@@ -137,6 +144,7 @@ class Deliverer:
     def begin_stop(self) -> None:
         """From now on: no fan-out, no claim, no request started."""
         self._stopping = True
+        self._stop_event.set()  # workers waiting for a slot hand their delivery back
         self._fan_out_wake.set()
         self.pool.begin_stop()
 
@@ -261,13 +269,18 @@ class Deliverer:
         body = formats.render(formats.Format(sub.format), event)
         headers = sendable(sub.headers)
         headers["content-type"] = "application/json"
-        headers.update(signing.webhook_headers(sub.live_secrets(now), event.id, int(now), body))
+        headers.update(
+            signing.webhook_headers(sub.live_secrets(now), event.id, int(self._wall.now()), body)
+        )
         slots = self._slots.get(sub.id)
         if slots is None:
             slots = self._slots[sub.id] = SubscriptionSlots(
-                self._settings.per_subscription_concurrency
+                self._settings.per_subscription_concurrency, self._wait_budget
             )
-        if not await slots.take(self._slot_wait_s):
+        if not await slots.take(self._slot_wait_s, self._stop_event):
+            if self._stopping:
+                await self._hand_back(claimed)
+                return "handed_back"
             # At its cap with enough waiters already: look again in about one timeout,
             # not every few hundred milliseconds (that only loads Redis).
             later = replace(d, next_attempt_at=now + self._settings.timeout * (0.5 + self._rand()))
@@ -369,30 +382,54 @@ class Deliverer:
 
 class SubscriptionSlots:
     """A subscription's in-flight cap. Workers wait in memory for a free slot rather
-    than going back to Redis; at most `cap` wait, the rest are deferred."""
+    than going back to Redis: at most `cap` per subscription, and only while the
+    pool-wide waiting budget lasts, so slow receivers cannot hold every worker."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, budget: WaitBudget) -> None:
         self._cap = cap
+        self._budget = budget
         self._free = asyncio.Semaphore(cap)
         self._waiting = 0
 
-    async def take(self, wait_s: float) -> bool:
+    async def take(self, wait_s: float, stop: asyncio.Event) -> bool:
         if not self._free.locked():
             await self._free.acquire()
             return True
-        if self._waiting >= self._cap:
+        if self._waiting >= self._cap or not self._budget.take():
             return False
         self._waiting += 1
+        acquire = asyncio.ensure_future(self._free.acquire())
+        stopped = asyncio.ensure_future(stop.wait())
         try:
-            await asyncio.wait_for(self._free.acquire(), wait_s)
-            return True
-        except TimeoutError:
-            return False
+            await asyncio.wait({acquire, stopped}, timeout=wait_s, return_when=FIRST_COMPLETED)
         finally:
             self._waiting -= 1
+            self._budget.release()
+            stopped.cancel()
+            if not acquire.done():
+                acquire.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await acquire
+        return not acquire.cancelled()  # acquired, even if just as it was given up
 
     def release(self) -> None:
         self._free.release()
+
+
+class WaitBudget:
+    """How many workers of the pool may wait for a subscription's slot at once."""
+
+    def __init__(self, size: int) -> None:
+        self._left = size
+
+    def take(self) -> bool:
+        if self._left <= 0:
+            return False
+        self._left -= 1
+        return True
+
+    def release(self) -> None:
+        self._left += 1
 
 
 def _redacted(url: str) -> str:

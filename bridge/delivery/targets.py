@@ -148,7 +148,9 @@ def check_url(url: str, policy: TargetPolicy) -> tuple[str, int]:
 
 
 def _literal_allowed(host: str, policy: TargetPolicy) -> bool:
-    return literal_ip(host) is not None and policy.refused(host.strip("[]")) is None
+    """An IP literal named by allowed_targets (a public one is not "explicit")."""
+    ip = literal_ip(host)
+    return ip is not None and any(ip.version == n.version and ip in n for n in policy.networks)
 
 
 def check_host(host: str, port: int, policy: TargetPolicy) -> None:

@@ -28,6 +28,7 @@ from bridge.poll import backoff
 from bridge.providers.base import Provider, fetch_snapshot
 from bridge.providers.http import HttpClient
 from bridge.settings import PollSettings
+from bridge.store.connection import REDIS_UNAVAILABLE
 from bridge.store.redis import Claimed, RedisStore
 from bridge.workers import WorkerPool
 
@@ -128,6 +129,8 @@ class Poller:
             self._count(source, "error", started)
             log.info("poll_failed", watch_id=watch.id, source=source.name, error=str(exc))
             return await self._retry_later(claimed, self._polled(watch, now), str(exc))
+        except REDIS_UNAVAILABLE:  # the token cache is in Redis: not the upstream's fault
+            raise
         except Exception as exc:  # an answer nobody foresaw: an error, never silence
             self._count(source, "error", started)
             error = f"unexpected answer: {type(exc).__name__}"

@@ -13,8 +13,10 @@ from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # A pooled connection that went stale in a Redis restart or failover fails once: retry
-# on a fresh one, briefly. Every script is idempotent (compare-and-set, deterministic
-# ids), so a write retried after a lost answer does no harm.
+# on a fresh one, briefly. A command retried after its answer was lost runs twice:
+# writes are compare-and-set or use deterministic ids, so nothing is written twice;
+# a claim (watches, deliveries, outbox reads) repeated this way leaves its first batch
+# leased until the lease expires, a delay, never a loss.
 RETRIES = 3
 # What "Redis is not there right now" looks like to callers.
 REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)

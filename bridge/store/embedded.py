@@ -36,15 +36,27 @@ def find_redis_server() -> Path:
     )
 
 
+# What redis-server writes under its --dir: only these are closed up (the data dir may
+# be shared with other things, which are left alone).
+_REDIS_FILES = ("appendonly*", "*.aof", "*.rdb", "redis.log", "temp-*")
+
+
 def private_dir(path: Path) -> None:
-    """Create path for this user alone (0700), and close up what an older version left
-    readable by others (files 0600)."""
+    """Create path for this user alone (0700), and close up the Redis files an older
+    version left readable by others (0600; Redis 7's appendonlydir 0700)."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.chmod(0o700)
-    for child in path.rglob("*"):
-        if child.is_symlink() or child.is_socket():
-            continue
-        child.chmod(0o700 if child.is_dir() else 0o600)
+    for pattern in _REDIS_FILES:
+        for child in path.glob(pattern):
+            if child.is_symlink():
+                continue
+            if child.is_dir():
+                child.chmod(0o700)
+                for inner in child.iterdir():
+                    if inner.is_file() and not inner.is_symlink():
+                        inner.chmod(0o600)
+            elif child.is_file():
+                child.chmod(0o600)
 
 
 class EmbeddedRedis:

@@ -80,8 +80,9 @@ class RedisStore:
         deployment, or a Redis that lost its data)."""
         return bool(await self.client.set(self.keys.marker, value, nx=True))
 
-    async def marker_present(self) -> bool:
-        return bool(await self.client.exists(self.keys.marker))
+    async def get_marker(self) -> str | None:
+        value = await self.client.get(self.keys.marker)
+        return None if value is None else str(value)
 
     # ---------------------------------------------------------------- watches
     async def register(self, key: WatchKey, now: float) -> tuple[Watch, bool]:

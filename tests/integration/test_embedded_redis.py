@@ -78,3 +78,18 @@ def test_an_unusable_data_dir_is_one_clear_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(EmbeddedRedisError, match="--data-dir"):
         EmbeddedRedis(blocker / "data").start()
+
+
+def test_other_files_in_the_data_dir_are_left_alone(tmp_path: Path) -> None:
+    """Only what Redis writes is closed up: a shared dir's other files keep their modes."""
+    from bridge.store.embedded import private_dir
+
+    tool = tmp_path / "bin" / "tool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    (tmp_path / "appendonly.aof").write_text("")
+    (tmp_path / "appendonly.aof").chmod(0o644)
+    private_dir(tmp_path)
+    assert tool.stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "appendonly.aof").stat().st_mode & 0o777 == 0o600

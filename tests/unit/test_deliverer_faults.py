@@ -108,6 +108,7 @@ async def test_consumers_are_forgotten(env: Env) -> None:
     assert await env.store.drop_consumer(env.deliverer._consumer)
     assert await client.xinfo_consumers(outbox, "deliverers") == []
     await client.xreadgroup("deliverers", "old-host-1", {outbox: "0"}, count=1)
+    assert await env.store.drop_idle_consumers(3600) == 0  # just active: kept
     assert await env.store.drop_idle_consumers(0) == 1
     assert await client.xinfo_consumers(outbox, "deliverers") == []
 

@@ -194,6 +194,9 @@ def test_url_guard() -> None:
         check_url("gopher://example.com", loose)
     with pytest.raises(TargetRefused, match="private"):
         check_url("https://10.0.0.1/h", strict)
+    narrow = TargetPolicy.build(allow_private=False, allowed_targets=["10.1.2.0/24"])
+    with pytest.raises(TargetRefused, match="https"):  # a public literal is not "allowed"
+        check_url("http://93.184.216.34/hook", narrow)
 
 
 def test_allowed_targets_open_only_what_they_name() -> None:
