@@ -71,6 +71,7 @@ def test_port_in_use_exits_fast_and_leaves_no_redis(tmp_path: Path) -> None:
         data = tmp_path / "data"
         code, out, took = run_bridge(["run", "--config", str(cfg), "--data-dir", str(data)])
     assert code == 1 and took < 10, (code, took, out)
+    print(f"measured: port in use, exit 1 after {took:.2f} s")
     assert f"api.listen: cannot listen on 127.0.0.1:{port}" in out
     assert "Traceback" not in out
     assert not redis_alive(data / "redis.sock")
@@ -160,6 +161,7 @@ secret = "{secret}"
             proc = bridge.proc
             await asyncio.to_thread(proc.wait, grace + 10)
             took = time.time() - signalled
+            print(f"measured: SIGTERM to exit {took:.2f} s (grace {grace:g} s)")
             assert proc.returncode == 0, (tmp_path / "bridge.log").read_text()[-2000:]
             assert took <= grace + 2, f"exit took {took:.1f} s"
             late = [r for r in receiver.received if r.t > signalled + 0.05]

@@ -205,3 +205,32 @@ async def test_rotations_keep_the_signature_header_short(api: Api) -> None:
         secrets.append(rotated["secret"])
     sub = await api.store.get_subscription(created["id"])
     assert sub and [s for s, _ in sub.secrets] == [secrets[-1], secrets[-2]]
+
+
+async def test_recover_requeues_every_dead_delivery_of_one_millisecond(api: Api) -> None:
+    """300 dead deliveries created in the same millisecond: recover requeues all 300."""
+    from bridge.model import Delivery, DeliveryStatus, Subscription
+    from bridge.store.deliveries import delivery_id
+
+    await api.store.save_subscription(
+        Subscription(id="sub_r", url="http://127.0.0.1:9/h", secrets=(("s", None),))
+    )
+    now = 1_800_000_000.0
+    dead = [
+        Delivery(
+            id=delivery_id(f"evt_{i}", "sub_r"),
+            event_id=f"evt_{i}",
+            subscription_id="sub_r",
+            status=DeliveryStatus.DEAD,
+            created_at=now,
+            detected_at=now,
+        )
+        for i in range(300)
+    ]
+    await api.store.add_deliveries(dead, now)
+    pipe = api.store.client.pipeline()
+    for d in dead:
+        pipe.hset(api.store.keys.delivery(d.id), "status", "dead")
+    await pipe.execute()
+    status, answer = await api.call("POST", f"/v1/subscriptions/sub_r/recover?since={now - 1}")
+    assert status == 200 and answer["requeued"] == 300
