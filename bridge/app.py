@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Iterable
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -100,6 +101,7 @@ class Bridge:
                     region=cfg.region,
                     base_url=cfg.base_url,
                     token_url=cfg.token_url,
+                    token_throttle=partial(token_slot, store, name, enabled=cfg.rate_limit > 0),
                 )
             out[name] = PolledSource(name, provider, cfg.rate_limit, cfg.burst)
         return out
@@ -272,6 +274,19 @@ class Bridge:
         self._webhook_session = self._session = None
         self.store = None
         log.info("bridge_stopped")
+
+
+# Token requests have a fleet-wide budget of their own per source: a 401 storm must not
+# become a token storm. A few back to back, then one per TOKEN_EVERY_S.
+TOKEN_EVERY_S = 2.0
+TOKEN_BURST = 3
+
+
+async def token_slot(store: RedisStore, source: str, *, enabled: bool) -> None:
+    if enabled:
+        delay = await store.acquire(f"{source}:token", 1 / TOKEN_EVERY_S, TOKEN_BURST)
+        if delay > 0:
+            await asyncio.sleep(delay)
 
 
 async def _bounded(tasks: list[asyncio.Future[Any]], within_s: float) -> None:

@@ -5,6 +5,7 @@ One Poller per process; any number of processes share the schedule in Redis.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable
@@ -92,9 +93,22 @@ class Poller:
         await self.pool.stop(grace_s)
 
     async def _claim(self, free: int) -> list[Claimed]:
+        # Slots are reserved up to a little more than two ticks ahead: the next claim
+        # comes before they run out, so a source's whole budget is used.
         return await self._store.claim(
-            self._clock.now(), self._settings.lease, free, self._rate_limits
+            self._clock.now(),
+            self._settings.lease,
+            free,
+            self._rate_limits,
+            horizon_s=2 * self._settings.tick + 0.1,
         )
+
+    async def _slot(self, limiter: str, rate: float, burst: int) -> None:
+        """Wait for a slot of a fleet-wide limiter, outside the claim."""
+        if rate > 0:
+            delay = await self._store.acquire(limiter, rate, burst)
+            if delay > 0:
+                await asyncio.sleep(delay)
 
     async def _hand_back(self, claimed: Claimed) -> None:
         await self._store.reschedule(claimed, claimed.watch, self._clock.now())
@@ -111,11 +125,23 @@ class Poller:
             updated = replace(watch, last_error=f"source {watch.source!r} is not configured")
             return await self._store.reschedule(claimed, updated, now + self._settings.max_interval)
 
-        # The claim already asked the source's fleet-wide limiter: this request may go now.
+        # The claim reserved this request a slot of the source's fleet-wide budget.
+        if claimed.delay_s > 0:
+            await asyncio.sleep(claimed.delay_s)
+            paused = await self._store.pause_left(source.name)
+            if paused > 0:  # a 429 arrived meanwhile: the slot is not used
+                next_at = self._clock.now() + paused + self._rand() * self._settings.min_interval
+                return await self._store.reschedule(claimed, watch, next_at)
+            now = self._clock.now()
         started = time.perf_counter()
         try:
             snapshot = await fetch_snapshot(
-                source.provider, self._http, watch.kind, watch.job_id, now
+                source.provider,
+                self._http,
+                watch.kind,
+                watch.job_id,
+                now,
+                before_retry=lambda: self._slot(source.name, source.rate_limit, source.burst),
             )
         except RateLimitedError as exc:
             return await self._rate_limited(claimed, self._polled(watch, now), source, exc)

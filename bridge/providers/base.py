@@ -6,6 +6,7 @@ of an answer into a JobSnapshot. HTTP status classification is common to all.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import orjson
@@ -105,14 +106,22 @@ def bounded_depth(value: Any, max_depth: int) -> Any:
 
 
 async def fetch_snapshot(
-    provider: Provider, http: HttpClient, kind: str, job_id: str, now: float
+    provider: Provider,
+    http: HttpClient,
+    kind: str,
+    job_id: str,
+    now: float,
+    before_retry: Callable[[], Awaitable[None]] | None = None,
 ) -> JobSnapshot:
-    """GET a job's status; one retry with fresh credentials after a 401."""
+    """GET a job's status; one retry with fresh credentials after a 401 (which waits
+    for its own slot of the source's budget: before_retry)."""
     url = provider.job_url(kind, job_id)
     headers = await provider.auth_headers()
     answer = await http.request("GET", url, headers=headers)
     if answer.status == 401 and await provider.on_unauthorized(headers):
         headers = await provider.auth_headers()
+        if before_retry is not None:
+            await before_retry()
         answer = await http.request("GET", url, headers=headers)
     if not 200 <= answer.status < 300:
         raise classify(answer, now)

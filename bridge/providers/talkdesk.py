@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -106,8 +107,11 @@ class TalkdeskProvider:
         region: str = "us",
         base_url: str | None = None,
         token_url: str | None = None,
+        token_throttle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._source = source
+        # Token requests go through a small fleet-wide budget of their own
+        self._token_throttle = token_throttle
         self._basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
         self._http = http
         self._tokens = tokens
@@ -178,6 +182,8 @@ class TalkdeskProvider:
                 await asyncio.sleep(_REFRESH_STEP_S)  # another replica is refreshing
 
     async def _request_token(self) -> tuple[str, float]:
+        if self._token_throttle is not None:
+            await self._token_throttle()
         self.tokens_requested += 1
         answer = await self._http.request(
             "POST",

@@ -35,6 +35,7 @@ Cursor = tuple[int, str]
 class Claimed:
     watch: Watch
     token: int
+    delay_s: float = 0.0  # the source's limiter reserved a slot this far ahead
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,13 @@ class RedisStore:
         self._pause = reg(scripts.PAUSE)
         self._delete_if_equals = reg(scripts.DELETE_IF_EQUALS)
         self._reschedule_many = reg(scripts.RESCHEDULE_MANY)
+        self._acquire = reg(scripts.ACQUIRE)
         self._page = reg(scripts.PAGE)
         self._reschedules: Coalescer[list[str], str] = Coalescer(self._flush_reschedules)
         self._finishes: Coalescer[tuple[list[str], list[str]], str | BaseException] = Coalescer(
             self._flush_finishes
         )
+        self._pauses: Coalescer[str, float] = Coalescer(self._flush_pauses)
 
     async def ping(self) -> bool:
         return bool(await self.client.ping())
@@ -193,8 +196,10 @@ class RedisStore:
         lease_s: float,
         limit: int,
         rate_limits: dict[str, tuple[float, int]] | None = None,
+        horizon_s: float = 0.0,
     ) -> list[Claimed]:
-        """Lease up to `limit` due watches whose source's limiter grants a request now.
+        """Lease up to `limit` due watches whose source's limiter grants a slot within
+        horizon_s; each comes with the delay before its request may go.
 
         rate_limits maps a source to (requests per second, burst); 0 turns the limiter
         off, though a 429 pause still holds. Watches refused by their limiter are
@@ -212,13 +217,22 @@ class RedisStore:
                 json.dumps(
                     {s: [r, b] for s, (r, b) in (rate_limits or {}).items()} or {"": [0, 1]}
                 ),
+                to_ms(horizon_s),
             ],
         )
         out = []
-        for i in range(0, len(flat), 3):
+        for i in range(0, len(flat), 4):
             token = int(flat[i + 1])
-            out.append(Claimed(codec.watch_from_doc(flat[i + 2], token), token))
+            delay_s = int(flat[i + 3]) / 1000
+            out.append(Claimed(codec.watch_from_doc(flat[i + 2], token), token, delay_s))
         return out
+
+    async def acquire(self, limiter: str, rate: float, burst: int) -> float:
+        """A slot for one request outside the claim (limiter: a source name, or
+        "NAME:token"); the seconds to wait before sending."""
+        return (
+            int(await self._acquire(args=[self.keys.source_prefix(), limiter, rate, burst])) / 1000
+        )
 
     async def reschedule(self, claimed: Claimed, updated: Watch, next_at: float) -> str:
         """Release the lease and make the watch due at next_at, saving its new state."""
@@ -339,6 +353,19 @@ class RedisStore:
             "polling_now": int(leased),
             "finished": max(0, int(total) - watching),
         }
+
+    async def pause_left(self, source: str) -> float:
+        """As paused_for, with the checks of one moment sent in one round trip."""
+        return await self._pauses.call(source)
+
+    async def _flush_pauses(self, sources: list[str]) -> list[float]:
+        pipe: Pipeline = self.client.pipeline(transaction=False)
+        for source in sources:
+            pipe.get(self.keys.source_pause(source))
+        pipe.time()
+        *untils, (secs, micros) = await pipe.execute()
+        now_ms = int(secs) * 1000 + int(micros) // 1000
+        return [0.0 if u is None else max(0.0, (float(u) - now_ms) / 1000) for u in untils]
 
     async def paused_for(self, source: str) -> float:
         """Seconds left in the source's 429 pause (Redis server time), 0 when none."""

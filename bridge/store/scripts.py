@@ -26,37 +26,41 @@ return {1, ARGV[1]}
 """
 
 # The fleet-wide politeness check, on Redis server time: a 429 pause, then GCRA.
-# Returns 0 when a request may go now, else the milliseconds to wait.
 _PERMIT = """
 local function server_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function permit(prefix, source, rate, burst, now)
+-- A slot at most `horizon` ms ahead (the twin of poll/ratelimit.reserve). Returns
+-- true and the delay before sending, or false and the ms until asking again helps.
+local function reserve(prefix, source, rate, burst, now, horizon)
   local paused = tonumber(redis.call('GET', prefix .. source .. ':paused_until') or '0')
-  if paused > now then return paused - now end
-  if rate <= 0 then return 0 end
+  if paused > now then return false, paused - now end
+  if rate <= 0 then return true, 0 end
   local key = prefix .. source .. ':gcra'
   local interval = 1000 / rate
   local tat = tonumber(redis.call('GET', key) or '0')
   if tat < now then tat = now end
-  local allow_at = tat - (burst - 1) * interval
-  if now < allow_at then return math.ceil(allow_at - now) end
+  local send_at = tat - (burst - 1) * interval
+  if send_at < now then send_at = now end
+  if send_at - now > horizon then return false, math.ceil(send_at - now - horizon) end
   local new_tat = tat + interval
   redis.call('SET', key, tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000)
-  return 0
+  return true, send_at - now
 end
 """
 
 # KEYS[1] due zset  KEYS[2] leases zset
 # ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max watches  ARGV[4] watch hash key prefix
 # ARGV[5] source key prefix  ARGV[6] JSON {source: [rate per s, burst]}
+# ARGV[7] reservation horizon ms
 # Moves expired leases back to due (their holder died); then, for each due watch,
-# asks its source's limiter: granted watches are leased (the lease token, a fencing
-# token, is bumped); refused ones are queued behind the limiter, one emission
-# interval apart, so they come back in order rather than as a herd.
-# returns {id, token, doc, id, token, doc, ...}
+# asks its source's limiter for a slot within the horizon: granted watches are leased
+# (the lease token, a fencing token, is bumped) with the delay before their request;
+# refused ones are queued behind the limiter, one emission interval apart, so they come
+# back in order rather than as a herd.
+# returns {id, token, doc, delay ms, id, token, doc, delay ms, ...}
 CLAIM = (
     _PERMIT
     + """
@@ -81,12 +85,13 @@ for _, id in ipairs(ids) do
   else
     local source = h[2]
     local lim = limits[source]
-    local wait = 0
+    local wait, delay = 0, 0
     if lim then
-      wait = waits[source]
-      if wait == nil then
-        wait = permit(ARGV[5], source, tonumber(lim[1]), tonumber(lim[2]), server_now)
-        if wait > 0 then waits[source] = wait end
+      wait = waits[source] or 0
+      if wait == 0 then
+        local granted, ms = reserve(ARGV[5], source, tonumber(lim[1]), tonumber(lim[2]),
+                                    server_now, tonumber(ARGV[7]))
+        if granted then delay = ms else wait = math.max(ms, 1); waits[source] = wait end
       end
     end
     if wait > 0 then
@@ -102,10 +107,26 @@ for _, id in ipairs(ids) do
       out[#out + 1] = id
       out[#out + 1] = token
       out[#out + 1] = redis.call('HGET', key, 'doc')
+      out[#out + 1] = tostring(math.floor(delay))
     end
   end
 end
 return out
+"""
+)
+
+# A ticket for one request outside the claim (a retry after a 401, a token request):
+# always granted, at the source's next free slot. The token endpoint has its own
+# limiter (source + ':token'), so a 401 storm cannot become a token storm.
+# KEYS: none  ARGV[1] source key prefix  ARGV[2] limiter name  ARGV[3] rate per s
+# ARGV[4] burst
+# returns the ms to wait before sending (0: now)
+ACQUIRE = (
+    _PERMIT
+    + """
+local now = server_ms()
+local _, ms = reserve(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now, 1e12)
+return tostring(math.ceil(ms))
 """
 )
 

@@ -81,3 +81,46 @@ async def test_deep_error_bodies_are_described_safely(env) -> None:  # type: ign
     assert await run_due(store, clock, poller) == ["ok"]
     stored = await store.get_watch(watch.id)
     assert stored and stored.errors == 1 and (stored.last_error or "").startswith("500")
+
+
+async def test_a_reserved_slot_is_not_used_once_the_source_is_paused(env) -> None:  # type: ignore[no-untyped-def]
+    """A poll reserved for later finds a 429 pause set meanwhile: no request, rescheduled."""
+    from dataclasses import replace
+
+    store, clock, http, poller = env
+    url = f"{FS}/v2/users/batch/later"
+    http.queue(url, HttpAnswer(200, json.dumps(fs_body("PROCESSING")).encode()))
+    watch, _ = await store.register(WatchKey("fs", "users", "later"), clock.now())
+    [claimed] = await store.claim(clock.now(), 60, 10)
+    await store.pause("fs", 30)
+    verdict = await poller.poll(replace(claimed, delay_s=0.001))
+    assert verdict == "ok" and http.count(url) == 0
+    stored = await store.get_watch(watch.id)
+    assert stored and stored.polls == 0 and (stored.next_poll_at or 0) >= clock.now() + 29
+
+
+async def test_the_retry_after_a_401_takes_its_own_slot(env) -> None:  # type: ignore[no-untyped-def]
+    """The poll retried with a fresh token asks the source's limiter first."""
+    from bridge.poll.poller import PolledSource
+
+    store, clock, http, poller = env
+    td = poller._sources["td"]
+    poller._sources["td"] = PolledSource("td", td.provider, rate_limit=100.0, burst=1)
+    token_url, job_url = "http://td.test/oauth/token", "http://td.test/bulk-imports/users/t"
+    http.queue(
+        token_url,
+        HttpAnswer(200, b'{"access_token": "old", "expires_in": 3600}'),
+        HttpAnswer(200, b'{"access_token": "new", "expires_in": 3600}'),
+    )
+    http.queue(job_url, HttpAnswer(401, b"{}"), HttpAnswer(200, b'{"status": "IN_PROGRESS"}'))
+    asked: list[str] = []
+    real_acquire = store.acquire
+
+    async def recording(limiter: str, rate: float, burst: int) -> float:
+        asked.append(limiter)
+        return await real_acquire(limiter, rate, burst)
+
+    store.acquire = recording  # type: ignore[method-assign]
+    await store.register(WatchKey("td", "users", "t"), clock.now())
+    await run_due(store, clock, poller)
+    assert http.count(job_url) == 2 and asked == ["td"]

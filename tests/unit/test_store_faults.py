@@ -84,3 +84,24 @@ async def test_orphaned_lookup_key_registers_afresh(store: RedisStore) -> None:
     assert (await store.get_watch(watch.id)) is not None
     again, created_again = await store.register(key, NOW)
     assert not created_again and again.id == watch.id
+
+
+async def test_a_claim_reserves_slots_ahead_within_the_horizon(store: RedisStore) -> None:
+    """One claim hands out every slot of the next half second, spaced by the rate, on
+    Redis server time; a second claim at once gets only what is left of the horizon."""
+    for i in range(20):
+        await store.register(WatchKey("fs", "users", f"r{i}"), NOW)
+    claimed = await store.claim(NOW, 30, 20, {"fs": (10.0, 1)}, horizon_s=0.5)
+    delays = [c.delay_s for c in claimed]
+    assert len(claimed) in (5, 6)  # 0, 0.1, …, 0.5 s (server time moves meanwhile)
+    assert delays == sorted(delays) and delays[0] < 0.05
+    assert all(0.08 < b - a < 0.12 for a, b in zip(delays, delays[1:], strict=False))
+    again = await store.claim(NOW, 30, 20, {"fs": (10.0, 1)}, horizon_s=0.5)
+    assert len(again) <= 1
+
+
+async def test_tickets_outside_the_claim_share_the_budget(store: RedisStore) -> None:
+    """acquire() takes the next slot of the same limiter: spaced by the rate."""
+    waits = [await store.acquire("fs", 4.0, 1) for _ in range(4)]
+    assert waits[0] < 0.05
+    assert all(0.2 < b - a < 0.3 for a, b in zip(waits, waits[1:], strict=False))
