@@ -3,6 +3,8 @@ Run on fakeredis and on a real redis-server."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from bridge.model import Delivery, DeliveryStatus, WatchKey
 from bridge.store.deliveries import DeliveryStore, delivery_id
 from bridge.store.redis import RedisStore
@@ -95,7 +97,7 @@ async def test_a_claim_reserves_slots_ahead_within_the_horizon(store: RedisStore
     delays = [c.delay_s for c in claimed]
     assert len(claimed) in (5, 6)  # 0, 0.1, …, 0.5 s (server time moves meanwhile)
     assert delays == sorted(delays) and delays[0] < 0.05
-    assert all(0.08 < b - a < 0.12 for a, b in zip(delays, delays[1:], strict=False))
+    assert all(0.08 < b - a < 0.12 for a, b in pairwise(delays))
     again = await store.claim(NOW, 30, 20, {"fs": (10.0, 1)}, horizon_s=0.5)
     assert len(again) <= 1
 
@@ -104,4 +106,4 @@ async def test_tickets_outside_the_claim_share_the_budget(store: RedisStore) -> 
     """acquire() takes the next slot of the same limiter: spaced by the rate."""
     waits = [await store.acquire("fs", 4.0, 1) for _ in range(4)]
     assert waits[0] < 0.05
-    assert all(0.2 < b - a < 0.3 for a, b in zip(waits, waits[1:], strict=False))
+    assert all(0.2 < b - a < 0.3 for a, b in pairwise(waits))
