@@ -95,8 +95,8 @@ class Watch:
     next_poll_at: float | None = None
     terminal_at: float | None = None
     last_error: str | None = None
-    progress_t0: float | None = None
-    progress_done0: int | None = None
+    progress: tuple[tuple[float, int], ...] = ()  # recent (time, records done) readings
+    poll_reason: str | None = None  # why next_poll_at is what it is (see PollReason)
     lease: int = 0
     snapshot: dict[str, Any] | None = None
 

@@ -73,6 +73,8 @@ class PollSettings(_Section):
     min_interval: float = Field(default=2.0, gt=0)
     max_interval: float = Field(default=300.0, gt=0)
     max_age: float = Field(default=86400.0, gt=0)
+    # Time-to-notice allowed, as a fraction of the job's age (jobs without progress)
+    lag_target: float = Field(default=0.1, gt=0, le=1)
     concurrency: int = Field(default=64, ge=1, le=10_000)
     request_timeout: float = Field(default=30.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)

@@ -35,6 +35,7 @@ def watch_view(watch: Watch) -> dict[str, Any]:
         "created_at": iso(watch.created_at),
         "last_polled_at": iso(watch.last_polled_at),
         "next_poll_at": iso(watch.next_poll_at),
+        "poll_reason": watch.poll_reason if watch.state.value == "watching" else None,
         "terminal_at": iso(watch.terminal_at),
     }
 

@@ -10,18 +10,39 @@ import math
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-GROWTH = 1.5  # geometric growth of the interval while a job shows no progress
-ETA_MARGIN = 1.05  # poll just after the estimated completion, not just before it
+# Samples of a job's progress kept to estimate its rate: recent ones, so a queued start,
+# a pause or a change of speed soon stops counting.
+PROGRESS_WINDOW = 4
+
+Samples = tuple[tuple[float, int], ...]
 
 
-def geometric_interval(polls: int, min_s: float, max_s: float) -> float:
-    """Interval after `polls` answers without progress information: min·1.5ⁿ, capped."""
-    if polls <= 0:
-        return min_s
-    # Compare in log space: 1.5**polls overflows long before polls is absurd.
-    if polls * math.log(GROWTH) >= math.log(max_s / min_s):
-        return max_s
-    return min(max_s, min_s * GROWTH**polls)
+def lag_interval(age_s: float, lag_target: float, min_s: float, max_s: float) -> float:
+    """The interval that keeps time-to-notice within lag_target of the job's age: a job
+    running for 10 minutes may be noticed a minute late, one of 20 s within 2 s. Costs
+    about ln(D / min_s) / lag_target polls for a job of duration D."""
+    return min(max_s, max(min_s, lag_target * max(0.0, age_s)))
+
+
+def track_progress(samples: Samples, now: float, done: int | None) -> Samples:
+    """Add a progress reading. An unchanged count moves the last sample forward (the
+    job was still there at `now`: a queue or a pause is not counted as slow work); a
+    count that went back starts over; only the newest PROGRESS_WINDOW are kept."""
+    if done is None:
+        return samples
+    if samples and done < samples[-1][1]:
+        return ((now, done),)
+    if samples and done == samples[-1][1]:
+        return (*samples[:-1], (now, done))
+    return (*samples, (now, done))[-PROGRESS_WINDOW:]
+
+
+def remaining_from(samples: Samples, total: int | None) -> float | None:
+    """Seconds left at the rate of the recent samples; None without a usable rate."""
+    if not total or len(samples) < 2:
+        return None
+    (t0, done0), (t, done) = samples[0], samples[-1]
+    return estimate_remaining(t0=t0, done0=done0, t=t, done=done, total=total)
 
 
 def estimate_remaining(*, t0: float, done0: int, t: float, done: int, total: int) -> float | None:
@@ -35,15 +56,21 @@ def estimate_remaining(*, t0: float, done0: int, t: float, done: int, total: int
     return max(0.0, (total - done) / rate)
 
 
-def next_interval(*, polls: int, min_s: float, max_s: float, eta_s: float | None = None) -> float:
-    """When to poll a job that is still running.
-
-    With an estimate of the time left, poll shortly after it; otherwise back off
-    geometrically. Always within [min_s, max_s].
-    """
-    if eta_s is not None and math.isfinite(eta_s):
-        return min(max_s, max(min_s, eta_s * ETA_MARGIN))
-    return geometric_interval(polls, min_s, max_s)
+def next_interval(
+    *,
+    age_s: float,
+    lag_target: float,
+    min_s: float,
+    max_s: float,
+    eta_s: float | None = None,
+) -> tuple[float, str]:
+    """When to poll a job that is still running, and why: at its estimated end when the
+    upstream reports progress ("eta"), otherwise at the lag target's interval ("age");
+    also "age" once the estimate says it should have ended (it is overdue). Always
+    within [min_s, max_s]."""
+    if eta_s is not None and math.isfinite(eta_s) and eta_s >= min_s:
+        return min(max_s, eta_s), "eta"
+    return lag_interval(age_s, lag_target, min_s, max_s), "age"
 
 
 def error_backoff(errors: int, min_s: float, max_s: float, rand: float) -> float:

@@ -23,7 +23,7 @@ from bridge.errors import (
 )
 from bridge.events import outcome_event
 from bridge.metrics import Metrics
-from bridge.model import Counts, JobSnapshot, Outcome, Watch, state_for
+from bridge.model import JobSnapshot, Outcome, Watch, state_for
 from bridge.outage import OutageLog
 from bridge.poll import backoff
 from bridge.providers.base import Provider, fetch_snapshot
@@ -131,7 +131,9 @@ class Poller:
             paused = await self._store.pause_left(source.name)
             if paused > 0:  # a 429 arrived meanwhile: the slot is not used
                 next_at = self._clock.now() + paused + self._rand() * self._settings.min_interval
-                return await self._store.reschedule(claimed, watch, next_at)
+                return await self._store.reschedule(
+                    claimed, replace(watch, poll_reason="paused"), next_at
+                )
             now = self._clock.now()
         started = time.perf_counter()
         try:
@@ -186,12 +188,15 @@ class Poller:
                 snapshot=snap.raw,
             )
             return await self._finish(claimed, updated, snap.outcome, snap, now)
-        t0, done0, eta = track_progress(w, snap.counts, now)
-        interval = backoff.next_interval(
-            polls=w.polls,  # answers before this one: the first interval is min_interval
+        progress = w.progress
+        if snap.counts.total:
+            progress = backoff.track_progress(progress, now, snap.counts.processed)
+        interval, reason = backoff.next_interval(
+            age_s=now - w.created_at,
+            lag_target=self._settings.lag_target,
             min_s=self._settings.min_interval,
             max_s=self._settings.max_interval,
-            eta_s=eta,
+            eta_s=backoff.remaining_from(progress, snap.counts.total),
         )
         # The hot path: one copy of the watch per poll (dataclasses.replace is not cheap).
         updated = replace(
@@ -204,8 +209,8 @@ class Poller:
             not_found=0,
             last_error=None,
             snapshot=snap.raw,
-            progress_t0=t0,
-            progress_done0=done0,
+            progress=progress,
+            poll_reason=reason,
             interval_s=interval,
             next_poll_at=now + interval,
         )
@@ -251,13 +256,16 @@ class Poller:
         log.warning("source_paused", source=source.name, retry_after_s=exc.retry_after_s)
         now = self._clock.now()
         next_at = now + exc.retry_after_s + self._rand() * self._settings.min_interval
-        return await self._store.reschedule(claimed, replace(polled, last_error=str(exc)), next_at)
+        updated = replace(polled, last_error=str(exc), poll_reason="rate_limited")
+        return await self._store.reschedule(claimed, updated, next_at)
 
     async def _not_found(
         self, claimed: Claimed, polled: Watch, source: PolledSource, error: str
     ) -> str:
         self._metrics.polls.labels(source.name, "not_found").inc()
-        updated = replace(polled, not_found=polled.not_found + 1, last_error=error)
+        updated = replace(
+            polled, not_found=polled.not_found + 1, last_error=error, poll_reason="backoff"
+        )
         if updated.not_found >= self._settings.not_found_polls:
             return await self._finish(claimed, updated, Outcome.NOT_FOUND, None, self._clock.now())
         # Confirm soon: a fresh job can briefly 404 while the upstream catches up.
@@ -270,7 +278,9 @@ class Poller:
         return await self._store.reschedule(claimed, updated, self._clock.now() + delay)
 
     async def _retry_later(self, claimed: Claimed, polled: Watch, error: str) -> str:
-        updated = replace(polled, errors=polled.errors + 1, last_error=error[:300])
+        updated = replace(
+            polled, errors=polled.errors + 1, last_error=error[:300], poll_reason="backoff"
+        )
         delay = backoff.error_backoff(
             updated.errors, self._settings.min_interval, self._settings.max_interval, self._rand()
         )
@@ -298,18 +308,3 @@ class Poller:
         if await self._store.set_health(source, healthy, reason, self._clock.now()):
             event = "source_recovered" if healthy else "source_unhealthy"
             log.warning(event, source=source, reason=reason)
-
-
-def track_progress(
-    watch: Watch, counts: Counts, now: float
-) -> tuple[float | None, int | None, float | None]:
-    """(t0, done0, eta): the first progress sample kept, and the time left estimated from it."""
-    total, done = counts.total, counts.processed
-    if not total or done is None:
-        return watch.progress_t0, watch.progress_done0, None
-    if watch.progress_t0 is None or watch.progress_done0 is None or done < watch.progress_done0:
-        return now, done, None
-    eta = backoff.estimate_remaining(
-        t0=watch.progress_t0, done0=watch.progress_done0, t=now, done=done, total=total
-    )
-    return watch.progress_t0, watch.progress_done0, eta

@@ -29,8 +29,8 @@ def watch_to_doc(watch: Watch) -> str:
         "next_poll_at": watch.next_poll_at,
         "terminal_at": watch.terminal_at,
         "last_error": watch.last_error,
-        "progress_t0": watch.progress_t0,
-        "progress_done0": watch.progress_done0,
+        "progress": [list(sample) for sample in watch.progress],
+        "poll_reason": watch.poll_reason,
         "snapshot": watch.snapshot,
     }
     return orjson.dumps(doc).decode()
@@ -57,11 +57,20 @@ def watch_from_doc(text: str, lease: int = 0) -> Watch:
         next_poll_at=d.get("next_poll_at"),
         terminal_at=d.get("terminal_at"),
         last_error=d.get("last_error"),
-        progress_t0=d.get("progress_t0"),
-        progress_done0=d.get("progress_done0"),
+        progress=_progress(d),
+        poll_reason=d.get("poll_reason"),
         lease=lease,
         snapshot=d.get("snapshot"),
     )
+
+
+def _progress(d: dict[str, Any]) -> tuple[tuple[float, int], ...]:
+    """Progress readings; a document of an older version kept only its first one."""
+    if d.get("progress"):
+        return tuple((float(t), int(n)) for t, n in d["progress"])
+    if d.get("progress_t0") is not None and d.get("progress_done0") is not None:
+        return ((float(d["progress_t0"]), int(d["progress_done0"])),)
+    return ()
 
 
 def event_to_json(event: Event) -> str:

@@ -98,6 +98,7 @@ class RedisStore:
             state=WatchState.WATCHING,
             created_at=now,
             next_poll_at=now,
+            poll_reason="age",  # polled at once: its age is zero
         )
         k = self.keys
         created, watch_id = await self._register(

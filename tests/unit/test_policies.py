@@ -16,36 +16,84 @@ bounds = st.tuples(
 ).map(lambda t: (t[0], t[0] * t[1]))
 
 
-@given(bounds, st.integers(0, 10_000))
-def test_geometric_interval_stays_in_bounds_and_grows(b: tuple[float, float], polls: int) -> None:
-    """Without progress the interval never shrinks and never leaves [min, max]."""
+@given(bounds, st.floats(0, 1e7), st.floats(0.001, 1))
+def test_lag_interval_stays_in_bounds_and_grows_with_age(
+    b: tuple[float, float], age: float, lag: float
+) -> None:
+    """Without progress the interval is the lag target of the age, within [min, max],
+    and never shrinks as the job gets older."""
     lo, hi = b
-    now = backoff.geometric_interval(polls, lo, hi)
-    later = backoff.geometric_interval(polls + 1, lo, hi)
+    now = backoff.lag_interval(age, lag, lo, hi)
+    later = backoff.lag_interval(age * 1.5 + 1, lag, lo, hi)
     assert lo <= now <= later <= hi
+    if lo <= lag * age <= hi:
+        assert now == pytest.approx(lag * age)
 
 
-def test_geometric_interval_reaches_the_ceiling() -> None:
-    """The interval grows by half each poll and stops at max."""
-    assert backoff.geometric_interval(0, 2, 300) == 2
-    assert backoff.geometric_interval(1, 2, 300) == 3
-    assert backoff.geometric_interval(2, 2, 300) == 4.5
-    assert backoff.geometric_interval(50, 2, 300) == 300
+def test_lag_target_examples() -> None:
+    """The issue's examples: 10 minutes → about a minute; 20 s → 2 s."""
+    assert backoff.lag_interval(600, 0.1, 0.2, 300) == pytest.approx(60)
+    assert backoff.lag_interval(20, 0.1, 0.2, 300) == pytest.approx(2)
+    assert backoff.lag_interval(0, 0.1, 0.2, 300) == 0.2
 
 
-@given(bounds, st.integers(0, 100), st.one_of(st.none(), st.floats(-1e9, 1e12)))
-def test_next_interval_is_bounded(b: tuple[float, float], polls: int, eta: float | None) -> None:
+@given(bounds, st.floats(0, 1e7), st.one_of(st.none(), st.floats(-1e9, 1e12)))
+def test_next_interval_is_bounded(b: tuple[float, float], age: float, eta: float | None) -> None:
     """Whatever the estimate, the next poll is within [min, max]: never later than max."""
     lo, hi = b
-    assert lo <= backoff.next_interval(polls=polls, min_s=lo, max_s=hi, eta_s=eta) <= hi
+    interval, reason = backoff.next_interval(
+        age_s=age, lag_target=0.1, min_s=lo, max_s=hi, eta_s=eta
+    )
+    assert lo <= interval <= hi and reason in ("eta", "age")
 
 
 @given(st.floats(1, 1000), st.floats(1, 5000))
-def test_next_interval_polls_just_after_the_estimate(eta: float, span: float) -> None:
-    """With an estimate inside the bounds, the poll lands just after it (within 5 %)."""
+def test_next_interval_polls_at_the_estimate(eta: float, span: float) -> None:
+    """With an estimate inside the bounds, the poll lands on it."""
     lo, hi = 0.5, eta * 2 + span
-    got = backoff.next_interval(polls=3, min_s=lo, max_s=hi, eta_s=eta)
-    assert eta <= got <= eta * 1.05 + 1e-9
+    got, reason = backoff.next_interval(age_s=10, lag_target=0.1, min_s=lo, max_s=hi, eta_s=eta)
+    assert got == pytest.approx(eta) and reason == "eta"
+
+
+def test_an_overdue_estimate_falls_back_to_the_lag_target() -> None:
+    """An estimate that says the job should be done already: poll by the job's age."""
+    got, reason = backoff.next_interval(age_s=100, lag_target=0.1, min_s=1, max_s=300, eta_s=0)
+    assert (got, reason) == (pytest.approx(10), "age")
+
+
+def test_progress_from_recent_samples_not_the_queued_start() -> None:
+    """A long queue at 0 records, then steady work: the rate is the work's, not the
+    average since the first sample; a pause moves the window forward."""
+    samples: backoff.Samples = ()
+    for t in (0, 10, 20, 30):  # queued 30 s
+        samples = backoff.track_progress(samples, t, 0)
+    assert samples == ((30, 0),)
+    samples = backoff.track_progress(samples, 32, 20)  # 10 records/s
+    assert backoff.remaining_from(samples, 100) == pytest.approx(8)
+    for t, done in ((34, 40), (36, 60), (38, 80)):
+        samples = backoff.track_progress(samples, t, done)
+    assert len(samples) == backoff.PROGRESS_WINDOW
+    assert backoff.remaining_from(samples, 100) == pytest.approx(2)
+    assert backoff.track_progress(samples, 40, 10) == ((40, 10),)  # counts went back
+
+
+@given(
+    st.lists(st.tuples(st.floats(0.01, 100), st.integers(0, 50)), min_size=1, max_size=50),
+    st.integers(1, 10_000),
+)
+def test_progress_window_is_bounded_and_ordered(steps: list[tuple[float, int]], total: int) -> None:
+    """However the counts move, at most PROGRESS_WINDOW samples, in time order, and an
+    estimate is never negative."""
+    samples: backoff.Samples = ()
+    t, done = 0.0, 0
+    for dt, gained in steps:
+        t += dt
+        done += gained
+        samples = backoff.track_progress(samples, t, done)
+        assert len(samples) <= backoff.PROGRESS_WINDOW
+        assert [s[0] for s in samples] == sorted(s[0] for s in samples)
+        eta = backoff.remaining_from(samples, total)
+        assert eta is None or eta >= 0
 
 
 @given(st.integers(0, 10_000), st.integers(0, 10_000), st.floats(0.1, 1000), st.integers(1, 10**6))
