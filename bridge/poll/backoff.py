@@ -38,10 +38,13 @@ def track_progress(samples: Samples, now: float, done: int | None) -> Samples:
 
 
 def remaining_from(samples: Samples, total: int | None) -> float | None:
-    """Seconds left at the rate of the recent samples; None without a usable rate."""
+    """Seconds left at the rate of the recent samples; None without a usable rate.
+    With two changes of the count or more, the rate is measured between changes only:
+    the time before the first one (a queue, say) is not work."""
     if not total or len(samples) < 2:
         return None
-    (t0, done0), (t, done) = samples[0], samples[-1]
+    first = samples[1] if len(samples) >= 3 else samples[0]
+    (t0, done0), (t, done) = first, samples[-1]
     return estimate_remaining(t0=t0, done0=done0, t=t, done=done, total=total)
 
 
@@ -64,12 +67,17 @@ def next_interval(
     max_s: float,
     eta_s: float | None = None,
 ) -> tuple[float, str]:
-    """When to poll a job that is still running, and why: at its estimated end when the
-    upstream reports progress ("eta"), otherwise at the lag target's interval ("age");
-    also "age" once the estimate says it should have ended (it is overdue). Always
-    within [min_s, max_s]."""
-    if eta_s is not None and math.isfinite(eta_s) and eta_s >= min_s:
-        return min(max_s, eta_s), "eta"
+    """When to poll a job that is still running, and why. With progress reported: at
+    its estimated end ("eta"), but never later than the lag target allows for a job of
+    the expected duration (age + eta): an estimate that is wrong costs a bounded lag.
+    Without progress, or overdue (the counts say it should be done): the lag target's
+    interval of its age ("age").
+    Always within [min_s, max_s]."""
+    if eta_s is not None and math.isfinite(eta_s) and eta_s > 0:
+        cap = lag_interval(age_s + eta_s, lag_target, min_s, max_s)
+        if eta_s <= cap:
+            return min(max_s, max(min_s, eta_s)), "eta"
+        return cap, "age"
     return lag_interval(age_s, lag_target, min_s, max_s), "age"
 
 

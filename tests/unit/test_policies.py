@@ -48,11 +48,19 @@ def test_next_interval_is_bounded(b: tuple[float, float], age: float, eta: float
 
 
 @given(st.floats(1, 1000), st.floats(1, 5000))
-def test_next_interval_polls_at_the_estimate(eta: float, span: float) -> None:
-    """With an estimate inside the bounds, the poll lands on it."""
+def test_next_interval_polls_at_a_near_estimate(eta: float, span: float) -> None:
+    """An estimated end within the lag target of the expected duration: poll on it."""
     lo, hi = 0.5, eta * 2 + span
-    got, reason = backoff.next_interval(age_s=10, lag_target=0.1, min_s=lo, max_s=hi, eta_s=eta)
+    age = 10 * eta  # the end is near relative to the job's length
+    got, reason = backoff.next_interval(age_s=age, lag_target=0.1, min_s=lo, max_s=hi, eta_s=eta)
     assert got == pytest.approx(eta) and reason == "eta"
+
+
+@given(st.floats(0, 1e5), st.floats(0.2, 1e5))
+def test_a_far_estimate_is_capped_by_the_lag_target(age: float, eta: float) -> None:
+    """Never later than the lag target allows for a job of the expected duration."""
+    got, _ = backoff.next_interval(age_s=age, lag_target=0.1, min_s=0.2, max_s=1e9, eta_s=eta)
+    assert got <= max(0.2, 0.1 * (age + eta)) + 1e-9
 
 
 def test_an_overdue_estimate_falls_back_to_the_lag_target() -> None:
@@ -68,12 +76,14 @@ def test_progress_from_recent_samples_not_the_queued_start() -> None:
     for t in (0, 10, 20, 30):  # queued 30 s
         samples = backoff.track_progress(samples, t, 0)
     assert samples == ((30, 0),)
-    samples = backoff.track_progress(samples, 32, 20)  # 10 records/s
+    samples = backoff.track_progress(samples, 32, 20)  # 10 records/s since the queue
     assert backoff.remaining_from(samples, 100) == pytest.approx(8)
-    for t, done in ((34, 40), (36, 60), (38, 80)):
+    samples = backoff.track_progress(samples, 33, 40)  # 20 records/s: between changes only
+    assert backoff.remaining_from(samples, 100) == pytest.approx(3)
+    for t, done in ((34, 50), (35, 60), (36, 70)):
         samples = backoff.track_progress(samples, t, done)
     assert len(samples) == backoff.PROGRESS_WINDOW
-    assert backoff.remaining_from(samples, 100) == pytest.approx(2)
+    assert backoff.remaining_from(samples, 100) == pytest.approx(3)
     assert backoff.track_progress(samples, 40, 10) == ((40, 10),)  # counts went back
 
 

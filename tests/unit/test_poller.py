@@ -255,18 +255,30 @@ async def test_persistent_401_marks_source_unhealthy(env) -> None:  # type: igno
 
 
 async def test_progress_estimates_completion(env) -> None:  # type: ignore[no-untyped-def]
-    """With Talkdesk counts, the next poll is set near the estimated completion."""
+    """With Talkdesk counts, the next poll is at the estimated completion, but never
+    later than the lag target allows for a job of the expected length."""
     store, clock, http, poller = env
     http.queue(f"{TD}/oauth/token", ok({"access_token": "a", "expires_in": 3600}))
     url = f"{TD}/bulk-imports/users/p"
-    http.queue(url, ok(td_body("IN_PROGRESS", 10, 1000)), ok(td_body("IN_PROGRESS", 30, 1000)))
+    http.queue(
+        url,
+        ok(td_body("IN_PROGRESS", 10, 1000)),
+        ok(td_body("IN_PROGRESS", 30, 1000)),
+        ok(td_body("IN_PROGRESS", 950, 1000)),
+    )
     watch, _ = await store.register(WatchKey("td", "users", "p"), clock.now())
     await run_due(store, clock, poller)
     clock.advance(2)
-    await run_due(store, clock, poller)  # 20 records in 2 s: 970 left ≈ 97 s
+    await run_due(store, clock, poller)  # 20 records in 2 s: 970 left ≈ 97 s away
     stored = await store.get_watch(watch.id)
     assert stored and stored.next_poll_at is not None
-    assert 97 <= stored.next_poll_at - clock.now() <= 97 * 1.05 + 0.01
+    assert stored.next_poll_at - clock.now() == pytest.approx(0.1 * (2 + 97))  # capped
+    assert stored.poll_reason == "age"
+    clock.advance(stored.next_poll_at - clock.now())
+    await run_due(store, clock, poller)  # 920 records in 9.9 s: 50 left, about 0.5 s
+    stored = await store.get_watch(watch.id)
+    assert stored and stored.poll_reason == "eta" and stored.next_poll_at is not None
+    assert stored.next_poll_at - clock.now() == pytest.approx(2)  # min_interval
 
 
 async def test_rate_limit_defers_without_requesting(env) -> None:  # type: ignore[no-untyped-def]

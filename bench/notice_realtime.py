@@ -1,0 +1,131 @@
+"""Time-to-notice and requests per job in real time against the simulator, time scaled
+by 0.1 (min_interval 0.2 s, max_interval 30 s): Talkdesk jobs that report progress after
+a queued start, and FullStory jobs that report none.
+
+    .venv/bin/python bench/notice_realtime.py [--jobs 40] [--seed 1]
+
+Job durations are log-uniform from 2 s to 60 s. Time-to-notice is the watch's
+terminal_at minus the job's end in the simulator. Loopback only: an embedded
+redis-server, the simulator and one bridge process in this process; no rate limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from bridge.app import Bridge
+from bridge.model import Role, WatchKey
+from bridge.settings import load_settings
+from bridge.sim.upstream import JobSpec, Simulator
+from bridge.store.embedded import EmbeddedRedis
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, math.ceil(q * len(values)) - 1)]
+
+
+async def run(jobs: int, seed: int, tmp: Path, verbose: bool = False) -> None:
+    rng = random.Random(seed)
+    redis = EmbeddedRedis(tmp / "redis", persist=False)
+    redis.start()
+    sim = Simulator()
+    runner = web.AppRunner(sim.app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    cfg = tmp / "bench.toml"
+    cfg.write_text(f"""
+key_prefix = "notice"
+[api]
+listen = "127.0.0.1:0"
+[poll]
+min_interval = 0.2
+max_interval = 30.0
+tick = 0.05
+[sources.fs]
+provider = "fullstory"
+api_key = "sim-fullstory-key"
+base_url = "http://127.0.0.1:{port}"
+rate_limit = 0
+[sources.td]
+provider = "talkdesk"
+account = "acme"
+client_id = "sim-client"
+client_secret = "sim-secret"
+base_url = "http://127.0.0.1:{port}"
+token_url = "http://127.0.0.1:{port}/oauth/token"
+rate_limit = 0
+""")
+    bridge = Bridge(load_settings(cfg), redis_url=redis.url, roles={Role.POLLER})
+    await bridge.start()
+    assert bridge.store is not None
+    assert bridge.poller is not None
+    watches: dict[str, tuple[str, str, float]] = {}  # watch id → (provider, job, duration)
+    for provider, source in (("talkdesk", "td"), ("fullstory", "fs")):
+        for i in range(jobs):
+            duration = math.exp(rng.uniform(math.log(2), math.log(60)))
+            job = f"{source}{i}"
+            sim.add_job(JobSpec(provider=provider, id=job, duration=duration))
+            watch, _ = await bridge.store.register(
+                WatchKey(source, "users", job), bridge.clock.now()
+            )
+            watches[watch.id] = (provider, job, duration)
+    bridge.poller.wake()
+    started = time.monotonic()
+    while time.monotonic() - started < 200:
+        views = [await bridge.store.get_watch(w) for w in watches]
+        if all(v is not None and v.terminal_at for v in views):
+            break
+        await asyncio.sleep(0.5)
+    created = {j.spec.id: j.created for j in sim.state.jobs.values()}
+    for provider in ("talkdesk", "fullstory"):
+        lags, rel, requests = [], [], []
+        for watch_id, (p, job, duration) in watches.items():
+            if p != provider:
+                continue
+            w = await bridge.store.get_watch(watch_id)
+            assert w is not None
+            assert w.terminal_at is not None
+            lag = w.terminal_at - (created[job] + duration)
+            lags.append(lag)
+            rel.append(lag / (0.1 * duration + 0.2))
+            requests.append(sum(1 for r in sim.status_requests(provider) if r.path.endswith(job)))
+            if verbose and lag > 0.1 * duration + 0.2:
+                times = [
+                    round(r.t - created[job], 2)
+                    for r in sim.status_requests(provider)
+                    if r.path.endswith(job)
+                ]
+                print(f"  {job} duration {duration:.1f} s, lag {lag:.1f} s, polls at {times}")
+        print(
+            f"{provider:9} {len(lags)} jobs: requests/job mean {statistics.mean(requests):.1f}; "
+            f"time-to-notice p50 {pct(lags, 0.5):.2f} s, p95 {pct(lags, 0.95):.2f} s, "
+            f"max {max(lags):.2f} s; worst lag / (10 % of duration + 0.2 s) {max(rel):.2f}"
+        )
+    await bridge.stop(1.0)
+    await runner.cleanup()
+    redis.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--verbose", action="store_true", help="show the polls of late jobs")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(run(args.jobs, args.seed, Path(tmp), args.verbose))
+
+
+if __name__ == "__main__":
+    main()
