@@ -36,6 +36,8 @@ log = structlog.get_logger("bridge.app")
 
 # Upkeep (trimming indexes and the outbox) runs this often.
 _JANITOR_EVERY_S = 60.0
+# The budget-use gauges follow the 10 s windows they read.
+_BUDGET_EVERY_S = 10.0
 # Redis reachability, data loss and clock offset are checked this often.
 _WATCHDOG_EVERY_S = 1.0
 # An outbox consumer idle this long with nothing pending belongs to a process long gone.
@@ -145,6 +147,7 @@ class Bridge:
             self.poller.start()
             self._ticker.every(s.poll.tick, self._tick, "poll_tick")
         self._ticker.every(_JANITOR_EVERY_S, self._janitor, "janitor")
+        self._ticker.every(_BUDGET_EVERY_S, self._budget_gauges, "budget_gauges")
         await sync_static_subscriptions(deliveries, s, self.clock.now())
         if Role.DELIVERER in self.roles:
             d = s.delivery
@@ -187,6 +190,7 @@ class Bridge:
             retention=s.poll.retention,
             on_delivery_work=self.deliverer.wake if self.deliverer else (lambda: None),
             readiness=self.readiness,
+            source_rates={n: c.rate_limit for n, c in s.sources.items()},
         )
         host, port = s.api.host_port
         try:
@@ -230,6 +234,18 @@ class Bridge:
     async def _tick(self) -> None:
         if self.poller:
             self.poller.wake()
+
+    async def _budget_gauges(self) -> None:
+        """bridge_source_budget_used_ratio: the fleet's use of each limited source."""
+        if self.store is None:
+            return
+        try:
+            for name, cfg in self.settings.sources.items():
+                used = await self.store.budget_used(name, cfg.rate_limit)
+                if used is not None:
+                    self.metrics.budget_used.labels(name).set(used)
+        except Exception as exc:  # a gauge is not worth more than a line
+            self.outage.failed("budget_gauges", exc)
 
     async def _janitor(self) -> None:
         """Upkeep of the indexes (every replica may run it: each step is idempotent)."""

@@ -25,6 +25,26 @@ class Metrics:
         self.source_healthy = Gauge(
             "bridge_source_healthy", "1 when the source's credentials work", ["source"], registry=r
         )
+        self.budget_used = Gauge(
+            "bridge_source_budget_used_ratio",
+            "Requests granted fleet-wide in the last 10 s, as a share of rate_limit",
+            ["source"],
+            registry=r,
+        )
+        self.time_to_notice = Histogram(
+            "bridge_time_to_notice_seconds",
+            "From the upstream's own finished time to the poll that saw it",
+            ["source"],
+            registry=r,
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+        )
+        self.requests_per_job = Histogram(
+            "bridge_requests_per_job",
+            "Status requests a job took until its terminal status was seen",
+            ["source"],
+            registry=r,
+            buckets=(1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377),
+        )
         self.in_flight = Gauge(
             "bridge_polls_in_flight", "Polls under way in this process", registry=r
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import hmac
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -44,6 +44,7 @@ class ApiContext:
     on_delivery_work: Callable[[], None] = lambda: None
     # What this process needs beyond Redis answering now (loops running and the like)
     readiness: Callable[[], dict[str, Any]] = dict
+    source_rates: Mapping[str, float] = field(default_factory=dict)  # rate_limit per source
 
     @property
     def targets(self) -> TargetPolicy:

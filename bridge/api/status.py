@@ -8,6 +8,7 @@ from aiohttp import web
 
 from bridge.api.models import iso
 from bridge.api.server import CTX
+from bridge.store.redis import RedisStore
 
 
 async def status(request: web.Request) -> web.Response:
@@ -21,6 +22,7 @@ async def status(request: web.Request) -> web.Response:
             "reason": health.reason,
             "since": iso(health.since),
             "paused_for_s": round(await store.paused_for(name), 3),
+            "budget_used": await _budget(store, name, ctx.source_rates.get(name, 0.0)),
         }
     body: dict[str, Any] = {"watches": await store.watch_counts(), "sources": sources}
     if ctx.deliveries is not None:
@@ -32,3 +34,8 @@ async def status(request: web.Request) -> web.Response:
         }
         body["queues"] = await ctx.deliveries.queue_counts([s.id for s in subs])
     return web.json_response(body)
+
+
+async def _budget(store: RedisStore, source: str, rate: float) -> float | None:
+    used = await store.budget_used(source, rate)
+    return None if used is None else round(used, 3)

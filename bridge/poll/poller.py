@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -238,6 +239,12 @@ class Poller:
         if verdict == "terminal":
             self._on_event()
             self._metrics.events.labels(event.type).inc()
+            self._metrics.requests_per_job.labels(updated.source).observe(updated.polls)
+            finished = parse_time(snap.finished_at) if snap else None
+            if finished is not None:
+                self._metrics.time_to_notice.labels(updated.source).observe(
+                    max(0.0, now - finished)
+                )
             log.info(
                 "watch_finished",
                 watch_id=updated.id,
@@ -308,3 +315,14 @@ class Poller:
         if await self._store.set_health(source, healthy, reason, self._clock.now()):
             event = "source_recovered" if healthy else "source_unhealthy"
             log.warning(event, source=source, reason=reason)
+
+
+def parse_time(text: str | None) -> float | None:
+    """An upstream's ISO 8601 time as unix seconds; None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo else None

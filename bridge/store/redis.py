@@ -368,6 +368,16 @@ class RedisStore:
         now_ms = int(secs) * 1000 + int(micros) // 1000
         return [0.0 if u is None else max(0.0, (float(u) - now_ms) / 1000) for u in untils]
 
+    async def budget_used(self, source: str, rate: float) -> float | None:
+        """Requests granted fleet-wide in the last full 10 s window (Redis server time),
+        as a share of rate_limit times 10 s; None without a limit."""
+        if rate <= 0:
+            return None
+        secs, _ = await self.client.time()
+        window = int(secs) // 10 - 1
+        sent = await self.client.get(f"{self.keys.source_prefix()}{source}:sent:{window}")
+        return int(sent or 0) / (rate * 10)
+
     async def paused_for(self, source: str) -> float:
         """Seconds left in the source's 429 pause (Redis server time), 0 when none."""
         pipe: Pipeline = self.client.pipeline(transaction=False)

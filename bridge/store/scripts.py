@@ -32,6 +32,13 @@ local function server_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Requests granted per source and 10 s window (server time), kept 30 s: budget use.
+local function count_sent(prefix, source, now, n)
+  local key = prefix .. source .. ':sent:' .. math.floor(now / 10000)
+  redis.call('INCRBY', key, n)
+  redis.call('PEXPIRE', key, 30000)
+end
+
 -- A slot at most `horizon` ms ahead (the twin of poll/ratelimit.reserve). Returns
 -- true and the delay before sending, or false and the ms until asking again helps.
 local function reserve(prefix, source, rate, burst, now, horizon)
@@ -73,6 +80,7 @@ for _, id in ipairs(expired) do
   redis.call('ZADD', KEYS[1], now, id)
 end
 local server_now = server_ms()
+local sent = {}
 local waits = {}
 local queued = {}
 local out = {}
@@ -93,6 +101,7 @@ for _, id in ipairs(ids) do
                                     server_now, tonumber(ARGV[7]))
         if granted then delay = ms else wait = math.max(ms, 1); waits[source] = wait end
       end
+      if wait == 0 then sent[source] = (sent[source] or 0) + 1 end
     end
     if wait > 0 then
       local n = (queued[source] or 0)
@@ -111,6 +120,7 @@ for _, id in ipairs(ids) do
     end
   end
 end
+for source, n in pairs(sent) do count_sent(ARGV[5], source, server_now, n) end
 return out
 """
 )
@@ -126,6 +136,7 @@ ACQUIRE = (
     + """
 local now = server_ms()
 local _, ms = reserve(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now, 1e12)
+count_sent(ARGV[1], ARGV[2], now + ms, 1)
 return tostring(math.ceil(ms))
 """
 )

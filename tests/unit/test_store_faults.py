@@ -107,3 +107,17 @@ async def test_tickets_outside_the_claim_share_the_budget(store: RedisStore) -> 
     waits = [await store.acquire("fs", 4.0, 1) for _ in range(4)]
     assert waits[0] < 0.05
     assert all(0.2 < b - a < 0.3 for a, b in pairwise(waits))
+
+
+async def test_budget_use_is_counted_per_window(store: RedisStore) -> None:
+    """Grants of claims and tickets count toward the source's 10 s window, fleet-wide."""
+    for i in range(3):
+        await store.register(WatchKey("fs", "users", f"u{i}"), NOW)
+    claimed = await store.claim(NOW, 30, 10, {"fs": (100.0, 1)}, horizon_s=1)
+    await store.acquire("fs", 100.0, 1)
+    secs, _ = await store.client.time()
+    window = int(secs) // 10
+    keys = [f"{store.keys.source_prefix()}fs:sent:{w}" for w in (window - 1, window)]
+    counted = sum(int(v or 0) for v in await store.client.mget(keys))  # a window may turn
+    assert counted == len(claimed) + 1 == 4
+    assert await store.budget_used("fs", 0) is None
