@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from bridge.model import WatchKey, WatchState
 from bridge.providers.base import MAX_JSON_DEPTH, TOO_DEEP, bounded_depth
 from bridge.providers.http import HttpAnswer
@@ -124,3 +126,24 @@ async def test_the_retry_after_a_401_takes_its_own_slot(env) -> None:  # type: i
     await store.register(WatchKey("td", "users", "t"), clock.now())
     await run_due(store, clock, poller)
     assert http.count(job_url) == 2 and asked == ["td"]
+
+
+async def test_finished_jobs_feed_the_scheduling_histograms(env) -> None:  # type: ignore[no-untyped-def]
+    """Requests per job and time-to-notice (from the upstream's finished time)."""
+    from datetime import UTC, datetime
+
+    store, clock, http, poller = env
+    url = f"{FS}/v2/users/batch/h"
+    done = fs_body("COMPLETED", 3)
+    finished = datetime.fromtimestamp(clock.now() + 1.5, UTC).isoformat().replace("+00:00", "Z")
+    done["job"]["finished"] = finished
+    http.queue(url, HttpAnswer(200, json.dumps(fs_body("PROCESSING")).encode()))
+    await store.register(WatchKey("fs", "users", "h"), clock.now())
+    assert await run_due(store, clock, poller) == ["ok"]
+    http.script[url] = [HttpAnswer(200, json.dumps(done).encode())]
+    clock.advance(2)
+    assert await run_due(store, clock, poller) == ["terminal"]
+    registry = poller._metrics.registry
+    assert registry.get_sample_value("bridge_requests_per_job_sum", {"source": "fs"}) == 2
+    lag = registry.get_sample_value("bridge_time_to_notice_seconds_sum", {"source": "fs"})
+    assert lag == pytest.approx(0.5, abs=0.01)
