@@ -13,6 +13,9 @@ from email.utils import parsedate_to_datetime
 # Samples of a job's progress kept to estimate its rate: recent ones, so a queued start,
 # a pause or a change of speed soon stops counting.
 PROGRESS_WINDOW = 4
+# With an estimate, the next poll comes after this share of the time left: the polls
+# close in on the estimated end (an estimate is rarely exact) instead of jumping to it.
+APPROACH = 0.5
 
 Samples = tuple[tuple[float, int], ...]
 
@@ -67,16 +70,18 @@ def next_interval(
     max_s: float,
     eta_s: float | None = None,
 ) -> tuple[float, str]:
-    """When to poll a job that is still running, and why. With progress reported: at
-    its estimated end ("eta"), but never later than the lag target allows for a job of
-    the expected duration (age + eta): an estimate that is wrong costs a bounded lag.
+    """When to poll a job that is still running, and why. With progress reported: after
+    APPROACH of the estimated time left, closing in on the end ("eta"), but never later
+    than the lag target allows for a job of the expected duration (age + eta): an
+    estimate that is wrong costs a bounded lag.
     Without progress, or overdue (the counts say it should be done): the lag target's
     interval of its age ("age").
     Always within [min_s, max_s]."""
     if eta_s is not None and math.isfinite(eta_s) and eta_s > 0:
         cap = lag_interval(age_s + eta_s, lag_target, min_s, max_s)
-        if eta_s <= cap:
-            return min(max_s, max(min_s, eta_s)), "eta"
+        step = eta_s * APPROACH
+        if step <= cap:
+            return min(max_s, max(min_s, step)), "eta"
         return cap, "age"
     return lag_interval(age_s, lag_target, min_s, max_s), "age"
 

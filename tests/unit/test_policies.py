@@ -47,13 +47,14 @@ def test_next_interval_is_bounded(b: tuple[float, float], age: float, eta: float
     assert lo <= interval <= hi and reason in ("eta", "age")
 
 
-@given(st.floats(1, 1000), st.floats(1, 5000))
-def test_next_interval_polls_at_a_near_estimate(eta: float, span: float) -> None:
-    """An estimated end within the lag target of the expected duration: poll on it."""
+@given(st.floats(2, 1000), st.floats(1, 5000))
+def test_next_interval_closes_in_on_a_near_estimate(eta: float, span: float) -> None:
+    """An estimated end within the lag target of the expected duration: poll after a
+    share of the time left, closing in on it."""
     lo, hi = 0.5, eta * 2 + span
     age = 10 * eta  # the end is near relative to the job's length
     got, reason = backoff.next_interval(age_s=age, lag_target=0.1, min_s=lo, max_s=hi, eta_s=eta)
-    assert got == pytest.approx(eta) and reason == "eta"
+    assert got == pytest.approx(max(lo, eta * backoff.APPROACH)) and reason == "eta"
 
 
 @given(st.floats(0, 1e5), st.floats(0.2, 1e5))
