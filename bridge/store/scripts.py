@@ -84,8 +84,12 @@ local sent = {}
 local waits = {}
 local queued = {}
 local out = {}
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
+-- Look past watches whose source is out of budget (they are queued behind it), up to
+-- a bounded scan, so one source's backlog does not hold another's due watches back.
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,
+                       math.max(limit * 16, 1000))
 for _, id in ipairs(ids) do
+  if #out >= limit * 4 then break end
   local key = ARGV[4] .. id
   local h = redis.call('HMGET', key, 'state', 'source')
   if h[1] ~= 'watching' then

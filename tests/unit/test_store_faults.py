@@ -121,3 +121,18 @@ async def test_budget_use_is_counted_per_window(store: RedisStore) -> None:
     counted = sum(int(v or 0) for v in await store.client.mget(keys))  # a window may turn
     assert counted == len(claimed) + 1 == 4
     assert await store.budget_used("fs", 0) is None
+
+
+async def test_one_sources_backlog_does_not_hold_another_back(store: RedisStore) -> None:
+    """600 due watches of a source out of budget ahead of one of another source: the
+    claim looks past them (queuing them behind their limiter) and takes the other."""
+    pipe = store.client.pipeline()
+    for i in range(600):
+        await store.register(WatchKey("slow", "users", f"s{i}"), NOW - 10)
+    await pipe.execute()
+    await store.register(WatchKey("fast", "users", "f"), NOW)
+    limits = {"slow": (1.0, 1), "fast": (100.0, 1)}
+    claimed = await store.claim(NOW, 30, 10, limits)
+    sources = sorted(c.watch.source for c in claimed)
+    assert sources == ["fast", "slow"]  # the slow source's one slot, and the fast one
+    assert await store.claim(NOW, 30, 10, limits) == []  # the backlog is queued behind
