@@ -127,12 +127,23 @@ def bridge(lag_target: float) -> Policy:
     """The daemon's policy: the same functions the poller calls."""
 
     def policy(job: Job, st: State, now: float) -> float:
-        eta = None
+        eta, overdue = None, 0.0
         if job.progress:
-            st.samples = backoff.track_progress(st.samples, now, job.done_at(now))
-            eta = backoff.remaining_from(st.samples, job.total)
+            done = job.done_at(now)
+            st.samples, eta, overdue = backoff.read_progress(
+                st.samples,
+                now=now,
+                created_at=job.created,
+                total=job.total,
+                done=done,
+            )
         interval, _ = backoff.next_interval(
-            age_s=now - job.created, lag_target=lag_target, min_s=MIN_S, max_s=MAX_S, eta_s=eta
+            age_s=now - job.created,
+            lag_target=lag_target,
+            min_s=MIN_S,
+            max_s=MAX_S,
+            eta_s=eta,
+            overdue_s=overdue,
         )
         return interval
 

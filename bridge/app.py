@@ -17,7 +17,7 @@ from bridge.clock import Clock, ServerClock, SystemClock
 from bridge.delivery.deliverer import Deliverer
 from bridge.delivery.sender import WebhookSender, webhook_session
 from bridge.delivery.static import sync_static_subscriptions
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, NoSlot, TransientUpstreamError
 from bridge.metrics import Metrics
 from bridge.model import ALL_ROLES, Role
 from bridge.outage import OutageLog
@@ -300,7 +300,12 @@ TOKEN_BURST = 3
 
 async def token_slot(store: RedisStore, source: str, *, enabled: bool) -> None:
     if enabled:
-        delay = await store.acquire(f"{source}:token", 1 / TOKEN_EVERY_S, TOKEN_BURST)
+        try:
+            delay = await store.acquire(
+                f"{source}:token", 1 / TOKEN_EVERY_S, TOKEN_BURST, TOKEN_EVERY_S
+            )
+        except NoSlot as exc:
+            raise TransientUpstreamError("token requests are over their budget") from exc
         if delay > 0:
             await asyncio.sleep(delay)
 

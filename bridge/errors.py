@@ -2,6 +2,7 @@
 
 BridgeError
 ├── ConfigError              bad configuration; one line per problem
+├── NoSlot                   the source's budget has no slot soon (or it is paused)
 └── UpstreamError            a poll did not yield a snapshot
     ├── TransientUpstreamError   5xx, timeout, connection, malformed body: back off per job
     ├── RateLimitedError         429: pause the whole source until retry_after_s
@@ -22,6 +23,15 @@ class ConfigError(BridgeError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+class NoSlot(BridgeError):
+    """The fleet-wide limiter has no slot within the horizon, or the source is paused:
+    the request is not sent; ask again after retry_after_s."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class UpstreamError(BridgeError):

@@ -40,6 +40,27 @@ def track_progress(samples: Samples, now: float, done: int | None) -> Samples:
     return (*samples, (now, done))[-PROGRESS_WINDOW:]
 
 
+def read_progress(
+    samples: Samples,
+    *,
+    now: float,
+    created_at: float,
+    total: int | None,
+    done: int | None,
+) -> tuple[Samples, float | None, float]:
+    """One poll's progress reading → (samples to keep, estimated seconds left or None,
+    seconds the counts have been complete). Complete counts: 0 left (the status follows
+    any moment). An unchanged count still gives an estimate, from a rate that slows as
+    the pause lasts (coarse counts of a long job change only now and then)."""
+    if not total:
+        return samples, None, 0.0
+    samples = track_progress(samples, now, done)
+    if done is not None and done >= total:
+        since = samples[-2][0] if len(samples) >= 2 else created_at
+        return samples, 0.0, now - since
+    return samples, remaining_from(samples, total), 0.0
+
+
 def remaining_from(samples: Samples, total: int | None) -> float | None:
     """Seconds left at the rate of the recent samples; None without a usable rate.
     With two changes of the count or more, the rate is measured between changes only:
@@ -69,15 +90,19 @@ def next_interval(
     min_s: float,
     max_s: float,
     eta_s: float | None = None,
+    overdue_s: float = 0.0,
 ) -> tuple[float, str]:
     """When to poll a job that is still running, and why. With progress reported: after
     APPROACH of the estimated time left, closing in on the end ("eta"), but never later
     than the lag target allows for a job of the expected duration (age + eta): an
     estimate that is wrong costs a bounded lag.
-    Without progress, or overdue (the counts say it should be done): the lag target's
-    interval of its age ("age").
+    Counts complete but the status not terminal yet: from min_s, growing by the lag
+    target of how long that has lasted (overdue_s). Without progress, or stalled: the
+    lag target's interval of its age ("age").
     Always within [min_s, max_s]."""
-    if eta_s is not None and math.isfinite(eta_s) and eta_s > 0:
+    if eta_s is not None and math.isfinite(eta_s):
+        if eta_s <= 0:  # the counts are complete, the status not yet: it ends any moment
+            return lag_interval(overdue_s, lag_target, min_s, max_s), "eta"
         cap = lag_interval(age_s + eta_s, lag_target, min_s, max_s)
         step = eta_s * APPROACH
         if step <= cap:

@@ -18,6 +18,7 @@ import structlog
 from bridge.clock import Clock
 from bridge.errors import (
     AuthError,
+    NoSlot,
     NotFoundError,
     RateLimitedError,
     TransientUpstreamError,
@@ -93,23 +94,31 @@ class Poller:
     async def stop(self, grace_s: float) -> None:
         await self.pool.stop(grace_s)
 
-    async def _claim(self, free: int) -> list[Claimed]:
+    @property
+    def _horizon_s(self) -> float:
         # Slots are reserved up to a little more than two ticks ahead: the next claim
         # comes before they run out, so a source's whole budget is used.
+        return 2 * self._settings.tick + 0.1
+
+    async def _claim(self, free: int) -> list[Claimed]:
         return await self._store.claim(
-            self._clock.now(),
-            self._settings.lease,
-            free,
-            self._rate_limits,
-            horizon_s=2 * self._settings.tick + 0.1,
+            self._clock.now(), self._settings.lease, free, self._rate_limits, self._horizon_s
         )
 
-    async def _slot(self, limiter: str, rate: float, burst: int) -> None:
-        """Wait for a slot of a fleet-wide limiter, outside the claim."""
-        if rate > 0:
-            delay = await self._store.acquire(limiter, rate, burst)
-            if delay > 0:
-                await asyncio.sleep(delay)
+    async def _before_send(self, source: PolledSource, claimed: Claimed, retry: bool) -> None:
+        """The last word before a request: a retry takes a slot of its own (NoSlot when
+        none comes soon); a first request reserved ahead checks the 429 pause again."""
+        if retry:
+            if source.rate_limit > 0:
+                delay = await self._store.acquire(
+                    source.name, source.rate_limit, source.burst, self._horizon_s
+                )
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        elif claimed.delay_s > 0:
+            paused = await self._store.pause_left(source.name)
+            if paused > 0:  # a 429 arrived meanwhile: the slot is not used
+                raise NoSlot("the source was paused meanwhile", retry_after_s=paused)
 
     async def _hand_back(self, claimed: Claimed) -> None:
         await self._store.reschedule(claimed, claimed.watch, self._clock.now())
@@ -129,12 +138,6 @@ class Poller:
         # The claim reserved this request a slot of the source's fleet-wide budget.
         if claimed.delay_s > 0:
             await asyncio.sleep(claimed.delay_s)
-            paused = await self._store.pause_left(source.name)
-            if paused > 0:  # a 429 arrived meanwhile: the slot is not used
-                next_at = self._clock.now() + paused + self._rand() * self._settings.min_interval
-                return await self._store.reschedule(
-                    claimed, replace(watch, poll_reason="paused"), next_at
-                )
             now = self._clock.now()
         started = time.perf_counter()
         try:
@@ -144,7 +147,14 @@ class Poller:
                 watch.kind,
                 watch.job_id,
                 now,
-                before_retry=lambda: self._slot(source.name, source.rate_limit, source.burst),
+                before_send=lambda retry: self._before_send(source, claimed, retry),
+            )
+        except NoSlot as exc:  # not sent: paused meanwhile, or no slot for the retry soon
+            reason = "paused" if not exc.retry_after_s < self._horizon_s else "rate_limited"
+            next_at = self._clock.now() + exc.retry_after_s
+            next_at += self._rand() * self._settings.min_interval
+            return await self._store.reschedule(
+                claimed, replace(watch, poll_reason=reason), next_at
             )
         except RateLimitedError as exc:
             return await self._rate_limited(claimed, self._polled(watch, now), source, exc)
@@ -189,15 +199,20 @@ class Poller:
                 snapshot=snap.raw,
             )
             return await self._finish(claimed, updated, snap.outcome, snap, now)
-        progress = w.progress
-        if snap.counts.total:
-            progress = backoff.track_progress(progress, now, snap.counts.processed)
+        progress, eta, overdue = backoff.read_progress(
+            w.progress,
+            now=now,
+            created_at=w.created_at,
+            total=snap.counts.total,
+            done=snap.counts.processed,
+        )
         interval, reason = backoff.next_interval(
             age_s=now - w.created_at,
             lag_target=self._settings.lag_target,
             min_s=self._settings.min_interval,
             max_s=self._settings.max_interval,
-            eta_s=backoff.remaining_from(progress, snap.counts.total),
+            eta_s=eta,
+            overdue_s=overdue,
         )
         # The hot path: one copy of the watch per poll (dataclasses.replace is not cheap).
         updated = replace(

@@ -111,17 +111,20 @@ async def fetch_snapshot(
     kind: str,
     job_id: str,
     now: float,
-    before_retry: Callable[[], Awaitable[None]] | None = None,
+    before_send: Callable[[bool], Awaitable[None]] | None = None,
 ) -> JobSnapshot:
-    """GET a job's status; one retry with fresh credentials after a 401 (which waits
-    for its own slot of the source's budget: before_retry)."""
+    """GET a job's status; one retry with fresh credentials after a 401. before_send
+    runs right before each request (True for the retry): the last word of the source's
+    budget and pause."""
     url = provider.job_url(kind, job_id)
     headers = await provider.auth_headers()
+    if before_send is not None:
+        await before_send(False)
     answer = await http.request("GET", url, headers=headers)
     if answer.status == 401 and await provider.on_unauthorized(headers):
         headers = await provider.auth_headers()
-        if before_retry is not None:
-            await before_retry()
+        if before_send is not None:
+            await before_send(True)
         answer = await http.request("GET", url, headers=headers)
     if not 200 <= answer.status < 300:
         raise classify(answer, now)

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 from bridge.clock import to_ms
+from bridge.errors import NoSlot
 from bridge.model import Event, Watch, WatchKey, WatchState
 from bridge.store import codec, scripts
 from bridge.store.batch import Coalescer
@@ -228,12 +229,18 @@ class RedisStore:
             out.append(Claimed(codec.watch_from_doc(flat[i + 2], token), token, delay_s))
         return out
 
-    async def acquire(self, limiter: str, rate: float, burst: int) -> float:
+    async def acquire(self, limiter: str, rate: float, burst: int, horizon_s: float) -> float:
         """A slot for one request outside the claim (limiter: a source name, or
-        "NAME:token"); the seconds to wait before sending."""
-        return (
-            int(await self._acquire(args=[self.keys.source_prefix(), limiter, rate, burst])) / 1000
+        "NAME:token"), at most horizon_s ahead; the seconds to wait before sending.
+        NoSlot when the source is paused or has no slot that soon (nothing is taken)."""
+        ms = int(
+            await self._acquire(
+                args=[self.keys.source_prefix(), limiter, rate, burst, to_ms(horizon_s)]
+            )
         )
+        if ms < 0:
+            raise NoSlot(f"no slot of {limiter}'s budget now", retry_after_s=-ms / 1000)
+        return ms / 1000
 
     async def reschedule(self, claimed: Claimed, updated: Watch, next_at: float) -> str:
         """Release the lease and make the watch due at next_at, saving its new state."""

@@ -120,7 +120,7 @@ for _, id in ipairs(ids) do
       out[#out + 1] = id
       out[#out + 1] = token
       out[#out + 1] = redis.call('HGET', key, 'doc')
-      out[#out + 1] = tostring(math.floor(delay))
+      out[#out + 1] = tostring(math.ceil(delay))
     end
   end
 end
@@ -129,18 +129,21 @@ return out
 """
 )
 
-# A ticket for one request outside the claim (a retry after a 401, a token request):
-# always granted, at the source's next free slot. The token endpoint has its own
-# limiter (source + ':token'), so a 401 storm cannot become a token storm.
+# A slot for one request outside the claim (a retry after a 401, a token request), at
+# most ARGV[5] ms ahead. The token endpoint has its own limiter (source + ':token'), so
+# a 401 storm cannot become a token storm.
 # KEYS: none  ARGV[1] source key prefix  ARGV[2] limiter name  ARGV[3] rate per s
-# ARGV[4] burst
-# returns the ms to wait before sending (0: now)
+# ARGV[4] burst  ARGV[5] horizon ms
+# returns the ms to wait before sending (>= 0), or minus the ms until asking again can
+# help (< 0: paused, or no slot within the horizon; nothing was taken)
 ACQUIRE = (
     _PERMIT
     + """
 local now = server_ms()
-local _, ms = reserve(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now, 1e12)
-count_sent(ARGV[1], ARGV[2], now + ms, 1)
+local granted, ms = reserve(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now,
+                            tonumber(ARGV[5]))
+if not granted then return tostring(-math.max(1, math.ceil(ms))) end
+count_sent(ARGV[1], ARGV[2], now, 1)
 return tostring(math.ceil(ms))
 """
 )

@@ -64,10 +64,17 @@ def test_a_far_estimate_is_capped_by_the_lag_target(age: float, eta: float) -> N
     assert got <= max(0.2, 0.1 * (age + eta)) + 1e-9
 
 
-def test_an_overdue_estimate_falls_back_to_the_lag_target() -> None:
-    """An estimate that says the job should be done already: poll by the job's age."""
-    got, reason = backoff.next_interval(age_s=100, lag_target=0.1, min_s=1, max_s=300, eta_s=0)
-    assert (got, reason) == (pytest.approx(10), "age")
+def test_complete_counts_are_polled_soon_then_less() -> None:
+    """Counts complete, status not yet: poll at min_interval, then by the lag target of
+    how long that has lasted, however old the job (an hour-old job is not put off 300 s)."""
+    soon, reason = backoff.next_interval(
+        age_s=3600, lag_target=0.1, min_s=2, max_s=300, eta_s=0, overdue_s=1
+    )
+    assert (soon, reason) == (2, "eta")
+    later, _ = backoff.next_interval(
+        age_s=3600, lag_target=0.1, min_s=2, max_s=300, eta_s=0, overdue_s=100
+    )
+    assert later == pytest.approx(10)
 
 
 def test_progress_from_recent_samples_not_the_queued_start() -> None:

@@ -118,9 +118,9 @@ async def test_the_retry_after_a_401_takes_its_own_slot(env) -> None:  # type: i
     asked: list[str] = []
     real_acquire = store.acquire
 
-    async def recording(limiter: str, rate: float, burst: int) -> float:
+    async def recording(limiter: str, rate: float, burst: int, horizon_s: float) -> float:
         asked.append(limiter)
-        return await real_acquire(limiter, rate, burst)
+        return await real_acquire(limiter, rate, burst, horizon_s)
 
     store.acquire = recording  # type: ignore[method-assign]
     await store.register(WatchKey("td", "users", "t"), clock.now())
@@ -147,3 +147,28 @@ async def test_finished_jobs_feed_the_scheduling_histograms(env) -> None:  # typ
     assert registry.get_sample_value("bridge_requests_per_job_sum", {"source": "fs"}) == 2
     lag = registry.get_sample_value("bridge_time_to_notice_seconds_sum", {"source": "fs"})
     assert lag == pytest.approx(0.5, abs=0.01)
+
+
+async def test_a_401_retry_during_a_pause_is_not_sent(env) -> None:  # type: ignore[no-untyped-def]
+    """The retry after a 401 finds the source paused: no request, rescheduled after the
+    pause with poll_reason "paused" (a worker never sleeps through a pause)."""
+    from bridge.poll.poller import PolledSource
+
+    store, clock, http, poller = env
+    td = poller._sources["td"]
+    poller._sources["td"] = PolledSource("td", td.provider, rate_limit=100.0, burst=1)
+    token_url, job_url = "http://td.test/oauth/token", "http://td.test/bulk-imports/users/q"
+    http.queue(
+        token_url,
+        HttpAnswer(200, b'{"access_token": "old", "expires_in": 3600}'),
+        HttpAnswer(200, b'{"access_token": "new", "expires_in": 3600}'),
+    )
+    http.queue(job_url, HttpAnswer(401, b"{}"), HttpAnswer(200, b'{"status": "IN_PROGRESS"}'))
+    watch, _ = await store.register(WatchKey("td", "users", "q"), clock.now())
+    [claimed] = await store.claim(clock.now(), 60, 10)
+    await store.pause("td", 120)
+    assert await poller.poll(claimed) == "ok"
+    assert http.count(job_url) == 1  # the first request only
+    stored = await store.get_watch(watch.id)
+    assert stored and stored.poll_reason == "paused"
+    assert (stored.next_poll_at or 0) >= clock.now() + 119

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import pytest
+
+from bridge.errors import NoSlot
 from bridge.model import Delivery, DeliveryStatus, WatchKey
 from bridge.store.deliveries import DeliveryStore, delivery_id
 from bridge.store.redis import RedisStore
@@ -103,10 +106,18 @@ async def test_a_claim_reserves_slots_ahead_within_the_horizon(store: RedisStore
 
 
 async def test_tickets_outside_the_claim_share_the_budget(store: RedisStore) -> None:
-    """acquire() takes the next slot of the same limiter: spaced by the rate."""
-    waits = [await store.acquire("fs", 4.0, 1) for _ in range(4)]
+    """acquire() takes the next slot of the same limiter, spaced by the rate, within its
+    horizon; past it, or while the source is paused, NoSlot and nothing is taken."""
+    waits = [await store.acquire("fs", 4.0, 1, 1.0) for _ in range(4)]
     assert waits[0] < 0.05
     assert all(0.2 < b - a < 0.3 for a, b in pairwise(waits))
+    with pytest.raises(NoSlot):
+        await store.acquire("fs", 4.0, 1, 0.5)  # the next slot is about 1 s away
+    await store.pause("td", 30)
+    with pytest.raises(NoSlot) as info:
+        await store.acquire("td", 4.0, 1, 60.0)
+    assert 29 < info.value.retry_after_s <= 30
+    assert await store.client.get(store.keys.source_gcra("td")) is None  # nothing taken
 
 
 async def test_budget_use_is_counted_per_window(store: RedisStore) -> None:
@@ -114,7 +125,7 @@ async def test_budget_use_is_counted_per_window(store: RedisStore) -> None:
     for i in range(3):
         await store.register(WatchKey("fs", "users", f"u{i}"), NOW)
     claimed = await store.claim(NOW, 30, 10, {"fs": (100.0, 1)}, horizon_s=1)
-    await store.acquire("fs", 100.0, 1)
+    await store.acquire("fs", 100.0, 1, 1.0)
     secs, _ = await store.client.time()
     window = int(secs) // 10
     keys = [f"{store.keys.source_prefix()}fs:sent:{w}" for w in (window - 1, window)]
