@@ -6,6 +6,7 @@ wakes this process up at a steady beat. Job bodies are cheap and cancellation-sa
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -18,7 +19,15 @@ class Ticker:
         )
 
     def every(self, seconds: float, job: Callable[[], Awaitable[None]], name: str) -> None:
-        self._scheduler.add_job(job, "interval", seconds=seconds, id=name, name=name)
+        async def tick() -> None:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                # APScheduler's shutdown cancels a job that is running: that is the ticker
+                # stopping, not the job failing, and it must not log a traceback.
+                return
+
+        self._scheduler.add_job(tick, "interval", seconds=seconds, id=name, name=name)
 
     def start(self) -> None:
         """Needs a running event loop."""
