@@ -166,6 +166,7 @@ secret = "{secret}"
             assert took <= grace + 2, f"exit took {took:.1f} s"
             late = [r for r in receiver.received if r.t > signalled + 0.05]
             assert late == [], f"{len(late)} requests started after SIGTERM"
+            assert "Traceback" not in (tmp_path / "bridge.log").read_text()
     finally:
         bridge.kill()
         await receiver.close()
