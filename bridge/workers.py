@@ -34,7 +34,10 @@ class WorkerPool(Generic[Item]):
         handle: Callable[[Item], Awaitable[object]],
         hand_back: Callable[[Item], Awaitable[object]] | None = None,
         outage: OutageLog | None = None,
+        start_in: Callable[[Item], float] | None = None,
     ) -> None:
+        """start_in: seconds before an item may start (a reserved slot); such an item
+        waits on a timer, not in a worker, so sleeping slots never hold the pool."""
         self.name = name
         self.size = size
         self._claim = claim
@@ -51,6 +54,8 @@ class WorkerPool(Generic[Item]):
         self._more_due = False  # the last claim was cut by free slots, not by due work
         self._refill_at = max(1, size // 4)
         self._stopping = False
+        self._start_in = start_in
+        self._timers: dict[int, tuple[asyncio.TimerHandle, Item]] = {}
 
     @property
     def busy(self) -> int:
@@ -93,6 +98,10 @@ class WorkerPool(Generic[Item]):
             _, pending = await asyncio.wait({self._loop_task}, timeout=left())
             await cancel_within(list(pending), CANCEL_WAIT_S, f"{self.name}-claims")
         queued = []
+        for handle, item in self._timers.values():  # reserved for later: not started
+            handle.cancel()
+            queued.append(item)
+        self._timers.clear()
         while not self._queue.empty():
             queued.append(self._queue.get_nowait())
         if queued and self._hand_back:
@@ -121,9 +130,19 @@ class WorkerPool(Generic[Item]):
             return 0
         items = await self._claim(free)
         self._more_due = len(items) == free
+        loop = asyncio.get_running_loop()
         for item in items:
-            self._queue.put_nowait(item)
+            delay = self._start_in(item) if self._start_in else 0.0
+            if delay > 0:
+                key = id(item)
+                self._timers[key] = (loop.call_later(delay, self._due, key), item)
+            else:
+                self._queue.put_nowait(item)
         return len(items)
+
+    def _due(self, key: int) -> None:
+        _, item = self._timers.pop(key)
+        self._queue.put_nowait(item)
 
     async def _run(self) -> None:
         while not self._stopping:

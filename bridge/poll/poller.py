@@ -78,6 +78,7 @@ class Poller:
             handle=self.poll,
             hand_back=self._hand_back,
             outage=outage,
+            start_in=lambda claimed: claimed.delay_s,
         )
 
     # ------------------------------------------------------------- lifecycle
@@ -135,10 +136,8 @@ class Poller:
             updated = replace(watch, last_error=f"source {watch.source!r} is not configured")
             return await self._store.reschedule(claimed, updated, now + self._settings.max_interval)
 
-        # The claim reserved this request a slot of the source's fleet-wide budget.
-        if claimed.delay_s > 0:
-            await asyncio.sleep(claimed.delay_s)
-            now = self._clock.now()
+        # The claim reserved this request a slot of the source's fleet-wide budget; the
+        # pool started it no earlier than that slot.
         started = time.perf_counter()
         try:
             snapshot = await fetch_snapshot(
