@@ -302,9 +302,11 @@ async def token_slot(store: RedisStore, source: str, *, enabled: bool) -> None:
     if enabled:
         try:
             delay = await store.acquire(
-                f"{source}:token", 1 / TOKEN_EVERY_S, TOKEN_BURST, TOKEN_EVERY_S
+                f"{source}:token", 1 / TOKEN_EVERY_S, TOKEN_BURST, TOKEN_EVERY_S, source=source
             )
         except NoSlot as exc:
+            if exc.paused:
+                raise
             raise TransientUpstreamError("token requests are over their budget") from exc
         if delay > 0:
             await asyncio.sleep(delay)

@@ -29,9 +29,10 @@ class NoSlot(BridgeError):
     """The fleet-wide limiter has no slot within the horizon, or the source is paused:
     the request is not sent; ask again after retry_after_s."""
 
-    def __init__(self, message: str, *, retry_after_s: float) -> None:
+    def __init__(self, message: str, *, retry_after_s: float, paused: bool) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.paused = paused  # a 429 pause, rather than a budget with no slot soon
 
 
 class UpstreamError(BridgeError):

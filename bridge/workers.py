@@ -62,7 +62,10 @@ class WorkerPool(Generic[Item]):
         return self._busy
 
     def free(self) -> int:
-        return self.size - self._busy - self._queue.qsize()
+        # Items waiting on timers for their slots are free up to the pool's size: enough
+        # to keep every worker fed between claims, not a pile that bursts out later.
+        waiting = max(0, len(self._timers) - self.size)
+        return self.size - self._busy - self._queue.qsize() - waiting
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name=f"{self.name}-claims")

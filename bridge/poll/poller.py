@@ -102,24 +102,29 @@ class Poller:
         return 2 * self._settings.tick + 0.1
 
     async def _claim(self, free: int) -> list[Claimed]:
-        return await self._store.claim(
+        claimed = await self._store.claim(
             self._clock.now(), self._settings.lease, free, self._rate_limits, self._horizon_s
         )
+        at = time.monotonic()
+        return [replace(c, slot_at=at + c.delay_s) for c in claimed]
 
     async def _before_send(self, source: PolledSource, claimed: Claimed, retry: bool) -> None:
-        """The last word before a request: a retry takes a slot of its own (NoSlot when
-        none comes soon); a first request reserved ahead checks the 429 pause again."""
-        if retry:
-            if source.rate_limit > 0:
-                delay = await self._store.acquire(
-                    source.name, source.rate_limit, source.burst, self._horizon_s
-                )
-                if delay > 0:
-                    await asyncio.sleep(delay)
+        """The last word before a request (and before any token request it needs). A
+        retry takes a slot of its own. A first request reserved ahead checks the 429
+        pause again, and takes a fresh slot if it starts well after its own (the pool
+        was busy): late requests must not go out back to back. NoSlot: not sent."""
+        late = time.monotonic() - claimed.slot_at
+        if retry or (claimed.delay_s > 0 and source.rate_limit and late > 1 / source.rate_limit):
+            # rate 0 still asks: the script checks the pause before the limit
+            delay = await self._store.acquire(
+                source.name, source.rate_limit, source.burst, self._horizon_s
+            )
+            if delay > 0:
+                await asyncio.sleep(delay)
         elif claimed.delay_s > 0:
             paused = await self._store.pause_left(source.name)
             if paused > 0:  # a 429 arrived meanwhile: the slot is not used
-                raise NoSlot("the source was paused meanwhile", retry_after_s=paused)
+                raise NoSlot("the source was paused meanwhile", retry_after_s=paused, paused=True)
 
     async def _hand_back(self, claimed: Claimed) -> None:
         await self._store.reschedule(claimed, claimed.watch, self._clock.now())
@@ -139,21 +144,26 @@ class Poller:
         # The claim reserved this request a slot of the source's fleet-wide budget; the
         # pool started it no earlier than that slot.
         started = time.perf_counter()
+        sent: list[bool] = []  # the first request went out (a retry was asked for)
+
+        async def before_send(retry: bool) -> None:
+            sent.append(retry)
+            await self._before_send(source, claimed, retry)
+
         try:
             snapshot = await fetch_snapshot(
-                source.provider,
-                self._http,
-                watch.kind,
-                watch.job_id,
-                now,
-                before_send=lambda retry: self._before_send(source, claimed, retry),
+                source.provider, self._http, watch.kind, watch.job_id, now, before_send
             )
         except NoSlot as exc:  # not sent: paused meanwhile, or no slot for the retry soon
-            reason = "paused" if not exc.retry_after_s < self._horizon_s else "rate_limited"
+            updated = watch
+            if any(sent):  # the first request did go out (and got a 401): it counts
+                self._count(source, "auth_error", started)
+                updated = self._polled(watch, now)
+            reason = "paused" if exc.paused else "rate_limited"
             next_at = self._clock.now() + exc.retry_after_s
             next_at += self._rand() * self._settings.min_interval
             return await self._store.reschedule(
-                claimed, replace(watch, poll_reason=reason), next_at
+                claimed, replace(updated, poll_reason=reason), next_at
             )
         except RateLimitedError as exc:
             return await self._rate_limited(claimed, self._polled(watch, now), source, exc)

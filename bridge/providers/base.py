@@ -117,14 +117,14 @@ async def fetch_snapshot(
     runs right before each request (True for the retry): the last word of the source's
     budget and pause."""
     url = provider.job_url(kind, job_id)
-    headers = await provider.auth_headers()
-    if before_send is not None:
+    if before_send is not None:  # before any token request too
         await before_send(False)
+    headers = await provider.auth_headers()
     answer = await http.request("GET", url, headers=headers)
     if answer.status == 401 and await provider.on_unauthorized(headers):
-        headers = await provider.auth_headers()
         if before_send is not None:
             await before_send(True)
+        headers = await provider.auth_headers()
         answer = await http.request("GET", url, headers=headers)
     if not 200 <= answer.status < 300:
         raise classify(answer, now)

@@ -37,6 +37,7 @@ class Claimed:
     watch: Watch
     token: int
     delay_s: float = 0.0  # the source's limiter reserved a slot this far ahead
+    slot_at: float = 0.0  # that slot, on this process's monotonic clock
 
 
 @dataclass(frozen=True)
@@ -229,18 +230,30 @@ class RedisStore:
             out.append(Claimed(codec.watch_from_doc(flat[i + 2], token), token, delay_s))
         return out
 
-    async def acquire(self, limiter: str, rate: float, burst: int, horizon_s: float) -> float:
+    async def acquire(
+        self, limiter: str, rate: float, burst: int, horizon_s: float, source: str | None = None
+    ) -> float:
         """A slot for one request outside the claim (limiter: a source name, or
-        "NAME:token"), at most horizon_s ahead; the seconds to wait before sending.
-        NoSlot when the source is paused or has no slot that soon (nothing is taken)."""
-        ms = int(
-            await self._acquire(
-                args=[self.keys.source_prefix(), limiter, rate, burst, to_ms(horizon_s)]
-            )
+        "NAME:token"; source: whose 429 pause holds, the limiter by default), at most
+        horizon_s ahead; the seconds to wait before sending. NoSlot when the source is
+        paused or has no slot that soon (nothing is taken)."""
+        verdict, ms = await self._acquire(
+            args=[
+                self.keys.source_prefix(),
+                limiter,
+                rate,
+                burst,
+                to_ms(horizon_s),
+                source or limiter,
+            ]
         )
-        if ms < 0:
-            raise NoSlot(f"no slot of {limiter}'s budget now", retry_after_s=-ms / 1000)
-        return ms / 1000
+        if verdict != "ok":
+            raise NoSlot(
+                f"no slot of {limiter}'s budget now",
+                retry_after_s=int(ms) / 1000,
+                paused=verdict == "paused",
+            )
+        return int(ms) / 1000
 
     async def reschedule(self, claimed: Claimed, updated: Watch, next_at: float) -> str:
         """Release the lease and make the watch due at next_at, saving its new state."""

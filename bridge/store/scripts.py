@@ -41,17 +41,19 @@ end
 
 -- A slot at most `horizon` ms ahead (the twin of poll/ratelimit.reserve). Returns
 -- true and the delay before sending, or false and the ms until asking again helps.
-local function reserve(prefix, source, rate, burst, now, horizon)
+-- `limiter` names the GCRA state (a source, or "NAME:token"); `source` the 429 pause.
+-- A third value says why a slot was refused: 'paused' or 'busy'.
+local function reserve(prefix, limiter, source, rate, burst, now, horizon)
   local paused = tonumber(redis.call('GET', prefix .. source .. ':paused_until') or '0')
-  if paused > now then return false, paused - now end
+  if paused > now then return false, paused - now, 'paused' end
   if rate <= 0 then return true, 0 end
-  local key = prefix .. source .. ':gcra'
+  local key = prefix .. limiter .. ':gcra'
   local interval = 1000 / rate
   local tat = tonumber(redis.call('GET', key) or '0')
   if tat < now then tat = now end
   local send_at = tat - (burst - 1) * interval
   if send_at < now then send_at = now end
-  if send_at - now > horizon then return false, math.ceil(send_at - now - horizon) end
+  if send_at - now > horizon then return false, math.ceil(send_at - now - horizon), 'busy' end
   local new_tat = tat + interval
   redis.call('SET', key, tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000)
   return true, send_at - now
@@ -101,8 +103,8 @@ for _, id in ipairs(ids) do
     if lim then
       wait = waits[source] or 0
       if wait == 0 then
-        local granted, ms = reserve(ARGV[5], source, tonumber(lim[1]), tonumber(lim[2]),
-                                    server_now, tonumber(ARGV[7]))
+        local granted, ms = reserve(ARGV[5], source, source, tonumber(lim[1]),
+                                    tonumber(lim[2]), server_now, tonumber(ARGV[7]))
         if granted then delay = ms else wait = math.max(ms, 1); waits[source] = wait end
       end
       if wait == 0 then sent[source] = (sent[source] or 0) + 1 end
@@ -131,20 +133,20 @@ return out
 
 # A slot for one request outside the claim (a retry after a 401, a token request), at
 # most ARGV[5] ms ahead. The token endpoint has its own limiter (source + ':token'), so
-# a 401 storm cannot become a token storm.
+# a 401 storm cannot become a token storm; the source's 429 pause holds for both.
 # KEYS: none  ARGV[1] source key prefix  ARGV[2] limiter name  ARGV[3] rate per s
-# ARGV[4] burst  ARGV[5] horizon ms
-# returns the ms to wait before sending (>= 0), or minus the ms until asking again can
-# help (< 0: paused, or no slot within the horizon; nothing was taken)
+# ARGV[4] burst  ARGV[5] horizon ms  ARGV[6] the source (its pause)
+# returns {'ok', ms to wait} or {'paused' | 'busy', ms until asking again can help}
+# (nothing taken when refused)
 ACQUIRE = (
     _PERMIT
     + """
 local now = server_ms()
-local granted, ms = reserve(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now,
-                            tonumber(ARGV[5]))
-if not granted then return tostring(-math.max(1, math.ceil(ms))) end
+local granted, ms, why = reserve(ARGV[1], ARGV[2], ARGV[6], tonumber(ARGV[3]),
+                                 tonumber(ARGV[4]), now, tonumber(ARGV[5]))
+if not granted then return {why, tostring(math.max(1, math.ceil(ms)))} end
 count_sent(ARGV[1], ARGV[2], now, 1)
-return tostring(math.ceil(ms))
+return {'ok', tostring(math.ceil(ms))}
 """
 )
 

@@ -149,14 +149,16 @@ async def test_finished_jobs_feed_the_scheduling_histograms(env) -> None:  # typ
     assert lag == pytest.approx(0.5, abs=0.01)
 
 
-async def test_a_401_retry_during_a_pause_is_not_sent(env) -> None:  # type: ignore[no-untyped-def]
-    """The retry after a 401 finds the source paused: no request, rescheduled after the
-    pause with poll_reason "paused" (a worker never sleeps through a pause)."""
+@pytest.mark.parametrize("rate", [100.0, 0.0])
+async def test_a_401_retry_during_a_pause_is_not_sent(env, rate: float) -> None:  # type: ignore[no-untyped-def]
+    """The retry after a 401 finds the source paused: neither the token request nor the
+    retry goes out, with or without a rate limit; the request that did go out counts as
+    a poll; rescheduled after the pause as "paused"."""
     from bridge.poll.poller import PolledSource
 
     store, clock, http, poller = env
     td = poller._sources["td"]
-    poller._sources["td"] = PolledSource("td", td.provider, rate_limit=100.0, burst=1)
+    poller._sources["td"] = PolledSource("td", td.provider, rate_limit=rate, burst=1)
     token_url, job_url = "http://td.test/oauth/token", "http://td.test/bulk-imports/users/q"
     http.queue(
         token_url,
@@ -168,7 +170,30 @@ async def test_a_401_retry_during_a_pause_is_not_sent(env) -> None:  # type: ign
     [claimed] = await store.claim(clock.now(), 60, 10)
     await store.pause("td", 120)
     assert await poller.poll(claimed) == "ok"
-    assert http.count(job_url) == 1  # the first request only
+    assert http.count(job_url) == 1 and http.count(token_url) == 1  # nothing after the 401
     stored = await store.get_watch(watch.id)
-    assert stored and stored.poll_reason == "paused"
+    assert stored and stored.poll_reason == "paused" and stored.polls == 1
     assert (stored.next_poll_at or 0) >= clock.now() + 119
+
+
+async def test_a_retry_without_a_slot_soon_is_rate_limited(env) -> None:  # type: ignore[no-untyped-def]
+    """The retry's source has no slot within the horizon: not sent, "rate_limited"."""
+    from bridge.poll.poller import PolledSource
+
+    store, clock, http, poller = env
+    td = poller._sources["td"]
+    poller._sources["td"] = PolledSource("td", td.provider, rate_limit=0.1, burst=1)
+    token_url, job_url = "http://td.test/oauth/token", "http://td.test/bulk-imports/users/r"
+    http.queue(
+        token_url,
+        HttpAnswer(200, b'{"access_token": "old", "expires_in": 3600}'),
+        HttpAnswer(200, b'{"access_token": "new", "expires_in": 3600}'),
+    )
+    http.queue(job_url, HttpAnswer(401, b"{}"), HttpAnswer(200, b'{"status": "IN_PROGRESS"}'))
+    watch, _ = await store.register(WatchKey("td", "users", "r"), clock.now())
+    await store.acquire("td", 0.1, 1, 1.0)  # the only slot of the next 10 s is taken
+    [claimed] = await store.claim(clock.now(), 60, 10)
+    assert await poller.poll(claimed) == "ok"
+    assert http.count(job_url) == 1
+    stored = await store.get_watch(watch.id)
+    assert stored and stored.poll_reason == "rate_limited" and stored.polls == 1

@@ -147,3 +147,12 @@ async def test_one_sources_backlog_does_not_hold_another_back(store: RedisStore)
     sources = sorted(c.watch.source for c in claimed)
     assert sources == ["fast", "slow"]  # the slow source's one slot, and the fast one
     assert await store.claim(NOW, 30, 10, limits) == []  # the backlog is queued behind
+
+
+async def test_token_slots_respect_the_sources_pause(store: RedisStore) -> None:
+    """The token limiter has its own budget but the source's 429 pause."""
+    assert await store.acquire("td:token", 0.5, 3, 2.0, source="td") < 0.05
+    await store.pause("td", 30)
+    with pytest.raises(NoSlot) as info:
+        await store.acquire("td:token", 0.5, 3, 2.0, source="td")
+    assert info.value.paused
