@@ -111,10 +111,11 @@ class Poller:
     async def _before_send(self, source: PolledSource, claimed: Claimed, retry: bool) -> None:
         """The last word before a request (and before any token request it needs). A
         retry takes a slot of its own. A first request reserved ahead checks the 429
-        pause again, and takes a fresh slot if it starts well after its own (the pool
-        was busy): late requests must not go out back to back. NoSlot: not sent."""
-        late = time.monotonic() - claimed.slot_at
-        if retry or (claimed.delay_s > 0 and source.rate_limit and late > 1 / source.rate_limit):
+        pause again; any first request that starts well after its slot (the pool was
+        busy) takes a fresh one, which checks the pause too: late requests must not go
+        out back to back. NoSlot: not sent."""
+        late = 0.0 if claimed.slot_at is None else time.monotonic() - claimed.slot_at
+        if retry or (source.rate_limit and late > 1 / source.rate_limit):
             # rate 0 still asks: the script checks the pause before the limit
             delay = await self._store.acquire(
                 source.name, source.rate_limit, source.burst, self._horizon_s

@@ -37,7 +37,7 @@ class Claimed:
     watch: Watch
     token: int
     delay_s: float = 0.0  # the source's limiter reserved a slot this far ahead
-    slot_at: float = 0.0  # that slot, on this process's monotonic clock
+    slot_at: float | None = None  # that slot on this process's monotonic clock (the pool's)
 
 
 @dataclass(frozen=True)

@@ -197,3 +197,34 @@ async def test_a_retry_without_a_slot_soon_is_rate_limited(env) -> None:  # type
     assert http.count(job_url) == 1
     stored = await store.get_watch(watch.id)
     assert stored and stored.poll_reason == "rate_limited" and stored.polls == 1
+
+
+async def test_a_request_starting_late_takes_a_fresh_slot(env) -> None:  # type: ignore[no-untyped-def]
+    """Claimed long before a worker got to it (a busy pool): a fresh slot first, so late
+    requests do not go out back to back; one on time does not ask again."""
+    import time as clock_time
+    from dataclasses import replace
+
+    from bridge.poll.poller import PolledSource
+
+    store, clock, http, poller = env
+    fs = poller._sources["fs"]
+    poller._sources["fs"] = PolledSource("fs", fs.provider, rate_limit=10.0, burst=1)
+    asked: list[str] = []
+    real_acquire = store.acquire
+
+    async def recording(limiter: str, *args: object, **kwargs: object) -> float:
+        asked.append(limiter)
+        return await real_acquire(limiter, *args, **kwargs)  # type: ignore[arg-type]
+
+    store.acquire = recording  # type: ignore[method-assign]
+    for job in ("late", "on-time"):
+        url = f"{FS}/v2/users/batch/{job}"
+        http.queue(url, HttpAnswer(200, json.dumps(fs_body("PROCESSING")).encode()))
+        await store.register(WatchKey("fs", "users", job), clock.now())
+    claimed = {c.watch.job_id: c for c in await store.claim(clock.now(), 60, 10)}
+    now = clock_time.monotonic()
+    assert await poller.poll(replace(claimed["late"], slot_at=now - 5)) == "ok"
+    assert asked == ["fs"]
+    assert await poller.poll(replace(claimed["on-time"], slot_at=now)) == "ok"
+    assert asked == ["fs"]
