@@ -21,7 +21,7 @@ async def status(request: web.Request) -> web.Response:
             "healthy": health.healthy,
             "reason": health.reason,
             "since": iso(health.since),
-            "paused_for_s": round(await store.paused_for(name), 3),
+            "paused_for_s": round(await store.pause_left(name), 3),
             "budget_used": await _budget(store, name, ctx.source_rates.get(name, 0.0)),
         }
     body: dict[str, Any] = {"watches": await store.watch_counts(), "sources": sources}

@@ -376,7 +376,8 @@ class RedisStore:
         }
 
     async def pause_left(self, source: str) -> float:
-        """As paused_for, with the checks of one moment sent in one round trip."""
+        """Seconds left in the source's 429 pause (Redis server time), 0 when none; the
+        checks of one moment go in one round trip."""
         return await self._pauses.call(source)
 
     async def _flush_pauses(self, sources: list[str]) -> list[float]:
@@ -397,17 +398,6 @@ class RedisStore:
         window = int(secs) // 10 - 1
         sent = await self.client.get(f"{self.keys.source_prefix()}{source}:sent:{window}")
         return int(sent or 0) / (rate * 10)
-
-    async def paused_for(self, source: str) -> float:
-        """Seconds left in the source's 429 pause (Redis server time), 0 when none."""
-        pipe: Pipeline = self.client.pipeline(transaction=False)
-        pipe.get(self.keys.source_pause(source))
-        pipe.time()
-        until, (secs, micros) = await pipe.execute()
-        if until is None:
-            return 0.0
-        now_ms = int(secs) * 1000 + int(micros) // 1000
-        return max(0.0, (float(until) - now_ms) / 1000)
 
     async def set_health(self, source: str, healthy: bool, reason: str | None, now: float) -> bool:
         """Record a source's health; True when this changed it."""

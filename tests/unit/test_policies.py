@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.poll import backoff
-from bridge.poll.ratelimit import gcra, reserve
+from bridge.poll.ratelimit import reserve
 
 bounds = st.tuples(
     st.floats(0.01, 100, allow_nan=False), st.floats(1, 10_000, allow_nan=False)
@@ -173,30 +173,31 @@ def test_retry_after_http_date_and_garbage() -> None:
     st.integers(1, 10),
     st.lists(st.floats(0, 20_000, allow_nan=False), min_size=1, max_size=300),
 )
-def test_gcra_never_exceeds_rate_times_window_plus_burst(
+def test_limiter_now_never_exceeds_rate_times_window_plus_burst(
     rate: float, burst_wish: int, arrivals: list[float]
 ) -> None:
-    """Over any window of W seconds, at most rate·W + burst requests are allowed."""
+    """With no horizon (a request now or not at all): over any window of W seconds, at
+    most rate·W + burst requests are allowed, and waiting as told works."""
     burst = max(1, min(burst_wish, int(rate)))
     tat = None
     allowed: list[float] = []
     for t in sorted(arrivals):
-        d = gcra(tat, t, rate, burst)
+        d = reserve(tat, t, rate, burst, 0)
         tat = d.tat_ms
-        if d.allowed:
+        if d.granted:
             allowed.append(t)
         else:
-            assert d.wait_ms > 0
-            assert gcra(tat, t + d.wait_ms, rate, burst).allowed  # waiting as told works
+            assert d.delay_ms > 0
+            assert reserve(tat, t + d.delay_ms, rate, burst, 0).granted
     for i, start in enumerate(allowed):
         for j in range(i, len(allowed)):
             window_s = (allowed[j] - start) / 1000
             assert j - i + 1 <= rate * window_s + burst + 1e-9
 
 
-def test_gcra_off_allows_everything() -> None:
+def test_limiter_off_allows_everything() -> None:
     """A rate of 0 turns the limiter off."""
-    assert all(gcra(None, t, 0, 1).allowed for t in range(100))
+    assert all(reserve(None, t, 0, 1, 0).granted for t in range(100))
 
 
 @given(

@@ -213,7 +213,7 @@ async def test_429_pauses_the_whole_source(env) -> None:  # type: ignore[no-unty
     await store.register(WatchKey("fs", "users", "b"), clock.now())
     await run_due(store, clock, poller)
     assert http.count(f"{FS}/v2/users/batch/b") == 0
-    assert 29 < await store.paused_for("fs") <= 30
+    assert 29 < await store.pause_left("fs") <= 30
 
 
 async def test_talkdesk_revoked_token_refreshed_once(env) -> None:  # type: ignore[no-untyped-def]

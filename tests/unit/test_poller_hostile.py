@@ -14,6 +14,25 @@ from tests.unit.test_poller import FS, env, fs_body, run_due
 
 __all__ = ["env"]
 
+TOKEN_URL = "http://td.test/oauth/token"
+
+
+def talkdesk_answering_401_once(poller: Any, http: Any, rate: float, job: str) -> str:
+    """The td source at `rate`, a token that the job's first poll finds revoked (401),
+    a fresh token, then a running job; returns the job's URL."""
+    from bridge.poll.poller import PolledSource
+
+    td = poller._sources["td"]
+    poller._sources["td"] = PolledSource("td", td.provider, rate_limit=rate, burst=1)
+    http.queue(
+        TOKEN_URL,
+        HttpAnswer(200, b'{"access_token": "old", "expires_in": 3600}'),
+        HttpAnswer(200, b'{"access_token": "new", "expires_in": 3600}'),
+    )
+    job_url = f"http://td.test/bulk-imports/users/{job}"
+    http.queue(job_url, HttpAnswer(401, b"{}"), HttpAnswer(200, b'{"status": "IN_PROGRESS"}'))
+    return job_url
+
 
 def nested(depth: int) -> Any:
     value: Any = "bottom"
@@ -103,18 +122,8 @@ async def test_a_reserved_slot_is_not_used_once_the_source_is_paused(env) -> Non
 
 async def test_the_retry_after_a_401_takes_its_own_slot(env) -> None:  # type: ignore[no-untyped-def]
     """The poll retried with a fresh token asks the source's limiter first."""
-    from bridge.poll.poller import PolledSource
-
     store, clock, http, poller = env
-    td = poller._sources["td"]
-    poller._sources["td"] = PolledSource("td", td.provider, rate_limit=100.0, burst=1)
-    token_url, job_url = "http://td.test/oauth/token", "http://td.test/bulk-imports/users/t"
-    http.queue(
-        token_url,
-        HttpAnswer(200, b'{"access_token": "old", "expires_in": 3600}'),
-        HttpAnswer(200, b'{"access_token": "new", "expires_in": 3600}'),
-    )
-    http.queue(job_url, HttpAnswer(401, b"{}"), HttpAnswer(200, b'{"status": "IN_PROGRESS"}'))
+    job_url = talkdesk_answering_401_once(poller, http, 100.0, "t")
     asked: list[str] = []
     real_acquire = store.acquire
 
@@ -154,23 +163,13 @@ async def test_a_401_retry_during_a_pause_is_not_sent(env, rate: float) -> None:
     """The retry after a 401 finds the source paused: neither the token request nor the
     retry goes out, with or without a rate limit; the request that did go out counts as
     a poll; rescheduled after the pause as "paused"."""
-    from bridge.poll.poller import PolledSource
-
     store, clock, http, poller = env
-    td = poller._sources["td"]
-    poller._sources["td"] = PolledSource("td", td.provider, rate_limit=rate, burst=1)
-    token_url, job_url = "http://td.test/oauth/token", "http://td.test/bulk-imports/users/q"
-    http.queue(
-        token_url,
-        HttpAnswer(200, b'{"access_token": "old", "expires_in": 3600}'),
-        HttpAnswer(200, b'{"access_token": "new", "expires_in": 3600}'),
-    )
-    http.queue(job_url, HttpAnswer(401, b"{}"), HttpAnswer(200, b'{"status": "IN_PROGRESS"}'))
+    job_url = talkdesk_answering_401_once(poller, http, rate, "q")
     watch, _ = await store.register(WatchKey("td", "users", "q"), clock.now())
     [claimed] = await store.claim(clock.now(), 60, 10)
     await store.pause("td", 120)
     assert await poller.poll(claimed) == "ok"
-    assert http.count(job_url) == 1 and http.count(token_url) == 1  # nothing after the 401
+    assert http.count(job_url) == 1 and http.count(TOKEN_URL) == 1  # nothing after the 401
     stored = await store.get_watch(watch.id)
     assert stored and stored.poll_reason == "paused" and stored.polls == 1
     assert (stored.next_poll_at or 0) >= clock.now() + 119
@@ -178,18 +177,8 @@ async def test_a_401_retry_during_a_pause_is_not_sent(env, rate: float) -> None:
 
 async def test_a_retry_without_a_slot_soon_is_rate_limited(env) -> None:  # type: ignore[no-untyped-def]
     """The retry's source has no slot within the horizon: not sent, "rate_limited"."""
-    from bridge.poll.poller import PolledSource
-
     store, clock, http, poller = env
-    td = poller._sources["td"]
-    poller._sources["td"] = PolledSource("td", td.provider, rate_limit=0.1, burst=1)
-    token_url, job_url = "http://td.test/oauth/token", "http://td.test/bulk-imports/users/r"
-    http.queue(
-        token_url,
-        HttpAnswer(200, b'{"access_token": "old", "expires_in": 3600}'),
-        HttpAnswer(200, b'{"access_token": "new", "expires_in": 3600}'),
-    )
-    http.queue(job_url, HttpAnswer(401, b"{}"), HttpAnswer(200, b'{"status": "IN_PROGRESS"}'))
+    job_url = talkdesk_answering_401_once(poller, http, 0.1, "r")
     watch, _ = await store.register(WatchKey("td", "users", "r"), clock.now())
     await store.acquire("td", 0.1, 1, 1.0)  # the only slot of the next 10 s is taken
     [claimed] = await store.claim(clock.now(), 60, 10)

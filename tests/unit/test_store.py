@@ -178,7 +178,7 @@ async def test_pause_blocks_the_source(store: RedisStore) -> None:
     await store.register(WatchKey("td", "users", "a"), NOW)
     await store.register(WatchKey("fs", "users", "b"), NOW)
     await store.pause("td", 5.0)
-    assert 4.0 < await store.paused_for("td") <= 5.0
+    assert 4.0 < await store.pause_left("td") <= 5.0
     claimed = await store.claim(NOW, 30, 10, {"td": (0.0, 1), "fs": (0.0, 1)})
     assert [c.watch.source for c in claimed] == ["fs"]
     [(_, score)] = await store.client.zrange(store.keys.due, 0, -1, withscores=True)
