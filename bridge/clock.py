@@ -78,6 +78,8 @@ class ServerClock:
             return False
         self._best_rtt_s = min(self._best_rtt_s, rtt)
         mid = sent_mono + rtt / 2
+        if self._anchor is None:  # what the local clock said before counts for nothing
+            self._last = 0.0
         self._anchor = (server_s, mid)
         self.offset_s = server_s - (self._local.now() - (received - mid))
         return True

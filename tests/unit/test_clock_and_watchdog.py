@@ -126,3 +126,15 @@ def test_aiohttp_server_log_loses_the_raw_request(capsys: pytest.CaptureFixture[
         root.handlers[:], root.level = saved[0], saved[1]
         structlog.configure(**saved[2])
     assert "very-secret-token" not in err and "ValueError" in err
+
+
+def test_the_first_reading_replaces_a_skewed_local_start() -> None:
+    """Read before the first measurement, a clock 40 s ahead does not hold time back
+    for 40 s once Redis time is known."""
+    wall, mono = FakeClock(1_000_040.0), Mono()
+    clock = ServerClock(wall, mono)
+    assert clock.now() == 1_000_040.0
+    sent = clock.mark()
+    mono.t += 0.001
+    assert clock.adjust(1_000_000.0, sent)
+    assert clock.now() == pytest.approx(1_000_000.0005)
