@@ -23,6 +23,10 @@ from bridge.store.batch import Coalescer
 from bridge.store.keys import Keys
 from bridge.store.pipelined import run_scripts
 
+# Under contention a new watch goes before those overdue by less than this (its first
+# poll is the one most worth making); nobody waits behind new ones longer than this.
+NEW_WATCH_HEAD_START_S = 600.0
+
 # Watches read per round when filtering a list, and rounds per page at most.
 _LIST_BATCH = 200
 _LIST_ROUNDS = 10
@@ -110,7 +114,14 @@ class RedisStore:
                 k.due,
                 k.watches,
             ],
-            args=[watch.id, to_ms(now), key.source, codec.watch_to_doc(watch), k.watch_prefix()],
+            args=[
+                watch.id,
+                to_ms(now),
+                key.source,
+                codec.watch_to_doc(watch),
+                k.watch_prefix(),
+                to_ms(NEW_WATCH_HEAD_START_S),
+            ],
         )
         if int(created):
             return watch, True

@@ -12,15 +12,18 @@ from __future__ import annotations
 # KEYS[1] watch key (source:kind:job → id)  KEYS[2] watch hash of ARGV[1]
 # KEYS[3] due zset  KEYS[4] watches zset
 # ARGV[1] new watch id  ARGV[2] now ms  ARGV[3] source  ARGV[4] doc
-# ARGV[5] watch hash key prefix
+# ARGV[5] watch hash key prefix  ARGV[6] head start ms
 # returns {1, id} when created, {0, existing id} when already watched. A lookup key whose
 # watch is gone (evicted, or restored from an older snapshot) is replaced.
+# A new watch is due now, queued as if due ARGV[6] earlier: when more is due than a
+# source's budget allows, new registrations go first, yet no watch waits behind them
+# for longer than the head start.
 REGISTER = """
 local existing = redis.call('GET', KEYS[1])
 if existing and redis.call('EXISTS', ARGV[5] .. existing) == 1 then return {0, existing} end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], 'state', 'watching', 'source', ARGV[3], 'lease', 0, 'doc', ARGV[4])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], tonumber(ARGV[2]) - tonumber(ARGV[6]), ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 return {1, ARGV[1]}
 """

@@ -156,3 +156,20 @@ async def test_token_slots_respect_the_sources_pause(store: RedisStore) -> None:
     with pytest.raises(NoSlot) as info:
         await store.acquire("td:token", 0.5, 3, 2.0, source="td")
     assert info.value.paused
+
+
+async def test_new_registrations_go_first_but_starve_nobody(store: RedisStore) -> None:
+    """Under contention a new watch is claimed before watches overdue by less than the
+    head start, but after one overdue by more."""
+    from bridge.store.redis import NEW_WATCH_HEAD_START_S
+
+    old = NOW - NEW_WATCH_HEAD_START_S - 60
+    await store.register(WatchKey("fs", "users", "long-overdue"), old - NEW_WATCH_HEAD_START_S)
+    [c] = await store.claim(old - NEW_WATCH_HEAD_START_S, 30, 1)
+    assert await store.reschedule(c, c.watch, old) == "ok"  # due 11 minutes ago
+    await store.register(WatchKey("fs", "users", "overdue"), NOW - 120)
+    [c] = await store.claim(NOW - 120, 30, 1)
+    assert await store.reschedule(c, c.watch, NOW - 60) == "ok"  # due a minute ago
+    await store.register(WatchKey("fs", "users", "new"), NOW)
+    order = [c.watch.job_id for c in await store.claim(NOW, 30, 3)]
+    assert order == ["long-overdue", "new", "overdue"]
