@@ -17,8 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 TOKEN = "chaos-admin-token-" + os.urandom(8).hex()
@@ -29,17 +27,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_up(url: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (loopback)
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer in {timeout_s} s")
 
 
 def main() -> int:
@@ -83,7 +70,6 @@ token_url = "{sim_url}/oauth/token"
     )
     har = work / "exchanges.har"
     try:
-        wait_up(f"http://127.0.0.1:{api_port}/livez")
         st = Path(sys.executable).with_name("st")
         subprocess.run(
             [
@@ -96,6 +82,8 @@ token_url = "{sim_url}/oauth/token"
                 "not_a_server_error",
                 "--max-time",
                 str(args.max_time),
+                "--wait-for-schema",
+                "30",  # the bridge is starting meanwhile
                 "--report",
                 "har",
                 "--report-har-path",
@@ -119,6 +107,9 @@ token_url = "{sim_url}/oauth/token"
 
 
 def report(har: Path, log: Path) -> int:
+    if not har.exists():
+        print(f"no exchanges recorded: did the bridge start? see {log}")
+        return 1
     entries = json.loads(har.read_text())["log"]["entries"]
     total = len(entries)
     server_errors = 0
