@@ -18,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from aiohttp import web
+from sim_rig import start_simulator
 
 from bridge.app import Bridge
 from bridge.model import Role
 from bridge.settings import load_settings
-from bridge.sim.upstream import JobSpec, Simulator
+from bridge.sim.upstream import JobSpec
 from bridge.store.embedded import EmbeddedRedis
 
 
@@ -50,12 +50,7 @@ def least_in_window(times: list[float], start: float, end: float, window_s: floa
 async def run(rate: float, jobs: int, replicas: int, seconds: float, tmp: Path) -> None:
     redis = EmbeddedRedis(tmp / "redis", persist=False)
     redis.start()
-    sim = Simulator()
-    runner = web.AppRunner(sim.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    sim, runner, port = await start_simulator()
     cfg = tmp / "bench.toml"
     cfg.write_text(f"""
 key_prefix = "budget"

@@ -20,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from aiohttp import web
+from sim_rig import start_simulator
 
 from bridge.app import Bridge
 from bridge.model import Role, WatchKey
 from bridge.settings import load_settings
-from bridge.sim.upstream import JobSpec, Simulator
+from bridge.sim.upstream import JobSpec
 from bridge.store.embedded import EmbeddedRedis
 
 
@@ -38,11 +38,7 @@ async def run(jobs: int, seed: int, tmp: Path, verbose: bool = False) -> None:
     rng = random.Random(seed)
     redis = EmbeddedRedis(tmp / "redis", persist=False)
     redis.start()
-    sim = Simulator()
-    runner = web.AppRunner(sim.app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
+    sim, runner, port = await start_simulator()
     cfg = tmp / "bench.toml"
     cfg.write_text(f"""
 key_prefix = "notice"
