@@ -4,9 +4,12 @@ a queued start, and FullStory jobs that report none.
 
     .venv/bin/python bench/notice_realtime.py [--jobs 40] [--seed 1]
 
-Job durations are log-uniform from 2 s to 60 s. Time-to-notice is the watch's
-terminal_at minus the job's end in the simulator. Loopback only: an embedded
-redis-server, the simulator and one bridge process in this process; no rate limit.
+Job durations are those of bench/efficiency.py scaled by 0.1 (log-normal, median 48 s),
+cut to 1-120 s so that a run ends within a few minutes. Time-to-notice is the watch's
+terminal_at minus the job's end in the simulator. Requests are compared with a fixed
+poller at min_interval (the "fixed 2 s" poller of the efficiency bench, scaled).
+Loopback only: an embedded redis-server, the simulator and one bridge process in this
+process; no rate limit.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from sim_rig import start_simulator
 
+from bridge import logs
 from bridge.app import Bridge
 from bridge.model import Role, WatchKey
 from bridge.settings import load_settings
@@ -69,7 +73,7 @@ rate_limit = 0
     watches: dict[str, tuple[str, str, float]] = {}  # watch id → (provider, job, duration)
     for provider, source in (("talkdesk", "td"), ("fullstory", "fs")):
         for i in range(jobs):
-            duration = math.exp(rng.uniform(math.log(2), math.log(60)))
+            duration = min(120.0, max(1.0, rng.lognormvariate(math.log(49.3), 1.3)))
             job = f"{source}{i}"
             sim.add_job(JobSpec(provider=provider, id=job, duration=duration))
             watch, _ = await bridge.store.register(
@@ -78,14 +82,14 @@ rate_limit = 0
             watches[watch.id] = (provider, job, duration)
     bridge.poller.wake()
     started = time.monotonic()
-    while time.monotonic() - started < 200:
+    while time.monotonic() - started < 300:
         views = [await bridge.store.get_watch(w) for w in watches]
         if all(v is not None and v.terminal_at for v in views):
             break
         await asyncio.sleep(0.5)
     created = {j.spec.id: j.created for j in sim.state.jobs.values()}
     for provider in ("talkdesk", "fullstory"):
-        lags, rel, requests = [], [], []
+        lags, rel, requests, fixed = [], [], [], []
         for watch_id, (p, job, duration) in watches.items():
             if p != provider:
                 continue
@@ -95,6 +99,7 @@ rate_limit = 0
             lag = w.terminal_at - (created[job] + duration)
             lags.append(lag)
             rel.append(lag / (0.1 * duration + 0.2))
+            fixed.append(math.floor(duration / 0.2) + 1)
             requests.append(sum(1 for r in sim.status_requests(provider) if r.path.endswith(job)))
             if verbose and lag > 0.1 * duration + 0.2:
                 times = [
@@ -104,7 +109,9 @@ rate_limit = 0
                 ]
                 print(f"  {job} duration {duration:.1f} s, lag {lag:.1f} s, polls at {times}")
         print(
-            f"{provider:9} {len(lags)} jobs: requests/job mean {statistics.mean(requests):.1f}; "
+            f"{provider:9} {len(lags)} jobs: requests/job mean {statistics.mean(requests):.1f} "
+            f"(fixed 0.2 s poller: {statistics.mean(fixed):.1f}, "
+            f"{statistics.mean(fixed) / statistics.mean(requests):.1f}x as many); "
             f"time-to-notice p50 {pct(lags, 0.5):.2f} s, p95 {pct(lags, 0.95):.2f} s, "
             f"max {max(lags):.2f} s; worst lag / (10 % of duration + 0.2 s) {max(rel):.2f}"
         )
@@ -119,6 +126,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--verbose", action="store_true", help="show the polls of late jobs")
     args = parser.parse_args()
+    logs.configure("WARNING")
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(run(args.jobs, args.seed, Path(tmp), args.verbose))
 

@@ -95,7 +95,7 @@ class Watch:
     next_poll_at: float | None = None
     terminal_at: float | None = None
     last_error: str | None = None
-    progress: tuple[tuple[float, int], ...] = ()  # recent (time, records done) readings
+    progress: tuple[tuple[float, float, int], ...] = ()  # (first seen, last seen, count) per count
     poll_reason: str | None = None  # why next_poll_at is what it is (see PollReason)
     lease: int = 0
     snapshot: dict[str, Any] | None = None

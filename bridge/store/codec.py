@@ -64,13 +64,21 @@ def watch_from_doc(text: str, lease: int = 0) -> Watch:
     )
 
 
-def _progress(d: dict[str, Any]) -> tuple[tuple[float, int], ...]:
-    """Progress readings; a document of an older version kept only its first one."""
+def _progress(d: dict[str, Any]) -> tuple[tuple[float, float, int], ...]:
+    """Progress samples (first seen, last seen, count); older versions kept (time,
+    count) pairs, or only the first reading."""
     if d.get("progress"):
-        return tuple((float(t), int(n)) for t, n in d["progress"])
+        return tuple(_sample(s) for s in d["progress"])
     if d.get("progress_t0") is not None and d.get("progress_done0") is not None:
-        return ((float(d["progress_t0"]), int(d["progress_done0"])),)
+        t0 = float(d["progress_t0"])
+        return ((t0, t0, int(d["progress_done0"])),)
     return ()
+
+
+def _sample(s: list[Any]) -> tuple[float, float, int]:
+    if len(s) == 3:
+        return float(s[0]), float(s[1]), int(s[2])
+    return float(s[0]), float(s[0]), int(s[1])
 
 
 def event_to_json(event: Event) -> str:

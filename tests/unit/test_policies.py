@@ -77,22 +77,64 @@ def test_complete_counts_are_polled_soon_then_less() -> None:
     assert later == pytest.approx(10)
 
 
-def test_progress_from_recent_samples_not_the_queued_start() -> None:
+def read(
+    samples: backoff.Samples, now: float, done: int, total: int = 100
+) -> tuple[backoff.Samples, float | None, float]:
+    return backoff.read_progress(samples, now=now, created_at=0.0, total=total, done=done)
+
+
+def test_progress_from_recent_changes_not_the_queued_start() -> None:
     """A long queue at 0 records, then steady work: the rate is the work's, not the
-    average since the first sample; a pause moves the window forward."""
+    average since the first sample, and the first change alone gives no estimate (the
+    work may have started just before it was seen)."""
     samples: backoff.Samples = ()
     for t in (0, 10, 20, 30):  # queued 30 s
-        samples = backoff.track_progress(samples, t, 0)
-    assert samples == ((30, 0),)
-    samples = backoff.track_progress(samples, 32, 20)  # 10 records/s since the queue
-    assert backoff.remaining_from(samples, 100) == pytest.approx(8)
-    samples = backoff.track_progress(samples, 33, 40)  # 20 records/s: between changes only
-    assert backoff.remaining_from(samples, 100) == pytest.approx(3)
-    for t, done in ((34, 50), (35, 60), (36, 70)):
-        samples = backoff.track_progress(samples, t, done)
-    assert len(samples) == backoff.PROGRESS_WINDOW
-    assert backoff.remaining_from(samples, 100) == pytest.approx(3)
-    assert backoff.track_progress(samples, 40, 10) == ((40, 10),)  # counts went back
+        samples, eta, _ = read(samples, t, 0)
+        assert eta is None
+    assert samples == ((0, 30, 0),)
+    samples, eta, _ = read(samples, 32, 20)
+    assert eta is None
+    samples, eta, _ = read(samples, 34, 40)  # 10 records/s since the first change
+    assert eta == pytest.approx(6)
+    samples, eta, _ = read(samples, 35, 60)  # 20 records/s lately: 13.3/s over the window
+    assert eta == pytest.approx(40 / (40 / 3))
+
+
+def test_a_pause_is_not_slow_work() -> None:
+    """A count that stops moving does not lower the rate: the job could go on at its
+    working rate any moment, so the estimate is the work left at that rate, and how long
+    the job has been past its expected end is reported (the polls thin out by it)."""
+    samples: backoff.Samples = ()
+    for t, done in ((0, 0), (1, 10), (2, 20), (3, 30)):
+        samples, eta, past = read(samples, t, done)
+    assert (eta, past) == (pytest.approx(7), 0)
+    samples, eta, past = read(samples, 5, 30)  # expected: 50 done by now
+    assert (eta, past) == (pytest.approx(5), 0)
+    samples, eta, past = read(samples, 100, 30)  # paused for 97 s
+    assert eta == pytest.approx(7) and past == pytest.approx(90)
+    samples, eta, past = read(samples, 101, 40)  # resumed
+    assert eta is not None and eta < 7 and past == 0
+
+
+def test_complete_counts_report_how_long_they_have_been_complete() -> None:
+    """Counts complete: 0 left, and the time since they were first seen complete."""
+    samples: backoff.Samples = ()
+    for t, done in ((0, 0), (1, 50), (3, 100), (9, 100)):
+        samples, eta, past = read(samples, t, done)
+    assert (eta, past) == (0.0, 6)
+    assert backoff.track_progress(samples, 10, 10) == ((10, 10, 10),)  # counts went back
+
+
+def test_a_stalled_job_is_polled_less_and_less() -> None:
+    """Past the expected end, the polls thin out by the lag target of the overrun: a
+    job paused for an hour near its end costs tens of polls, not thousands."""
+    short, _ = backoff.next_interval(
+        age_s=100, lag_target=0.1, min_s=1, max_s=300, eta_s=5, overdue_s=0
+    )
+    long, reason = backoff.next_interval(
+        age_s=3700, lag_target=0.1, min_s=1, max_s=300, eta_s=5, overdue_s=3600
+    )
+    assert short == pytest.approx(5 * backoff.APPROACH) and long > 100 and reason == "age"
 
 
 @given(
@@ -107,11 +149,12 @@ def test_progress_window_is_bounded_and_ordered(steps: list[tuple[float, int]], 
     for dt, gained in steps:
         t += dt
         done += gained
-        samples = backoff.track_progress(samples, t, done)
+        samples, eta, past = read(samples, t, done, total)
         assert len(samples) <= backoff.PROGRESS_WINDOW
         assert [s[0] for s in samples] == sorted(s[0] for s in samples)
-        eta = backoff.remaining_from(samples, total)
+        assert all(first <= last for first, last, _ in samples)
         assert eta is None or eta >= 0
+        assert past >= 0
 
 
 @given(st.integers(0, 10_000), st.integers(0, 10_000), st.floats(0.1, 1000), st.integers(1, 10**6))

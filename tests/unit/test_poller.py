@@ -255,8 +255,9 @@ async def test_persistent_401_marks_source_unhealthy(env) -> None:  # type: igno
 
 
 async def test_progress_estimates_completion(env) -> None:  # type: ignore[no-untyped-def]
-    """With Talkdesk counts, the next poll is at the estimated completion, but never
-    later than the lag target allows for a job of the expected length."""
+    """With Talkdesk counts, the next poll closes in on the estimated completion, but
+    never later than the lag target allows for a job of the expected length; the first
+    change of the count alone is no estimate."""
     store, clock, http, poller = env
     http.queue(f"{TD}/oauth/token", ok({"access_token": "a", "expires_in": 3600}))
     url = f"{TD}/bulk-imports/users/p"
@@ -264,18 +265,23 @@ async def test_progress_estimates_completion(env) -> None:  # type: ignore[no-un
         url,
         ok(td_body("IN_PROGRESS", 10, 1000)),
         ok(td_body("IN_PROGRESS", 30, 1000)),
-        ok(td_body("IN_PROGRESS", 950, 1000)),
+        ok(td_body("IN_PROGRESS", 50, 1000)),
+        ok(td_body("IN_PROGRESS", 990, 1000)),
     )
     watch, _ = await store.register(WatchKey("td", "users", "p"), clock.now())
     await run_due(store, clock, poller)
     clock.advance(2)
-    await run_due(store, clock, poller)  # 20 records in 2 s: 970 left ≈ 97 s away
+    await run_due(store, clock, poller)
+    stored = await store.get_watch(watch.id)
+    assert stored and stored.poll_reason == "age"
+    clock.advance(2)
+    await run_due(store, clock, poller)  # 10 records/s: 950 left, 95 s away
     stored = await store.get_watch(watch.id)
     assert stored and stored.next_poll_at is not None
-    assert stored.next_poll_at - clock.now() == pytest.approx(0.1 * (2 + 97))  # capped
-    assert stored.poll_reason == "age"  # half of 97 s is further than the lag target allows
+    assert stored.next_poll_at - clock.now() == pytest.approx(0.1 * (4 + 95))  # capped
+    assert stored.poll_reason == "age"  # a share of 95 s is further than the lag target
     clock.advance(stored.next_poll_at - clock.now())
-    await run_due(store, clock, poller)  # 920 records in 9.9 s: 50 left, about 0.5 s
+    await run_due(store, clock, poller)  # 940 more in 9.9 s: 10 left, about 0.1 s
     stored = await store.get_watch(watch.id)
     assert stored and stored.poll_reason == "eta" and stored.next_poll_at is not None
     assert stored.next_poll_at - clock.now() == pytest.approx(2)  # min_interval
