@@ -1,13 +1,17 @@
 """Requests per job against time-to-notice, for the bridge's scheduling and the usual
 alternatives, on one simulated day: the daemon's own policy functions
-(bridge.poll.backoff, bridge.poll.ratelimit.reserve) driven on a virtual clock.
+(bridge.poll.backoff, bridge.poll.durations, bridge.poll.priority,
+bridge.poll.ratelimit.reserve) driven on a virtual clock.
 
     .venv/bin/python bench/efficiency.py [--jobs 10000] [--rate 6] [--seed 7] [--png FILE]
 
-The workload: jobs arriving over a day with two peak hours; durations log-normal,
-10 s to 6 h (median about 8 min); half report progress (a queued start, speed changes,
-pauses), half report nothing. One source with `rate` requests per second, shared by
-all jobs: polls due beyond it wait, first due first served, as the claim serves them.
+The workload: jobs arriving over a day with two peak hours; four kinds of job, each
+with its own typical duration (45 s, 6 min, 40 min, 2.5 h, log-normal around it), one
+job in ten an outlier from a broad log-normal, all cut to 10 s - 6 h; at noon the
+6-minute kind starts taking twice as long. Half report progress (a queued start, speed
+changes, pauses), half report nothing. One source with `rate` requests per second,
+shared by all jobs: when more polls are due than it allows, each policy serves them
+in its order (the bridge: by priority; the others: first due, first served).
 Each policy is reported as requests per job, p50/p95/p99 time-to-notice, and the share
 of minutes in which more polls were due than the budget allowed.
 """
@@ -26,11 +30,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bridge.poll import backoff
+from bridge.poll import backoff, priority
+from bridge.poll.durations import Durations, bucket_of, learned_interval
 from bridge.poll.ratelimit import reserve
+from bridge.store.durations import GENERATION
 
 DAY_S = 86400.0
 MIN_S, MAX_S = 2.0, 300.0
+KINDS = (45.0, 360.0, 2400.0, 9000.0)  # typical duration of each kind, seconds
 
 
 @dataclass
@@ -38,6 +45,7 @@ class Job:
     created: float
     duration: float
     progress: bool
+    kind: int = 0
     total: int = 0
     knots: list[float] = field(default_factory=list)  # times (relative) of the work curve
     work: list[float] = field(default_factory=list)  # cumulative share of work at each knot
@@ -67,8 +75,14 @@ def workload(n: int, rng: random.Random) -> list[Job]:
             created = rng.uniform(0, DAY_S)
         else:  # the peak hours: around 10:00 and 15:00
             created = min(DAY_S, max(0.0, rng.gauss(rng.choice((10, 15)) * 3600, 3600)))
-        duration = min(21600.0, max(10.0, rng.lognormvariate(6.2, 1.3)))
-        job = Job(created, duration, progress=rng.random() < 0.5)
+        kind = rng.randrange(len(KINDS))
+        typical = KINDS[kind] * (2 if kind == 1 and created > DAY_S / 2 else 1)
+        if rng.random() < 0.1:  # an outlier
+            duration = rng.lognormvariate(6.2, 1.3)
+        else:
+            duration = rng.lognormvariate(math.log(typical), 0.35)
+        duration = min(21600.0, max(10.0, duration))
+        job = Job(created, duration, progress=rng.random() < 0.5, kind=kind)
         if job.progress:
             job.total = rng.choice((100, 1000, 10_000, 100_000))
             queued = rng.uniform(0, 0.15) * duration
@@ -94,7 +108,22 @@ class State:
     done0: int | None = None
 
 
-Policy = Callable[[Job, State, float], float]
+Policy = Callable[[Job, State, float], float]  # the next interval
+
+
+class Plain:
+    """A policy that serves due polls first come, first served."""
+
+    ranked = False
+
+    def __init__(self, interval: Policy) -> None:
+        self.interval = interval
+
+    def __call__(self, job: Job, st: State, now: float) -> tuple[float, float]:
+        return self.interval(job, st, now), 0.0
+
+    def finished(self, job: Job) -> None:
+        pass
 
 
 def fixed(interval: float) -> Policy:
@@ -123,31 +152,64 @@ def growth_15(job: Job, st: State, now: float) -> float:
     return MAX_S if n * math.log(1.5) >= math.log(MAX_S / MIN_S) else min(MAX_S, MIN_S * 1.5**n)
 
 
-def bridge(lag_target: float) -> Policy:
-    """The daemon's policy: the same functions the poller calls."""
+class Learned:
+    """Durations per kind, as the store keeps them: two generations of GENERATION jobs,
+    the older dropped when the newer fills (so a change of the typical duration is
+    followed within GENERATION to 2 x GENERATION jobs)."""
 
-    def policy(job: Job, st: State, now: float) -> float:
+    def __init__(self) -> None:
+        self.generations: dict[int, tuple[Counter[int], Counter[int]]] = {}
+        self.cache: dict[int, Durations] = {}
+
+    def record(self, kind: int, duration: float) -> None:
+        current, _ = self.generations.setdefault(kind, (Counter(), Counter()))
+        current[bucket_of(duration)] += 1
+        if sum(current.values()) >= GENERATION:
+            self.generations[kind] = (Counter(), current)
+        self.cache.pop(kind, None)
+
+    def of(self, kind: int) -> Durations | None:
+        if kind not in self.generations:
+            return None
+        if kind not in self.cache:
+            current, previous = self.generations[kind]
+            self.cache[kind] = Durations.from_counts(current + previous)
+        return self.cache[kind]
+
+
+class Bridge:
+    """The daemon's policy: the same functions the poller calls, and the same priority
+    under contention. learn=False: the lag target alone (no learned durations)."""
+
+    ranked = True
+
+    def __init__(self, lag_target: float, learn: bool = True) -> None:
+        self.lag_target = lag_target
+        self.learned = Learned() if learn else None
+
+    def __call__(self, job: Job, st: State, now: float) -> tuple[float, float]:
         eta, overdue = None, 0.0
         if job.progress:
-            done = job.done_at(now)
             st.samples, eta, overdue = backoff.read_progress(
-                st.samples,
-                now=now,
-                created_at=job.created,
-                total=job.total,
-                done=done,
+                st.samples, now=now, created_at=job.created, total=job.total, done=job.done_at(now)
             )
+        age = now - job.created
+        durations = self.learned.of(job.kind) if self.learned else None
         interval, _ = backoff.next_interval(
-            age_s=now - job.created,
-            lag_target=lag_target,
+            age_s=age,
+            lag_target=self.lag_target,
             min_s=MIN_S,
             max_s=MAX_S,
             eta_s=eta,
             overdue_s=overdue,
+            learned_s=None if eta is not None else learned_interval(durations, age),
         )
-        return interval
+        worth = priority.poll_worth(age_s=age, interval_s=interval, eta_s=eta, durations=durations)
+        return interval, worth
 
-    return policy
+    def finished(self, job: Job) -> None:
+        if self.learned is not None:
+            self.learned.record(job.kind, job.duration)
 
 
 @dataclass
@@ -174,30 +236,45 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
 
 
-def simulate(name: str, jobs: list[Job], policy: Policy, rate: float) -> Result:
-    """Polls in due order through the source's limiter (the daemon's reserve, horizon
-    0: a poll goes at its slot); returns requests and time-to-notice per job."""
-    heap = [(job.created, i) for i, job in enumerate(jobs)]
-    heapq.heapify(heap)
+def simulate(name: str, jobs: list[Job], policy: Plain | Bridge, rate: float) -> Result:
+    """Polls through the source's limiter (the daemon's reserve: a poll goes at its
+    slot). At each slot the policy's first due poll goes: by priority key for the
+    bridge, by due time for the others. Returns requests and time-to-notice per job."""
+    arrivals = [(job.created, i) for i, job in enumerate(jobs)]
+    heapq.heapify(arrivals)  # (due time, job): not due yet
+    ready: list[tuple[float, float, int]] = []  # (priority key, due time, job): due
     states = [State() for _ in jobs]
+    worth = [priority.NEW_WATCH_WORTH] * len(jobs)
     requests = [0] * len(jobs)
     lags = [0.0] * len(jobs)
     due_per_minute: Counter[int] = Counter()
     tat: float | None = None
-    while heap:
-        due, i = heapq.heappop(heap)
-        due_per_minute[int(due // 60)] += 1
-        now = due
+    now = 0.0
+    while arrivals or ready:
+        if not ready:
+            now = max(now, arrivals[0][0])
+        slot = now
         if rate > 0:  # the next slot of the limiter (server time in ms)
-            r = reserve(tat, due * 1000, rate, 1, math.inf)
-            tat, now = r.tat_ms, due + r.delay_ms / 1000
+            r = reserve(tat, now * 1000, rate, 1, math.inf)
+            slot = now + r.delay_ms / 1000
+        while arrivals and arrivals[0][0] <= slot:
+            due, i = heapq.heappop(arrivals)
+            due_per_minute[int(due // 60)] += 1
+            key = priority.priority_key(due, worth[i], MAX_S) if policy.ranked else due
+            heapq.heappush(ready, (key, due, i))
+        _, due, i = heapq.heappop(ready)
+        now = slot = max(slot, due)
+        if rate > 0:
+            tat = reserve(tat, slot * 1000, rate, 1, math.inf).tat_ms
         job, st = jobs[i], states[i]
         requests[i] += 1
         st.polls += 1
         if now >= job.end:
             lags[i] = now - job.end
+            policy.finished(job)
             continue
-        heapq.heappush(heap, (now + policy(job, st, now), i))
+        interval, worth[i] = policy(job, st, now)
+        heapq.heappush(arrivals, (now + interval, i))
     capacity = rate * 60 if rate > 0 else math.inf
     minutes = [m for m in due_per_minute if m * 60 < DAY_S]
     over = sum(1 for m in minutes if due_per_minute[m] > capacity) / max(1, len(minutes))
@@ -214,14 +291,15 @@ def main() -> None:
     parser.add_argument("--png", help="write the requests-vs-p95 plot here")
     args = parser.parse_args()
     jobs = workload(args.jobs, random.Random(args.seed))
-    policies: list[tuple[str, Policy]] = [
-        ("fixed 2 s", fixed(2)),
-        ("fixed 5 s", fixed(5)),
-        ("fixed 30 s", fixed(30)),
-        ("fixed 120 s", fixed(120)),
-        ("exponential x2, 2-300 s", exponential),
-        ("x1.5 growth (before)", growth_15),
-        *[(f"bridge, lag_target {lt:g}", bridge(lt)) for lt in (0.05, 0.1, 0.2, 0.4)],
+    policies: list[tuple[str, Plain | Bridge]] = [
+        ("fixed 2 s", Plain(fixed(2))),
+        ("fixed 5 s", Plain(fixed(5))),
+        ("fixed 30 s", Plain(fixed(30))),
+        ("fixed 120 s", Plain(fixed(120))),
+        ("exponential x2, 2-300 s", Plain(exponential)),
+        ("x1.5 growth (before)", Plain(growth_15)),
+        *[(f"lag target alone, {lt:g}", Bridge(lt, learn=False)) for lt in (0.05, 0.1, 0.2)],
+        *[(f"bridge, lag_target {lt:g}", Bridge(lt)) for lt in (0.05, 0.1, 0.2, 0.4, 1.0)],
     ]
     started = time.monotonic()
     results = [simulate(name, jobs, policy, args.rate) for name, policy in policies]

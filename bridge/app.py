@@ -29,6 +29,7 @@ from bridge.providers.talkdesk import TalkdeskProvider
 from bridge.settings import FullStorySource, Settings, TalkdeskSource
 from bridge.store.connection import connect
 from bridge.store.deliveries import DeliveryStore
+from bridge.store.durations import DurationStore
 from bridge.store.redis import RedisStore
 from bridge.watchdog import Watchdog
 
@@ -143,6 +144,7 @@ class Bridge:
                 metrics=self.metrics,
                 on_event=self._event_written,
                 outage=self.outage,
+                durations=DurationStore(client, s.key_prefix),
             )
             self.poller.start()
             self._ticker.every(s.poll.tick, self._tick, "poll_tick")

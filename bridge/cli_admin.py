@@ -276,7 +276,8 @@ def _status(c: ApiClient, a: argparse.Namespace) -> None:
     out.record(data["watches"], indent="  ")
     print("sources")
     rows = [{"source": name, **info} for name, info in data["sources"].items()]
-    out.table(rows, ("source", "healthy", "budget_used", "paused_for_s", "reason", "since"))
+    columns = ("source", "healthy", "budget_used", "waiting_for_budget", "paused_for_s", "reason")
+    out.table(rows, (*columns, "since"))
     if "queues" in data:
         print("subscriptions")
         out.record(data["subscriptions"], indent="  ")

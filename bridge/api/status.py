@@ -15,6 +15,7 @@ async def status(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     store = ctx.store
     sources: dict[str, Any] = {}
+    backlogs = await store.backlogs()
     for name in ctx.source_kinds:
         health = await store.get_health(name)
         sources[name] = {
@@ -23,6 +24,7 @@ async def status(request: web.Request) -> web.Response:
             "since": iso(health.since),
             "paused_for_s": round(await store.pause_left(name), 3),
             "budget_used": await _budget(store, name, ctx.source_rates.get(name, 0.0)),
+            "waiting_for_budget": backlogs.get(name, 0),
         }
     body: dict[str, Any] = {"watches": await store.watch_counts(), "sources": sources}
     if ctx.deliveries is not None:

@@ -108,6 +108,7 @@ def next_interval(
     max_s: float,
     eta_s: float | None = None,
     overdue_s: float = 0.0,
+    learned_s: float | None = None,
 ) -> tuple[float, str]:
     """When to poll a job that is still running, and why. With progress reported: after
     APPROACH of the estimated time left, closing in on the end ("eta"); past the
@@ -116,7 +117,8 @@ def next_interval(
     expected duration (age + eta), so an estimate that is wrong costs a bounded lag.
     Counts complete but the status not terminal yet (eta 0): from min_s, growing by the
     lag target of how long that has lasted. Without progress: the lag target's interval
-    of its age ("age"). Always within [min_s, max_s]."""
+    of its age ("age"), or sooner where the learned durations say jobs like this one
+    typically end (learned_s, "learned"). Always within [min_s, max_s]."""
     if eta_s is not None and math.isfinite(eta_s):
         if eta_s <= 0:  # the counts are complete, the status not yet: it ends any moment
             return lag_interval(overdue_s, lag_target, min_s, max_s), "eta"
@@ -127,7 +129,10 @@ def next_interval(
         if step <= cap:
             return min(max_s, max(min_s, step)), "eta"
         return cap, "age"
-    return lag_interval(age_s, lag_target, min_s, max_s), "age"
+    interval = lag_interval(age_s, lag_target, min_s, max_s)
+    if learned_s is not None and learned_s < interval:
+        return max(min_s, learned_s), "learned"
+    return interval, "age"
 
 
 def error_backoff(errors: int, min_s: float, max_s: float, rand: float) -> float:

@@ -27,15 +27,20 @@ from bridge.events import outcome_event
 from bridge.metrics import Metrics
 from bridge.model import JobSnapshot, Outcome, Watch, state_for
 from bridge.outage import OutageLog
-from bridge.poll import backoff
+from bridge.poll import backoff, priority
+from bridge.poll.durations import learned_interval
 from bridge.providers.base import Provider, fetch_snapshot
 from bridge.providers.http import HttpClient
 from bridge.settings import PollSettings
 from bridge.store.connection import REDIS_UNAVAILABLE
+from bridge.store.durations import DurationStore
 from bridge.store.redis import Claimed, RedisStore
 from bridge.workers import WorkerPool
 
 log = structlog.get_logger("bridge.poll")
+
+# Outcomes the bridge decided, not the upstream: no duration to learn from.
+_NOT_ENDED_UPSTREAM = frozenset({Outcome.NOT_FOUND, Outcome.EXPIRED})
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,10 @@ class Poller:
         rand: Callable[[], float] = random.random,
         on_event: Callable[[], object] = lambda: None,
         outage: OutageLog | None = None,
+        durations: DurationStore | None = None,
     ) -> None:
         self._store = store
+        self._durations = durations
         self._http = http
         self._sources = sources
         self._settings = settings
@@ -216,14 +223,20 @@ class Poller:
             total=snap.counts.total,
             done=snap.counts.processed,
         )
+        age = now - w.created_at
+        durations = None
+        if eta is None and self._durations is not None:
+            durations = await self._durations.load(w.source, w.kind)
         interval, reason = backoff.next_interval(
-            age_s=now - w.created_at,
+            age_s=age,
             lag_target=self._settings.lag_target,
             min_s=self._settings.min_interval,
             max_s=self._settings.max_interval,
             eta_s=eta,
             overdue_s=overdue,
+            learned_s=learned_interval(durations, age),
         )
+        worth = priority.poll_worth(age_s=age, interval_s=interval, eta_s=eta, durations=durations)
         # The hot path: one copy of the watch per poll (dataclasses.replace is not cheap).
         updated = replace(
             w,
@@ -240,7 +253,10 @@ class Poller:
             interval_s=interval,
             next_poll_at=now + interval,
         )
-        return await self._store.reschedule(claimed, updated, now + interval)
+        # Worth decides who goes first when the budget is short; no poll is passed over
+        # for longer than max_interval (poll/priority.py).
+        rank = priority.priority_key(now + interval, worth, self._settings.max_interval)
+        return await self._store.reschedule(claimed, updated, now + interval, rank)
 
     async def _finish(
         self,
@@ -266,6 +282,7 @@ class Poller:
             self._metrics.events.labels(event.type).inc()
             self._metrics.requests_per_job.labels(updated.source).observe(updated.polls)
             finished = parse_time(snap.finished_at) if snap else None
+            await self._learn_duration(claimed.watch, outcome, finished, now)
             if finished is not None:
                 self._metrics.time_to_notice.labels(updated.source).observe(
                     max(0.0, now - finished)
@@ -279,6 +296,20 @@ class Poller:
                 event_id=event.id,
             )
         return verdict
+
+    async def _learn_duration(
+        self, before: Watch, outcome: Outcome, finished: float | None, now: float
+    ) -> None:
+        """A job seen running and then ending upstream: its duration since registration
+        (the age the policy uses), by the upstream's own finished time where it gives one.
+        A job found already finished tells nothing about durations."""
+        if self._durations is None or before.polls == 0 or outcome in _NOT_ENDED_UPSTREAM:
+            return
+        ended = now if finished is None else min(now, finished)
+        try:
+            await self._durations.record(before.source, before.kind, ended - before.created_at)
+        except REDIS_UNAVAILABLE:  # the event is written; a lost sample is no loss
+            log.info("duration_not_recorded", watch_id=before.id)
 
     async def _rate_limited(
         self, claimed: Claimed, polled: Watch, source: PolledSource, exc: RateLimitedError

@@ -74,6 +74,20 @@ class Keys:
         """Scripts build per-source keys from this and the source name."""
         return f"{self._p}:source:"
 
+    def source_backlog(self, source: str) -> str:
+        """Sorted set: due watches the source's limiter refused, by priority key (ms)."""
+        return f"{self._p}:source:{source}:backlog"
+
+    @property
+    def backlogs(self) -> str:
+        """Set: the sources that have a backlog."""
+        return f"{self._p}:backlogs"
+
+    def durations(self, source: str, kind: str, generation: str) -> str:
+        """Hash: learned job durations of a source and kind, bucket → jobs, plus `n`;
+        generation `current` or `previous` (poll/durations.py, store/durations.py)."""
+        return f"{self._p}:durations:{source}:{kind}:{generation}"
+
     def source_gcra(self, source: str) -> str:
         return f"{self._p}:source:{source}:gcra"
 

@@ -68,6 +68,7 @@ class RedisStore:
         self._pause = reg(scripts.PAUSE)
         self._delete_if_equals = reg(scripts.DELETE_IF_EQUALS)
         self._reschedule_many = reg(scripts.RESCHEDULE_MANY)
+        self._backlogs = reg(scripts.BACKLOGS)
         self._acquire = reg(scripts.ACQUIRE)
         self._page = reg(scripts.PAGE)
         self._reschedules: Coalescer[list[str], str] = Coalescer(self._flush_reschedules)
@@ -199,6 +200,7 @@ class RedisStore:
                 k.leases,
                 k.watch_key(watch.source, watch.kind, watch.job_id),
                 k.watches,
+                k.source_backlog(watch.source),
             ],
             args=[watch.id],
         )
@@ -221,7 +223,7 @@ class RedisStore:
         """
         k = self.keys
         flat = await self._claim(
-            keys=[k.due, k.leases],
+            keys=[k.due, k.leases, k.backlogs],
             args=[
                 to_ms(now),
                 to_ms(lease_s),
@@ -266,20 +268,31 @@ class RedisStore:
             )
         return int(ms) / 1000
 
-    async def reschedule(self, claimed: Claimed, updated: Watch, next_at: float) -> str:
-        """Release the lease and make the watch due at next_at, saving its new state."""
+    async def reschedule(
+        self, claimed: Claimed, updated: Watch, next_at: float, priority_at: float | None = None
+    ) -> str:
+        """Release the lease and make the watch due at next_at, saving its new state.
+        priority_at orders it among due watches when its source's budget is short (lower
+        first; poll/priority.py); by default its due time."""
         if updated.next_poll_at != next_at:
             updated = replace(updated, next_poll_at=next_at)
         return await self._reschedules.call(
-            [claimed.watch.id, str(claimed.token), str(to_ms(next_at)), codec.watch_to_doc(updated)]
+            [
+                claimed.watch.id,
+                str(claimed.token),
+                str(to_ms(next_at)),
+                codec.watch_to_doc(updated),
+                str(to_ms(next_at if priority_at is None else priority_at)),
+            ]
         )
 
     async def _flush_reschedules(self, items: list[list[str]]) -> list[str]:
         k = self.keys
         if len(items) == 1:  # the plain script: no argument list to build
-            watch_id, token, next_ms, doc = items[0]
+            watch_id, token, next_ms, doc, prio_ms = items[0]
             result = await self._reschedule(
-                keys=[k.watch(watch_id), k.due, k.leases], args=[watch_id, token, next_ms, doc]
+                keys=[k.watch(watch_id), k.due, k.leases],
+                args=[watch_id, token, next_ms, doc, prio_ms],
             )
             return [str(result)]
         args = [k.watch_prefix()]
@@ -328,8 +341,10 @@ class RedisStore:
         assert isinstance(result, str)  # the coalescer raises a failed call's exception
         return result
 
-    async def due_count(self) -> int:
-        return int(await self.client.zcard(self.keys.due))
+    async def backlogs(self) -> dict[str, int]:
+        """Per source, the due watches its limiter has refused so far (waiting their turn)."""
+        flat = await self._backlogs(keys=[self.keys.backlogs], args=[self.keys.source_prefix()])
+        return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     # ----------------------------------------------------------------- events
     async def get_event(self, event_id: str) -> Event | None:
@@ -372,17 +387,19 @@ class RedisStore:
         await self._pause(keys=[self.keys.source_pause(source)], args=[max(1, to_ms(seconds))])
 
     async def watch_counts(self) -> dict[str, int]:
-        """Watches kept, and those still polled (due or leased): one round trip."""
+        """Watches kept, and those still polled (due, in a backlog, or leased)."""
         pipe = self.client.pipeline(transaction=False)
         pipe.zcard(self.keys.watches)
         pipe.zcard(self.keys.due)
         pipe.zcard(self.keys.leases)
         total, due, leased = await pipe.execute()
-        watching = int(due) + int(leased)
+        waiting = sum((await self.backlogs()).values())
+        watching = int(due) + int(leased) + waiting
         return {
             "total": int(total),
             "watching": watching,
             "polling_now": int(leased),
+            "waiting_for_budget": waiting,
             "finished": max(0, int(total) - watching),
         }
 

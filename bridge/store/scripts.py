@@ -15,15 +15,17 @@ from __future__ import annotations
 # ARGV[5] watch hash key prefix  ARGV[6] head start ms
 # returns {1, id} when created, {0, existing id} when already watched. A lookup key whose
 # watch is gone (evicted, or restored from an older snapshot) is replaced.
-# A new watch is due now, queued as if due ARGV[6] earlier: when more is due than a
-# source's budget allows, new registrations go first, yet no watch waits behind them
-# for longer than the head start.
+# A new watch is due now, queued (and prioritised) as if due ARGV[6] earlier: when more
+# is due than a source's budget allows, new registrations go first, yet no watch waits
+# behind them for longer than the head start.
 REGISTER = """
 local existing = redis.call('GET', KEYS[1])
 if existing and redis.call('EXISTS', ARGV[5] .. existing) == 1 then return {0, existing} end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[2], 'state', 'watching', 'source', ARGV[3], 'lease', 0, 'doc', ARGV[4])
-redis.call('ZADD', KEYS[3], tonumber(ARGV[2]) - tonumber(ARGV[6]), ARGV[1])
+local due = tonumber(ARGV[2]) - tonumber(ARGV[6])
+redis.call('HSET', KEYS[2], 'state', 'watching', 'source', ARGV[3], 'lease', 0, 'doc', ARGV[4],
+           'prio', due)
+redis.call('ZADD', KEYS[3], due, ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 return {1, ARGV[1]}
 """
@@ -63,15 +65,18 @@ local function reserve(prefix, limiter, source, rate, burst, now, horizon)
 end
 """
 
-# KEYS[1] due zset  KEYS[2] leases zset
+# KEYS[1] due zset  KEYS[2] leases zset  KEYS[3] set of sources with a backlog
 # ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max watches  ARGV[4] watch hash key prefix
 # ARGV[5] source key prefix  ARGV[6] JSON {source: [rate per s, burst]}
 # ARGV[7] reservation horizon ms
-# Moves expired leases back to due (their holder died); then, for each due watch,
-# asks its source's limiter for a slot within the horizon: granted watches are leased
-# (the lease token, a fencing token, is bumped) with the delay before their request;
-# refused ones are queued behind the limiter, one emission interval apart, so they come
-# back in order rather than as a herd.
+# Moves expired leases back to due (their holder died). Then grants slots within the
+# horizon from each source's limiter: first to the source's backlog, due watches its
+# limiter refused before, best priority first (the `prio` field: due time less the
+# poll's worth, see poll/priority.py); then to due watches in due order. A due watch
+# whose source refuses joins that source's backlog (KEYS[3] lists the sources that have
+# one), so a source's backlog is sorted once, never rescanned, and holds no other
+# source's watches back. Granted watches are leased (the lease token, a fencing token,
+# is bumped) with the delay before their request.
 # returns {id, token, doc, delay ms, id, token, doc, delay ms, ...}
 CLAIM = (
     _PERMIT
@@ -79,6 +84,7 @@ CLAIM = (
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
 local limits = cjson.decode(ARGV[6])
+local horizon = tonumber(ARGV[7])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[2], id)
@@ -86,46 +92,59 @@ for _, id in ipairs(expired) do
 end
 local server_now = server_ms()
 local sent = {}
-local waits = {}
-local queued = {}
+local refused = {}
 local out = {}
--- Look past watches whose source is out of budget (they are queued behind it), up to
--- a bounded scan, so one source's backlog does not hold another's due watches back.
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,
-                       math.max(limit * 16, 1000))
-for _, id in ipairs(ids) do
-  if #out >= limit * 4 then break end
-  local key = ARGV[4] .. id
-  local h = redis.call('HMGET', key, 'state', 'source')
-  if h[1] ~= 'watching' then
-    redis.call('ZREM', KEYS[1], id)
-  else
-    local source = h[2]
-    local lim = limits[source]
-    local wait, delay = 0, 0
-    if lim then
-      wait = waits[source] or 0
-      if wait == 0 then
-        local granted, ms = reserve(ARGV[5], source, source, tonumber(lim[1]),
-                                    tonumber(lim[2]), server_now, tonumber(ARGV[7]))
-        if granted then delay = ms else wait = math.max(ms, 1); waits[source] = wait end
-      end
-      if wait == 0 then sent[source] = (sent[source] or 0) + 1 end
-    end
-    if wait > 0 then
-      local n = (queued[source] or 0)
-      queued[source] = n + 1
-      local step = 0
-      if tonumber(lim[1]) > 0 then step = 1000 / tonumber(lim[1]) end
-      redis.call('ZADD', KEYS[1], now + wait + n * step, id)
+local function backlog(source) return ARGV[5] .. source .. ':backlog' end
+-- true and the delay before sending, or false (the source is refused for this claim)
+local function admit(source)
+  if refused[source] then return false end
+  local lim = limits[source]
+  if not lim then return true, 0 end
+  local granted, ms = reserve(ARGV[5], source, source, tonumber(lim[1]), tonumber(lim[2]),
+                              server_now, horizon)
+  if not granted then refused[source] = true; return false end
+  sent[source] = (sent[source] or 0) + 1
+  return true, ms
+end
+local function lease(id, key, delay)
+  local token = redis.call('HINCRBY', key, 'lease', 1)
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), id)
+  out[#out + 1] = id
+  out[#out + 1] = token
+  out[#out + 1] = redis.call('HGET', key, 'doc')
+  out[#out + 1] = tostring(math.ceil(delay))
+end
+for _, source in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  local queue = backlog(source)
+  while #out < limit * 4 do
+    local head = redis.call('ZRANGE', queue, 0, 0)[1]
+    if not head then redis.call('SREM', KEYS[3], source); break end
+    local key = ARGV[4] .. head
+    if redis.call('HGET', key, 'state') ~= 'watching' then
+      redis.call('ZREM', queue, head)
     else
-      redis.call('ZREM', KEYS[1], id)
-      local token = redis.call('HINCRBY', key, 'lease', 1)
-      redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), id)
-      out[#out + 1] = id
-      out[#out + 1] = token
-      out[#out + 1] = redis.call('HGET', key, 'doc')
-      out[#out + 1] = tostring(math.ceil(delay))
+      local ok, delay = admit(source)
+      if not ok then break end
+      redis.call('ZREM', queue, head)
+      lease(head, key, delay)
+    end
+  end
+end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
+                       math.max(limit * 16, 1000))
+for i = 1, #ids, 2 do
+  if #out >= limit * 4 then break end
+  local id = ids[i]
+  local key = ARGV[4] .. id
+  local h = redis.call('HMGET', key, 'state', 'source', 'prio')
+  redis.call('ZREM', KEYS[1], id)
+  if h[1] == 'watching' then
+    local ok, delay = admit(h[2])
+    if ok then
+      lease(id, key, delay)
+    else
+      redis.call('ZADD', backlog(h[2]), tonumber(h[3] or ids[i + 1]), id)
+      redis.call('SADD', KEYS[3], h[2])
     end
   end
 end
@@ -171,11 +190,12 @@ end
 
 # KEYS[1] watch hash  KEYS[2] due zset  KEYS[3] leases zset
 # ARGV[1] watch id  ARGV[2] lease token  ARGV[3] next poll ms  ARGV[4] doc
+# ARGV[5] priority key ms (lower first when the source's budget is short)
 # returns 'ok' | 'gone' (deleted meanwhile) | 'stale' (lease lost) | 'finished'
 RESCHEDULE = (
     _GUARD
     + """
-redis.call('HSET', KEYS[1], 'doc', ARGV[4])
+redis.call('HSET', KEYS[1], 'doc', ARGV[4], 'prio', ARGV[5])
 redis.call('ZREM', KEYS[3], id)
 redis.call('ZADD', KEYS[2], ARGV[3], id)
 return 'ok'
@@ -184,11 +204,12 @@ return 'ok'
 
 # Many reschedules in one call: the same guard and write as RESCHEDULE, per watch.
 # KEYS[1] due zset  KEYS[2] leases zset
-# ARGV[1] watch hash key prefix, then per watch: id, lease token, next poll ms, doc
+# ARGV[1] watch hash key prefix, then per watch: id, lease token, next poll ms, doc,
+# priority key ms
 # returns one verdict per watch, as RESCHEDULE
 RESCHEDULE_MANY = """
 local out = {}
-for i = 2, #ARGV, 4 do
+for i = 2, #ARGV, 5 do
   local id = ARGV[i]
   local key = ARGV[1] .. id
   local verdict = 'ok'
@@ -203,7 +224,7 @@ for i = 2, #ARGV, 4 do
     redis.call('ZREM', KEYS[2], id)
     verdict = 'finished'
   else
-    redis.call('HSET', key, 'doc', ARGV[i + 3])
+    redis.call('HSET', key, 'doc', ARGV[i + 3], 'prio', ARGV[i + 4])
     redis.call('ZREM', KEYS[2], id)
     redis.call('ZADD', KEYS[1], ARGV[i + 2], id)
   end
@@ -239,10 +260,12 @@ return 'terminal'
 )
 
 # KEYS[1] watch hash  KEYS[2] due  KEYS[3] leases  KEYS[4] watch key  KEYS[5] watches
+# KEYS[6] the backlog of the watch's source
 # ARGV[1] watch id
 # returns 1 when deleted, 0 when there was no such watch
 DELETE = """
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
@@ -304,4 +327,34 @@ if ARGV[1] ~= '' then
   end
 end
 return redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[3]) - 1, 'WITHSCORES')
+"""
+
+# KEYS[1] set of sources with a backlog  ARGV[1] source key prefix
+# returns {source, watches in its backlog, ...}
+BACKLOGS = """
+local out = {}
+for _, source in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  out[#out + 1] = source
+  out[#out + 1] = redis.call('ZCARD', ARGV[1] .. source .. ':backlog')
+end
+return out
+"""
+
+# KEYS[1] current generation (hash)  KEYS[2] previous generation
+# ARGV[1] bucket  ARGV[2] jobs per generation  ARGV[3] time to keep an idle histogram, ms
+# One finished job's duration. When the current generation is full it becomes the
+# previous one (the older is dropped): the histogram holds the last one to two
+# generations of jobs, so it follows a change of the typical duration. A second run
+# after a retried timeout counts one job twice: harmless in a histogram.
+# returns the jobs in the current generation
+RECORD_DURATION = """
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+if n >= tonumber(ARGV[2]) then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  n = 0
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+if n > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return n
 """

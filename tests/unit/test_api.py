@@ -194,7 +194,13 @@ async def test_status_counts(api) -> None:  # type: ignore[no-untyped-def]
     await store.set_health("td", False, "401 invalid authorization", 0.0)
     await store.pause("fs", 30)
     body = await (await client.get("/v1/status", headers=AUTH)).json()
-    assert body["watches"] == {"total": 3, "watching": 3, "polling_now": 0, "finished": 0}
+    assert body["watches"] == {
+        "total": 3,
+        "watching": 3,
+        "polling_now": 0,
+        "waiting_for_budget": 0,
+        "finished": 0,
+    }
     assert body["sources"]["td"]["healthy"] is False
     assert body["sources"]["fs"]["healthy"] is True and body["sources"]["fs"]["paused_for_s"] > 0
     assert body["queues"]["deliveries_due"] == 0 and body["subscriptions"]["total"] == 0

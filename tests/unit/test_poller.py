@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import fakeredis
@@ -12,11 +13,13 @@ import pytest
 from bridge.clock import FakeClock
 from bridge.metrics import Metrics
 from bridge.model import Outcome, WatchKey, WatchState
+from bridge.poll.durations import bucket_of
 from bridge.poll.poller import PolledSource, Poller
 from bridge.providers.fullstory import FullStoryProvider
 from bridge.providers.http import HttpAnswer
 from bridge.providers.talkdesk import TalkdeskProvider
 from bridge.settings import PollSettings
+from bridge.store.durations import DurationStore
 from bridge.store.redis import RedisStore
 
 FS = "http://fs.test"
@@ -98,6 +101,7 @@ async def env(prefix: str):  # type: ignore[no-untyped-def]
         clock=clock,
         metrics=Metrics(),
         rand=lambda: 0.5,
+        durations=DurationStore(client, prefix),
     )
     yield store, clock, http, poller
     await client.aclose()
@@ -313,3 +317,49 @@ async def test_unconfigured_source_keeps_watch(env) -> None:  # type: ignore[no-
         and stored.state is WatchState.WATCHING
         and "not configured" in (stored.last_error or "")
     )
+
+
+async def test_learned_durations_crowd_polls_where_jobs_end(env) -> None:  # type: ignore[no-untyped-def]
+    """FullStory jobs of this kind take about 5 minutes: near 5 minutes the next poll is
+    much sooner than the lag target's ("learned"); a kind without history keeps the lag
+    target ("age"), and so does a job older than nearly all jobs seen."""
+    store, clock, http, poller = env
+    durations: DurationStore = poller._durations
+    for i in range(100):
+        await durations.record("fs", "users", 290 + i / 10)
+    start = clock.now()
+    http.queue(f"{FS}/v2/users/batch/a", *[ok(fs_body("PROCESSING"))] * 3)
+    http.queue(f"{FS}/v2/events/batch/b", ok(fs_body("PROCESSING")))
+    a, _ = await store.register(WatchKey("fs", "users", "a"), start)
+    b, _ = await store.register(WatchKey("fs", "events", "b"), start)
+    clock.advance(280)
+    await run_due(store, clock, poller)
+    near, other = await store.get_watch(a.id), await store.get_watch(b.id)
+    assert near and near.poll_reason == "learned" and near.interval_s is not None
+    assert near.interval_s < 0.5 * 0.1 * 280
+    assert other and other.poll_reason == "age"
+    assert other.interval_s == pytest.approx(0.1 * 280)
+    clock.advance(1000)
+    await run_due(store, clock, poller)
+    late = await store.get_watch(a.id)
+    assert late and late.poll_reason == "age"
+
+
+async def test_a_finished_job_teaches_its_duration(env) -> None:  # type: ignore[no-untyped-def]
+    """A job seen running, then finished: its duration since registration (the
+    upstream's finished time) is learned once; a job already finished at its first
+    poll teaches nothing."""
+    store, clock, http, poller = env
+    start = clock.now()
+    finished = datetime.fromtimestamp(start + 100, UTC).isoformat().replace("+00:00", "Z")
+    done = fs_body("COMPLETED")
+    done["job"]["finished"] = finished
+    http.queue(f"{FS}/v2/users/batch/a", ok(fs_body("PROCESSING")), ok(done))
+    http.queue(f"{FS}/v2/users/batch/b", ok(fs_body("COMPLETED")))
+    await store.register(WatchKey("fs", "users", "a"), start)
+    await store.register(WatchKey("fs", "users", "b"), start)
+    await run_due(store, clock, poller)
+    clock.advance(110)
+    await run_due(store, clock, poller)
+    learned = await store.client.hgetall(store.keys.durations("fs", "users", "current"))
+    assert learned == {"n": "1", str(bucket_of(100)): "1"}

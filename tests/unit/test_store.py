@@ -8,6 +8,8 @@ import pytest
 
 from bridge.events import outcome_event
 from bridge.model import Outcome, WatchKey, WatchState
+from bridge.poll.durations import bucket_of
+from bridge.store.durations import GENERATION, DurationStore
 from bridge.store.redis import Claimed, RedisStore
 
 NOW = 1_800_000_000.0
@@ -157,20 +159,41 @@ async def test_list_watches_paginates_and_filters(store: RedisStore) -> None:
 
 
 async def test_claim_asks_the_rate_limit(store: RedisStore) -> None:
-    """Claims grant `burst` watches of a source at once; the rest queue behind the limiter."""
+    """Claims grant `burst` watches of a source at once; the rest wait in the source's
+    backlog (still counted as watched), not in the due set where every claim would
+    read them again."""
     for i in range(5):
         await store.register(WatchKey("fs", "users", f"r{i}"), NOW)
     await store.register(WatchKey("td", "users", "other"), NOW)
     limits = {"fs": (2.0, 2), "td": (0.0, 1)}
     claimed = await store.claim(NOW, 30, 10, limits)
     assert sorted(c.watch.source for c in claimed) == ["fs", "fs", "td"]
-    # The three refused fs watches wait ≈ 0.5 s, then one emission interval apart.
-    due = await store.client.zrange(store.keys.due, 0, -1, withscores=True)
-    offsets = sorted(score / 1000 - NOW for _, score in due)
-    assert len(offsets) == 3
-    assert 0.3 < offsets[0] <= 0.5
-    assert offsets[1] - offsets[0] == pytest.approx(0.5, abs=0.002)
-    assert offsets[2] - offsets[1] == pytest.approx(0.5, abs=0.002)
+    assert await store.client.zcard(store.keys.due) == 0
+    assert await store.backlogs() == {"fs": 3}
+    counts = await store.watch_counts()
+    assert counts["waiting_for_budget"] == 3 and counts["watching"] == 6
+    assert await store.claim(NOW, 30, 10, limits) == []  # the next slot is 0.5 s away
+
+
+async def test_a_backlog_is_served_best_priority_first(store: RedisStore) -> None:
+    """Under contention the poll worth most goes first, whatever its due time, and a new
+    registration before them all; a served backlog is forgotten."""
+    for name in ("a", "b", "c"):
+        await store.register(WatchKey("fs", "users", name), NOW)
+    first = await store.claim(NOW, 30, 10)
+    worth = {"a": (10, 0), "b": (11, 300), "c": (12, 100)}  # due, head start from worth
+    for c in first:
+        due, head_start = worth[c.watch.job_id]
+        await store.reschedule(c, c.watch, NOW + due, NOW + due - head_start)
+    strict = {"fs": (0.001, 1)}
+    [granted] = await store.claim(NOW + 20, 30, 10, strict)
+    assert granted.watch.job_id == "a"  # before any refusal: due order
+    await store.register(WatchKey("fs", "users", "new"), NOW + 20)
+    assert await store.claim(NOW + 20, 30, 10, strict) == []
+    assert await store.backlogs() == {"fs": 3}
+    rest = await store.claim(NOW + 20, 30, 10, {"fs": (0.0, 1)})
+    assert [c.watch.job_id for c in rest] == ["new", "b", "c"]
+    assert await store.backlogs() == {}
 
 
 async def test_pause_blocks_the_source(store: RedisStore) -> None:
@@ -181,8 +204,19 @@ async def test_pause_blocks_the_source(store: RedisStore) -> None:
     assert 4.0 < await store.pause_left("td") <= 5.0
     claimed = await store.claim(NOW, 30, 10, {"td": (0.0, 1), "fs": (0.0, 1)})
     assert [c.watch.source for c in claimed] == ["fs"]
-    [(_, score)] = await store.client.zrange(store.keys.due, 0, -1, withscores=True)
-    assert 4.0 < score / 1000 - NOW <= 5.0
+    assert await store.backlogs() == {"td": 1}
+    assert await store.claim(NOW + 1, 30, 10, {"td": (0.0, 1), "fs": (0.0, 1)}) == []
+
+
+async def test_deleting_a_waiting_watch_leaves_no_trace(store: RedisStore) -> None:
+    """A watch deleted while it waits in a backlog is gone from the backlog too."""
+    watch, _ = await store.register(WatchKey("td", "users", "gone"), NOW)
+    await store.pause("td", 5.0)
+    assert await store.claim(NOW, 30, 10, {"td": (0.0, 1)}) == []
+    assert await store.backlogs() == {"td": 1}
+    assert await store.delete_watch(watch)
+    assert await store.backlogs() == {"td": 0}
+    assert (await store.watch_counts())["watching"] == 0
 
 
 async def test_token_is_shared_and_dropped_only_if_unchanged(store: RedisStore) -> None:
@@ -194,3 +228,22 @@ async def test_token_is_shared_and_dropped_only_if_unchanged(store: RedisStore) 
     assert not await store.drop_token("td", "tok-a")
     assert await store.drop_token("td", "tok-b")
     assert await store.get_token("td") is None
+
+
+async def test_learned_durations_age_by_generations(store: RedisStore) -> None:
+    """Durations are kept as two generations: when the newer fills, the older goes, so
+    the histogram follows a change of the typical duration and stays bounded; a
+    histogram nobody updates expires."""
+    durations = DurationStore(store.client, store.keys.prefix)
+    for _ in range(GENERATION):
+        await durations.record("fs", "users", 60)
+    for _ in range(GENERATION):
+        await durations.record("fs", "users", 600)
+    await durations.record("fs", "users", 600)
+    learned = await DurationStore(store.client, store.keys.prefix).load("fs", "users")
+    assert learned.total == GENERATION + 1
+    assert learned.counts[bucket_of(60)] == 0  # the older generation is gone
+    assert learned.quantile(0.5) == pytest.approx(600, rel=0.1)
+    ttl = await store.client.pttl(store.keys.durations("fs", "users", "previous"))
+    assert 29 * 86400_000 < ttl <= 30 * 86400_000
+    assert len(await store.client.hgetall(store.keys.durations("fs", "users", "current"))) == 2
