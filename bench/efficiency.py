@@ -181,9 +181,8 @@ class Bridge:
     """The daemon's policy: the same functions the poller calls, and the same priority
     under contention. learn=False: the lag target alone (no learned durations)."""
 
-    ranked = True
-
-    def __init__(self, lag_target: float, learn: bool = True) -> None:
+    def __init__(self, lag_target: float, learn: bool = True, ranked: bool = True) -> None:
+        self.ranked = ranked
         self.lag_target = lag_target
         self.learned = Learned() if learn else None
 
@@ -299,6 +298,7 @@ def main() -> None:
         ("exponential x2, 2-300 s", Plain(exponential)),
         ("x1.5 growth (before)", Plain(growth_15)),
         *[(f"lag target alone, {lt:g}", Bridge(lt, learn=False)) for lt in (0.05, 0.1, 0.2)],
+        ("bridge 0.1, first due first", Bridge(0.1, ranked=False)),
         *[(f"bridge, lag_target {lt:g}", Bridge(lt)) for lt in (0.05, 0.1, 0.2, 0.4, 1.0)],
     ]
     started = time.monotonic()
@@ -339,7 +339,7 @@ def plot(results: list[Result], path: str) -> None:
         groups: dict[str, list[tuple[float, float, str]]] = {}
         for res in results:
             figures = res.per(which)
-            family = res.name.split(",")[0].split(" ")[0]
+            family = res.name.split(",")[0] if "," in res.name else res.name.split(" ")[0]
             groups.setdefault(family, []).append((figures[0], max(figures[column], 0.01), res.name))
         for family, points in groups.items():
             points.sort()
