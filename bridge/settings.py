@@ -14,6 +14,7 @@ from pydantic_settings import (
     NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -28,7 +29,7 @@ ENV_PREFIX = "BRIDGE_"
 def split_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"listen must be HOST:PORT, got {listen!r}")
+        raise ValueError("listen: must be HOST:PORT, e.g. 127.0.0.1:8080")
     return host.strip("[]"), int(port)
 
 
@@ -159,7 +160,7 @@ class _SourceBase(_Section):
     @model_validator(mode="after")
     def _check_burst(self) -> _SourceBase:
         if self.rate_limit and self.burst > max(1.0, self.rate_limit):
-            raise ValueError("burst must not exceed rate_limit")
+            raise ValueError("burst: must not exceed rate_limit")
         if self.base_url is not None:
             check_http_url(self.base_url)
         return self
@@ -268,24 +269,66 @@ def load_settings(
         loaded = _FileSettings(**(overrides or {}))
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError([describe_settings_error(exc)]) from None
     except (ValueError, OSError) as exc:  # e.g. a TOML syntax error
         raise ConfigError([f"cannot read config: {exc}"]) from None
     return loaded
 
 
 def describe_validation_error(exc: ValidationError) -> list[str]:
-    """One line per problem, naming the key; never echoes the offending value."""
+    """One line per problem in plain words, naming the key; never echoes the value."""
     lines = []
     for err in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
-        lines.append(f"{loc or '(top level)'}: {err['msg']}")
+        loc = [str(p) for p in err["loc"] if not _is_union_tag(p)]
+        msg = _PYDANTIC_PREFIX.sub("", err["msg"])
+        if err["type"] == "union_tag_invalid":
+            loc.append("provider")
+            msg = f"not a known provider (expected one of: {', '.join(PROVIDERS)})"
+        elif err["type"] == "union_tag_not_found":
+            loc.append("provider")
+            msg = f"missing (one of: {', '.join(PROVIDERS)})"
+        elif err["type"] == "extra_forbidden":
+            msg = "not a known key (a typo?)"
+        key = _KEY_IN_MESSAGE.match(msg)
+        if key:  # a validator that names the key itself: "url: the URL must be https"
+            loc += key.group(1).split(".")
+            msg = msg[key.end() :]
+        lines.append(f"{_dotted(loc) or '(top level)'}: {msg}")
     return lines
 
 
+PROVIDERS = ("fullstory", "talkdesk")
+_PYDANTIC_PREFIX = re.compile(r"^(Value error|Assertion failed), ")
+_KEY_IN_MESSAGE = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*): ")
+
+
+def _dotted(loc: list[str]) -> str:
+    """subscriptions.0.url → subscriptions[0].url"""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out
+
+
+def describe_settings_error(exc: Exception) -> str:
+    """pydantic-settings' own errors (a section in the environment that is not JSON)
+    in plain words, naming the variable."""
+    found = re.search(r'field "([^"]+)" from source "EnvSettingsSource"', str(exc))
+    if found:
+        var = f"{ENV_PREFIX}{found.group(1).upper()}"
+        return (
+            f"environment variable {var}: not valid JSON (a whole section from the "
+            f"environment is a JSON object; to set one key use {var}__KEY)"
+        )
+    found = re.search(r'field "([^"]+)" from source', str(exc))
+    if found:
+        return f"{found.group(1)}: cannot be read (a secret file or the environment)"
+    return f"cannot read config: {str(exc).splitlines()[0][:200]}"
+
+
 def _is_union_tag(part: object) -> bool:
-    return part in ("fullstory", "talkdesk") or (
-        isinstance(part, str) and part.startswith("function-")
-    )
+    return part in PROVIDERS or (isinstance(part, str) and part.startswith("function-"))
 
 
 def _env_path(name: str) -> Path | None:

@@ -127,6 +127,8 @@ def check_url(url: str, policy: TargetPolicy) -> tuple[str, int]:
         port = parts.port
     except ValueError:
         raise TargetRefused("not a valid URL") from None
+    if not parts.scheme or not parts.netloc:
+        raise TargetRefused("not a URL (expected https://host/path)")
     if parts.scheme not in ("https", "http"):
         raise TargetRefused("the URL must be https")
     if not parts.hostname:
@@ -142,8 +144,8 @@ def check_url(url: str, policy: TargetPolicy) -> tuple[str, int]:
         raise TargetRefused("credentials in the URL are not allowed; use headers")
     if literal_ip(host) is not None and not explicit:
         why = policy.refused(host.strip("[]"))
-        if why:
-            raise TargetRefused(f"the URL points to a {why}")
+        if why:  # "private address 10.0.0.1": the URL's own address is not repeated
+            raise TargetRefused(f"the URL points to a {why.rsplit(' ', 1)[0]}")
     return host, port or (443 if parts.scheme == "https" else 80)
 
 

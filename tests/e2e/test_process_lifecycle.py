@@ -80,7 +80,7 @@ def test_port_in_use_exits_fast_and_leaves_no_redis(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("top", "tail", "expected"),
     [
-        ("", '[[subscriptions]]\nurl = "https://10.0.0.1/hook"\n', "subscriptions.0.url"),
+        ("", '[[subscriptions]]\nurl = "https://10.0.0.1/hook"\n', "subscriptions[0].url"),
         ("", '[[subscriptions]]\nurl = "https://h.example/h"\nheaders = {Host = "x"}\n', "Host"),
         ("", '[[subscriptions]]\nurl = "https://h.example/h"\nsecret = "nope"\n', "secret"),
         ('redis_url = "http://localhost:6379"\n', "", "redis_url"),

@@ -83,8 +83,49 @@ provider = "nope"
     assert any(p.startswith("poll.min_interval:") for p in problems)
     assert any(p.startswith("poll.concurrency:") for p in problems)
     assert any(p.startswith("sources.fs.rate_limit:") for p in problems)
-    assert any(p.startswith("sources.x:") for p in problems)
+    assert "sources.x.provider: not a known provider (expected one of: fullstory, talkdesk)" in (
+        problems
+    )
     assert "must-not-leak" not in text
+    assert not any("Input tag" in p or "Value error" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ('[[subscriptions]]\nurl = "not a url"\n', "subscriptions[0].url: not a URL"),
+        ('[[subscriptions]]\nurl = "https://10.9.8.7/x"\n', "points to a private address"),
+        ("[api]\ntokenz = 1\n", "api.tokenz: not a known key"),
+        ('[sources.g]\napi_key = "k"\n', "sources.g.provider: missing"),
+        (
+            '[sources.f]\nprovider = "fullstory"\napi_key = "k"\nrate_limit = 1\nburst = 3\n',
+            "sources.f.burst: must not exceed rate_limit",
+        ),
+        ('[api]\nlisten = "nowhere-secret"\n', "api.listen: must be HOST:PORT"),
+    ],
+)
+def test_config_errors_in_plain_words(tmp_path: Path, toml: str, expected: str) -> None:
+    """Each mistake is one line that names the key in plain words and does not echo
+    the value (no pydantic jargon)."""
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    [line] = info.value.problems
+    assert expected in line
+    assert "10.9.8.7" not in line and "nowhere-secret" not in line and "Value error" not in line
+
+
+def test_a_section_in_the_environment_that_is_not_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BRIDGE_API='{bad' names the variable and says how to set one key."""
+    monkeypatch.setenv("BRIDGE_API", "{bad")
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    [line] = info.value.problems
+    assert line.startswith("environment variable BRIDGE_API: not valid JSON")
+    assert "BRIDGE_API__KEY" in line and "EnvSettingsSource" not in line
 
 
 def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
@@ -113,7 +154,7 @@ def test_example_config_loads() -> None:
         ('[api]\ntokens = ["has a space in the middle ok"]\n', "api"),
         ('redis_url = "http://localhost:6379"\n', "redis_url"),
         ('[delivery]\nallowed_targets = ["not a host"]\n', "allowed_targets"),
-        ('[[subscriptions]]\nurl = "https://127.0.0.1/h"\n', "subscriptions.0.url"),
+        ('[[subscriptions]]\nurl = "https://127.0.0.1/h"\n', "subscriptions[0].url"),
         (
             '[[subscriptions]]\nurl = "https://h.example/h"\nheaders = {"Transfer-Encoding" = "x"}\n',
             "Transfer-Encoding",
