@@ -42,13 +42,13 @@ lint: $(STAMP)
 	$(PY) -m mypy bridge
 
 run: $(STAMP)
-	$(VENV)/bin/bridge run --config config/bridge.example.toml
+	$(VENV)/bin/import-bridge run --config config/bridge.example.toml
 
 demo: $(STAMP)
-	$(VENV)/bin/bridge demo
+	$(VENV)/bin/import-bridge demo
 
 sim: $(STAMP)
-	$(VENV)/bin/bridge sim --listen 127.0.0.1:8900
+	$(VENV)/bin/import-bridge sim --listen 127.0.0.1:8900
 
 bench: $(STAMP)
 	$(PY) bench/poll_throughput.py

@@ -1,4 +1,5 @@
-"""The `bridge` command line. Exit codes: 0 ok, 1 error, 2 usage."""
+"""The `import-bridge` command line (also installed as `bridge`). Exit codes: 0 ok,
+1 error, 2 usage."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bridge import __version__
 from bridge.cli_admin import ADMIN_COMMANDS, add_admin_commands, run_admin
 from bridge.errors import BridgeError, ConfigError
 from bridge.model import ALL_ROLES, Role
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
+    parser = argparse.ArgumentParser(prog="import-bridge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"import-bridge {__version__}")
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an unexpected error"
     )
@@ -50,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sim = sub.add_parser("sim", help="run the FullStory/Talkdesk simulator")
-    sim.add_argument("--listen", default="127.0.0.1:8900")
-    sim.add_argument("--token-ttl", type=float, default=3600.0)
+    sim.add_argument("--listen", default="127.0.0.1:8900", help="HOST:PORT")
+    sim.add_argument(
+        "--token-ttl", type=float, default=3600.0, help="seconds a Talkdesk token lives"
+    )
     sim.add_argument(
         "--log-limit", type=int, default=200_000, help="requests kept for /_sim/requests"
     )
@@ -77,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        return _main(args)
+    except BrokenPipeError:  # `import-bridge … | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(args: argparse.Namespace) -> int:
+    try:
         if args.command == "run":
             return _run(args)
         if args.command == "sim":
@@ -100,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:
         if args.debug:
             raise
@@ -189,7 +204,10 @@ def _sim(args: argparse.Namespace) -> int:
     from bridge.sim.upstream import SimState, Simulator
 
     logs.configure("INFO")
-    host, port = split_listen(args.listen)
+    try:
+        host, port = split_listen(args.listen)
+    except ValueError as exc:
+        raise BridgeError(f"--{exc}") from None
     sim = Simulator(SimState(token_ttl=args.token_ttl, log_limit=args.log_limit))
     print(
         f"simulator on http://{host}:{port} (FullStory key {sim.state.api_key!r}, "

@@ -1,4 +1,4 @@
-"""The admin commands of `bridge`: each is one or a few calls to the admin API.
+"""The admin commands of `import-bridge`: each is one or a few calls to the admin API.
 
 Human tables by default, `--json` for scripts (the API's own JSON). Exit codes:
 0 ok, 1 error (the API said no, or could not be reached), 2 usage.
@@ -35,6 +35,7 @@ class ApiClient:
             raise CommandError(f"--api must be an http(s) URL, got {base!r}")
         self.base = base.rstrip("/")
         self.token = token
+        self.last_status = 0
 
     def call(
         self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
@@ -51,6 +52,7 @@ class ApiClient:
         try:
             with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:  # noqa: S310 - as above
                 raw = resp.read()
+                self.last_status = resp.status
         except urllib.error.HTTPError as exc:
             raise CommandError(_api_error(exc)) from None
         except (urllib.error.URLError, OSError) as exc:
@@ -115,9 +117,9 @@ def add_admin_commands(sub: Any) -> None:
     p.add_argument("--source", action="append", dest="sources", help="repeatable")
     p.add_argument("--format", choices=["standard", "slack", "discord", "teams"])
     p.add_argument("--secret", help="whsec_…; default: generated")
-    p.add_argument("--header", action="append", default=[], help="NAME=VALUE, repeatable")
+    p.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
     p.add_argument("--description")
-    s.add_parser("ls", parents=[common], help="list subscriptions")
+    s.add_parser("ls", parents=[common, page], help="list subscriptions")
     for action, text in (
         ("show", "one subscription"),
         ("rm", "unsubscribe"),
@@ -197,7 +199,10 @@ def _list(args: argparse.Namespace, data: dict[str, Any], columns: tuple[str, ..
 
 def _watch_add(c: ApiClient, a: argparse.Namespace) -> None:
     body = {"source": a.source, "job_id": a.job_id, **({"kind": a.kind} if a.kind else {})}
-    _show(a, c.call("POST", "/v1/watches", body))
+    watch = c.call("POST", "/v1/watches", body)
+    _show(a, watch)
+    if not a.json and c.last_status == 200:
+        print(f"\n(already watched: {watch['id']} since {watch.get('created_at')})")
 
 
 def _watch_ls(c: ApiClient, a: argparse.Namespace) -> None:
@@ -208,10 +213,10 @@ def _watch_ls(c: ApiClient, a: argparse.Namespace) -> None:
 def _sub_add(c: ApiClient, a: argparse.Namespace) -> None:
     headers = {}
     for h in a.header:
-        name, sep, value = h.partition("=")
-        if not sep:
-            raise CommandError(f"--header {h!r}: expected NAME=VALUE")
-        headers[name.strip()] = value
+        name, sep, value = h.partition(":")
+        if not sep or not name.strip():
+            raise CommandError("--header: expected 'Name: value' (as in HTTP)")
+        headers[name.strip()] = value.strip()
     fields = {
         "url": a.url,
         "event_types": a.event_types,
@@ -295,7 +300,9 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("watch", "show"): _get("/v1/watches/{id}"),
     ("watch", "rm"): _deleted("watches"),
     ("sub", "add"): _sub_add,
-    ("sub", "ls"): lambda c, a: _list(a, c.call("GET", "/v1/subscriptions"), SUB_COLUMNS),
+    ("sub", "ls"): lambda c, a: _list(
+        a, c.pages("/v1/subscriptions", {"limit": a.limit}, a.all), SUB_COLUMNS
+    ),
     ("sub", "show"): _get("/v1/subscriptions/{id}"),
     ("sub", "rm"): _deleted("subscriptions"),
     ("sub", "test"): _post("/v1/subscriptions/{id}/test"),

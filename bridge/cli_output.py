@@ -14,17 +14,20 @@ def print_json(data: Any, out: TextIO = sys.stdout) -> None:
     out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def cell(value: Any) -> str:
+def cell(value: Any, limit: int | None = MAX_CELL) -> str:
+    """A value as table text; cut at `limit` characters (None: never, as for a record,
+    where a secret shown once must be whole)."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
-        return ",".join(cell(v) for v in value) or "-"
-    if isinstance(value, dict):
-        return " ".join(f"{k}={cell(v)}" for k, v in value.items()) or "-"
-    text = str(value)
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+        text = ",".join(cell(v, None) for v in value) or "-"
+    elif isinstance(value, dict):
+        text = " ".join(f"{k}={cell(v, None)}" for k, v in value.items()) or "-"
+    else:
+        text = str(value)
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], out: TextIO = sys.stdout) -> None:
@@ -48,9 +51,10 @@ def record(data: dict[str, Any], out: TextIO = sys.stdout, indent: str = "") -> 
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             out.write(f"{indent}{key}:\n")
             for item in value:
-                out.write(f"{indent}  - {cell(item)}\n")
+                out.write(f"{indent}  - {cell(item, None)}\n")
         else:
-            out.write(f"{indent}{key.ljust(width)}  {cell(value) if value != '' else '-'}\n")
+            text = cell(value, None) if value != "" else "-"
+            out.write(f"{indent}{key.ljust(width)}  {text}\n")
 
 
 def _dig(row: dict[str, Any], path: str) -> Any:

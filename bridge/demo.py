@@ -1,4 +1,4 @@
-"""`bridge demo`: the simulator, the bridge on the embedded Redis and a receiver that
+"""`import-bridge demo`: the simulator, the bridge on the embedded Redis and a receiver that
 verifies every webhook, with a live view of the jobs until each one's event arrived.
 
 Everything talks over loopback sockets exactly as in production: the bridge polls the

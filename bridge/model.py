@@ -182,7 +182,7 @@ class Delivery:
 
 
 class Role(enum.StrEnum):
-    """What one process does; `bridge run --role` picks some, the default is all."""
+    """What one process does; `import-bridge run --role` picks some, the default is all."""
 
     API = "api"
     POLLER = "poller"

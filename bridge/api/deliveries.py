@@ -66,11 +66,19 @@ async def retry_delivery(request: web.Request) -> web.Response:
     if d is None:
         raise ApiError(404, "delivery_not_found", "no delivery with that id")
     verdict = await store.requeue(d, ctx.clock.now())
+    if verdict == "busy" and d.status is DeliveryStatus.SUCCEEDED:
+        raise ApiError(
+            409,
+            "delivery_succeeded",
+            "the delivery already succeeded; to send the event again, replay it "
+            "(POST /v1/events/{id}/replay, or events replay)",
+        )
     if verdict == "busy":
         raise ApiError(
             409,
             "delivery_not_finished",
-            f"the delivery is {d.status.value}; only failed or dead ones are retried",
+            f"the delivery is {d.status.value}: it is still being tried; only failed or "
+            "dead deliveries are retried",
         )
     ctx.on_delivery_work()
     return web.json_response({"id": d.id, "status": "pending"}, status=202)

@@ -235,7 +235,7 @@ def page_params(q: Mapping[str, str]) -> tuple[tuple[int, str] | None, int]:
         raise ApiError(
             400,
             "invalid_limit",
-            "limit must be a whole number",
+            f"limit must be a whole number from 1 to {MAX_PAGE}",
             [{"name": "limit", "description": f"a whole number from 1 to {MAX_PAGE}"}],
         )
     return cursor, int(raw)

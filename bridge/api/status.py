@@ -1,4 +1,4 @@
-"""GET /v1/status: what `bridge status` shows — watches, sources, queues."""
+"""GET /v1/status: what `import-bridge status` shows — watches, sources, queues."""
 
 from __future__ import annotations
 

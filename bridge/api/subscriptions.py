@@ -13,8 +13,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bridge.api.errors import ApiError, read_json, validation_fields
-from bridge.api.models import decode_cursor, iso
-from bridge.api.server import CTX
+from bridge.api.models import decode_cursor, encode_cursor, iso
+from bridge.api.server import CTX, page_params
 from bridge.delivery import signing
 from bridge.delivery.formats import Format
 from bridge.delivery.headers import check_headers
@@ -165,8 +165,21 @@ async def create_subscription(request: web.Request) -> web.Response:
 
 
 async def list_subscriptions(request: web.Request) -> web.Response:
+    """Oldest first, a page at a time (cursor: creation ms and id of the last one seen)."""
+    cursor, limit = page_params(request.query)
     subs = await delivery_store(request).list_subscriptions()
-    return web.json_response({"items": [subscription_view(s) for s in subs], "next_cursor": None})
+    if cursor is not None:
+        subs = [s for s in subs if (round(s.created_at * 1000), s.id) > cursor]
+    page, more = subs[:limit], len(subs) > limit
+    last = page[-1] if page else None
+    return web.json_response(
+        {
+            "items": [subscription_view(s) for s in page],
+            "next_cursor": encode_cursor((round(last.created_at * 1000), last.id))
+            if more and last
+            else None,
+        }
+    )
 
 
 async def get_subscription(request: web.Request) -> web.Response:
@@ -239,6 +252,12 @@ async def test_subscription(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     store = delivery_store(request)
     sub = await _get_sub(request)
+    if not sub.enabled:
+        raise ApiError(
+            409,
+            "subscription_disabled",
+            "the subscription is disabled: enable it first (PATCH enabled=true, or sub enable)",
+        )
     now = ctx.clock.now()
     event = Event(
         id="evt_ping_" + secrets.token_hex(12),

@@ -404,7 +404,7 @@ class DeliveryStore:
         return int(await self.client.zcard(self.keys.deliveries_due))
 
     async def queue_counts(self, sub_ids: list[str]) -> dict[str, int]:
-        """Sizes of the delivery queues, for `bridge status` (one round trip)."""
+        """Sizes of the delivery queues, for `import-bridge status` (one round trip)."""
         k = self.keys
         pipe = self.client.pipeline(transaction=False)
         pipe.zcard(k.deliveries_due)

@@ -86,7 +86,7 @@ async def test_watch_sub_events_deliveries_status(cli: Cli) -> None:
     sub = (
         await cli(
             "sub", "add", cli.receiver.url("cli"), "--event-type", "import.*",
-            "--header", "X-Team=data", "--description", "from the CLI", "--json",
+            "--header", "X-Team: data", "--description", "from the CLI", "--json",
         )
     ).json()  # fmt: skip
     assert sub["id"].startswith("sub_") and sub["secret"].startswith("whsec_")
@@ -103,6 +103,8 @@ async def test_watch_sub_events_deliveries_status(cli: Cli) -> None:
     watch = (await cli("watch", "add", "fs", "cli-job", "--kind", "users", "--json")).json()
     again = (await cli("watch", "add", "fs", "cli-job", "--json")).json()
     assert again["id"] == watch["id"]
+    told = await cli("watch", "add", "fs", "cli-job")
+    assert told.code == 0 and f"already watched: {watch['id']}" in told.out
 
     async def delivered() -> bool:
         return len(cli.receiver.for_path("cli")) >= 1
@@ -139,7 +141,7 @@ async def test_watch_sub_events_deliveries_status(cli: Cli) -> None:
     one = page["items"][0]["id"]
     assert (await cli("deliveries", "show", one, "--json")).json()["attempts"][0]["status"] == 200
     refused = await cli("deliveries", "retry", one)
-    assert refused.code == 1 and "delivery_not_finished" in refused.err
+    assert refused.code == 1 and "already succeeded" in refused.err and "replay" in refused.err
 
     ping = (await cli("sub", "test", sub["id"], "--json")).json()
 
@@ -150,6 +152,8 @@ async def test_watch_sub_events_deliveries_status(cli: Cli) -> None:
     rotated = (await cli("sub", "rotate", sub["id"], "--json")).json()
     assert rotated["secret"] != sub["secret"]
     assert (await cli("sub", "disable", sub["id"], "--json")).json()["enabled"] is False
+    disabled_ping = await cli("sub", "test", sub["id"])
+    assert disabled_ping.code == 1 and "subscription_disabled" in disabled_ping.err
     assert (await cli("sub", "enable", sub["id"], "--json")).json()["enabled"] is True
 
     status = (await cli("status", "--json")).json()
@@ -217,8 +221,13 @@ async def test_errors_and_exit_codes(cli: Cli, tmp_path: Path) -> None:
     assert bad.code == 1 and "unknown_source" in bad.err and "configured sources" in bad.err
     down = await cli("status", "--api", "http://127.0.0.1:1")
     assert down.code == 1 and "cannot reach the bridge" in down.err
-    bad_header = await cli("sub", "add", cli.receiver.url("x"), "--header", "novalue")
-    assert bad_header.code == 1 and "NAME=VALUE" in bad_header.err
+    for header in ("novalue", "X-Team=data"):
+        bad_header = await cli("sub", "add", cli.receiver.url("x"), "--header", header)
+        assert bad_header.code == 1 and "'Name: value'" in bad_header.err
+    version = await cli("--version")
+    assert version.code == 0 and version.out.startswith("import-bridge ")
+    bad_limit = await cli("watch", "ls", "--limit", "9999")
+    assert bad_limit.code == 1 and "from 1 to 500" in bad_limit.err
 
     cfg = tmp_path / "check.toml"
     cfg.write_text('[sources.fs]\nprovider = "fullstory"\napi_key = "very-secret-key"\n')
@@ -228,3 +237,53 @@ async def test_errors_and_exit_codes(cli: Cli, tmp_path: Path) -> None:
     cfg.write_text("[poll]\nmin_interval = -1\n")
     broken = await cli("config", "check", str(cfg))
     assert broken.code == 1 and "poll.min_interval" in broken.err
+
+
+async def test_the_secret_is_shown_whole_and_verifies(cli: Cli) -> None:
+    """In table mode `sub add` and `sub rotate` print the whole secret, once; the
+    printed secret verifies the deliveries that follow; lists page with --limit/--all."""
+
+    def secret_in(text: str) -> str:
+        [line] = [line for line in text.splitlines() if line.startswith("secret")]
+        value = line.split()[-1]
+        assert value.startswith("whsec_") and "…" not in value
+        return value
+
+    added = await cli("sub", "add", cli.receiver.url("table"))
+    assert added.code == 0, added.err
+    cli.receiver.secrets["table"] = secret_in(added.out)
+    sub_id = next(line.split()[-1] for line in added.out.splitlines() if line.startswith("id "))
+    await cli("sub", "test", sub_id)
+
+    async def pinged(n: int) -> bool:
+        return len(cli.receiver.for_path("table")) >= n
+
+    await wait_until(lambda: pinged(1), 20, "the ping")
+    rotated = await cli("sub", "rotate", sub_id)
+    assert rotated.code == 0, rotated.err
+    cli.receiver.secrets["table"] = secret_in(rotated.out)
+    await cli("sub", "test", sub_id)
+    await wait_until(lambda: pinged(2), 20, "the second ping")
+    assert all(r.verified for r in cli.receiver.for_path("table"))
+
+    for i in range(3):
+        await cli("sub", "add", cli.receiver.url(f"page{i}"), "--json")
+    first = (await cli("sub", "ls", "--limit", "2", "--json")).json()
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    every = (await cli("sub", "ls", "--limit", "2", "--all", "--json")).json()
+    ids = [s["id"] for s in every["items"]]
+    assert len(ids) == len(set(ids)) >= 4
+
+
+async def test_a_closed_pipe_is_no_error(cli: Cli) -> None:
+    """`import-bridge status | head -0`: the reader went away; exit 0, no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {**os.environ, "BRIDGE_API_URL": cli.api, "BRIDGE_API_TOKEN": TOKEN}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge", "status",
+        stdout=write_end, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    os.close(write_end)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0 and b"Traceback" not in err and err == b"", err

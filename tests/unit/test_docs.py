@@ -68,7 +68,7 @@ def test_readme_documents_every_command() -> None:
     from bridge.cli import build_parser
 
     readme = (ROOT / "README.md").read_text()
-    rows = [line for line in readme.splitlines() if line.startswith("| `bridge ")]
+    rows = [line for line in readme.splitlines() if line.startswith("| `import-bridge ")]
 
     def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
         for action in parser._actions:
