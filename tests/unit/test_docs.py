@@ -77,7 +77,7 @@ def test_readme_documents_every_command() -> None:
         return {}
 
     for command, parser in subcommands(build_parser()).items():
-        mine = [row for row in rows if row.startswith(f"| `bridge {command}")]
+        mine = [row for row in rows if row.startswith(f"| `import-bridge {command}")]
         assert mine, command
         for action in subcommands(parser):
             assert any(f"{action} " in row or f"{action}`" in row for row in mine), (
