@@ -1,3 +1,3 @@
 """Import-job bridge: polls asynchronous import jobs and pushes their outcome."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -116,7 +116,7 @@ class Bridge:
         client = connect(
             self._redis_url, max_connections=s.poll.concurrency + s.delivery.concurrency + 32
         )
-        store = self.store = RedisStore(client, s.key_prefix)
+        store = self.store = RedisStore(client, s.key_prefix, head_start_s=s.poll.max_interval)
         await _first_answer(store.ping(), "Redis does not answer")
         deliveries = self._deliveries = DeliveryStore(store)
         self.watchdog = Watchdog(

@@ -20,6 +20,9 @@ PROGRESS_WINDOW = 6
 # has the p95 of 0.25 for fewer requests; 0.5 misses twice as late).
 APPROACH = 0.35
 
+# Counts beyond this are no progress information (a float could not hold them).
+MAX_COUNT = 10**15
+
 # (first seen, last seen, records done) at each count a job has shown, newest last.
 Samples = tuple[tuple[float, float, int], ...]
 
@@ -58,7 +61,7 @@ def read_progress(
     projected from the last change of the count at the recent working rate; a job
     slower than that, or paused, is past its expected end and could resume at that
     rate any moment: the estimate is then the whole work left at that rate."""
-    if not total:
+    if not total or not 0 < total < MAX_COUNT:
         return samples, None, 0.0
     samples = track_progress(samples, now, done)
     if done is not None and done >= total:

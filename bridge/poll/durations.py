@@ -32,6 +32,8 @@ def bucket_of(duration_s: float) -> int:
     holds everything under 1 s and the last everything over a week."""
     if not duration_s > 1.0:  # also NaN
         return 0
+    if math.isinf(duration_s):
+        return BUCKETS - 1
     return min(BUCKETS - 1, int(BUCKETS_PER_DOUBLING * math.log2(duration_s)))
 
 
@@ -63,7 +65,7 @@ class Durations:
         before = self.cumulative[i - 1] if i > 0 else 0.0
         lo, hi = bucket_start(i), bucket_start(i + 1)
         if i == 0:
-            share = t  # [0, 1 s): linear
+            share = min(1.0, t / bucket_start(1))  # [0, 1.09 s): linear
         elif i == BUCKETS - 1:
             share = 1.0
         else:
@@ -80,7 +82,7 @@ class Durations:
         inside = self.counts[i]
         share = 0.0 if inside <= 0 else min(1.0, max(0.0, (target - before) / inside))
         if i == 0:
-            return share
+            return share * bucket_start(1)
         if i == BUCKETS - 1:  # over a week: no upper bound to spread over
             return bucket_start(i)
         lo, hi = bucket_start(i), bucket_start(i + 1)

@@ -135,7 +135,7 @@ class Poller:
                 raise NoSlot("the source was paused meanwhile", retry_after_s=paused, paused=True)
 
     async def _hand_back(self, claimed: Claimed) -> None:
-        await self._store.reschedule(claimed, claimed.watch, self._clock.now())
+        await self._store.reschedule(claimed, claimed.watch, self._clock.now(), keep_priority=True)
 
     # --------------------------------------------------------------- one poll
     async def poll(self, claimed: Claimed) -> str:
@@ -171,7 +171,10 @@ class Poller:
             next_at = self._clock.now() + exc.retry_after_s
             next_at += self._rand() * self._settings.min_interval
             return await self._store.reschedule(
-                claimed, replace(updated, poll_reason=reason), next_at
+                claimed,
+                replace(updated, poll_reason=reason),
+                next_at,
+                keep_priority=not any(sent),  # not polled: it keeps its place
             )
         except RateLimitedError as exc:
             return await self._rate_limited(claimed, self._polled(watch, now), source, exc)
@@ -303,9 +306,11 @@ class Poller:
         """A job seen running and then ending upstream: its duration since registration
         (the age the policy uses), by the upstream's own finished time where it gives one.
         A job found already finished tells nothing about durations."""
-        if self._durations is None or before.polls == 0 or outcome in _NOT_ENDED_UPSTREAM:
-            return
+        if self._durations is None or before.status is None or outcome in _NOT_ENDED_UPSTREAM:
+            return  # never seen running (only errors, or finished at its first answer)
         ended = now if finished is None else min(now, finished)
+        if ended < before.created_at:  # ended before it was registered, or clocks differ
+            return
         try:
             await self._durations.record(before.source, before.kind, ended - before.created_at)
         except REDIS_UNAVAILABLE:  # the event is written; a lost sample is no loss

@@ -25,7 +25,7 @@ from bridge.store.pipelined import run_scripts
 
 # Under contention a new watch goes before those overdue by less than this (its first
 # poll is the one most worth making); nobody waits behind new ones longer than this.
-NEW_WATCH_HEAD_START_S = 600.0
+NEW_WATCH_HEAD_START_S = 300.0  # the default poll.max_interval
 
 # Watches read per round when filtering a list, and rounds per page at most.
 _LIST_BATCH = 200
@@ -56,9 +56,14 @@ def new_watch_id() -> str:
 
 
 class RedisStore:
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(
+        self, client: aioredis.Redis, prefix: str, head_start_s: float = NEW_WATCH_HEAD_START_S
+    ) -> None:
         self.client = client
         self.keys = Keys(prefix)
+        # New registrations count as due this much earlier: the poll worth most goes
+        # first, and nothing is passed over for longer (the daemon: poll.max_interval).
+        self.head_start_s = head_start_s
         reg = client.register_script
         self._register = reg(scripts.REGISTER)
         self._claim = reg(scripts.CLAIM)
@@ -121,7 +126,7 @@ class RedisStore:
                 key.source,
                 codec.watch_to_doc(watch),
                 k.watch_prefix(),
-                to_ms(NEW_WATCH_HEAD_START_S),
+                to_ms(self.head_start_s),
             ],
         )
         if int(created):
@@ -269,11 +274,18 @@ class RedisStore:
         return int(ms) / 1000
 
     async def reschedule(
-        self, claimed: Claimed, updated: Watch, next_at: float, priority_at: float | None = None
+        self,
+        claimed: Claimed,
+        updated: Watch,
+        next_at: float,
+        priority_at: float | None = None,
+        *,
+        keep_priority: bool = False,
     ) -> str:
         """Release the lease and make the watch due at next_at, saving its new state.
         priority_at orders it among due watches when its source's budget is short (lower
-        first; poll/priority.py); by default its due time."""
+        first; poll/priority.py); by default its due time. keep_priority: no poll was
+        made, the watch keeps its place."""
         if updated.next_poll_at != next_at:
             updated = replace(updated, next_poll_at=next_at)
         return await self._reschedules.call(
@@ -282,7 +294,9 @@ class RedisStore:
                 str(claimed.token),
                 str(to_ms(next_at)),
                 codec.watch_to_doc(updated),
-                str(to_ms(next_at if priority_at is None else priority_at)),
+                ""
+                if keep_priority
+                else str(to_ms(next_at if priority_at is None else priority_at)),
             ]
         )
 

@@ -69,14 +69,15 @@ end
 # ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max watches  ARGV[4] watch hash key prefix
 # ARGV[5] source key prefix  ARGV[6] JSON {source: [rate per s, burst]}
 # ARGV[7] reservation horizon ms
-# Moves expired leases back to due (their holder died). Then grants slots within the
-# horizon from each source's limiter: first to the source's backlog, due watches its
-# limiter refused before, best priority first (the `prio` field: due time less the
-# poll's worth, see poll/priority.py); then to due watches in due order. A due watch
-# whose source refuses joins that source's backlog (KEYS[3] lists the sources that have
-# one), so a source's backlog is sorted once, never rescanned, and holds no other
-# source's watches back. Granted watches are leased (the lease token, a fencing token,
-# is bumped) with the delay before their request.
+# Moves expired leases back to due (their holder died) and revokes them: the lease
+# token is bumped, so a late holder's writes are refused as stale. Then grants slots
+# within the horizon from each source's limiter, taking turns: one from each source's
+# backlog (due watches its limiter refused before, best priority first: the `prio`
+# field, due time less the poll's worth, see poll/priority.py), then the next due
+# watch in due order, and again. A due watch whose source has a backlog, or refuses,
+# joins that backlog (KEYS[3] lists the sources that have one): a backlog is sorted
+# once, never rescanned, and holds no other source's watches back. Granted watches
+# are leased (token bumped) with the delay before their request.
 # returns {id, token, doc, delay ms, id, token, doc, delay ms, ...}
 CLAIM = (
     _PERMIT
@@ -89,6 +90,7 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, li
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZADD', KEYS[1], now, id)
+  redis.call('HINCRBY', ARGV[4] .. id, 'lease', 1)
 end
 local server_now = server_ms()
 local sent = {}
@@ -106,7 +108,9 @@ local function admit(source)
   sent[source] = (sent[source] or 0) + 1
   return true, ms
 end
-local function lease(id, key, delay)
+local function lease(id, key, source, delay)
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', backlog(source), id)
   local token = redis.call('HINCRBY', key, 'lease', 1)
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), id)
   out[#out + 1] = id
@@ -114,39 +118,70 @@ local function lease(id, key, delay)
   out[#out + 1] = redis.call('HGET', key, 'doc')
   out[#out + 1] = tostring(math.ceil(delay))
 end
-for _, source in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  local queue = backlog(source)
-  while #out < limit * 4 do
-    local head = redis.call('ZRANGE', queue, 0, 0)[1]
-    if not head then redis.call('SREM', KEYS[3], source); break end
+-- one grant from a source's backlog; false when it has none to give now
+local waiting = {}
+local has_backlog = {}
+local function from_backlog(source)
+  while true do
+    local head = redis.call('ZRANGE', backlog(source), 0, 0)[1]
+    if not head then
+      redis.call('SREM', KEYS[3], source)
+      has_backlog[source] = false
+      return false
+    end
     local key = ARGV[4] .. head
     if redis.call('HGET', key, 'state') ~= 'watching' then
-      redis.call('ZREM', queue, head)
+      redis.call('ZREM', backlog(source), head)
     else
       local ok, delay = admit(source)
-      if not ok then break end
-      redis.call('ZREM', queue, head)
-      lease(head, key, delay)
+      if not ok then return false end
+      lease(head, key, source, delay)
+      return true
     end
   end
 end
+for _, source in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  waiting[#waiting + 1] = source
+  has_backlog[source] = true
+end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
                        math.max(limit * 16, 1000))
-for i = 1, #ids, 2 do
-  if #out >= limit * 4 then break end
-  local id = ids[i]
-  local key = ARGV[4] .. id
-  local h = redis.call('HMGET', key, 'state', 'source', 'prio')
-  redis.call('ZREM', KEYS[1], id)
-  if h[1] == 'watching' then
-    local ok, delay = admit(h[2])
-    if ok then
-      lease(id, key, delay)
-    else
-      redis.call('ZADD', backlog(h[2]), tonumber(h[3] or ids[i + 1]), id)
-      redis.call('SADD', KEYS[3], h[2])
+local next_due = 1
+while #out < limit * 4 do
+  local progressed = false
+  local still = {}
+  for _, source in ipairs(waiting) do
+    if #out < limit * 4 and from_backlog(source) then
+      progressed = true
+      still[#still + 1] = source
     end
   end
+  waiting = still
+  -- the next due watch: leased, or put in its source's backlog
+  while #out < limit * 4 and next_due <= #ids do
+    local id, due = ids[next_due], ids[next_due + 1]
+    next_due = next_due + 2
+    local key = ARGV[4] .. id
+    local h = redis.call('HMGET', key, 'state', 'source', 'prio')
+    if h[1] ~= 'watching' then
+      redis.call('ZREM', KEYS[1], id)
+    else
+      local source = h[2]
+      local ok, delay = false, 0
+      if not has_backlog[source] then ok, delay = admit(source) end
+      if ok then
+        lease(id, key, source, delay)
+      else
+        redis.call('ZREM', KEYS[1], id)
+        redis.call('ZADD', backlog(source), tonumber(h[3] or due), id)
+        redis.call('SADD', KEYS[3], source)
+        has_backlog[source] = true
+      end
+      progressed = true
+      break
+    end
+  end
+  if not progressed then break end
 end
 for source, n in pairs(sent) do count_sent(ARGV[5], source, server_now, n) end
 return out
@@ -190,12 +225,13 @@ end
 
 # KEYS[1] watch hash  KEYS[2] due zset  KEYS[3] leases zset
 # ARGV[1] watch id  ARGV[2] lease token  ARGV[3] next poll ms  ARGV[4] doc
-# ARGV[5] priority key ms (lower first when the source's budget is short)
+# ARGV[5] priority key ms (lower first when the source's budget is short; '' keeps it)
 # returns 'ok' | 'gone' (deleted meanwhile) | 'stale' (lease lost) | 'finished'
 RESCHEDULE = (
     _GUARD
     + """
-redis.call('HSET', KEYS[1], 'doc', ARGV[4], 'prio', ARGV[5])
+redis.call('HSET', KEYS[1], 'doc', ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'prio', ARGV[5]) end
 redis.call('ZREM', KEYS[3], id)
 redis.call('ZADD', KEYS[2], ARGV[3], id)
 return 'ok'
@@ -205,7 +241,7 @@ return 'ok'
 # Many reschedules in one call: the same guard and write as RESCHEDULE, per watch.
 # KEYS[1] due zset  KEYS[2] leases zset
 # ARGV[1] watch hash key prefix, then per watch: id, lease token, next poll ms, doc,
-# priority key ms
+# priority key ms ('' keeps it)
 # returns one verdict per watch, as RESCHEDULE
 RESCHEDULE_MANY = """
 local out = {}
@@ -224,7 +260,8 @@ for i = 2, #ARGV, 5 do
     redis.call('ZREM', KEYS[2], id)
     verdict = 'finished'
   else
-    redis.call('HSET', key, 'doc', ARGV[i + 3], 'prio', ARGV[i + 4])
+    redis.call('HSET', key, 'doc', ARGV[i + 3])
+    if ARGV[i + 4] ~= '' then redis.call('HSET', key, 'prio', ARGV[i + 4]) end
     redis.call('ZREM', KEYS[2], id)
     redis.call('ZADD', KEYS[1], ARGV[i + 2], id)
   end

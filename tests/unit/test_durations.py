@@ -89,3 +89,15 @@ def test_the_prior_matches_the_lag_target() -> None:
     """Without history, an interval of 10 % of the age is a 1-in-11 chance, at any age."""
     assert chance_of_end(None, 20, 2) == pytest.approx(chance_of_end(None, 600, 60))
     assert chance_of_end(None, 600, 60) == pytest.approx(1 / 11)
+
+
+def test_odd_durations_have_a_bucket() -> None:
+    """Zero, negative, NaN and infinite durations land in the first or last bucket."""
+    assert bucket_of(-5) == bucket_of(0) == bucket_of(math.nan) == 0
+    assert bucket_of(math.inf) == BUCKETS - 1
+
+
+def test_the_first_bucket_is_consistent() -> None:
+    """Everything under 1.09 s is one bucket, spread evenly: the CDF never steps back."""
+    d = histogram([0.5] * 10)
+    assert d.cdf(1.05) < 1 and d.cdf(1.05) <= d.cdf(1.1) == pytest.approx(1)

@@ -348,7 +348,7 @@ async def test_learned_durations_crowd_polls_where_jobs_end(env) -> None:  # typ
 async def test_a_finished_job_teaches_its_duration(env) -> None:  # type: ignore[no-untyped-def]
     """A job seen running, then finished: its duration since registration (the
     upstream's finished time) is learned once; a job already finished at its first
-    poll teaches nothing."""
+    answer (even after failed polls) teaches nothing."""
     store, clock, http, poller = env
     start = clock.now()
     finished = datetime.fromtimestamp(start + 100, UTC).isoformat().replace("+00:00", "Z")
@@ -356,8 +356,9 @@ async def test_a_finished_job_teaches_its_duration(env) -> None:  # type: ignore
     done["job"]["finished"] = finished
     http.queue(f"{FS}/v2/users/batch/a", ok(fs_body("PROCESSING")), ok(done))
     http.queue(f"{FS}/v2/users/batch/b", ok(fs_body("COMPLETED")))
-    await store.register(WatchKey("fs", "users", "a"), start)
-    await store.register(WatchKey("fs", "users", "b"), start)
+    http.queue(f"{FS}/v2/users/batch/c", HttpAnswer(500, b"{}"), ok(fs_body("COMPLETED")))
+    for job in "abc":
+        await store.register(WatchKey("fs", "users", job), start)
     await run_due(store, clock, poller)
     clock.advance(110)
     await run_due(store, clock, poller)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,7 @@ from bridge.events import outcome_event
 from bridge.model import Outcome, WatchKey, WatchState
 from bridge.poll.durations import bucket_of
 from bridge.store.durations import GENERATION, DurationStore
-from bridge.store.redis import Claimed, RedisStore
+from bridge.store.redis import NEW_WATCH_HEAD_START_S, Claimed, RedisStore
 
 NOW = 1_800_000_000.0
 KEY = WatchKey("fs", "users", "job-1")
@@ -176,8 +177,9 @@ async def test_claim_asks_the_rate_limit(store: RedisStore) -> None:
 
 
 async def test_a_backlog_is_served_best_priority_first(store: RedisStore) -> None:
-    """Under contention the poll worth most goes first, whatever its due time, and a new
-    registration before them all; a served backlog is forgotten."""
+    """Under contention the poll worth most goes first, whatever its due time; a new
+    registration counts as worth the most (after an older poll of that worth); a served
+    backlog is forgotten."""
     for name in ("a", "b", "c"):
         await store.register(WatchKey("fs", "users", name), NOW)
     first = await store.claim(NOW, 30, 10)
@@ -192,7 +194,7 @@ async def test_a_backlog_is_served_best_priority_first(store: RedisStore) -> Non
     assert await store.claim(NOW + 20, 30, 10, strict) == []
     assert await store.backlogs() == {"fs": 3}
     rest = await store.claim(NOW + 20, 30, 10, {"fs": (0.0, 1)})
-    assert [c.watch.job_id for c in rest] == ["new", "b", "c"]
+    assert [c.watch.job_id for c in rest] == ["b", "new", "c"]
     assert await store.backlogs() == {}
 
 
@@ -247,3 +249,68 @@ async def test_learned_durations_age_by_generations(store: RedisStore) -> None:
     ttl = await store.client.pttl(store.keys.durations("fs", "users", "previous"))
     assert 29 * 86400_000 < ttl <= 30 * 86400_000
     assert len(await store.client.hgetall(store.keys.durations("fs", "users", "current"))) == 2
+
+
+async def test_an_expired_lease_is_revoked(store: RedisStore) -> None:
+    """A holder whose lease ran out cannot write any more (its token is stale), so a
+    watch is never both due and waiting in a backlog, nor leased twice."""
+    await store.register(WatchKey("fs", "users", "slow"), NOW)
+    [old] = await store.claim(NOW, 30, 10, {"fs": (0.001, 1)})
+    refused = await store.claim(NOW + 31, 30, 10, {"fs": (0.001, 1)})
+    assert refused == [] and await store.backlogs() == {"fs": 1}
+    assert await store.reschedule(old, old.watch, NOW + 40) == "stale"
+    claimed = await store.claim(NOW + 50, 30, 10, {"fs": (0.0, 1)})
+    assert [c.watch.job_id for c in claimed] == ["slow"]
+    assert (await store.watch_counts())["watching"] == 1
+
+
+async def test_backlogs_do_not_hold_other_sources_back(store: RedisStore) -> None:
+    """When the workers, not the budget, are short, a source's backlog and other
+    sources' due watches take turns: a due watch of another source is not starved."""
+    for i in range(20):
+        await store.register(WatchKey("fs", "users", f"b{i}"), NOW)
+    await store.pause("fs", 1.0)
+    limits = {"fs": (0.0, 1), "td": (0.0, 1)}
+    assert await store.claim(NOW, 30, 10, limits) == []
+    assert await store.backlogs() == {"fs": 20}
+    await store.client.delete(store.keys.source_pause("fs"))
+    await store.register(WatchKey("td", "users", "other"), NOW + 1)
+    claimed = await store.claim(NOW + 1, 30, 2, limits)
+    assert "td" in [c.watch.source for c in claimed]
+
+
+async def test_a_new_registration_has_a_bounded_head_start(store: RedisStore) -> None:
+    """New watches go first by the store's head start (max_interval in the daemon), so
+    no poll is passed over by registrations made more than that after it fell due."""
+    assert store.head_start_s == NEW_WATCH_HEAD_START_S
+    short = RedisStore(store.client, store.keys.prefix + "-short", head_start_s=30)
+    watch, _ = await short.register(WatchKey("fs", "users", "n"), NOW)
+    prio = await short.client.hget(short.keys.watch(watch.id), "prio")
+    assert int(prio) == round((NOW - 30) * 1000)
+
+
+async def test_a_poll_not_made_keeps_its_place(store: RedisStore) -> None:
+    """A watch handed back without a poll (shutdown, no slot after all) keeps its
+    priority; one that was polled gets the new one."""
+    watch, _ = await store.register(WatchKey("fs", "users", "k"), NOW)
+    key = store.keys.watch(watch.id)
+    before = await store.client.hget(key, "prio")
+    [c] = await store.claim(NOW, 30, 10)
+    assert await store.reschedule(c, c.watch, NOW + 5, keep_priority=True) == "ok"
+    assert await store.client.hget(key, "prio") == before
+    [c] = await store.claim(NOW + 5, 30, 10)
+    assert await store.reschedule(c, c.watch, NOW + 10) == "ok"
+    assert int(await store.client.hget(key, "prio")) == round((NOW + 10) * 1000)
+
+
+async def test_the_rollback_script_empties_the_backlogs(store: RedisStore) -> None:
+    """deploy/rollback-backlogs.lua puts every waiting watch back in the due set, where
+    a version without backlogs finds it."""
+    for name in ("a", "b"):
+        await store.register(WatchKey("td", "users", name), NOW)
+    await store.pause("td", 5.0)
+    assert await store.claim(NOW, 30, 10, {"td": (0.0, 1)}) == []
+    script = (Path(__file__).parents[2] / "deploy" / "rollback-backlogs.lua").read_text()
+    assert await store.client.eval(script, 0, store.keys.prefix) == 2
+    assert await store.client.zcard(store.keys.due) == 2
+    assert await store.backlogs() == {}
