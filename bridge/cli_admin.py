@@ -133,8 +133,9 @@ def add_admin_commands(sub: Any) -> None:
     e = group("events", "the event log")
     p = e.add_parser("ls", parents=[common, page], help="list events")
     p.add_argument("--watch-id")
-    p.add_argument("--type")
+    p.add_argument("--type", help="a type or pattern: import.completed, import.*, *")
     e.add_parser("show", parents=[common], help="one event").add_argument("id")
+    e.add_parser("types", parents=[common], help="the known event types")
     p = e.add_parser("replay", parents=[common], help="deliver again, same webhook-id")
     p.add_argument("id")
     p.add_argument("--subscription", help="only to this subscription")
@@ -311,6 +312,9 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("sub", "disable"): _enabled(False),
     ("events", "ls"): _events_ls,
     ("events", "show"): _get("/v1/events/{id}"),
+    ("events", "types"): lambda c, a: _list(
+        a, c.call("GET", "/v1/event-types"), ("type", "description")
+    ),
     ("events", "replay"): _events_replay,
     ("deliveries", "ls"): _deliveries_ls,
     ("deliveries", "show"): _get("/v1/deliveries/{id}"),

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.event_types import type_matches
+
 
 class Outcome(enum.StrEnum):
     COMPLETED = "completed"
@@ -140,15 +142,6 @@ class Subscription:
         if self.sources and source not in self.sources:
             return False
         return any(type_matches(p, event_type) for p in self.event_types)
-
-
-def type_matches(pattern: str, event_type: str) -> bool:
-    """`import.*` matches every import event; `*` everything; else the exact name."""
-    if pattern == "*":
-        return True
-    if pattern.endswith(".*"):
-        return event_type.startswith(pattern[:-1])
-    return pattern == event_type
 
 
 class DeliveryStatus(enum.StrEnum):

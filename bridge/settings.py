@@ -22,6 +22,7 @@ from bridge.delivery import signing
 from bridge.delivery.headers import check_headers
 from bridge.delivery.targets import TargetPolicy, TargetRefused, check_url, parse_network
 from bridge.errors import ConfigError
+from bridge.event_types import UnknownEventType, check_pattern
 
 ENV_PREFIX = "BRIDGE_"
 
@@ -140,6 +141,11 @@ class StaticSubscription(_Section):
     @model_validator(mode="after")
     def _check(self) -> StaticSubscription:
         problems = check_headers(self.headers)
+        for i, pattern in enumerate(self.event_types):
+            try:
+                check_pattern(pattern)
+            except UnknownEventType as exc:
+                problems.append(f"event_types[{i}]: {exc}")
         if self.secret is not None:
             try:
                 signing.secret_key(self.secret.get_secret_value())
@@ -300,7 +306,7 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
 
 PROVIDERS = ("fullstory", "talkdesk")
 _PYDANTIC_PREFIX = re.compile(r"^(Value error|Assertion failed), ")
-_KEY_IN_MESSAGE = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*): ")
+_KEY_IN_MESSAGE = re.compile(r"^([a-z_][a-z0-9_]*(?:\[\d+\]|\.[a-z0-9_]+)*): ")
 
 
 def _dotted(loc: list[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -47,8 +48,11 @@ def validation_fields(exc: ValidationError) -> list[dict[str, str]]:
     out = []
     for err in exc.errors(include_input=False, include_url=False):
         name = ".".join(str(p) for p in err["loc"]) or "body"
-        out.append({"name": name, "description": err["msg"]})
+        out.append({"name": name, "description": _PYDANTIC_PREFIX.sub("", err["msg"])})
     return out
+
+
+_PYDANTIC_PREFIX = re.compile(r"^(Value error|Assertion failed), ")
 
 
 HTTP_CODES = {

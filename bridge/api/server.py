@@ -21,6 +21,7 @@ from bridge.api.models import (
 )
 from bridge.clock import Clock
 from bridge.delivery.targets import TargetPolicy
+from bridge.event_types import CATALOGUE, FAMILIES, UnknownEventType, check_pattern
 from bridge.metrics import Metrics
 from bridge.model import WatchKey, WatchState
 from bridge.store.deliveries import DeliveryStore
@@ -73,6 +74,7 @@ def build_api(ctx: ApiContext) -> web.Application:
     app.router.add_get("/v1/watches/{id}", get_watch)
     app.router.add_delete("/v1/watches/{id}", delete_watch)
     app.router.add_get("/v1/events", list_events)
+    app.router.add_get("/v1/event-types", list_event_types)
     app.router.add_get("/v1/events/{id}", get_event)
     from bridge.api import deliveries, subscriptions
     from bridge.api.openapi import openapi
@@ -207,12 +209,25 @@ async def list_events(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     q = request.query
     cursor, limit = page_params(q)
+    pattern = q.get("type") or None
+    if pattern is not None:
+        try:
+            check_pattern(pattern)
+        except UnknownEventType as exc:
+            field = [{"name": "type", "description": str(exc)}]
+            raise ApiError(400, "invalid_type", str(exc), field) from None
     events, nxt = await ctx.store.list_events(
-        watch_id=q.get("watch_id") or None, type_=q.get("type") or None, cursor=cursor, limit=limit
+        watch_id=q.get("watch_id") or None, type_=pattern, cursor=cursor, limit=limit
     )
     return web.json_response(
         {"items": [event_view(e) for e in events], "next_cursor": encode_cursor(nxt)}
     )
+
+
+async def list_event_types(request: web.Request) -> web.Response:
+    """The known event types, each with a line saying when it is sent."""
+    items = [{"type": name, "description": text} for name, text in CATALOGUE.items()]
+    return web.json_response({"items": items, "patterns": ["*", *FAMILIES]})
 
 
 async def get_event(request: web.Request) -> web.Response:

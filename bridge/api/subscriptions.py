@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import secrets
 from dataclasses import replace
 from typing import Any
@@ -19,11 +18,10 @@ from bridge.delivery import signing
 from bridge.delivery.formats import Format
 from bridge.delivery.headers import check_headers
 from bridge.delivery.targets import TargetPolicy, TargetRefused, check_host, check_url
+from bridge.event_types import UnknownEventType, check_pattern
 from bridge.events import iso_ms
 from bridge.model import Delivery, DeliveryStatus, Event, Subscription
 from bridge.store.deliveries import DeliveryStore, delivery_id, new_subscription_id
-
-_PATTERN = re.compile(r"^(\*|[a-z_]+(\.[a-z_]+)*(\.\*)?)$")
 
 
 class _SubFields(BaseModel):
@@ -37,9 +35,11 @@ class _SubFields(BaseModel):
     @field_validator("event_types")
     @classmethod
     def _patterns(cls, v: list[str] | None) -> list[str] | None:
-        for p in v or []:
-            if not _PATTERN.match(p):
-                raise ValueError(f"{p!r} is not an event type or pattern like import.*")
+        for i, p in enumerate(v or []):
+            try:
+                check_pattern(p)
+            except UnknownEventType as exc:
+                raise ValueError(f"event_types[{i}]: {exc}") from None
         return v
 
     @field_validator("headers")

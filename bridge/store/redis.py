@@ -17,6 +17,7 @@ from redis.asyncio.client import Pipeline
 
 from bridge.clock import to_ms
 from bridge.errors import NoSlot
+from bridge.event_types import type_matches
 from bridge.model import Event, Watch, WatchKey, WatchState
 from bridge.store import codec, scripts
 from bridge.store.batch import Coalescer
@@ -382,7 +383,7 @@ class RedisStore:
             return [codec.event_from_json(t) if t else None for t in texts]
 
         def keep(e: Event) -> bool:
-            return type_ is None or e.type == type_
+            return type_ is None or type_matches(type_, e.type)
 
         return await self.paginate(index, cursor, limit, load, keep)
 

@@ -229,3 +229,31 @@ async def test_openapi_describes_every_route(api) -> None:  # type: ignore[no-un
     )
     body = doc["paths"]["/v1/watches"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"]["$ref"].endswith("/WatchCreate")
+
+
+async def test_event_type_catalogue_and_patterns(api) -> None:  # type: ignore[no-untyped-def]
+    """GET /v1/event-types lists each known type with a line; subscriptions and the event
+    filter take only patterns that name something, and a typo gets a suggestion."""
+    client, _, _ = api
+    got = await (await client.get("/v1/event-types", headers=AUTH)).json()
+    types = {item["type"]: item["description"] for item in got["items"]}
+    assert {"import.completed", "source.unhealthy", "source.recovered", "ping"} <= set(types)
+    assert all(types.values()) and "import.*" in got["patterns"]
+    url = "https://hooks.example.com/x"
+    for bad, hint in (("import.complete", "import.completed"), ("bogus.*", "import.*")):
+        resp = await client.post(
+            "/v1/subscriptions", headers=AUTH, json={"url": url, "event_types": [bad]}
+        )
+        body = await resp.json()
+        assert resp.status == 422 and body["fields"][0]["name"] == "event_types", body
+        assert hint in body["fields"][0]["description"], body
+        assert not body["fields"][0]["description"].startswith("Value error"), body
+    ok = await client.post(
+        "/v1/subscriptions", headers=AUTH, json={"url": url, "event_types": ["source.*"]}
+    )
+    assert ok.status == 201
+    bad_filter = await client.get("/v1/events?type=import.complete", headers=AUTH)
+    assert bad_filter.status == 400 and "import.completed" in (await bad_filter.json())["message"]
+    for pattern in ("import.*", "*", "import.completed"):
+        resp = await client.get(f"/v1/events?type={pattern}", headers=AUTH)
+        assert resp.status == 200

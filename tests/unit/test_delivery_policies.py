@@ -16,7 +16,8 @@ from bridge.delivery.targets import (
     check_host,
     check_url,
 )
-from bridge.model import Event, Subscription, type_matches
+from bridge.event_types import type_matches
+from bridge.model import Event, Subscription
 
 SCHEDULE = policy.DEFAULT_SCHEDULE_S
 

@@ -102,6 +102,10 @@ provider = "nope"
             "sources.f.burst: must not exceed rate_limit",
         ),
         ('[api]\nlisten = "nowhere-secret"\n', "api.listen: must be HOST:PORT"),
+        (
+            '[[subscriptions]]\nurl = "https://h.example.com"\nevent_types = ["import.complete"]\n',
+            "subscriptions[0].event_types[0]: not a known event type or pattern; did you mean",
+        ),
     ],
 )
 def test_config_errors_in_plain_words(tmp_path: Path, toml: str, expected: str) -> None:
