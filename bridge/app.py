@@ -73,6 +73,7 @@ class Bridge:
         self.clock: Clock = clock or self._server_clock  # type: ignore[assignment]
         self._wall: Clock = clock or local_clock or SystemClock()
         self.metrics = Metrics()
+        self.metrics.declare(settings.sources)
         self.outage = OutageLog(self.metrics)
         self._redis_url = redis_url
         self._session: aiohttp.ClientSession | None = None
@@ -238,7 +239,8 @@ class Bridge:
             self.poller.wake()
 
     async def _budget_gauges(self) -> None:
-        """bridge_source_budget_used_ratio: the fleet's use of each limited source."""
+        """bridge_source_budget_used_ratio: the fleet's use of each limited source; and
+        bridge_source_healthy as the fleet sees it (any replica may have found out)."""
         if self.store is None:
             return
         try:
@@ -246,6 +248,8 @@ class Bridge:
                 used = await self.store.budget_used(name, cfg.rate_limit)
                 if used is not None:
                     self.metrics.budget_used.labels(name).set(used)
+                health = await self.store.get_health(name)
+                self.metrics.source_healthy.labels(name).set(1 if health.healthy else 0)
         except Exception as exc:  # a gauge is not worth more than a line
             self.outage.failed("budget_gauges", exc)
 

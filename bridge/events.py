@@ -53,3 +53,18 @@ def outcome_event(
         watch_id=watch.id,
         data=data,
     )
+
+
+def source_event(
+    *, source: str, provider: str, healthy: bool, reason: str | None, now: float
+) -> Event:
+    """source.unhealthy / source.recovered: a source's credentials stopped or resumed
+    working. Named by the moment of the change, so each change is its own event."""
+    type_ = "source.recovered" if healthy else "source.unhealthy"
+    return Event(
+        id=f"evt_{type_.replace('.', '_')}_{source}_{round(now * 1000)}",
+        type=type_,
+        timestamp=iso_ms(now),
+        watch_id="",
+        data={"source": source, "provider": provider, "reason": reason},
+    )

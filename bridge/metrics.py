@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from bridge.event_types import CATALOGUE
+
+POLL_RESULTS = ("ok", "error", "not_found", "rate_limited", "auth_error")
+DELIVERY_OUTCOMES = ("succeeded", "retry", "gone", "dead")
+LAG_KINDS = ("first", "replay", "ping")
 
 
 class Metrics:
@@ -60,7 +68,9 @@ class Metrics:
         )
         self.delivery_lag = Histogram(
             "bridge_delivery_lag_seconds",
-            "From event generation to the receiver's 2xx",
+            "From event generation to the receiver's 2xx; kind: first (an event's own "
+            "delivery), replay, ping",
+            ["kind"],
             registry=r,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
         )
@@ -78,6 +88,24 @@ class Metrics:
         self.clock_offset = Gauge(
             "bridge_clock_offset_seconds", "Redis server time minus this host's clock", registry=r
         )
+
+    def declare(self, sources: Iterable[str]) -> None:
+        """Every labelled series from the start, at zero (health: 1 until seen otherwise),
+        so dashboards and alerts see a series before the first change."""
+        for source in sources:
+            for result in POLL_RESULTS:
+                self.polls.labels(source, result)
+            self.poll_seconds.labels(source)
+            self.source_healthy.labels(source).set(1)
+            self.budget_used.labels(source)
+            self.time_to_notice.labels(source)
+            self.requests_per_job.labels(source)
+        for event_type in CATALOGUE:
+            self.events.labels(event_type)
+        for outcome in DELIVERY_OUTCOMES:
+            self.deliveries.labels(outcome)
+        for kind in LAG_KINDS:
+            self.delivery_lag.labels(kind)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

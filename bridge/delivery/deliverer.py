@@ -66,6 +66,13 @@ def deliveries_for(event: Event, subs: list[Subscription], now: float) -> list[D
     ]
 
 
+def lag_kind(d: Delivery) -> str:
+    """first: an event's own delivery (what the lag is about); replay; ping."""
+    if d.event_id.startswith("evt_ping_"):
+        return "ping"
+    return "first" if d.id == delivery_id(d.event_id, d.subscription_id) else "replay"
+
+
 def _detected(event: Event, fallback: float) -> float:
     try:
         return datetime.fromisoformat(event.timestamp.replace("Z", "+00:00")).timestamp()
@@ -317,7 +324,7 @@ class Deliverer:
             "error": result.error,
         }
         if decision.verdict is policy.Verdict.SUCCEEDED:
-            self._metrics.delivery_lag.observe(max(0.0, done - d.detected_at))
+            self._metrics.delivery_lag.labels(lag_kind(d)).observe(max(0.0, done - d.detected_at))
             if sub.failing_since is not None:
                 await self._store.set_state(sub.id, clear_failing=True)
                 self._subs[sub.id] = replace(sub, failing_since=None)

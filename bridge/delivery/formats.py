@@ -26,6 +26,8 @@ _ICONS = {
     "import.not_found": "❓",
     "import.expired": "⌛",
     "ping": "🏓",
+    "source.unhealthy": "🔴",
+    "source.recovered": "🟢",
 }
 
 
@@ -47,6 +49,10 @@ def summary(event: Event) -> str:
             if counts.get(k) is not None
         ]
         return line + (f" ({', '.join(parts)})" if parts else "")
+    if event.type.startswith("source."):
+        state = "recovered" if event.type == "source.recovered" else "is unhealthy"
+        reason = f": {d.get('reason')}" if d.get("reason") else ""
+        return f"{icon} source {d.get('source')} ({d.get('provider')}) {state}{reason}"
     detail = d.get("reason") or d.get("subscription_id") or ""
     return f"{icon} {event.type}" + (f": {detail}" if detail else "")
 

@@ -23,7 +23,7 @@ from bridge.errors import (
     RateLimitedError,
     TransientUpstreamError,
 )
-from bridge.events import outcome_event
+from bridge.events import outcome_event, source_event
 from bridge.metrics import Metrics
 from bridge.model import JobSnapshot, Outcome, Watch, state_for
 from bridge.outage import OutageLog
@@ -368,14 +368,28 @@ class Poller:
         children[1].observe(time.perf_counter() - started)
 
     async def _set_health(self, source: str, healthy: bool, reason: str | None) -> None:
-        """Write health to Redis only when this process sees it change."""
+        """Write health to Redis only when this process sees it change; the replica whose
+        write changes it fleet-wide also writes the source.* event, in the same step."""
         if self._health.get(source) == healthy:
             return
         self._health[source] = healthy
         self._metrics.source_healthy.labels(source).set(1 if healthy else 0)
-        if await self._store.set_health(source, healthy, reason, self._clock.now()):
-            event = "source_recovered" if healthy else "source_unhealthy"
-            log.warning(event, source=source, reason=reason)
+        now = self._clock.now()
+        event = source_event(
+            source=source,
+            provider=self._sources[source].provider.name if source in self._sources else "",
+            healthy=healthy,
+            reason=reason,
+            now=now,
+        )
+        if await self._store.set_health(
+            source, healthy, reason, now, event, self._settings.retention
+        ):
+            self._on_event()
+            self._metrics.events.labels(event.type).inc()
+            log.warning(
+                "source_recovered" if healthy else "source_unhealthy", source=source, reason=reason
+            )
 
 
 def parse_time(text: str | None) -> float | None:

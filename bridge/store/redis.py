@@ -75,6 +75,7 @@ class RedisStore:
         self._delete_if_equals = reg(scripts.DELETE_IF_EQUALS)
         self._reschedule_many = reg(scripts.RESCHEDULE_MANY)
         self._backlogs = reg(scripts.BACKLOGS)
+        self._set_health = reg(scripts.SET_HEALTH)
         self._acquire = reg(scripts.ACQUIRE)
         self._page = reg(scripts.PAGE)
         self._reschedules: Coalescer[list[str], str] = Coalescer(self._flush_reschedules)
@@ -442,17 +443,35 @@ class RedisStore:
         sent = await self.client.get(f"{self.keys.source_prefix()}{source}:sent:{window}")
         return int(sent or 0) / (rate * 10)
 
-    async def set_health(self, source: str, healthy: bool, reason: str | None, now: float) -> bool:
-        """Record a source's health; True when this changed it."""
-        key = self.keys.source_health(source)
-        current = await self.client.hget(key, "healthy")
-        value = "1" if healthy else "0"
-        if current == value or (current is None and healthy):
-            return False
-        await self.client.hset(
-            key, mapping={"healthy": value, "reason": reason or "", "since": now}
+    async def set_health(
+        self,
+        source: str,
+        healthy: bool,
+        reason: str | None,
+        now: float,
+        event: Event | None = None,
+        retention_s: float = 86400.0,
+    ) -> bool:
+        """Record a source's health and, when this call changed it, write `event` to the
+        outbox in the same step (source.unhealthy / source.recovered: once per change,
+        fleet-wide). True when this call changed it."""
+        k = self.keys
+        if event is None:  # nothing to announce: an event id that is never written
+            event = Event(id="", type="", timestamp="", watch_id="", data={})
+        changed = await self._set_health(
+            keys=[k.source_health(source), k.event(event.id), k.events, k.outbox],
+            args=[
+                "1" if healthy else "0",
+                reason or "",
+                now,
+                to_ms(now),
+                to_ms(retention_s),
+                event.id,
+                codec.event_to_json(event),
+                event.type,
+            ],
         )
-        return True
+        return bool(changed)
 
     async def get_health(self, source: str) -> SourceHealth:
         fields = cast(dict[str, str], await self.client.hgetall(self.keys.source_health(source)))

@@ -274,7 +274,7 @@ async def test_dead_letter_recover_retry_and_metrics(env: Env) -> None:
     assert resp.status == 202
     await succeeds(first["id"])
     resp = await env.http.post(f"{env.api}/v1/deliveries/{first['id']}/retry")
-    assert resp.status == 409 and (await resp.json())["code"] == "delivery_not_finished"
+    assert resp.status == 409 and (await resp.json())["code"] == "delivery_succeeded"
 
     second = await dead_one("d2")
     resp = await env.http.post(f"{env.api}/v1/subscriptions/{sub['id']}/recover?since=0")
@@ -295,6 +295,57 @@ async def test_dead_letter_recover_retry_and_metrics(env: Env) -> None:
     assert samples['bridge_deliveries_total{outcome="retry"}'] == 8
     assert samples['bridge_deliveries_total{outcome="succeeded"}'] == 2
     assert samples["bridge_deliveries_dead_total"] == 2
-    assert samples["bridge_delivery_lag_seconds_count"] == 2
+    assert samples['bridge_delivery_lag_seconds_count{kind="first"}'] == 2
+    assert samples['bridge_delivery_lag_seconds_count{kind="replay"}'] == 0
+    assert samples['bridge_delivery_lag_seconds_count{kind="ping"}'] == 0
     assert samples["bridge_delivery_attempt_duration_seconds_count"] == 12
     assert "bridge_delivery_queue_depth" in samples
+
+
+async def test_wrong_upstream_key_is_a_source_event_not_unreadiness(
+    tmp_path: Path, redis_server: EmbeddedRedis, prefix: str
+) -> None:
+    """A wrong FullStory key: /readyz stays 200 while /v1/status and the metrics show the
+    source unhealthy, and one signed source.unhealthy event reaches a subscriber of
+    source.*; with the key right again, one source.recovered follows."""
+    sim, server, receiver = await start_sim_and_receiver()
+    cfg = write_config(
+        tmp_path / "bridge.toml", server, redis_url=redis_server.url, prefix=prefix, extra=DELIVERY
+    )
+    cfg.write_text(cfg.read_text().replace('"sim-fullstory-key"', '"a-wrong-key-0000"'))
+    bridge = Bridge(load_settings(cfg), redis_url=redis_server.url)
+    await bridge.start()
+    env = Env(sim, receiver, bridge, f"http://127.0.0.1:{bridge.api_port}")
+    try:
+        await env.subscribe("ops", event_types=["source.*"])
+        await env.subscribe("jobs")  # import.* only: no source events
+        await env.watch(JobSpec(provider="fullstory", id="fs-bad-key", duration=30))
+
+        async def told(kind: str) -> bool:
+            return any(r.body["type"] == kind for r in receiver.for_path("ops"))
+
+        await wait_until(lambda: told("source.unhealthy"), 20, "source.unhealthy")
+        ready = await env.http.get(f"{env.api}/readyz")
+        assert ready.status == 200
+        status = await env.get("/v1/status")
+        assert status["sources"]["fs"]["healthy"] is False and status["sources"]["td"]["healthy"]
+        metrics = await (await env.http.get(f"{env.api}/metrics")).text()
+        assert 'bridge_source_healthy{source="fs"} 0.0' in metrics
+        assert 'bridge_source_healthy{source="td"} 1.0' in metrics  # a series from the start
+        sim.state.api_key = "a-wrong-key-0000"
+        await wait_until(lambda: told("source.recovered"), 20, "source.recovered")
+        got = receiver.for_path("ops")
+        assert [r.body["type"] for r in got] == ["source.unhealthy", "source.recovered"]
+        assert all(r.verified for r in got)
+        assert got[0].body["data"] == {
+            "source": "fs",
+            "provider": "fullstory",
+            "reason": got[0].body["data"]["reason"],
+        }
+        assert "a-wrong-key" not in str(got[0].body)
+        assert receiver.for_path("jobs") == []
+    finally:
+        await env.http.close()
+        await bridge.stop(grace_s=1)
+        await receiver.close()
+        await server.close()

@@ -230,3 +230,25 @@ def test_matching() -> None:
     assert [
         d.subscription_id for d in deliveries_for(_event("import.failed", "fs"), subs, 0.0)
     ] == ["a", "b", "c"]
+
+
+def test_lag_is_labelled_by_what_was_delivered() -> None:
+    """An event's own delivery is `first`; a replay (its own delivery id) and a ping are
+    labelled apart, so a replay's minutes of lag do not read as slow delivery."""
+    from bridge.delivery.deliverer import lag_kind
+    from bridge.model import Delivery, DeliveryStatus
+    from bridge.store.deliveries import delivery_id
+
+    def delivery(event_id: str, replay: int = 0) -> Delivery:
+        return Delivery(
+            id=delivery_id(event_id, "sub_1", replay),
+            event_id=event_id,
+            subscription_id="sub_1",
+            status=DeliveryStatus.SUCCEEDED,
+            created_at=0,
+            detected_at=0,
+        )
+
+    assert lag_kind(delivery("evt_abc")) == "first"
+    assert lag_kind(delivery("evt_abc", replay=123)) == "replay"
+    assert lag_kind(delivery("evt_ping_0123")) == "ping"

@@ -364,3 +364,31 @@ async def test_a_finished_job_teaches_its_duration(env) -> None:  # type: ignore
     await run_due(store, clock, poller)
     learned = await store.client.hgetall(store.keys.durations("fs", "users", "current"))
     assert learned == {"n": "1", str(bucket_of(100)): "1"}
+
+
+async def test_a_source_event_once_per_change_fleet_wide(env) -> None:  # type: ignore[no-untyped-def]
+    """Two pollers (replicas) both see the source's key refused: one source.unhealthy
+    event in the outbox; both see it work again: one source.recovered."""
+    store, clock, http, poller = env
+    twin = Poller(
+        store=store,
+        http=http,
+        sources=poller._sources,
+        settings=poller._settings,
+        clock=clock,
+        metrics=Metrics(),
+    )
+    await poller._set_health("fs", False, "401 from the upstream")
+    await twin._set_health("fs", False, "401 from the upstream")
+    clock.advance(10)
+    await twin._set_health("fs", True, None)
+    await poller._set_health("fs", True, None)
+    types = [entry["type"] for entry in await store.read_outbox()]
+    assert types == ["source.unhealthy", "source.recovered"]
+    event = await store.get_event((await store.read_outbox())[0]["event_id"])
+    assert event is not None
+    assert event.data == {
+        "source": "fs",
+        "provider": "fullstory",
+        "reason": "401 from the upstream",
+    }
