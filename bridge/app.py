@@ -128,7 +128,7 @@ class Bridge:
             on_data_lost=self._rebuild,
         )
         await _first_answer(self.watchdog.start(), "Redis does not answer")
-        self._session = default_session(s.poll.concurrency)
+        self._session = default_session(s.poll.concurrency, trust_env=s.http.trust_env)
         http = UpstreamHttp(
             self._session, timeout_s=s.poll.request_timeout, max_body_bytes=s.poll.max_body_bytes
         )
@@ -154,8 +154,15 @@ class Bridge:
         await sync_static_subscriptions(deliveries, s, self.clock.now())
         if Role.DELIVERER in self.roles:
             d = s.delivery
-            self._webhook_session = webhook_session(limit=d.concurrency, policy=d.targets)
-            sender = WebhookSender(self._webhook_session, timeout_s=d.timeout, policy=d.targets)
+            self._webhook_session = webhook_session(
+                limit=d.concurrency, policy=d.targets, trust_env=s.http.trust_env
+            )
+            sender = WebhookSender(
+                self._webhook_session,
+                timeout_s=d.timeout,
+                policy=d.targets,
+                check_names=s.http.trust_env,
+            )
             self.deliverer = Deliverer(
                 store=deliveries,
                 sender=sender,

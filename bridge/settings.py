@@ -129,6 +129,12 @@ class DeliverySettings(_Section):
         )
 
 
+class HttpSettings(_Section):
+    # HTTP(S)_PROXY / NO_PROXY from the environment apply to upstream and webhook
+    # requests. Off by default: a proxy changes what the SSRF guard can see (README).
+    trust_env: bool = False
+
+
 class StaticSubscription(_Section):
     url: str
     secret: SecretStr | None = None
@@ -210,6 +216,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     poll: PollSettings = Field(default_factory=PollSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     subscriptions: list[StaticSubscription] = Field(default_factory=list)
 

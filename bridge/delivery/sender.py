@@ -3,6 +3,7 @@ a per-attempt timeout and a short snippet of each answer."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -11,7 +12,14 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.resolver import DefaultResolver
 
-from bridge.delivery.targets import GuardedResolver, TargetPolicy, TargetRefused, literal_ip
+from bridge import USER_AGENT
+from bridge.delivery.targets import (
+    GuardedResolver,
+    TargetPolicy,
+    TargetRefused,
+    check_host,
+    literal_ip,
+)
 from bridge.poll.backoff import parse_retry_after
 
 SNIPPET_BYTES = 256
@@ -32,27 +40,46 @@ class Sender(Protocol):
     async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult: ...
 
 
-def webhook_session(*, limit: int, policy: TargetPolicy) -> aiohttp.ClientSession:
+def webhook_session(
+    *, limit: int, policy: TargetPolicy, trust_env: bool = False
+) -> aiohttp.ClientSession:
+    """Every address the session connects to passes the SSRF guard. With trust_env a
+    proxy from HTTP(S)_PROXY carries the requests: the guard then sees the proxy's
+    address (allow it with delivery.allowed_targets if it is private), and the sender
+    checks each target's name as it resolves here before the request."""
     connector = aiohttp.TCPConnector(
         limit=limit,
         limit_per_host=0,
         resolver=GuardedResolver(DefaultResolver(), policy),
         ttl_dns_cache=60,
     )
-    return aiohttp.ClientSession(connector=connector, raise_for_status=False)
+    return aiohttp.ClientSession(
+        connector=connector,
+        raise_for_status=False,
+        headers={"User-Agent": USER_AGENT},
+        trust_env=trust_env,
+    )
 
 
 class WebhookSender:
     def __init__(
-        self, session: aiohttp.ClientSession, *, timeout_s: float, policy: TargetPolicy
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        timeout_s: float,
+        policy: TargetPolicy,
+        check_names: bool = False,
     ) -> None:
         self._session = session
+        self._check_names = check_names  # through a proxy: resolve and check here first
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._policy = policy
 
     async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
         started = time.perf_counter()
         refused = self._refused(url)
+        if refused is None and self._check_names:
+            refused = await self._refused_name(url)
         if refused:
             return SendResult(None, 0.0, error=f"target refused: {refused}")
         try:
@@ -84,6 +111,17 @@ class WebhookSender:
                 time.perf_counter() - started,
                 error=f"request not sendable: {type(exc).__name__}",
             )
+
+    async def _refused_name(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, check_host, host, port, self._policy)
+        except TargetRefused as exc:
+            return str(exc)
+        return None
 
     def _refused(self, url: str) -> str | None:
         """aiohttp does not resolve IP literals, so they are checked here."""

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import aiohttp
 
+from bridge import USER_AGENT
 from bridge.errors import TransientUpstreamError
 
 
@@ -80,11 +81,14 @@ class UpstreamHttp:
         return b"".join(chunks)
 
 
-def default_session(limit: int) -> aiohttp.ClientSession:
-    """One session per process; connection pool sized to the poll concurrency."""
+def default_session(limit: int, *, trust_env: bool = False) -> aiohttp.ClientSession:
+    """One session per process; connection pool sized to the poll concurrency.
+    trust_env: HTTP(S)_PROXY / NO_PROXY (and .netrc) apply, as the operator asked."""
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=30, connect=10),
         raise_for_status=False,
+        headers={"User-Agent": USER_AGENT},
+        trust_env=trust_env,
     )

@@ -67,6 +67,7 @@ class RequestRecord:
     provider: str
     path: str
     status: int
+    user_agent: str = ""
 
 
 @dataclass
@@ -179,9 +180,15 @@ class Simulator:
         try:
             resp: web.StreamResponse = await handler(request)
         except web.HTTPException as exc:
-            self.state.requests.append(RequestRecord(arrived, provider, request.path, exc.status))
+            agent = request.headers.get("User-Agent", "")
+            self.state.requests.append(
+                RequestRecord(arrived, provider, request.path, exc.status, agent)
+            )
             raise
-        self.state.requests.append(RequestRecord(arrived, provider, request.path, resp.status))
+        agent = request.headers.get("User-Agent", "")
+        self.state.requests.append(
+            RequestRecord(arrived, provider, request.path, resp.status, agent)
+        )
         return resp
 
     async def _fault(self, provider: str) -> web.StreamResponse | None:

@@ -11,6 +11,7 @@ from bridge.settings import (
     ApiSettings,
     DeliverySettings,
     FullStorySource,
+    HttpSettings,
     PollSettings,
     Settings,
     StaticSubscription,
@@ -95,6 +96,7 @@ def test_readme_config_table_matches_defaults_and_env_names() -> None:
         "api": ApiSettings,
         "poll": PollSettings,
         "delivery": DeliverySettings,
+        "http": HttpSettings,
     }
     row = re.compile(r"^\| `([a-z_]+)\.([a-z_]+)` \| `([A-Z_]+)` \| `([^`]*)` \|", re.M)
     checked = 0
