@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=".bridge", help="embedded Redis data")
     demo.add_argument("--timeout", type=float, default=90.0, help="give up after (seconds)")
 
+    rec = sub.add_parser("receiver", help="a webhook receiver that verifies and prints events")
+    rec.add_argument("--listen", default="127.0.0.1:8901", help="HOST:PORT; path /webhooks")
+    rec.add_argument("--secret", help="whsec_… (default: env BRIDGE_WEBHOOK_SECRET)")
+
+    probe = sub.add_parser(
+        "probe", help="exit 0 when the bridge answers ready (container health checks)"
+    )
+    probe.add_argument("--url", default="http://127.0.0.1:8080/readyz", help="what to ask")
+    probe.add_argument("--timeout", type=float, default=3.0, help="seconds")
+
     add_admin_commands(sub)
     return parser
 
@@ -93,15 +104,22 @@ def _main(args: argparse.Namespace) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "sim":
-            return _sim(args)
+            with _needs_demo_extra("sim"):
+                return _sim(args)
+        if args.command == "receiver":
+            with _needs_demo_extra("receiver"):
+                return _receiver(args)
         if args.command == "config":
             return _config_check(args.file, args.secrets_dir)
+        if args.command == "probe":
+            return _probe(args.url, args.timeout)
         if args.command == "demo":
-            from bridge.demo import run_demo
+            with _needs_demo_extra("demo"):
+                from bridge.demo import run_demo
 
-            return run_demo(
-                data_dir=Path(args.data_dir), forever=args.forever, timeout_s=args.timeout
-            )
+                return run_demo(
+                    data_dir=Path(args.data_dir), forever=args.forever, timeout_s=args.timeout
+                )
         if args.command in ADMIN_COMMANDS:
             return run_admin(args)
     except ConfigError as exc:
@@ -125,6 +143,41 @@ def _main(args: argparse.Namespace) -> int:
         )
         return 1
     return 2
+
+
+@contextlib.contextmanager
+def _needs_demo_extra(command: str) -> Iterator[None]:
+    """The simulator and the demo are an extra (the production image has neither)."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("rich", "standardwebhooks", "bridge"):
+            raise
+        raise BridgeError(
+            f"`import-bridge {command}` is not installed here: "
+            "pip install 'import-job-bridge[demo]' (the production image leaves it out)"
+        ) from None
+
+
+def _probe(url: str, timeout_s: float) -> int:
+    """200 → 0; anything else → 1 with one line saying what was seen."""
+    import urllib.error
+    import urllib.request
+
+    if not url.startswith(("http://", "https://")):
+        raise BridgeError("--url must be an http(s) URL")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - http(s) only
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"not ready: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"not ready: HTTP {status}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _config_check(path: str | None, secrets_dir: str | None) -> int:
@@ -215,4 +268,27 @@ def _sim(args: argparse.Namespace) -> int:
         flush=True,
     )
     web.run_app(sim.app(), host=host, port=port, print=None, shutdown_timeout=2)
+    return 0
+
+
+def _receiver(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bridge.settings import split_listen
+    from bridge.sim.receiver import Received, VerifyingReceiver
+
+    try:
+        host, port = split_listen(args.listen)
+    except ValueError as exc:
+        raise BridgeError(f"--{exc}") from None
+    secret = args.secret or os.environ.get("BRIDGE_WEBHOOK_SECRET")
+
+    def show(r: Received) -> None:
+        mark = "verified" if r.verified else "NOT VERIFIED"
+        job = r.data.get("job_id") or r.data.get("source") or ""
+        print(f"{r.webhook_id} {r.type} {job} ({mark})", flush=True)
+
+    receiver = VerifyingReceiver(secret=secret, on_receive=show)
+    print(f"receiver on http://{host}:{port}/webhooks", flush=True)
+    web.run_app(receiver.app(), host=host, port=port, print=None, shutdown_timeout=2)
     return 0

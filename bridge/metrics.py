@@ -39,6 +39,12 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.paused = Gauge(
+            "bridge_source_paused_seconds",
+            "Seconds left in the source's fleet-wide 429 pause (0 when not paused)",
+            ["source"],
+            registry=r,
+        )
         self.time_to_notice = Histogram(
             "bridge_time_to_notice_seconds",
             "From the upstream's own finished time to the poll that saw it",
@@ -98,6 +104,7 @@ class Metrics:
             self.poll_seconds.labels(source)
             self.source_healthy.labels(source).set(1)
             self.budget_used.labels(source)
+            self.paused.labels(source)
             self.time_to_notice.labels(source)
             self.requests_per_job.labels(source)
         for event_type in CATALOGUE:
