@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import dockerfile
 import jsonschema
 import kubernetes_validate
 import pytest
@@ -149,23 +150,37 @@ def test_the_compose_config_passes_config_check() -> None:
 
 # -------------------------------------------------------------------- image
 def test_the_image_is_built_as_documented() -> None:
-    """Multi-stage; the runtime stage runs as a numeric non-root user in
-    /var/lib/bridge, checks its health with the CLI, carries OCI labels and sets no
-    BRIDGE_ variable that would override the config file; the build context is only
-    what the image needs."""
-    text = (ROOT / "Dockerfile").read_text()
-    stages = re.split(r"(?m)^FROM ", text)[1:]
-    assert len(stages) >= 2
-    runtime = stages[-1]
-    assert runtime.split()[2] == "runtime"  # the default target is the last stage
-    assert re.search(r"(?m)^USER 10001:10001$", runtime)
-    assert re.search(r"(?m)^WORKDIR /var/lib/bridge$", runtime)
-    assert re.search(r'(?m)^  CMD \["import-bridge", "probe"', runtime)
-    assert "org.opencontainers.image.version" in runtime
-    assert not re.search(r"(?m)^ENV .*BRIDGE_", text)
-    assert "rm -rf" in text and "bridge/sim" in text  # the simulator stays out
-    ignore = (ROOT / ".dockerignore").read_text().split()
-    assert ignore[ignore.index("*") :][:1] == ["*"] and "!bridge/" in ignore
+    """Read by buildkit's own parser: multi-stage; the runtime stage (the default, last)
+    runs as a numeric non-root user in /var/lib/bridge, checks its health with the CLI,
+    carries OCI labels and sets no BRIDGE_ variable that would override the config
+    file; the simulator is left out; the build context is only what the image needs."""
+    commands = dockerfile.parse_file(str(ROOT / "Dockerfile"))
+    starts = [i for i, c in enumerate(commands) if c.cmd == "FROM"]
+    assert len(starts) >= 2
+    runtime = commands[starts[-1] :]
+    assert runtime[0].value[-2:] == ("AS", "runtime")
+
+    def last(cmd: str) -> tuple[str, ...]:
+        values: tuple[str, ...] = next(c.value for c in reversed(runtime) if c.cmd == cmd)
+        return values
+
+    assert last("USER") == ("10001:10001",)
+    assert last("WORKDIR") == ("/var/lib/bridge",)
+    health = last("HEALTHCHECK")
+    assert health[:3] == ("CMD", "import-bridge", "probe")
+    build_parser().parse_args(list(health[1:])[1:])  # the CLI takes the probe as written
+    assert last("ENTRYPOINT")[:2] == ("import-bridge", "run")
+    labels = " ".join(" ".join(c.value) for c in runtime if c.cmd == "LABEL")
+    assert "org.opencontainers.image.version" in labels
+    envs = [v for c in commands if c.cmd == "ENV" for v in c.value]
+    assert not any(v.startswith("BRIDGE_") for v in envs)
+    build = commands[: starts[1]]
+    assert any(
+        "rm -rf" in c.value[0] and "bridge/sim" in c.value[0] for c in build if c.cmd == "RUN"
+    )
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    ignore = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert ignore[0] == "*" and "!bridge/" in ignore and "!pyproject.toml" in ignore
 
 
 # ------------------------------------------------------------------ systemd
