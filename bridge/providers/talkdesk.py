@@ -1,28 +1,25 @@
 """Talkdesk Bulk Import API (`bulk-imports:read`).
 
 GET {base}/bulk-imports/users/{id} with a bearer token from the OAuth2 client
-credentials grant, and `Accept: application/json` (406 otherwise). The token is
-cached in Redis and shared by every replica until shortly before it expires; a
-401 drops it (only if no one replaced it yet) and the poll is retried once.
+credentials grant (providers/oauth2.py: shared by every replica), and
+`Accept: application/json` (406 otherwise). A 401 drops the token and the poll is
+retried once.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import json
-import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bridge.clock import Clock
-from bridge.errors import AuthError, TransientUpstreamError
+from bridge.errors import TransientUpstreamError
 from bridge.model import Counts, JobSnapshot, Outcome
-from bridge.providers.base import error_detail, first_problem
+from bridge.providers.base import first_problem
 from bridge.providers.http import HttpClient
+from bridge.providers.oauth2 import ClientCredentials, TokenCache
 
 API_HOSTS = {
     "us": "https://api.talkdeskapp.com",
@@ -41,10 +38,6 @@ STATUS_OUTCOMES: dict[str, Outcome | None] = {
     "CANCELED": Outcome.CANCELED,
 }
 
-# How long a replica waits for another one's token refresh before giving up this poll.
-_REFRESH_WAIT_S = 10.0
-_REFRESH_STEP_S = 0.05
-
 
 class _Import(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -58,30 +51,8 @@ class _Import(BaseModel):
     canceled_at: str | None = None
 
 
-class _Token(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    access_token: str
-    expires_in: float
-    token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
-
-
-class TokenCache(Protocol):
-    """The shared token store (implemented by RedisStore)."""
-
-    async def get_token(self, source: str) -> tuple[str, float] | None: ...
-    async def set_token(self, source: str, token: str, ttl_s: float) -> None: ...
-    async def drop_token(self, source: str, token: str) -> bool: ...
-    async def lock_token_refresh(self, source: str, holder: str, ttl_s: float) -> bool: ...
-    async def unlock_token_refresh(self, source: str, holder: str) -> None: ...
-
-
 def outcome_for(status: str) -> Outcome | None:
     return STATUS_OUTCOMES.get(status)
-
-
-def token_ttl(expires_in: float) -> float:
-    """Keep a token until shortly before it expires: 10 % early, at most 60 s early."""
-    return max(1.0, expires_in - min(60.0, expires_in * 0.1))
 
 
 def finished_at(body: _Import, outcome: Outcome | None) -> str | None:
@@ -109,31 +80,36 @@ class TalkdeskProvider:
         token_url: str | None = None,
         token_throttle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self._source = source
-        # Token requests go through a small fleet-wide budget of their own
-        self._token_throttle = token_throttle
-        self._basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
-        self._http = http
-        self._tokens = tokens
-        self._clock = clock
         self.base_url = (base_url or API_HOSTS[region]).rstrip("/")
-        self.token_url = token_url or f"https://{account}.{ID_HOSTS[region]}/oauth/token"
-        self._local: tuple[str, float] | None = None  # token, local expiry
-        self._lock = asyncio.Lock()
-        self.tokens_requested = 0
+        self.credentials = ClientCredentials(
+            source=source,
+            token_url=token_url or f"https://{account}.{ID_HOSTS[region]}/oauth/token",
+            client_id=client_id,
+            client_secret=client_secret,
+            scope=SCOPE,
+            http=http,
+            tokens=tokens,
+            clock=clock,
+            throttle=token_throttle,
+        )
+
+    @property
+    def token_url(self) -> str:
+        return self.credentials.token_url
+
+    @property
+    def tokens_requested(self) -> int:
+        return self.credentials.tokens_requested
 
     def job_url(self, kind: str, job_id: str) -> str:
         return f"{self.base_url}/bulk-imports/{kind}/{quote(job_id, safe='')}"
 
     async def auth_headers(self) -> dict[str, str]:
-        token = await self._token()
+        token = await self.credentials.token()
         return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
     async def on_unauthorized(self, headers: dict[str, str]) -> bool:
-        token = headers.get("Authorization", "").removeprefix("Bearer ")
-        if self._local and self._local[0] == token:
-            self._local = None
-        await self._tokens.drop_token(self._source, token)
+        await self.credentials.drop(headers.get("Authorization", "").removeprefix("Bearer "))
         return True
 
     def parse(self, body: Any) -> JobSnapshot:
@@ -154,53 +130,3 @@ class TalkdeskProvider:
             finished_at=finished_at(parsed, outcome),
             raw=body,
         )
-
-    # ------------------------------------------------------------------ tokens
-    async def _token(self) -> str:
-        now = self._clock.now()
-        if self._local and self._local[1] > now:
-            return self._local[0]
-        async with self._lock:  # one refresh per process at a time
-            holder = secrets.token_hex(8)
-            deadline = self._clock.now() + _REFRESH_WAIT_S
-            while True:
-                cached = await self._tokens.get_token(self._source)
-                if cached:
-                    token, ttl = cached
-                    self._local = (token, self._clock.now() + ttl)
-                    return token
-                if await self._tokens.lock_token_refresh(self._source, holder, _REFRESH_WAIT_S):
-                    try:
-                        token, ttl = await self._request_token()
-                        await self._tokens.set_token(self._source, token, ttl)
-                    finally:
-                        await self._tokens.unlock_token_refresh(self._source, holder)
-                    self._local = (token, self._clock.now() + ttl)
-                    return token
-                if self._clock.now() > deadline:
-                    raise TransientUpstreamError("token refresh by another replica timed out")
-                await asyncio.sleep(_REFRESH_STEP_S)  # another replica is refreshing
-
-    async def _request_token(self) -> tuple[str, float]:
-        if self._token_throttle is not None:
-            await self._token_throttle()
-        self.tokens_requested += 1
-        answer = await self._http.request(
-            "POST",
-            self.token_url,
-            headers={"Authorization": f"Basic {self._basic}", "Accept": "application/json"},
-            data={"grant_type": "client_credentials", "scope": SCOPE},
-        )
-        if answer.status in (400, 401, 403):
-            raise AuthError(
-                f"token endpoint refused the credentials: {answer.status} "
-                f"{error_detail(answer.body)}",
-                http_status=answer.status,
-            )
-        if not 200 <= answer.status < 300:
-            raise TransientUpstreamError(f"token endpoint answered {answer.status}")
-        try:
-            token = _Token.model_validate(json.loads(answer.body))
-        except (ValueError, ValidationError):
-            raise TransientUpstreamError("token endpoint sent a malformed answer") from None
-        return token.access_token, token_ttl(token.expires_in)

@@ -15,7 +15,7 @@ from bridge.errors import (
     TransientUpstreamError,
 )
 from bridge.model import Outcome
-from bridge.providers import fullstory, talkdesk
+from bridge.providers import fullstory, oauth2, talkdesk
 from bridge.providers.base import classify, decode_json
 from bridge.providers.fullstory import FullStoryProvider
 from bridge.providers.http import HttpAnswer
@@ -126,6 +126,6 @@ def test_classify_statuses() -> None:
 
 def test_token_ttl_refreshes_early() -> None:
     """Tokens are kept until shortly before they expire: 10 %, at most a minute early."""
-    assert talkdesk.token_ttl(3600) == 3540
-    assert talkdesk.token_ttl(100) == 90
-    assert talkdesk.token_ttl(0.5) == 1.0
+    assert oauth2.token_ttl(3600) == 3540
+    assert oauth2.token_ttl(100) == 90
+    assert oauth2.token_ttl(0.5) == 1.0
