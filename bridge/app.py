@@ -24,9 +24,11 @@ from bridge.outage import OutageLog
 from bridge.poll.poller import PolledSource, Poller
 from bridge.poll.scheduler import Ticker
 from bridge.providers.fullstory import FullStoryProvider
+from bridge.providers.generic import GenericProvider
 from bridge.providers.http import UpstreamHttp, default_session
+from bridge.providers.oauth2 import ClientCredentials
 from bridge.providers.talkdesk import TalkdeskProvider
-from bridge.settings import FullStorySource, Settings, TalkdeskSource
+from bridge.settings import FullStorySource, GenericSource, Settings, TalkdeskSource
 from bridge.store.connection import connect
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.durations import DurationStore
@@ -90,8 +92,24 @@ class Bridge:
     def build_sources(self, store: RedisStore, http: UpstreamHttp) -> dict[str, PolledSource]:
         out: dict[str, PolledSource] = {}
         for name, cfg in self.settings.sources.items():
-            provider: FullStoryProvider | TalkdeskProvider
-            if isinstance(cfg, FullStorySource):
+            provider: FullStoryProvider | TalkdeskProvider | GenericProvider
+            throttle = partial(token_slot, store, name, enabled=cfg.rate_limit > 0)
+            if isinstance(cfg, GenericSource):
+                credentials = None
+                if cfg.auth == "oauth2" and cfg.token_url and cfg.client_id and cfg.client_secret:
+                    credentials = ClientCredentials(
+                        source=name,
+                        token_url=cfg.token_url,
+                        client_id=cfg.client_id,
+                        client_secret=cfg.client_secret.get_secret_value(),
+                        scope=cfg.scope,
+                        http=http,
+                        tokens=store,
+                        clock=self.clock,
+                        throttle=throttle,
+                    )
+                provider = GenericProvider(cfg, credentials)
+            elif isinstance(cfg, FullStorySource):
                 provider = FullStoryProvider(cfg.api_key.get_secret_value(), cfg.base_url)
             elif isinstance(cfg, TalkdeskSource):
                 provider = TalkdeskProvider(
@@ -105,7 +123,7 @@ class Bridge:
                     region=cfg.region,
                     base_url=cfg.base_url,
                     token_url=cfg.token_url,
-                    token_throttle=partial(token_slot, store, name, enabled=cfg.rate_limit > 0),
+                    token_throttle=throttle,
                 )
             out[name] = PolledSource(name, provider, cfg.rate_limit, cfg.burst)
         return out

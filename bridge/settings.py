@@ -23,6 +23,7 @@ from bridge.delivery.headers import check_headers
 from bridge.delivery.targets import TargetPolicy, TargetRefused, check_url, parse_network
 from bridge.errors import ConfigError
 from bridge.event_types import UnknownEventType, check_pattern
+from bridge.providers.jsonpath import BadPath, parse_path
 
 ENV_PREFIX = "BRIDGE_"
 
@@ -198,7 +199,83 @@ class TalkdeskSource(_SourceBase):
         return self
 
 
-SourceSettings = Annotated[FullStorySource | TalkdeskSource, Field(discriminator="provider")]
+TerminalOutcome = Literal["completed", "completed_with_errors", "failed", "canceled"]
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "bearer": ("token",),
+    "basic": ("username", "password"),
+    "header": ("auth_header", "secret"),
+    "oauth2": ("token_url", "client_id", "client_secret"),
+}
+
+
+class GenericSource(_SourceBase):
+    """Any job API, described here (providers/generic.py)."""
+
+    provider: Literal["generic"]
+    url: str  # with {job_id}, and {kind} when kinds are given
+    kinds: list[str] = Field(default_factory=list)
+    auth: Literal["none", "bearer", "basic", "header", "oauth2"] = "none"
+    token: SecretStr | None = None
+    auth_header: str | None = None
+    secret: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    scope: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(default_factory=dict)
+    status_path: str
+    terminal: dict[str, TerminalOutcome] = Field(min_length=1)
+    total_path: str | None = None
+    succeeded_path: str | None = None
+    failed_path: str | None = None
+    finished_path: str | None = None
+    created_path: str | None = None
+
+    @model_validator(mode="after")
+    def _check_generic(self) -> GenericSource:
+        problems = []
+        if "{job_id}" not in self.url:
+            problems.append("url: must hold {job_id}")
+        try:
+            check_http_url(self.url)
+        except ValueError as exc:
+            problems.append(f"url: {exc}")
+        if "{kind}" in self.url and not self.kinds:
+            problems.append("kinds: the url holds {kind}: name the kinds, the first the default")
+        for kind in self.kinds:
+            if not kind or not all(c.isalnum() or c in "-_." for c in kind):
+                problems.append("kinds: letters, digits, -, _ and . only")
+        for key in _NEEDS[self.auth]:
+            if getattr(self, key) is None:
+                problems.append(f"{key}: required with auth = {self.auth!r}")
+        if self.token_url is not None:
+            try:
+                check_http_url(self.token_url)
+            except ValueError as exc:
+                problems.append(f"token_url: {exc}")
+        for key in ("status_path", "total_path", "succeeded_path", "failed_path",
+                    "finished_path", "created_path"):  # fmt: skip
+            path = getattr(self, key)
+            if path is not None:
+                try:
+                    parse_path(path)
+                except BadPath as exc:
+                    problems.append(f"{key}: {exc}")
+        problems += [f"headers: {p}" for p in check_headers(self.headers)]
+        if self.auth != "none" and any(h.lower() == "authorization" for h in self.headers):
+            problems.append("headers: Authorization comes from auth; do not set it here too")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+SourceSettings = Annotated[
+    FullStorySource | TalkdeskSource | GenericSource, Field(discriminator="provider")
+]
 
 
 class Settings(BaseSettings):
@@ -303,15 +380,20 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
             msg = f"missing (one of: {', '.join(PROVIDERS)})"
         elif err["type"] == "extra_forbidden":
             msg = "not a known key (a typo?)"
-        key = _KEY_IN_MESSAGE.match(msg)
-        if key:  # a validator that names the key itself: "url: the URL must be https"
-            loc += key.group(1).split(".")
-            msg = msg[key.end() :]
-        lines.append(f"{_dotted(loc) or '(top level)'}: {msg}")
+        chunks = msg.split("; ")
+        if not all(_KEY_IN_MESSAGE.match(c) for c in chunks):
+            chunks = [msg]
+        for chunk in chunks:
+            key = _KEY_IN_MESSAGE.match(chunk)
+            where = list(loc)
+            if key:  # a validator that names the key itself: "url: the URL must be https"
+                where += key.group(1).split(".")
+                chunk = chunk[key.end() :]
+            lines.append(f"{_dotted(where) or '(top level)'}: {chunk}")
     return lines
 
 
-PROVIDERS = ("fullstory", "talkdesk")
+PROVIDERS = ("fullstory", "talkdesk", "generic")
 _PYDANTIC_PREFIX = re.compile(r"^(Value error|Assertion failed), ")
 _KEY_IN_MESSAGE = re.compile(r"^([a-z_][a-z0-9_]*(?:\[\d+\]|\.[a-z0-9_]+)*): ")
 

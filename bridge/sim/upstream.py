@@ -17,12 +17,15 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from email.utils import formatdate
+from functools import partial
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-Provider = Literal["fullstory", "talkdesk"]
+from bridge.sim import shapes
+
+Provider = Literal["fullstory", "talkdesk", "salesforce", "github", "hubspot"]
 FaultKind = Literal["429", "429_date", "500", "503", "slow", "garbage", "html", "huge", "401"]
 
 FULLSTORY_FINAL = ("COMPLETED", "FAILED")
@@ -83,6 +86,20 @@ class SimState:
     log_limit: int = 200_000
     requests: deque[RequestRecord] = field(default_factory=deque)
     tokens_issued: int = 0
+
+
+def _provider_of(path: str) -> str:
+    """Whose API a request path belongs to (for the request log)."""
+    if path.startswith("/v2/"):
+        return "fullstory"
+    for vendor, prefix in (
+        ("salesforce", "/services/"),
+        ("github", "/repos/"),
+        ("hubspot", "/crm/"),
+    ):
+        if path.startswith(prefix):
+            return vendor
+    return "talkdesk"
 
 
 def _iso(ts: float) -> str:
@@ -165,6 +182,8 @@ class Simulator:
         app = web.Application(middlewares=[self._log_middleware])
         app.router.add_get("/v2/{kind}/batch/{id}", self.fullstory_get)
         app.router.add_get("/bulk-imports/{kind}/{id}", self.talkdesk_get)
+        for vendor, route in shapes.ROUTES.items():
+            app.router.add_get(route, partial(self.shaped_get, vendor))
         app.router.add_post("/oauth/token", self.token)
         app.router.add_post("/_sim/jobs", self.ctl_add_job)
         app.router.add_get("/_sim/jobs", self.ctl_jobs)
@@ -176,7 +195,7 @@ class Simulator:
     @web.middleware
     async def _log_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         arrived = time.time()
-        provider = "fullstory" if request.path.startswith("/v2/") else "talkdesk"
+        provider = _provider_of(request.path)
         try:
             resp: web.StreamResponse = await handler(request)
         except web.HTTPException as exc:
@@ -249,6 +268,34 @@ class Simulator:
         if job is None:
             return _td_error(404, "1004", "import not found")
         return web.json_response(self.talkdesk_body(job, time.time()))
+
+    async def shaped_get(self, vendor: str, request: web.Request) -> web.StreamResponse:
+        """A job in another vendor's shape (sim/shapes.py), bearer token required: the
+        vendor's static one or one from /oauth/token."""
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        expiry = self.state.tokens.get(token, 0.0)
+        if token != shapes.STATIC_TOKENS[vendor] and expiry < time.time():
+            return web.json_response({"message": "Bad credentials"}, status=401)
+        if (fault := await self._fault(vendor)) is not None:
+            return fault
+        job = self.state.jobs.get((vendor, "users", request.match_info["id"]))
+        if job is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        spec, now = job.spec, time.time()
+        return web.json_response(
+            shapes.body(
+                vendor,
+                job_id=spec.id,
+                final_status=spec.final_status,
+                total=spec.total,
+                failed=spec.failed,
+                created=_iso(job.created),
+                now_iso=_iso(now),
+                finished=_iso(job.created + spec.duration),
+                elapsed=now - job.created,
+                duration=spec.duration,
+            )
+        )
 
     async def token(self, request: web.Request) -> web.Response:
         expected = base64.b64encode(

@@ -11,6 +11,7 @@ from bridge.settings import (
     ApiSettings,
     DeliverySettings,
     FullStorySource,
+    GenericSource,
     HttpSettings,
     PollSettings,
     Settings,
@@ -55,7 +56,7 @@ def test_readme_documents_every_setting() -> None:
     ):
         for name in _names(model):
             assert f"`{section}.{name}`" in readme, f"{section}.{name}"
-    for model in (FullStorySource, TalkdeskSource):
+    for model in (FullStorySource, TalkdeskSource, GenericSource):
         for name in _names(model):
             assert f"sources.NAME.{name}" in readme or f"`{name}`" in readme, name
     for name in _names(StaticSubscription):

@@ -83,8 +83,9 @@ provider = "nope"
     assert any(p.startswith("poll.min_interval:") for p in problems)
     assert any(p.startswith("poll.concurrency:") for p in problems)
     assert any(p.startswith("sources.fs.rate_limit:") for p in problems)
-    assert "sources.x.provider: not a known provider (expected one of: fullstory, talkdesk)" in (
-        problems
+    assert (
+        "sources.x.provider: not a known provider (expected one of: fullstory, talkdesk, generic)"
+        in (problems)
     )
     assert "must-not-leak" not in text
     assert not any("Input tag" in p or "Value error" in p for p in problems)
