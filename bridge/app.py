@@ -209,6 +209,7 @@ class Bridge:
             metrics=self.metrics,
             source_kinds=source_kinds,
             tokens=tuple(t.get_secret_value() for t in s.api.tokens),
+            read_tokens=tuple(t.get_secret_value() for t in s.api.read_tokens),
             max_body_bytes=s.api.max_body_bytes,
             on_registered=self.poller.wake if self.poller else (lambda: None),
             deliveries=deliveries,

@@ -52,6 +52,8 @@ class _Section(BaseModel):
 class ApiSettings(_Section):
     listen: str = "127.0.0.1:8080"
     tokens: list[SecretStr] = Field(default_factory=list)
+    # May read events and the pull feed (GET /v1/events…), nothing else.
+    read_tokens: list[SecretStr] = Field(default_factory=list)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
 
     @property
@@ -61,7 +63,7 @@ class ApiSettings(_Section):
     @model_validator(mode="after")
     def _check_listen(self) -> ApiSettings:
         split_listen(self.listen)
-        for token in self.tokens:
+        for token in (*self.tokens, *self.read_tokens):
             value = token.get_secret_value()
             if len(value) < MIN_TOKEN_CHARS or not value.isascii() or not value.isprintable():
                 raise ValueError(

@@ -36,6 +36,7 @@ class ApiContext:
     source_kinds: Mapping[str, tuple[str, ...]]  # source name → the kinds it polls
     tokens: tuple[str, ...]
     max_body_bytes: int
+    read_tokens: tuple[str, ...] = ()  # may read events and the pull feed, nothing else
     on_registered: Callable[[], None] = lambda: None
     deliveries: DeliveryStore | None = None
     allow_private_targets: bool = False
@@ -73,10 +74,12 @@ def build_api(ctx: ApiContext) -> web.Application:
     app.router.add_get("/v1/watches", list_watches)
     app.router.add_get("/v1/watches/{id}", get_watch)
     app.router.add_delete("/v1/watches/{id}", delete_watch)
+    from bridge.api import deliveries, feed, subscriptions
+
     app.router.add_get("/v1/events", list_events)
     app.router.add_get("/v1/event-types", list_event_types)
+    feed.add_routes(app)
     app.router.add_get("/v1/events/{id}", get_event)
-    from bridge.api import deliveries, subscriptions
     from bridge.api.openapi import openapi
     from bridge.api.status import status
 
@@ -90,8 +93,34 @@ def build_api(ctx: ApiContext) -> web.Application:
 @web.middleware
 async def _auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.path.startswith("/v1"):
-        check_token(request.headers.get("Authorization"), request.app[CTX].tokens)
+        ctx = request.app[CTX]
+        header = request.headers.get("Authorization")
+        if (
+            ctx.read_tokens
+            and _matches(header, ctx.read_tokens)
+            and not _matches(header, ctx.tokens)
+        ):
+            if not _is_event_read(request):
+                raise ApiError(403, "forbidden", "a read token may only read events")
+        else:
+            check_token(header, ctx.tokens)
     return await handler(request)  # type: ignore[no-any-return]
+
+
+def _is_event_read(request: web.Request) -> bool:
+    """The event log, one event, the long poll and the SSE stream: GETs under /v1/events."""
+    path = request.path.rstrip("/")
+    return request.method in ("GET", "HEAD") and (
+        path == "/v1/events" or (path.startswith("/v1/events/") and path.count("/") == 3)
+    )
+
+
+def _matches(header: str | None, tokens: tuple[str, ...]) -> bool:
+    try:
+        check_token(header, tokens)
+    except ApiError:
+        return False
+    return True
 
 
 def check_token(header: str | None, tokens: tuple[str, ...]) -> None:
@@ -206,6 +235,10 @@ async def delete_watch(request: web.Request) -> web.Response:
 
 # ----------------------------------------------------------------- events
 async def list_events(request: web.Request) -> web.Response:
+    from bridge.api import feed
+
+    if feed.is_feed_request(request.query):
+        return await feed.long_poll(request)
     ctx = request.app[CTX]
     q = request.query
     cursor, limit = page_params(q)

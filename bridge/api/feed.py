@@ -1,0 +1,134 @@
+"""The pull feed, for receivers that cannot accept inbound HTTP (DESIGN §4).
+
+`GET /v1/events?after=CURSOR&wait=S` long-polls; `GET /v1/events/stream` is Server-Sent
+Events, resumable with Last-Event-ID. Both read the outbox stream: its ids are
+assigned by Redis in order and never reused, so a cursor (a stream id) misses nothing
+and repeats nothing, however many replicas write events. Events stay readable for
+`poll.retention`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from bridge.api.errors import ApiError
+from bridge.api.models import event_view
+from bridge.api.server import CTX, page_params
+from bridge.model import Event
+
+# A cursor before every kept event.
+FEED_START = "0-0"
+MAX_WAIT_S = 60.0
+# How often a waiting request looks again: well inside the 1 s a consumer may wait.
+LOOK_EVERY_S = 0.2
+HEARTBEAT_S = 15.0
+_CURSOR = re.compile(r"^\d{1,20}-\d{1,20}$")
+_WAIT = re.compile(r"^\d{1,2}(\.\d{1,3})?$")
+STOPPING: web.AppKey[asyncio.Event] = web.AppKey("feed_stopping", asyncio.Event)
+
+
+def add_routes(app: web.Application) -> None:
+    """Before /v1/events/{id}: `stream` is not an event id."""
+    app[STOPPING] = asyncio.Event()
+    app.on_shutdown.append(_stop_streams)
+    app.router.add_get("/v1/events/stream", stream)
+
+
+async def _stop_streams(app: web.Application) -> None:
+    app[STOPPING].set()
+
+
+def is_feed_request(query: Any) -> bool:
+    return "after" in query or "wait" in query
+
+
+def parse_cursor(raw: str | None, name: str) -> str:
+    if raw is None or raw == "":
+        return FEED_START
+    if not _CURSOR.match(raw):
+        problem = "a cursor from next_cursor (or an SSE id), e.g. 1764064800000-0"
+        raise ApiError(400, "invalid_cursor", f"{name} is not a cursor this API handed out",
+                       [{"name": name, "description": problem}])  # fmt: skip
+    return raw
+
+
+def parse_wait(raw: str | None) -> float:
+    if raw is None or raw == "":
+        return 0.0
+    if not _WAIT.match(raw) or float(raw) > MAX_WAIT_S:
+        problem = f"seconds from 0 to {MAX_WAIT_S:g}"
+        raise ApiError(400, "invalid_wait", f"wait must be {problem}",
+                       [{"name": "wait", "description": problem}])  # fmt: skip
+    return float(raw)
+
+
+async def _pause(stopping: asyncio.Event, seconds: float) -> None:
+    """Wait a moment before looking again; at once when the server stops."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), max(0.0, seconds))
+
+
+async def _next(request: web.Request, after: str, limit: int) -> list[tuple[str, Event]]:
+    return await request.app[CTX].store.feed(after, limit)
+
+
+async def long_poll(request: web.Request) -> web.Response:
+    """Events after the cursor; with wait, returns as soon as one exists (or after
+    `wait` seconds with none). next_cursor is always set, so a consumer simply loops."""
+    q = request.query
+    _, limit = page_params({"limit": q.get("limit", "50")})
+    after = parse_cursor(q.get("after"), "after")
+    deadline = time.monotonic() + parse_wait(q.get("wait"))
+    stopping = request.app[STOPPING]
+    items = await _next(request, after, limit)
+    while not items and time.monotonic() < deadline and not stopping.is_set():
+        await _pause(stopping, min(LOOK_EVERY_S, deadline - time.monotonic()))
+        items = await _next(request, after, limit)
+    return web.json_response(
+        {
+            "items": [event_view(e) for _, e in items],
+            "next_cursor": items[-1][0] if items else after,
+        }
+    )
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: `id:` the cursor, `event:` the type, `data:` the event JSON;
+    from Last-Event-ID (or `after`), else from the oldest kept event; a comment line
+    every HEARTBEAT_S keeps proxies from closing an idle stream."""
+    header = request.headers.get("Last-Event-ID")
+    after = parse_cursor(header if header else request.query.get("after"), "Last-Event-ID")
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await resp.prepare(request)
+    stopping = request.app[STOPPING]
+    quiet_since = time.monotonic()
+    try:
+        while not stopping.is_set():
+            items = await _next(request, after, 100)
+            for cursor, event in items:
+                data = orjson.dumps(event_view(event)).decode()
+                await resp.write(f"id: {cursor}\nevent: {event.type}\ndata: {data}\n\n".encode())
+                after = cursor
+            if items:
+                quiet_since = time.monotonic()
+                continue
+            if time.monotonic() - quiet_since >= HEARTBEAT_S:
+                await resp.write(b": keepalive\n\n")
+                quiet_since = time.monotonic()
+            await _pause(stopping, LOOK_EVERY_S)
+    except (ConnectionResetError, ConnectionError):
+        pass  # the consumer went away; it resumes with Last-Event-ID
+    return resp
