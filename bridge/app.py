@@ -21,6 +21,7 @@ from bridge.errors import BridgeError, NoSlot, TransientUpstreamError
 from bridge.metrics import Metrics
 from bridge.model import ALL_ROLES, Role
 from bridge.outage import OutageLog
+from bridge.poll.discovery import DiscoveredSource, Discovery
 from bridge.poll.poller import PolledSource, Poller
 from bridge.poll.scheduler import Ticker
 from bridge.providers.fullstory import FullStoryProvider
@@ -84,6 +85,7 @@ class Bridge:
         self._deliveries: DeliveryStore | None = None
         self.store: RedisStore | None = None
         self.poller: Poller | None = None
+        self.discovery: Discovery | None = None
         self.deliverer: Deliverer | None = None
         self.watchdog: Watchdog | None = None
         self._webhook_session: aiohttp.ClientSession | None = None
@@ -167,6 +169,30 @@ class Bridge:
             )
             self.poller.start()
             self._ticker.every(s.poll.tick, self._tick, "poll_tick")
+            discovered = [
+                DiscoveredSource(
+                    name=name,
+                    provider=src.provider,
+                    rate_limit=src.rate_limit,
+                    burst=src.burst,
+                    since_s=cfg.discover_since,
+                    every_s=cfg.discover_interval,
+                )
+                for name, src in sources.items()
+                if isinstance(src.provider, TalkdeskProvider)
+                and isinstance(cfg := s.sources[name], TalkdeskSource)
+                and cfg.discover
+            ]
+            if discovered:
+                self.discovery = Discovery(
+                    store=store,
+                    http=http,
+                    sources=discovered,
+                    clock=self.clock,
+                    horizon_s=2 * s.poll.tick + 0.1,
+                    on_registered=self.poller.wake,
+                )
+                self._ticker.every(1.0, self.discovery.tick, "discovery")
         self._ticker.every(_JANITOR_EVERY_S, self._janitor, "janitor")
         self._ticker.every(_BUDGET_EVERY_S, self._budget_gauges, "budget_gauges")
         await sync_static_subscriptions(deliveries, s, self.clock.now())

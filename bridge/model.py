@@ -101,6 +101,7 @@ class Watch:
     poll_reason: str | None = None  # why next_poll_at is what it is (see PollReason)
     lease: int = 0
     snapshot: dict[str, Any] | None = None
+    discovered: bool = False  # registered by Talkdesk discovery, not through the API
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,6 +193,11 @@ class TalkdeskSource(_SourceBase):
     client_secret: SecretStr
     region: Literal["us", "eu", "ca"] = "us"
     token_url: str | None = None
+    # Watch every new import from the list endpoint (HAL, newest first), within the
+    # source's rate budget; idempotent across replicas.
+    discover: bool = False
+    discover_since: float = Field(default=86400.0, gt=0)  # backfill window, seconds
+    discover_interval: float = Field(default=30.0, ge=1)  # between two looks at the list
 
     @model_validator(mode="after")
     def _check_token_url(self) -> TalkdeskSource:
@@ -308,6 +313,14 @@ class Settings(BaseSettings):
             REDIS_SCHEMES
         ):
             raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        for name, src in self.sources.items():
+            if not isinstance(src, TalkdeskSource) or not src.discover:
+                continue
+            if src.discover_since > self.poll.retention:
+                raise ValueError(
+                    f"sources.{name}.discover_since: must not exceed poll.retention "
+                    "(a finished import would be found again once its watch expired)"
+                )
         policy = self.delivery.targets
         for i, sub in enumerate(self.subscriptions):
             try:

@@ -37,6 +37,7 @@ def watch_view(watch: Watch) -> dict[str, Any]:
         "next_poll_at": iso(watch.next_poll_at),
         "poll_reason": watch.poll_reason if watch.state.value == "watching" else None,
         "terminal_at": iso(watch.terminal_at),
+        "discovered": watch.discovered,
     }
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.clock import Clock
 from bridge.errors import TransientUpstreamError
@@ -49,6 +49,32 @@ class _Import(BaseModel):
     created_at: str | None = None
     updated_at: str | None = None
     canceled_at: str | None = None
+
+
+class _Href(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    href: str
+
+
+class _Links(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    next: _Href | None = None
+
+
+class _Embedded(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    imports: list[_Import] = []
+
+
+class _ImportList(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    embedded: _Embedded = Field(default_factory=_Embedded, alias="_embedded")
+    links: _Links = Field(default_factory=_Links, alias="_links")
+
+
+def _same_origin(url: str, base: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
 
 def outcome_for(status: str) -> Outcome | None:
@@ -100,6 +126,23 @@ class TalkdeskProvider:
     @property
     def tokens_requested(self) -> int:
         return self.credentials.tokens_requested
+
+    def list_url(self, kind: str) -> str:
+        return f"{self.base_url}/bulk-imports/{kind}"
+
+    def parse_list(self, body: Any) -> tuple[list[tuple[str, str | None]], str | None]:
+        """One page of the imports list (HAL): (id, created_at) of each import, and the
+        next page's URL when there is one on the same host (a bearer token is never
+        sent anywhere else)."""
+        try:
+            page = _ImportList.model_validate(body)
+        except ValidationError as exc:
+            raise TransientUpstreamError(f"malformed list: {first_problem(exc)}") from None
+        items = [(i.id, i.created_at) for i in page.embedded.imports if i.id]
+        nxt = page.links.next.href if page.links.next else None
+        if nxt is not None and not _same_origin(nxt, self.base_url):
+            nxt = None
+        return items, nxt
 
     def job_url(self, kind: str, job_id: str) -> str:
         return f"{self.base_url}/bulk-imports/{kind}/{quote(job_id, safe='')}"

@@ -182,6 +182,7 @@ class Simulator:
         app = web.Application(middlewares=[self._log_middleware])
         app.router.add_get("/v2/{kind}/batch/{id}", self.fullstory_get)
         app.router.add_get("/bulk-imports/{kind}/{id}", self.talkdesk_get)
+        app.router.add_get("/bulk-imports/{kind}", self.talkdesk_list)
         for vendor, route in shapes.ROUTES.items():
             app.router.add_get(route, partial(self.shaped_get, vendor))
         app.router.add_post("/oauth/token", self.token)
@@ -295,6 +296,40 @@ class Simulator:
                 elapsed=now - job.created,
                 duration=spec.duration,
             )
+        )
+
+    async def talkdesk_list(self, request: web.Request) -> web.StreamResponse:
+        """The imports list: HAL, newest first, 50 per page, `_links.next` until the last."""
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if self.state.tokens.get(token, 0.0) < time.time():
+            return _td_error(401, "1001", "invalid authorization")
+        if (fault := await self._fault("talkdesk")) is not None:
+            return fault
+        kind = request.match_info["kind"]
+        try:
+            page = max(1, int(request.query.get("page", "1")))
+        except ValueError:
+            return _td_error(400, "1002", "invalid page")
+        now = time.time()
+        jobs = sorted(
+            (j for (p, k, _), j in self.state.jobs.items() if p == "talkdesk" and k == kind),
+            key=lambda j: j.created,
+            reverse=True,
+        )
+        per_page = 50
+        chunk = jobs[(page - 1) * per_page : page * per_page]
+        links: dict[str, Any] = {"self": {"href": str(request.url)}}
+        if page * per_page < len(jobs):
+            links["next"] = {"href": str(request.url.update_query(page=page + 1))}
+        return web.json_response(
+            {
+                "total": len(jobs),
+                "count": len(chunk),
+                "page": page,
+                "per_page": per_page,
+                "_embedded": {"imports": [self.talkdesk_body(j, now) for j in chunk]},
+                "_links": links,
+            }
         )
 
     async def token(self, request: web.Request) -> web.Response:

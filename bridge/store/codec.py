@@ -33,6 +33,8 @@ def watch_to_doc(watch: Watch) -> str:
         "poll_reason": watch.poll_reason,
         "snapshot": watch.snapshot,
     }
+    if watch.discovered:
+        doc["discovered"] = True
     return orjson.dumps(doc).decode()
 
 
@@ -61,6 +63,7 @@ def watch_from_doc(text: str, lease: int = 0) -> Watch:
         poll_reason=d.get("poll_reason"),
         lease=lease,
         snapshot=d.get("snapshot"),
+        discovered=bool(d.get("discovered", False)),
     )
 
 

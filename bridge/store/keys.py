@@ -88,6 +88,10 @@ class Keys:
         generation `current` or `previous` (poll/durations.py, store/durations.py)."""
         return f"{self._p}:durations:{source}:{kind}:{generation}"
 
+    def lock(self, name: str) -> str:
+        """String: a short lease on a fleet-wide chore (discovery of one source)."""
+        return f"{self._p}:lock:{name}"
+
     def source_gcra(self, source: str) -> str:
         return f"{self._p}:source:{source}:gcra"
 

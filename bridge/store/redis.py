@@ -102,7 +102,9 @@ class RedisStore:
         return None if value is None else str(value)
 
     # ---------------------------------------------------------------- watches
-    async def register(self, key: WatchKey, now: float) -> tuple[Watch, bool]:
+    async def register(
+        self, key: WatchKey, now: float, *, discovered: bool = False
+    ) -> tuple[Watch, bool]:
         """Start watching; returns the watch and whether it is new (idempotent)."""
         watch = Watch(
             id=new_watch_id(),
@@ -113,6 +115,7 @@ class RedisStore:
             created_at=now,
             next_poll_at=now,
             poll_reason="age",  # polled at once: its age is zero
+            discovered=discovered,
         )
         k = self.keys
         created, watch_id = await self._register(
@@ -532,6 +535,13 @@ class RedisStore:
 
     async def unlock_token_refresh(self, source: str, holder: str) -> None:
         await self._delete_if_equals(keys=[self.keys.source_token_lock(source)], args=[holder])
+
+    async def try_lock(self, name: str, holder: str, ttl_s: float) -> bool:
+        """A fleet-wide lease on a chore; True when this holder got it."""
+        return bool(await self.client.set(self.keys.lock(name), holder, nx=True, px=to_ms(ttl_s)))
+
+    async def unlock(self, name: str, holder: str) -> None:
+        await self._delete_if_equals(keys=[self.keys.lock(name)], args=[holder])
 
     # ------------------------------------------------------------------ upkeep
     async def trim(self, now: float, retention_s: float, max_age_s: float) -> None:

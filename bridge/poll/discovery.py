@@ -1,0 +1,133 @@
+"""Talkdesk discovery: watch every new import without anyone registering it.
+
+Every `discover_interval` one replica (a short fleet-wide lock) pages through the
+imports list, newest first, inside the source's rate budget (each page takes a slot
+of the same limiter as the polls), and registers each import created within
+`discover_since`. Registration is idempotent (source + kind + job id), so replicas,
+restarts and overlapping pages never watch an import twice; an import whose watch
+finished is found by its key and not watched again (discover_since never exceeds the
+watch's retention: settings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from bridge.clock import Clock
+from bridge.errors import NoSlot, UpstreamError
+from bridge.model import WatchKey
+from bridge.poll.poller import parse_time
+from bridge.providers.base import classify, decode_json
+from bridge.providers.http import HttpClient
+from bridge.providers.talkdesk import TalkdeskProvider
+from bridge.store.connection import REDIS_UNAVAILABLE
+from bridge.store.redis import RedisStore
+
+log = structlog.get_logger("bridge.discovery")
+
+# Pages read per look at most: 5,000 imports, far beyond a day of a busy account.
+MAX_PAGES = 100
+
+
+@dataclass
+class DiscoveredSource:
+    name: str
+    provider: TalkdeskProvider
+    rate_limit: float
+    burst: int
+    since_s: float
+    every_s: float
+    last_run: float = float("-inf")  # monotonic
+
+
+class Discovery:
+    def __init__(
+        self,
+        *,
+        store: RedisStore,
+        http: HttpClient,
+        sources: list[DiscoveredSource],
+        clock: Clock,
+        horizon_s: float,
+        on_registered: Callable[[], object] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._http = http
+        self._sources = sources
+        self._clock = clock
+        self._horizon_s = horizon_s
+        self._on_registered = on_registered
+        self.registered = 0  # new watches this process made (tests, metrics)
+
+    async def tick(self) -> None:
+        """Look at each source whose interval has passed (the ticker calls this)."""
+        for src in self._sources:
+            if time.monotonic() - src.last_run < src.every_s:
+                continue
+            src.last_run = time.monotonic()
+            try:
+                await self.discover(src)
+            except (UpstreamError, NoSlot) as exc:
+                log.info("discovery_stopped", source=src.name, error=str(exc))
+            except REDIS_UNAVAILABLE:
+                raise
+
+    async def discover(self, src: DiscoveredSource) -> int:
+        """One look at the list; returns the watches it added."""
+        holder = secrets.token_hex(8)
+        lock = f"discover:{src.name}"
+        if not await self._store.try_lock(lock, holder, max(60.0, src.every_s)):
+            return 0  # another replica is looking right now
+        added = 0
+        try:
+            kind = src.provider.kinds[0]
+            since = self._clock.now() - src.since_s
+            url: str | None = src.provider.list_url(kind)
+            for _ in range(MAX_PAGES):
+                if url is None:
+                    break
+                items, url = await self._page(src, url)
+                older = 0
+                for job_id, created in items:
+                    created_at = parse_time(created)
+                    if created_at is not None and created_at < since:
+                        older += 1
+                        continue
+                    key = WatchKey(src.name, kind, job_id)
+                    _, new = await self._store.register(key, self._clock.now(), discovered=True)
+                    if new:
+                        added += 1
+                        self.registered += 1
+                if added:
+                    self._on_registered()  # poll what this page found without waiting
+                if items and older == len(items):
+                    break  # newest first: the rest is older still
+        finally:
+            await self._store.unlock(lock, holder)
+            if added:
+                log.info("imports_discovered", source=src.name, watches=added)
+        return added
+
+    async def _page(
+        self, src: DiscoveredSource, url: str
+    ) -> tuple[list[tuple[str, str | None]], str | None]:
+        """GET one page through the source's limiter (and a retry after a 401)."""
+        for attempt in range(2):
+            delay = await self._store.acquire(src.name, src.rate_limit, src.burst, self._horizon_s)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            headers = await src.provider.auth_headers()
+            answer = await self._http.request("GET", url, headers=headers)
+            retry = answer.status == 401 and attempt == 0
+            if retry and await src.provider.on_unauthorized(headers):
+                continue
+            if not 200 <= answer.status < 300:
+                raise classify(answer, self._clock.now())
+            return src.provider.parse_list(decode_json(answer.body))
+        raise classify(answer, self._clock.now())
