@@ -91,7 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in words  # accepted anywhere on the line, not only first
+    args = build_parser().parse_args([w for w in words if w != "--debug"])
+    args.debug = debug
     try:
         return _main(args)
     except BrokenPipeError:  # `import-bridge … | head`: the reader has what it wanted
@@ -166,8 +169,10 @@ def _probe(url: str, timeout_s: float) -> int:
 
     if not url.startswith(("http://", "https://")):
         raise BridgeError("--url must be an http(s) URL")
+    from bridge.cli_admin import opener_for
+
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - http(s) only
+        with opener_for(url).open(url, timeout=timeout_s) as resp:
             status = resp.status
     except urllib.error.HTTPError as exc:
         status = exc.code
@@ -207,6 +212,14 @@ def _run(args: argparse.Namespace) -> int:
     logs.configure(args.log_level)
     settings = load_settings(args.config, secrets_dir=args.secrets_dir)
     roles = {Role(r) for r in args.role} if args.role else set(ALL_ROLES)
+    if Role.API in roles and not settings.api.tokens:
+        log.warning(
+            "no_admin_tokens",
+            message="api.tokens is empty: every /v1 request is refused (401); "
+            "set api.tokens (see `import-bridge config check`)",
+        )
+    if Role.POLLER in roles and not settings.sources:
+        log.warning("no_sources", message="no [sources.*] configured: there is nothing to poll")
     embedded: EmbeddedRedis | None = None
     if settings.redis_url is None:
         embedded = EmbeddedRedis(Path(args.data_dir).resolve())
@@ -261,6 +274,7 @@ def _sim(args: argparse.Namespace) -> int:
         host, port = split_listen(args.listen)
     except ValueError as exc:
         raise BridgeError(f"--{exc}") from None
+    _check_free(host, port)
     sim = Simulator(SimState(token_ttl=args.token_ttl, log_limit=args.log_limit))
     print(
         f"simulator on http://{host}:{port} (FullStory key {sim.state.api_key!r}, "
@@ -281,7 +295,10 @@ def _receiver(args: argparse.Namespace) -> int:
         host, port = split_listen(args.listen)
     except ValueError as exc:
         raise BridgeError(f"--{exc}") from None
+    _check_free(host, port)
     secret = args.secret or os.environ.get("BRIDGE_WEBHOOK_SECRET")
+    if not secret:
+        print("note: no --secret (or BRIDGE_WEBHOOK_SECRET): nothing will verify", flush=True)
 
     def show(r: Received) -> None:
         mark = "verified" if r.verified else "NOT VERIFIED"
@@ -292,3 +309,14 @@ def _receiver(args: argparse.Namespace) -> int:
     print(f"receiver on http://{host}:{port}/webhooks", flush=True)
     web.run_app(receiver.app(), host=host, port=port, print=None, shutdown_timeout=2)
     return 0
+
+
+def _check_free(host: str, port: int) -> None:
+    """One clear line when --listen cannot be had (before printing that it listens)."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise BridgeError(f"--listen: cannot listen on {host}:{port}: {exc.strerror}") from None

@@ -67,10 +67,10 @@ class ApiSettings(_Section):
             value = token.get_secret_value()
             if len(value) < MIN_TOKEN_CHARS or not value.isascii() or not value.isprintable():
                 raise ValueError(
-                    f"tokens must be at least {MIN_TOKEN_CHARS} printable ASCII characters"
+                    f"tokens: each at least {MIN_TOKEN_CHARS} printable ASCII characters"
                 )
             if any(c.isspace() for c in value):
-                raise ValueError("tokens must not hold spaces")
+                raise ValueError("tokens: must not hold spaces")
         return self
 
 
@@ -91,9 +91,9 @@ class PollSettings(_Section):
     @model_validator(mode="after")
     def _check_bounds(self) -> PollSettings:
         if self.max_interval < self.min_interval:
-            raise ValueError("max_interval must be >= min_interval")
+            raise ValueError("max_interval: must be >= min_interval")
         if self.lease <= self.request_timeout:
-            raise ValueError("lease must be longer than request_timeout")
+            raise ValueError("lease: must be longer than request_timeout")
         return self
 
 
@@ -119,10 +119,10 @@ class DeliverySettings(_Section):
     @model_validator(mode="after")
     def _check_schedule(self) -> DeliverySettings:
         if any(d < 0 for d in self.retry_schedule):
-            raise ValueError("retry_schedule holds seconds >= 0")
+            raise ValueError("retry_schedule: seconds >= 0")
         for entry in self.allowed_targets:
             if parse_network(entry) is None and not _HOST_NAME.fullmatch(entry):
-                raise ValueError("allowed_targets holds host names or CIDRs like 10.1.2.0/24")
+                raise ValueError("allowed_targets: host names or CIDRs like 10.1.2.0/24")
         return self
 
     @property
@@ -177,7 +177,10 @@ class _SourceBase(_Section):
         if self.rate_limit and self.burst > max(1.0, self.rate_limit):
             raise ValueError("burst: must not exceed rate_limit")
         if self.base_url is not None:
-            check_http_url(self.base_url)
+            try:
+                check_http_url(self.base_url)
+            except ValueError as exc:
+                raise ValueError(f"base_url: {exc}") from None
         return self
 
 
@@ -202,7 +205,10 @@ class TalkdeskSource(_SourceBase):
     @model_validator(mode="after")
     def _check_token_url(self) -> TalkdeskSource:
         if self.token_url is not None:
-            check_http_url(self.token_url)
+            try:
+                check_http_url(self.token_url)
+            except ValueError as exc:
+                raise ValueError(f"token_url: {exc}") from None
         return self
 
 
@@ -312,7 +318,7 @@ class Settings(BaseSettings):
         if self.redis_url is not None and not self.redis_url.get_secret_value().startswith(
             REDIS_SCHEMES
         ):
-            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+            raise ValueError("redis_url: must start with redis://, rediss:// or unix://")
         for name, src in self.sources.items():
             if not isinstance(src, TalkdeskSource) or not src.discover:
                 continue
@@ -375,7 +381,7 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
     except SettingsError as exc:
-        raise ConfigError([describe_settings_error(exc)]) from None
+        raise ConfigError([describe_settings_error(exc, secrets)]) from None
     except (ValueError, OSError) as exc:  # e.g. a TOML syntax error
         raise ConfigError([f"cannot read config: {exc}"]) from None
     return loaded
@@ -421,20 +427,32 @@ def _dotted(loc: list[str]) -> str:
     return out
 
 
-def describe_settings_error(exc: Exception) -> str:
-    """pydantic-settings' own errors (a section in the environment that is not JSON)
-    in plain words, naming the variable."""
-    found = re.search(r'field "([^"]+)" from source "EnvSettingsSource"', str(exc))
-    if found:
-        var = f"{ENV_PREFIX}{found.group(1).upper()}"
+def describe_settings_error(exc: Exception, secrets_dir: Path | None = None) -> str:
+    """pydantic-settings' own errors (a value from the environment or a secret file that
+    is not the JSON its key needs) in plain words, naming where it came from."""
+    found = re.search(r'field "([^"]+)" from source "([A-Za-z]+)"', str(exc))
+    if not found:
+        return f"cannot read config: {str(exc).splitlines()[0][:200]}"
+    field, source = found.group(1), found.group(2)
+    var = f"{ENV_PREFIX}{field.upper()}"
+    where = "environment variable" if source == "EnvSettingsSource" else "secret file"
+    if where == "environment variable":
+        nested = sorted(k for k in os.environ if k.upper().startswith(var + "__"))
+    else:
+        files = secrets_dir.iterdir() if secrets_dir and secrets_dir.is_dir() else []
+        nested = sorted(p.name.upper() for p in files if p.name.upper().startswith(var + "__"))
+    if nested:
+        var = nested[0]
+    name = var if where == "environment variable" else var.lower()
+    if where == "secret file" or nested:
         return (
-            f"environment variable {var}: not valid JSON (a whole section from the "
-            f"environment is a JSON object; to set one key use {var}__KEY)"
+            f"{where} {name}: not valid JSON (lists and tables are JSON there, e.g. "
+            f"{ENV_PREFIX}API__TOKENS='[\"a-long-random-token\"]')"
         )
-    found = re.search(r'field "([^"]+)" from source', str(exc))
-    if found:
-        return f"{found.group(1)}: cannot be read (a secret file or the environment)"
-    return f"cannot read config: {str(exc).splitlines()[0][:200]}"
+    return (
+        f"{where} {name}: not valid JSON (a whole section from the environment is a "
+        f"JSON object; to set one key use {var}__KEY)"
+    )
 
 
 def _is_union_tag(part: object) -> bool:

@@ -52,7 +52,7 @@ def is_feed_request(query: Any) -> bool:
 def parse_cursor(raw: str | None, name: str) -> str:
     if raw is None or raw == "":
         return FEED_START
-    if not _CURSOR.match(raw):
+    if not _CURSOR.match(raw) or any(int(part) >= 2**64 for part in raw.split("-")):
         problem = "a cursor from next_cursor (or an SSE id), e.g. 1764064800000-0"
         raise ApiError(400, "invalid_cursor", f"{name} is not a cursor this API handed out",
                        [{"name": name, "description": problem}])  # fmt: skip

@@ -41,8 +41,8 @@ class VerifyingReceiver:
             try:
                 Webhook(self.secret).verify(body, headers)
                 verified = True
-            except WebhookVerificationError:
-                verified = False
+            except (WebhookVerificationError, ValueError, TypeError):
+                verified = False  # binascii.Error (a ValueError) for a malformed signature
         try:
             payload = json.loads(body)
         except ValueError:

@@ -287,3 +287,26 @@ async def test_a_closed_pipe_is_no_error(cli: Cli) -> None:
     os.close(write_end)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0 and b"Traceback" not in err and err == b"", err
+
+
+async def test_a_proxy_in_the_environment_does_not_stand_between_cli_and_bridge(
+    cli: Cli,
+) -> None:
+    """With HTTP_PROXY pointing nowhere (as in a container that sets it for upstream
+    traffic), `probe` and the admin commands still reach the bridge on this host."""
+    env = {
+        **os.environ,
+        "BRIDGE_API_URL": cli.api,
+        "BRIDGE_API_TOKEN": TOKEN,
+        "http_proxy": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+    }
+    env.pop("no_proxy", None)
+    env.pop("NO_PROXY", None)
+    for args in (["probe", "--url", f"{cli.api}/readyz"], ["status"]):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge", *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, (args, err)

@@ -88,6 +88,7 @@ async def test_bad_feed_parameters_and_read_tokens(feed: Feed) -> None:
     """A cursor this API did not hand out or a wait over 60 s is a 400 in the error
     shape; a read token reads events, and gets 403 anywhere else."""
     for query, field in (({"after": "nope"}, "after"), ({"wait": "61"}, "wait"),
+                         ({"after": "99999999999999999999-0"}, "after"),
                          ({"wait": "-1"}, "wait"), ({"after": "1-1", "wait": "nan"}, "wait")):  # fmt: skip
         status, body = await feed.poll(**query)
         assert status == 400 and body["fields"][0]["name"] == field, (query, body)

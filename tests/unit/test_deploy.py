@@ -271,3 +271,23 @@ def test_the_dashboard_shows_what_operators_need() -> None:
         "bridge_delivery_queue_depth",
         "bridge_deliveries_dead_total",
     } <= used
+
+
+def test_every_version_string_is_the_package_version() -> None:
+    """The version lives in bridge/__init__.py; the image label, compose tags and the
+    Deployment's tag are copies, kept equal by this test (bump them together)."""
+    from bridge import __version__
+
+    dockerfile_text = (ROOT / "Dockerfile").read_text()
+    assert f"ARG VERSION={__version__}" in dockerfile_text
+    services = compose()["services"]
+    tags = {
+        s["image"].rsplit(":", 1)[1]
+        for s in services.values()
+        if "image" in s and "redis" not in s["image"]
+    }
+    assert tags == {__version__}
+    deployment = next(d for d in k8s_docs() if d["kind"] == "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"].endswith(f":{__version__}")
+    assert f"## {__version__} " in (ROOT / "CHANGELOG.md").read_text()

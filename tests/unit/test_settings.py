@@ -103,6 +103,13 @@ provider = "nope"
             "sources.f.burst: must not exceed rate_limit",
         ),
         ('[api]\nlisten = "nowhere-secret"\n', "api.listen: must be HOST:PORT"),
+        ('[api]\ntokens = ["with space in-it-0123"]\n', "api.tokens: must not hold spaces"),
+        ("[poll]\nmin_interval = 5\nmax_interval = 1\n", "poll.max_interval: must be >="),
+        ('redis_url = "http://secret-host"\n', "redis_url: must start with redis://"),
+        (
+            '[sources.f]\nprovider = "fullstory"\napi_key = "k"\nbase_url = "ftp://h"\n',
+            "sources.f.base_url: must be an http(s) URL",
+        ),
         (
             '[[subscriptions]]\nurl = "https://h.example.com"\nevent_types = ["import.complete"]\n',
             "subscriptions[0].event_types[0]: not a known event type or pattern; did you mean",
@@ -189,3 +196,24 @@ def test_allowed_targets_and_a_long_token_load(tmp_path: Path) -> None:
     )
     s = load_settings(path)
     assert s.delivery.targets.refused("10.1.2.9") is None
+
+
+def test_a_list_in_the_environment_or_a_secret_file_that_is_not_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BRIDGE_API__TOKENS=plain, or a secret file holding a plain token, names the
+    variable or the file and shows the JSON it needs."""
+    monkeypatch.setenv("BRIDGE_API__TOKENS", "plain")
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    [line] = info.value.problems
+    assert line.startswith("environment variable BRIDGE_API__TOKENS: not valid JSON")
+    monkeypatch.delenv("BRIDGE_API__TOKENS")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "bridge_api__tokens").write_text("plain-token-0123456789")
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, secrets_dir=secrets)
+    [line] = info.value.problems
+    assert line.startswith("secret file bridge_api__tokens: not valid JSON")
+    assert "plain-token" not in line
