@@ -127,7 +127,8 @@ class Bridge:
                     token_url=cfg.token_url,
                     token_throttle=throttle,
                 )
-            out[name] = PolledSource(name, provider, cfg.rate_limit, cfg.burst)
+            sample = isinstance(cfg, FullStorySource) and cfg.errors_sample
+            out[name] = PolledSource(name, provider, cfg.rate_limit, cfg.burst, sample)
         return out
 
     async def start(self) -> None:

@@ -28,8 +28,10 @@ def outcome_event(
     previous_status: str | None,
     detected_at: float,
     snapshot: JobSnapshot | None,
+    extra: dict[str, Any] | None = None,
 ) -> Event:
-    """The event for a watch that reached `outcome` (terminal, not found or expired)."""
+    """The event for a watch that reached `outcome` (terminal, not found or expired);
+    `extra` adds fields to its data (the errors sample of a failed FullStory job)."""
     type_ = outcome.event_type
     data: dict[str, Any] = {
         "watch_id": watch.id,
@@ -45,6 +47,7 @@ def outcome_event(
         "finished_at": snapshot.finished_at if snapshot else None,
         "detected_at": iso_ms(detected_at),
         "job": snapshot.raw if snapshot else (watch.snapshot or None),
+        **(extra or {}),
     }
     return Event(
         id=event_id(watch.source, watch.kind, watch.job_id, type_),

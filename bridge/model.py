@@ -102,6 +102,8 @@ class Watch:
     lease: int = 0
     snapshot: dict[str, Any] | None = None
     discovered: bool = False  # registered by Talkdesk discovery, not through the API
+    # The terminal status was seen at this time, and the errors sample is awaited
+    waiting_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,6 +187,8 @@ class _SourceBase(_Section):
 class FullStorySource(_SourceBase):
     provider: Literal["fullstory"]
     api_key: SecretStr
+    # Attach the first page of GET …/batch/{job_id}/errors to import.failed.
+    errors_sample: bool = False
 
 
 class TalkdeskSource(_SourceBase):

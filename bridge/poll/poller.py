@@ -29,7 +29,8 @@ from bridge.model import JobSnapshot, Outcome, Watch, state_for
 from bridge.outage import OutageLog
 from bridge.poll import backoff, priority
 from bridge.poll.durations import learned_interval
-from bridge.providers.base import Provider, fetch_snapshot
+from bridge.providers.base import Provider, decode_json, fetch_snapshot
+from bridge.providers.fullstory import FullStoryProvider, errors_sample
 from bridge.providers.http import HttpClient
 from bridge.settings import PollSettings
 from bridge.store.connection import REDIS_UNAVAILABLE
@@ -38,6 +39,9 @@ from bridge.store.redis import Claimed, RedisStore
 from bridge.workers import WorkerPool
 
 log = structlog.get_logger("bridge.poll")
+
+# How long a failed FullStory job waits for its errors sample (202: being prepared).
+ERRORS_WAIT_S = 120.0
 
 # Outcomes the bridge decided, not the upstream: no duration to learn from.
 _NOT_ENDED_UPSTREAM = frozenset({Outcome.NOT_FOUND, Outcome.EXPIRED})
@@ -49,6 +53,7 @@ class PolledSource:
     provider: Provider
     rate_limit: float
     burst: int
+    errors_sample: bool = False  # FullStory: attach the failed items to import.failed
 
 
 class Poller:
@@ -206,6 +211,28 @@ class Poller:
     async def _record(self, claimed: Claimed, snap: JobSnapshot, now: float) -> str:
         """A good answer: finish the watch, or save it and pick the next poll time."""
         w = claimed.watch
+        extra: dict[str, Any] | None = None
+        source = self._sources.get(w.source)
+        if snap.outcome is Outcome.FAILED and source is not None and source.errors_sample:
+            sample = await self._errors_sample(source, w)
+            if sample is None:  # FullStory still prepares them: look again soon, not for ever
+                since = w.waiting_since if w.waiting_since is not None else now
+                if now - since < ERRORS_WAIT_S:
+                    waiting = replace(
+                        w,
+                        polls=w.polls + 1,
+                        last_polled_at=now,
+                        status=snap.status,
+                        counts=snap.counts,
+                        snapshot=snap.raw,
+                        waiting_since=since,
+                        poll_reason="backoff",
+                    )
+                    # a growing wait: a long preparation costs few requests
+                    next_at = now + max(self._settings.min_interval, (now - since) / 4)
+                    return await self._store.reschedule(claimed, waiting, next_at)
+                sample = {"unavailable": f"not ready after {ERRORS_WAIT_S:g} s"}
+            extra = {"errors_sample": sample}
         if snap.outcome is not None:
             updated = replace(
                 w,
@@ -218,7 +245,7 @@ class Poller:
                 last_error=None,
                 snapshot=snap.raw,
             )
-            return await self._finish(claimed, updated, snap.outcome, snap, now)
+            return await self._finish(claimed, updated, snap.outcome, snap, now, extra)
         progress, eta, overdue = backoff.read_progress(
             w.progress,
             now=now,
@@ -268,6 +295,7 @@ class Poller:
         outcome: Outcome,
         snap: JobSnapshot | None,
         now: float,
+        extra: dict[str, Any] | None = None,
     ) -> str:
         source = self._sources.get(updated.source)
         event = outcome_event(
@@ -277,6 +305,7 @@ class Poller:
             previous_status=claimed.watch.status,
             detected_at=now,
             snapshot=snap,
+            extra=extra,
         )
         final = replace(updated, state=state_for(outcome), outcome=outcome, terminal_at=now)
         verdict = await self._store.finish(claimed, final, event, self._settings.retention)
@@ -299,6 +328,34 @@ class Poller:
                 event_id=event.id,
             )
         return verdict
+
+    async def _errors_sample(self, source: PolledSource, watch: Watch) -> dict[str, Any] | None:
+        """The first page of a failed FullStory job's errors, bounded; None while FullStory
+        still prepares them (202), or no slot or answer came now (looked at again)."""
+        provider = source.provider
+        if not isinstance(provider, FullStoryProvider):
+            return None
+        try:
+            delay = await self._store.acquire(
+                source.name, source.rate_limit, source.burst, self._horizon_s
+            )
+            if delay > 0:
+                await asyncio.sleep(delay)
+            answer = await self._http.request(
+                "GET",
+                provider.errors_url(watch.kind, watch.job_id),
+                headers=await provider.auth_headers(),
+            )
+        except (NoSlot, TransientUpstreamError):
+            return None
+        if answer.status == 202:
+            return None
+        if not 200 <= answer.status < 300:
+            return {"unavailable": f"HTTP {answer.status}"}
+        try:
+            return errors_sample(decode_json(answer.body))
+        except TransientUpstreamError as exc:
+            return {"unavailable": str(exc)}
 
     async def _learn_duration(
         self, before: Watch, outcome: Outcome, finished: float | None, now: float

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bridge.errors import TransientUpstreamError
@@ -59,6 +60,10 @@ class FullStoryProvider:
         self._api_key = api_key
         self.base_url = base_url_for(api_key, base_url)
 
+    def errors_url(self, kind: str, job_id: str) -> str:
+        """The failed items of a job, first page (202 while FullStory prepares them)."""
+        return f"{self.job_url(kind, job_id)}/errors"
+
     def job_url(self, kind: str, job_id: str) -> str:
         return f"{self.base_url}/v2/{kind}/batch/{quote(job_id, safe='')}"
 
@@ -82,3 +87,30 @@ class FullStoryProvider:
             finished_at=parsed.job.finished,
             raw=body,
         )
+
+
+# An errors sample keeps at most this many items, and this many bytes of them.
+SAMPLE_ITEMS = 20
+SAMPLE_BYTES = 16 * 1024
+
+
+def errors_sample(body: Any) -> dict[str, Any]:
+    """The first page of a job's errors, bounded: at most SAMPLE_ITEMS items and about
+    SAMPLE_BYTES of them; says how many there are in all and whether it was cut."""
+    results = body.get("results") if isinstance(body, dict) else None
+    items = results if isinstance(results, list) else []
+    total = body.get("total_records") if isinstance(body, dict) else None
+    kept: list[Any] = []
+    size = 0
+    for item in items[:SAMPLE_ITEMS]:
+        size += len(orjson.dumps(item))
+        if size > SAMPLE_BYTES:
+            break
+        kept.append(item)
+    return {
+        "items": kept,
+        "total": total if isinstance(total, int) and not isinstance(total, bool) else None,
+        "truncated": len(kept) < len(items) or bool(body.get("next_page_token"))
+        if isinstance(body, dict)
+        else False,
+    }

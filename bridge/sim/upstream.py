@@ -79,6 +79,7 @@ class SimState:
     client_id: str = "sim-client"
     client_secret: str = "sim-secret"  # noqa: S105 - a simulator's well-known test credential
     token_ttl: float = 3600.0
+    errors_delay: float = 0.5  # FullStory's errors endpoint answers 202 this long after a failure
     jobs: dict[tuple[str, str, str], SimJob] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     tokens: dict[str, float] = field(default_factory=dict)  # token → expiry
@@ -181,6 +182,7 @@ class Simulator:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._log_middleware])
         app.router.add_get("/v2/{kind}/batch/{id}", self.fullstory_get)
+        app.router.add_get("/v2/{kind}/batch/{id}/errors", self.fullstory_errors)
         app.router.add_get("/bulk-imports/{kind}/{id}", self.talkdesk_get)
         app.router.add_get("/bulk-imports/{kind}", self.talkdesk_list)
         for vendor, route in shapes.ROUTES.items():
@@ -253,6 +255,27 @@ class Simulator:
         if job is None:
             return _error(404, "resource_not_found", "Requested resource does not exist")
         return web.json_response(self.fullstory_body(job, time.time()))
+
+    async def fullstory_errors(self, request: web.Request) -> web.StreamResponse:
+        """A job's failed items, 100 a page: 202 until half a second after it failed."""
+        if request.headers.get("Authorization") != f"Basic {self.state.api_key}":
+            return _error(401, "unauthorized", "access is unauthorized")
+        kind, job_id = request.match_info["kind"], request.match_info["id"]
+        job = self.state.jobs.get(("fullstory", kind, job_id))
+        if job is None:
+            return _error(404, "resource_not_found", "Requested resource does not exist")
+        spec, now = job.spec, time.time()
+        if now < job.created + spec.duration + self.state.errors_delay:
+            return web.json_response({}, status=202)
+        failed = spec.failed if spec.final_status == "FAILED" else 0
+        results = [
+            {"item_index": i, "code": "invalid_field", "message": f"record {i}: bad email"}
+            for i in range(min(failed, 100))
+        ]
+        body: dict[str, Any] = {"results": results, "total_records": failed}
+        if failed > 100:
+            body["next_page_token"] = "page-2"  # noqa: S105 - a page cursor, not a secret
+        return web.json_response(body)
 
     async def talkdesk_get(self, request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")

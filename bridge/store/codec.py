@@ -35,6 +35,8 @@ def watch_to_doc(watch: Watch) -> str:
     }
     if watch.discovered:
         doc["discovered"] = True
+    if watch.waiting_since is not None:
+        doc["waiting_since"] = watch.waiting_since
     return orjson.dumps(doc).decode()
 
 
@@ -64,6 +66,7 @@ def watch_from_doc(text: str, lease: int = 0) -> Watch:
         lease=lease,
         snapshot=d.get("snapshot"),
         discovered=bool(d.get("discovered", False)),
+        waiting_since=d.get("waiting_since"),
     )
 
 

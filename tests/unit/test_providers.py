@@ -129,3 +129,17 @@ def test_token_ttl_refreshes_early() -> None:
     assert oauth2.token_ttl(3600) == 3540
     assert oauth2.token_ttl(100) == 90
     assert oauth2.token_ttl(0.5) == 1.0
+
+
+def test_an_errors_sample_is_bounded() -> None:
+    """At most SAMPLE_ITEMS items and about SAMPLE_BYTES of them; the total and whether it
+    was cut are said; odd bodies give an empty sample, never an error."""
+    big = {"results": [{"message": "x" * 2000, "i": i} for i in range(50)], "total_records": 50}
+    sample = fullstory.errors_sample(big)
+    assert len(sample["items"]) <= fullstory.SAMPLE_ITEMS
+    assert sum(len(str(i)) for i in sample["items"]) <= fullstory.SAMPLE_BYTES + 100
+    assert sample["truncated"] is True and sample["total"] == 50
+    small = fullstory.errors_sample({"results": [{"code": "c"}], "total_records": 1})
+    assert small == {"items": [{"code": "c"}], "total": 1, "truncated": False}
+    for odd in ([], "text", {"results": "no"}, {"total_records": True}):
+        assert fullstory.errors_sample(odd)["items"] == []
