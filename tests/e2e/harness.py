@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,9 @@ from aiohttp.test_utils import TestServer
 from bridge.sim.upstream import Simulator
 
 if TYPE_CHECKING:
+    import aiohttp
+
+    from bridge.app import Bridge
     from tests.e2e.receiver import Receiver
 
 TOKEN = "e2e-admin-token-0123456789"
@@ -189,3 +194,63 @@ def write_config(path: Path, server: TestServer, **fields: Any) -> Path:
     """config_toml pointed at this simulator, written to path."""
     path.write_text(config_toml(sim_url=str(server.make_url("")).rstrip("/"), **fields))
     return path
+
+
+@dataclass
+class RunningBridge:
+    """A simulator, a verifying receiver and one bridge (in this process) on them."""
+
+    sim: Simulator
+    server: TestServer
+    receiver: Receiver
+    bridge: Bridge
+    http: aiohttp.ClientSession
+    api: str
+
+    async def subscribe(self, path: str, **fields: Any) -> dict[str, Any]:
+        return await subscribe(self.http, self.api, self.receiver, path, **fields)
+
+
+async def subscribe(
+    http: aiohttp.ClientSession, api: str, receiver: Receiver, path: str, **fields: Any
+) -> dict[str, Any]:
+    """Subscribe the receiver's `path`; the receiver verifies with the new secret."""
+    resp = await http.post(f"{api}/v1/subscriptions", json={"url": receiver.url(path), **fields})
+    assert resp.status == 201, await resp.text()
+    sub: dict[str, Any] = await resp.json()
+    receiver.secrets[path] = sub["secret"]
+    return sub
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(
+    tmp_path: Path,
+    redis_url: str,
+    prefix: str,
+    *,
+    edit: Callable[[str], str] = lambda text: text,
+    **fields: Any,
+) -> AsyncIterator[RunningBridge]:
+    """config_toml(**fields), changed by `edit`, run against a fresh simulator."""
+    from aiohttp import ClientSession
+
+    from bridge.app import Bridge
+    from bridge.settings import load_settings
+
+    sim, server, receiver = await start_sim_and_receiver()
+    cfg = write_config(
+        tmp_path / "bridge.toml", server, redis_url=redis_url, prefix=prefix, **fields
+    )
+    cfg.write_text(edit(cfg.read_text()))
+    bridge = Bridge(load_settings(cfg), redis_url=redis_url)
+    await bridge.start()
+    http = ClientSession(headers=auth())
+    try:
+        yield RunningBridge(
+            sim, server, receiver, bridge, http, f"http://127.0.0.1:{bridge.api_port}"
+        )
+    finally:
+        await http.close()
+        await bridge.stop(grace_s=1)
+        await receiver.close()
+        await server.close()

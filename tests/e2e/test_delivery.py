@@ -13,7 +13,7 @@ from bridge.app import Bridge
 from bridge.settings import load_settings
 from bridge.sim.upstream import JobSpec, Simulator
 from bridge.store.embedded import EmbeddedRedis
-from tests.e2e.harness import auth, start_sim_and_receiver, wait_until, write_config
+from tests.e2e.harness import auth, start_sim_and_receiver, subscribe, wait_until, write_config
 from tests.e2e.receiver import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -33,13 +33,7 @@ class Env:
         self.http = aiohttp.ClientSession(headers=auth())
 
     async def subscribe(self, path: str, **fields: Any) -> dict[str, Any]:
-        resp = await self.http.post(
-            f"{self.api}/v1/subscriptions", json={"url": self.receiver.url(path), **fields}
-        )
-        assert resp.status == 201, await resp.text()
-        sub: dict[str, Any] = await resp.json()
-        self.receiver.secrets[path] = sub["secret"]
-        return sub
+        return await subscribe(self.http, self.api, self.receiver, path, **fields)
 
     async def watch(self, spec: JobSpec) -> str:
         self.sim.add_job(spec)

@@ -7,14 +7,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from bridge.app import Bridge
-from bridge.settings import load_settings
 from bridge.sim.upstream import JobSpec
 from bridge.store.embedded import EmbeddedRedis
-from tests.e2e.harness import auth, start_sim_and_receiver, wait_until, write_config
+from tests.e2e.harness import running_bridge, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -50,28 +47,16 @@ async def test_each_example_reaches_its_outcome_once(
     """A finished, a failed and a canceled job per vendor: one event each, of the type
     the example's terminal map says, signed and verified; the Salesforce source gets
     its token by the client-credentials grant."""
-    sim, server, receiver = await start_sim_and_receiver()
-    sim_url = str(server.make_url("")).rstrip("/")
-    cfg = write_config(
-        tmp_path / "bridge.toml", server, redis_url=redis_server.url, prefix=prefix,
-        extra=DELIVERY,
-    )  # fmt: skip
-    extra = "\n".join(
-        example_at(name, sim_url)
-        for name in (
-            "salesforce-bulk-ingest.toml",
-            "github-actions-run.toml",
-            "hubspot-import.toml",
-        )
-    )
-    cfg.write_text(cfg.read_text() + "\n" + extra)
-    bridge = Bridge(load_settings(cfg), redis_url=redis_server.url)
-    await bridge.start()
-    http = aiohttp.ClientSession(headers=auth())
-    api = f"http://127.0.0.1:{bridge.api_port}"
-    try:
-        resp = await http.post(f"{api}/v1/subscriptions", json={"url": receiver.url("g")})
-        receiver.secrets["g"] = (await resp.json())["secret"]
+    examples = ("salesforce-bulk-ingest.toml", "github-actions-run.toml", "hubspot-import.toml")
+
+    def with_examples(text: str) -> str:
+        url = text.split('base_url = "', 1)[1].split('"', 1)[0]
+        return text + "\n" + "\n".join(example_at(name, url) for name in examples)
+
+    async with running_bridge(
+        tmp_path, redis_server.url, prefix, extra=DELIVERY, edit=with_examples
+    ) as run:
+        await run.subscribe("g")
         expected: dict[str, str] = {}
         for source, vendor in (("sf", "salesforce"), ("gh", "github"), ("hs", "hubspot")):
             for final, event in (
@@ -80,20 +65,20 @@ async def test_each_example_reaches_its_outcome_once(
                 ("CANCELED", "import.canceled"),
             ):
                 job_id = f"{sum(map(ord, vendor + final))}{len(final)}"
-                sim.add_job(
+                run.sim.add_job(
                     JobSpec(provider=vendor, id=job_id, duration=0.6, final_status=final, total=50)
                 )
-                resp = await http.post(
-                    f"{api}/v1/watches", json={"source": source, "job_id": job_id}
+                resp = await run.http.post(
+                    f"{run.api}/v1/watches", json={"source": source, "job_id": job_id}
                 )
                 assert resp.status == 201, await resp.text()
                 expected[(await resp.json())["id"]] = event
 
         async def all_arrived() -> bool:
-            return len(receiver.for_path("g")) >= len(expected)
+            return len(run.receiver.for_path("g")) >= len(expected)
 
         await wait_until(all_arrived, 30, "one event per job")
-        got = receiver.for_path("g")
+        got = run.receiver.for_path("g")
         assert all(r.verified for r in got)
         by_watch: dict[str, list[str]] = {}
         for r in got:
@@ -103,9 +88,4 @@ async def test_each_example_reaches_its_outcome_once(
                        and r.body["type"] == "import.completed")  # fmt: skip
         assert hubspot.body["data"]["counts"]["total"] == 50
         assert hubspot.body["data"]["provider"] == "generic"
-        assert sim.state.tokens_issued >= 1  # Salesforce's client-credentials token
-    finally:
-        await http.close()
-        await bridge.stop(grace_s=1)
-        await receiver.close()
-        await server.close()
+        assert run.sim.state.tokens_issued >= 1  # Salesforce's client-credentials token
