@@ -125,7 +125,8 @@ def add_admin_commands(sub: Any) -> None:
     p.add_argument("--event-type", action="append", dest="event_types", help="repeatable")
     p.add_argument("--source", action="append", dest="sources", help="repeatable")
     p.add_argument("--format", choices=["standard", "slack", "discord", "teams"])
-    p.add_argument("--secret", help="whsec_…; default: generated")
+    p.add_argument("--secret", help="whsec_… (or whsk_… with --signature v1a); default: generated")
+    p.add_argument("--signature", choices=["v1", "v1a"], help="v1: HMAC (default); v1a: Ed25519")
     p.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
     p.add_argument("--description")
     s.add_parser("ls", parents=[common, page], help="list subscriptions")
@@ -159,7 +160,10 @@ def add_admin_commands(sub: Any) -> None:
     sub.add_parser("status", parents=[common], help="watches, sources and queues")
 
     v = sub.add_parser("verify", help="check a received webhook's signature")
-    v.add_argument("--secret", help="whsec_… (default: env BRIDGE_WEBHOOK_SECRET)")
+    v.add_argument(
+        "--secret",
+        help="whsec_…, or the whpk_… public key for v1a (default: env BRIDGE_WEBHOOK_SECRET)",
+    )
     v.add_argument("--body", required=True, help="file with the exact request body")
     v.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
     v.add_argument("--headers", help="file of headers: JSON object or 'Name: value' lines")
@@ -233,6 +237,7 @@ def _sub_add(c: ApiClient, a: argparse.Namespace) -> None:
         "sources": a.sources,
         "format": a.format,
         "secret": a.secret,
+        "signature": a.signature,
         "headers": headers or None,
         "description": a.description,
     }

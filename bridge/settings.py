@@ -157,7 +157,7 @@ class StaticSubscription(_Section):
                 problems.append(f"event_types[{i}]: {exc}")
         if self.secret is not None:
             try:
-                signing.secret_key(self.secret.get_secret_value())
+                signing.check_secret(self.secret.get_secret_value())
             except signing.InvalidSecret as exc:
                 problems.append(f"secret: {exc}")
         if problems:

@@ -6,7 +6,7 @@ import asyncio
 import math
 import secrets
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -54,6 +54,9 @@ class _SubFields(BaseModel):
 class SubscriptionCreate(_SubFields):
     url: str = Field(min_length=1, max_length=2000)
     secret: str | None = None
+    # v1: HMAC-SHA256 with a whsec_ secret (default); v1a: Ed25519, a whsk_ private key
+    # kept here and a whpk_ public key for the receiver
+    signature: Literal["v1", "v1a"] | None = None
 
 
 class SubscriptionPatch(_SubFields):
@@ -76,6 +79,9 @@ def subscription_view(sub: Subscription, parked: int | None = None) -> dict[str,
         "failing_since": iso(sub.failing_since),
         "created_at": iso(sub.created_at),
         "static": sub.static,
+        "signature": signing.scheme_of(sub.secrets[0][0]) if sub.secrets else "v1",
+        # v1a: the keys receivers verify with (public: shown always)
+        "public_keys": [key for s, _ in sub.secrets if (key := signing.public_key(s)) is not None],
     }
     if parked is not None:
         view["parked_deliveries"] = parked
@@ -104,7 +110,7 @@ async def _check_target(url: str, policy: TargetPolicy) -> None:
 
 def _check_secret(secret: str) -> None:
     try:
-        signing.secret_key(secret)
+        signing.check_secret(secret)
     except signing.InvalidSecret as exc:
         raise ApiError(
             422, "invalid_secret", str(exc), [{"name": "secret", "description": str(exc)}]
@@ -148,7 +154,10 @@ async def create_subscription(request: web.Request) -> web.Response:
     _check_sources(req.sources, ctx.source_kinds)
     if req.secret is not None:
         _check_secret(req.secret)
-    secret = req.secret or signing.new_secret()
+    secret = req.secret or signing.new_secret(req.signature or "v1")
+    if req.signature and signing.scheme_of(secret) != req.signature:
+        problem = "the secret's kind (whsec_: v1, whsk_: v1a) differs from signature"
+        raise ApiError(422, "invalid_secret", problem, [{"name": "secret", "description": problem}])
     sub = Subscription(
         id=new_subscription_id(),
         url=req.url,
@@ -233,7 +242,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     sub = await _get_sub(request)
     now = ctx.clock.now()
-    secret = signing.new_secret()
+    secret = signing.new_secret(signing.scheme_of(sub.secrets[0][0]) if sub.secrets else "v1")
     until = now + ctx.rotation_grace
     # The current secret signs alongside the new one for the grace; older ones retire now,
     # so the signature header never grows past two.
@@ -242,9 +251,14 @@ async def rotate_secret(request: web.Request) -> web.Response:
     await delivery_store(request).save_subscription(
         replace(sub, secrets=((secret, None), *previous))
     )
-    return web.json_response(
-        {"id": sub.id, "secret": secret, "previous_secrets_expire_at": iso(until)}
-    )
+    answer: dict[str, Any] = {
+        "id": sub.id,
+        "secret": secret,
+        "previous_secrets_expire_at": iso(until),
+    }
+    if (key := signing.public_key(secret)) is not None:
+        answer["public_key"] = key
+    return web.json_response(answer)
 
 
 async def test_subscription(request: web.Request) -> web.Response:

@@ -343,3 +343,45 @@ async def test_wrong_upstream_key_is_a_source_event_not_unreadiness(
         await bridge.stop(grace_s=1)
         await receiver.close()
         await server.close()
+
+
+async def test_ed25519_subscriptions_sign_v1a(env: Env) -> None:
+    """A subscription asking for v1a gets a whsk_ secret (shown once) and a whpk_ public
+    key (shown always); its webhooks carry v1a signatures that the spec's construction
+    verifies with the public key (checked with `cryptography`); after a rotation both
+    keys verify, and the old one only for the grace period."""
+    from tests.unit.test_delivery_policies import spec_verify
+
+    resp = await env.http.post(
+        f"{env.api}/v1/subscriptions", json={"url": env.receiver.url("ed"), "signature": "v1a"}
+    )
+    sub = await resp.json()
+    assert resp.status == 201 and sub["secret"].startswith("whsk_")
+    assert sub["signature"] == "v1a" and [k[:5] for k in sub["public_keys"]] == ["whpk_"]
+    listed = await env.get("/v1/subscriptions")
+    assert sub["secret"] not in str(listed) and sub["public_keys"][0] in str(listed)
+    await env.http.post(f"{env.api}/v1/subscriptions/{sub['id']}/test")
+
+    async def arrived(n: int) -> bool:
+        return len(env.receiver.for_path("ed")) >= n
+
+    await wait_until(lambda: arrived(1), 20, "the ping")
+    first = env.receiver.for_path("ed")[0]
+    signed = (first.webhook_id, first.timestamp, first.raw, first.headers["webhook-signature"])
+    assert signed[3].startswith("v1a,") and spec_verify(sub["public_keys"][0], *signed)
+    rotated = await (
+        await env.http.post(f"{env.api}/v1/subscriptions/{sub['id']}/rotate-secret")
+    ).json()
+    assert rotated["secret"].startswith("whsk_") and rotated["public_key"].startswith("whpk_")
+    await env.http.post(f"{env.api}/v1/subscriptions/{sub['id']}/test")
+    await wait_until(lambda: arrived(2), 20, "the second ping")
+    second = env.receiver.for_path("ed")[1]
+    header = second.headers["webhook-signature"]
+    assert len(header.split()) == 2
+    for key in (rotated["public_key"], sub["public_keys"][0]):
+        assert spec_verify(key, second.webhook_id, second.timestamp, second.raw, header)
+    bad = await env.http.post(
+        f"{env.api}/v1/subscriptions",
+        json={"url": env.receiver.url("x"), "signature": "v1a", "secret": sub["secret"][:-4]},
+    )
+    assert bad.status == 422 and (await bad.json())["fields"][0]["name"] == "secret"
