@@ -23,6 +23,7 @@ from bridge.model import ALL_ROLES, Role
 from bridge.outage import OutageLog
 from bridge.poll.discovery import DiscoveredSource, Discovery
 from bridge.poll.poller import PolledSource, Poller
+from bridge.poll.progress import ProgressEvents
 from bridge.poll.scheduler import Ticker
 from bridge.providers.fullstory import FullStoryProvider
 from bridge.providers.generic import GenericProvider
@@ -167,6 +168,12 @@ class Bridge:
                 on_event=self._event_written,
                 outage=self.outage,
                 durations=DurationStore(client, s.key_prefix),
+                progress=ProgressEvents(
+                    deliveries,
+                    step=s.poll.progress_step,
+                    min_interval_s=s.poll.progress_min_interval,
+                    retention_s=s.poll.retention,
+                ),
             )
             self.poller.start()
             self._ticker.every(s.poll.tick, self._tick, "poll_tick")

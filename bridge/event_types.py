@@ -17,6 +17,8 @@ CATALOGUE: dict[str, str] = {
     "import.canceled": "the upstream job was canceled",
     "import.not_found": "the upstream answered 404 for the job on several polls",
     "import.expired": "the job was still running after poll.max_age; the bridge gave up",
+    "import.progress": "a running job's status changed or its counts moved a step "
+    "(opt-in: only subscriptions that name import.progress)",
     "source.unhealthy": "a source's credentials stopped working (401/403 after a refresh)",
     "source.recovered": "a source that was unhealthy answers again",
     "subscription.disabled": "a subscription was disabled (its receiver answered 410 Gone)",
@@ -40,8 +42,15 @@ def check_pattern(pattern: str) -> str:
     raise UnknownEventType(f"not a known event type or pattern{hint}")
 
 
+# Sent only to subscriptions that name them: a pattern does not opt anyone in.
+OPT_IN = frozenset({"import.progress"})
+
+
 def type_matches(pattern: str, event_type: str) -> bool:
-    """`import.*` matches every import event; `*` everything; else the exact name."""
+    """`import.*` matches every import event; `*` everything; else the exact name. An
+    opt-in type (import.progress) matches its exact name only."""
+    if event_type in OPT_IN:
+        return pattern == event_type
     if pattern == "*":
         return True
     if pattern.endswith(".*"):

@@ -71,3 +71,41 @@ def source_event(
         watch_id="",
         data={"source": source, "provider": provider, "reason": reason},
     )
+
+
+def progress_event(
+    *,
+    watch: Watch,
+    provider: str,
+    snapshot: JobSnapshot,
+    previous_status: str | None,
+    seq: int,
+    now: float,
+) -> Event:
+    """import.progress: a running job's status or counts moved. Named by the job and
+    its sequence number, so a retried write names it the same."""
+    counts = snapshot.counts
+    done = counts.processed
+    share = done / counts.total if counts.total and done is not None else None
+    digest = hashlib.sha256(
+        "\x1f".join((watch.source, watch.kind, watch.job_id, str(seq))).encode()
+    ).hexdigest()
+    return Event(
+        id=f"evt_progress_{digest[:32]}",
+        type="import.progress",
+        timestamp=iso_ms(now),
+        watch_id=watch.id,
+        data={
+            "watch_id": watch.id,
+            "source": watch.source,
+            "provider": provider,
+            "kind": watch.kind,
+            "job_id": watch.job_id,
+            "status": snapshot.status,
+            "previous_status": previous_status,
+            "counts": counts.as_dict(),
+            "progress": None if share is None else round(min(1.0, share), 4),
+            "sequence": seq,
+            "detected_at": iso_ms(now),
+        },
+    )

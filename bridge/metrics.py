@@ -10,7 +10,7 @@ from bridge.event_types import CATALOGUE
 
 POLL_RESULTS = ("ok", "error", "not_found", "rate_limited", "auth_error")
 DELIVERY_OUTCOMES = ("succeeded", "retry", "gone", "dead")
-LAG_KINDS = ("first", "replay", "ping")
+LAG_KINDS = ("first", "replay", "ping", "progress")
 
 
 class Metrics:

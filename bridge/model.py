@@ -104,6 +104,9 @@ class Watch:
     discovered: bool = False  # registered by Talkdesk discovery, not through the API
     # The terminal status was seen at this time, and the errors sample is awaited
     waiting_since: float | None = None
+    progress_events: int = 0  # import.progress events written for this job
+    progress_event_at: float | None = None
+    progress_step: int = -1  # the last step (done share // poll.progress_step) announced
 
 
 @dataclass(frozen=True, slots=True)

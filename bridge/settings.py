@@ -80,6 +80,10 @@ class PollSettings(_Section):
     max_age: float = Field(default=86400.0, gt=0)
     # Time-to-notice allowed, as a fraction of the job's age (jobs without progress)
     lag_target: float = Field(default=0.1, gt=0, le=1)
+    # import.progress (opt-in per subscription): on a status change, and when the done
+    # share crosses a step of progress_step, at most one per progress_min_interval s
+    progress_step: float = Field(default=0.1, gt=0, le=1)
+    progress_min_interval: float = Field(default=30.0, ge=0)
     concurrency: int = Field(default=64, ge=1, le=10_000)
     request_timeout: float = Field(default=30.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)

@@ -35,6 +35,8 @@ from bridge.store.deliveries import (
     DeliveryStore,
     OutboxGroupMissing,
     delivery_id,
+    fanout_mode,
+    progress_channel,
 )
 from bridge.workers import WorkerPool, cancel_within
 
@@ -48,9 +50,13 @@ def deliveries_for(event: Event, subs: list[Subscription], now: float) -> list[D
     are kept, parked, until the subscription is enabled again)."""
     source = event.data.get("source")
     detected_at = _detected(event, now)  # once per event, not once per subscription
+    progress = event.type == "import.progress" and event.watch_id
     return [
         Delivery(
-            id=delivery_id(event.id, sub.id),
+            # a job's progress events share one delivery per subscriber: its channel
+            id=progress_channel(event.watch_id, sub.id)
+            if progress
+            else delivery_id(event.id, sub.id),
             event_id=event.id,
             subscription_id=sub.id,
             status=DeliveryStatus.PENDING,
@@ -70,6 +76,8 @@ def lag_kind(d: Delivery) -> str:
     """first: an event's own delivery (what the lag is about); replay; ping."""
     if d.event_id.startswith("evt_ping_"):
         return "ping"
+    if d.event_id.startswith("evt_progress_"):
+        return "progress"
     return "first" if d.id == delivery_id(d.event_id, d.subscription_id) else "replay"
 
 
@@ -234,7 +242,13 @@ class Deliverer:
                 (entry.entry_id, deliveries_for(event, subs, now) if event else [])
                 for entry, event in zip(entries, events, strict=True)
             ]
-            created += await self._store.fan_out_many(batch, now)
+            modes = {
+                d.id: fanout_mode(event, d.subscription_id)
+                for (_, deliveries), event in zip(batch, events, strict=True)
+                if event is not None
+                for d in deliveries
+            }
+            created += await self._store.fan_out_many(batch, now, modes)
             if created:
                 self.wake()
             if len(entries) < 100:

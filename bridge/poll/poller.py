@@ -29,6 +29,7 @@ from bridge.model import JobSnapshot, Outcome, Watch, state_for
 from bridge.outage import OutageLog
 from bridge.poll import backoff, priority
 from bridge.poll.durations import learned_interval
+from bridge.poll.progress import ProgressEvents
 from bridge.providers.base import Provider, decode_json, fetch_snapshot
 from bridge.providers.fullstory import FullStoryProvider, errors_sample
 from bridge.providers.http import HttpClient
@@ -70,7 +71,9 @@ class Poller:
         on_event: Callable[[], object] = lambda: None,
         outage: OutageLog | None = None,
         durations: DurationStore | None = None,
+        progress: ProgressEvents | None = None,
     ) -> None:
+        self._progress = progress
         self._store = store
         self._durations = durations
         self._http = http
@@ -246,6 +249,11 @@ class Poller:
                 snapshot=snap.raw,
             )
             return await self._finish(claimed, updated, snap.outcome, snap, now, extra)
+        if self._progress is not None and source is not None:
+            # written before the poll is saved: a retry after a crash names it the same
+            w = await self._progress.note(w, snap, source.provider.name, self._clock)
+            if w.progress_events != claimed.watch.progress_events:
+                self._on_event()
         progress, eta, overdue = backoff.read_progress(
             w.progress,
             now=now,

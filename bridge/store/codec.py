@@ -37,6 +37,10 @@ def watch_to_doc(watch: Watch) -> str:
         doc["discovered"] = True
     if watch.waiting_since is not None:
         doc["waiting_since"] = watch.waiting_since
+    if watch.progress_events:
+        doc["progress_events"] = watch.progress_events
+        doc["progress_event_at"] = watch.progress_event_at
+        doc["progress_step"] = watch.progress_step
     return orjson.dumps(doc).decode()
 
 
@@ -67,6 +71,9 @@ def watch_from_doc(text: str, lease: int = 0) -> Watch:
         snapshot=d.get("snapshot"),
         discovered=bool(d.get("discovered", False)),
         waiting_since=d.get("waiting_since"),
+        progress_events=int(d.get("progress_events", 0)),
+        progress_event_at=d.get("progress_event_at"),
+        progress_step=int(d.get("progress_step", -1)),
     )
 
 

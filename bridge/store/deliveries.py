@@ -61,6 +61,21 @@ def delivery_id(event_id: str, sub_id: str, replay: int = 0) -> str:
     return "dlv_" + hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
+def progress_channel(watch_id: str, sub_id: str) -> str:
+    """The one delivery that carries a job's progress events to a subscriber."""
+    return delivery_id(f"progress:{watch_id}", sub_id)
+
+
+def fanout_mode(event: Event, sub_id: str) -> str:
+    """How FANOUT treats a delivery: a progress channel, a terminal event that waits for
+    its job's channel, or a plain one."""
+    if event.type == "import.progress":
+        return "progress"
+    if event.watch_id and event.type.startswith("import."):
+        return "after:" + progress_channel(event.watch_id, sub_id)
+    return ""
+
+
 class DeliveryStore:
     def __init__(self, store: RedisStore) -> None:
         self.store = store
@@ -253,15 +268,23 @@ class DeliveryStore:
                 await self.client.xack(k.outbox, Keys.OUTBOX_GROUP, entry_id)
         return out, int(version or 0)
 
-    async def fan_out_many(self, batch: list[tuple[str, list[Delivery]]], now: float) -> int:
-        """Outbox entries (entry id, its deliveries) → deliveries, acked; one script call."""
+    async def fan_out_many(
+        self,
+        batch: list[tuple[str, list[Delivery]]],
+        now: float,
+        modes: dict[str, str] | None = None,
+    ) -> int:
+        """Outbox entries (entry id, its deliveries) → deliveries, acked; one script call.
+        modes: delivery id → FANOUT mode (fanout_mode); plain when absent."""
         k = self.keys
         args: list[Any] = [Keys.OUTBOX_GROUP, to_ms(now), k.delivery_prefix()]
         for entry_id, deliveries in batch:
             args += [entry_id, len(deliveries)]
             for d in deliveries:
-                args += [d.id, d.subscription_id, delivery_to_json(d)]
-        return int(await self._fanout(keys=[k.outbox, k.deliveries_due, k.deliveries], args=args))
+                mode = (modes or {}).get(d.id, "")
+                args += [d.id, d.subscription_id, delivery_to_json(d), mode]
+        keys = [k.outbox, k.deliveries_due, k.deliveries, k.deliveries_leases]
+        return int(await self._fanout(keys=keys, args=args))
 
     async def get_events(self, event_ids: list[str]) -> list[Event | None]:
         texts = cast(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 # Outbox entries → one delivery per matching subscription each, then each entry is acked.
-# KEYS[1] outbox stream  KEYS[2] due zset  KEYS[3] deliveries zset
+# KEYS[1] outbox stream  KEYS[2] due zset  KEYS[3] deliveries zset  KEYS[4] leases zset
 # ARGV[1] group  ARGV[2] now ms  ARGV[3] delivery hash prefix
 # ARGV[4..] per entry: entry id ('' for none: a replay or a ping), n, then n times
-#   delivery id, subscription id, doc
+#   delivery id, subscription id, doc, mode
 # Delivery ids are deterministic (event + subscription): a retried call creates nothing twice.
+# Progress (mode 'progress'): one delivery per job and subscription, a channel: a newer
+# progress event replaces the one not sent yet, or waits in `next` while one is in
+# flight (RECORD_MANY sends it after). mode 'after:ID': a job's terminal event, which
+# waits (CLAIM) until that progress channel has nothing left to send.
 # returns the number of deliveries created
 FANOUT = """
 local created = 0
@@ -16,16 +20,29 @@ while i <= #ARGV do
   local entry, n = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
   for _ = 1, n do
-    local key = ARGV[3] .. ARGV[i]
+    local id, key, mode = ARGV[i], ARGV[3] .. ARGV[i], ARGV[i + 3]
+    local doc = cjson.decode(ARGV[i + 2])
     if redis.call('EXISTS', key) == 0 then
-      local doc = cjson.decode(ARGV[i + 2])
       redis.call('HSET', key, 'status', 'pending', 'sub', ARGV[i + 1], 'event', doc['event_id'],
                  'lease', 0, 'doc', ARGV[i + 2])
-      redis.call('ZADD', KEYS[2], ARGV[2], ARGV[i])
-      redis.call('ZADD', KEYS[3], ARGV[2], ARGV[i])
+      if string.sub(mode, 1, 6) == 'after:' then
+        redis.call('HSET', key, 'after', string.sub(mode, 7))
+      end
+      redis.call('ZADD', KEYS[2], ARGV[2], id)
+      redis.call('ZADD', KEYS[3], ARGV[2], id)
       created = created + 1
+    elseif mode == 'progress' and redis.call('HGET', key, 'event') ~= doc['event_id'] then
+      if redis.call('ZSCORE', KEYS[4], id) then
+        redis.call('HSET', key, 'next', ARGV[i + 2])
+      else
+        redis.call('HSET', key, 'status', 'pending', 'event', doc['event_id'], 'doc', ARGV[i + 2])
+        redis.call('HDEL', key, 'next')
+        redis.call('PERSIST', key)
+        redis.call('ZADD', KEYS[2], ARGV[2], id)
+        redis.call('ZADD', KEYS[3], ARGV[2], id)
+      end
     end
-    i = i + 3
+    i = i + 4
   end
   if entry ~= '' then redis.call('XACK', KEYS[1], ARGV[1], entry) end
 end
@@ -52,6 +69,15 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   local key = ARGV[4] .. id
   local status = redis.call('HGET', key, 'status')
+  -- a terminal event waits while its job's progress channel has something to send
+  local after = redis.call('HGET', key, 'after')
+  if after and (status == 'pending' or status == 'failed') then
+    local ahead = redis.call('HGET', ARGV[4] .. after, 'status')
+    if ahead == 'pending' or ahead == 'failed' or redis.call('ZSCORE', KEYS[2], after) then
+      redis.call('ZADD', KEYS[1], now + 500, id)
+      status = 'waiting'
+    end
+  end
   if status == 'pending' or status == 'failed' then
     local token = redis.call('HINCRBY', key, 'lease', 1)
     redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), id)
@@ -85,15 +111,26 @@ for i = 2, #ARGV, 8 do
     local status = ARGV[i + 2]
     redis.call('HSET', key, 'status', status, 'doc', ARGV[i + 3])
     redis.call('ZREM', KEYS[2], id)
-    if ARGV[i + 5] == '1' then
-      redis.call('ZADD', ARGV[i + 6], ARGV[i + 4], id)
-    elseif ARGV[i + 4] ~= '' then
-      redis.call('ZADD', KEYS[1], ARGV[i + 4], id)
-    end
-    if status == 'succeeded' or status == 'dead' then
-      redis.call('PEXPIRE', key, ARGV[i + 7])
-    else
+    local nxt = redis.call('HGET', key, 'next')
+    if nxt and (status == 'succeeded' or status == 'dead') then
+      -- a progress channel: the newer event that waited goes at once (score 0: due
+      -- whatever the clock says)
+      redis.call('HSET', key, 'status', 'pending', 'event', cjson.decode(nxt)['event_id'],
+                 'doc', nxt)
+      redis.call('HDEL', key, 'next')
       redis.call('PERSIST', key)
+      redis.call('ZADD', KEYS[1], 0, id)
+    else
+      if ARGV[i + 5] == '1' then
+        redis.call('ZADD', ARGV[i + 6], ARGV[i + 4], id)
+      elseif ARGV[i + 4] ~= '' then
+        redis.call('ZADD', KEYS[1], ARGV[i + 4], id)
+      end
+      if status == 'succeeded' or status == 'dead' then
+        redis.call('PEXPIRE', key, ARGV[i + 7])
+      else
+        redis.call('PERSIST', key)
+      end
     end
     out[#out + 1] = 'ok'
   end
