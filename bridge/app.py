@@ -332,6 +332,8 @@ class Bridge:
         flight gets grace_s (default: shutdown_grace), then connections close. Returns
         within grace_s plus about a second."""
         grace = self.settings.shutdown_grace if grace_s is None else grace_s
+        if self.discovery:
+            self.discovery.stop()
         if self._ticker:
             self._ticker.stop()
             self._ticker = None

@@ -32,8 +32,12 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact,
     ]
+    # Plain tracebacks: rich's (when installed) print every frame's local variables,
+    # and those hold tokens and secrets.
     renderer: Any = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

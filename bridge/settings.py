@@ -285,6 +285,12 @@ class GenericSource(_SourceBase):
                 except BadPath as exc:
                     problems.append(f"{key}: {exc}")
         problems += [f"headers: {p}" for p in check_headers(self.headers)]
+        if self.auth_header is not None:
+            problems += [f"auth_header: {p}" for p in check_headers({self.auth_header: "x"})]
+        for key in ("token", "secret", "password", "client_secret"):
+            value = getattr(self, key)
+            if value is not None and not value.get_secret_value().isprintable():
+                problems.append(f"{key}: control characters are not allowed")
         if self.auth != "none" and any(h.lower() == "authorization" for h in self.headers):
             problems.append("headers: Authorization comes from auth; do not set it here too")
         if problems:

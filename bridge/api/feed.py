@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from bridge.api.errors import ApiError
 from bridge.api.models import event_view
 from bridge.api.server import CTX, page_params
 from bridge.model import Event
+from bridge.store.connection import REDIS_UNAVAILABLE
 
 # A cursor before every kept event.
 FEED_START = "0-0"
@@ -29,14 +31,20 @@ MAX_WAIT_S = 60.0
 # How often a waiting request looks again: well inside the 1 s a consumer may wait.
 LOOK_EVERY_S = 0.2
 HEARTBEAT_S = 15.0
-_CURSOR = re.compile(r"^\d{1,20}-\d{1,20}$")
-_WAIT = re.compile(r"^\d{1,2}(\.\d{1,3})?$")
+_CURSOR = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+_WAIT = re.compile(r"[0-9]{1,2}(\.[0-9]{1,3})?")
+# Clients waiting (long polls and streams) per process; more get 503 and come back.
+MAX_WAITING = 200
+# A stream whose reader stops reading is ended after this long.
+WRITE_TIMEOUT_S = 30.0
+WAITING: web.AppKey[list[int]] = web.AppKey("feed_waiting", list)
 STOPPING: web.AppKey[asyncio.Event] = web.AppKey("feed_stopping", asyncio.Event)
 
 
 def add_routes(app: web.Application) -> None:
     """Before /v1/events/{id}: `stream` is not an event id."""
     app[STOPPING] = asyncio.Event()
+    app[WAITING] = [0]
     app.on_shutdown.append(_stop_streams)
     app.router.add_get("/v1/events/stream", stream)
 
@@ -52,7 +60,7 @@ def is_feed_request(query: Any) -> bool:
 def parse_cursor(raw: str | None, name: str) -> str:
     if raw is None or raw == "":
         return FEED_START
-    if not _CURSOR.match(raw) or any(int(part) >= 2**64 for part in raw.split("-")):
+    if not _CURSOR.fullmatch(raw) or any(int(part) >= 2**64 - 1 for part in raw.split("-")):
         problem = "a cursor from next_cursor (or an SSE id), e.g. 1764064800000-0"
         raise ApiError(400, "invalid_cursor", f"{name} is not a cursor this API handed out",
                        [{"name": name, "description": problem}])  # fmt: skip
@@ -62,7 +70,7 @@ def parse_cursor(raw: str | None, name: str) -> str:
 def parse_wait(raw: str | None) -> float:
     if raw is None or raw == "":
         return 0.0
-    if not _WAIT.match(raw) or float(raw) > MAX_WAIT_S:
+    if not _WAIT.fullmatch(raw) or float(raw) > MAX_WAIT_S:
         problem = f"seconds from 0 to {MAX_WAIT_S:g}"
         raise ApiError(400, "invalid_wait", f"wait must be {problem}",
                        [{"name": "wait", "description": problem}])  # fmt: skip
@@ -75,8 +83,24 @@ async def _pause(stopping: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stopping.wait(), max(0.0, seconds))
 
 
-async def _next(request: web.Request, after: str, limit: int) -> list[tuple[str, Event]]:
+async def _next(
+    request: web.Request, after: str, limit: int
+) -> tuple[list[tuple[str, Event]], str]:
+    """Events after the cursor, and the cursor to go on from: past the rows read, also
+    those whose event has expired (so a run of them never stalls a consumer)."""
     return await request.app[CTX].store.feed(after, limit)
+
+
+@contextlib.contextmanager
+def _waiting_slot(request: web.Request) -> Iterator[None]:
+    count = request.app[WAITING]
+    if count[0] >= MAX_WAITING:
+        raise ApiError(503, "too_many_waiting", "too many clients are waiting; try again soon")
+    count[0] += 1
+    try:
+        yield
+    finally:
+        count[0] -= 1
 
 
 async def long_poll(request: web.Request) -> web.Response:
@@ -85,18 +109,16 @@ async def long_poll(request: web.Request) -> web.Response:
     q = request.query
     _, limit = page_params({"limit": q.get("limit", "50")})
     after = parse_cursor(q.get("after"), "after")
-    deadline = time.monotonic() + parse_wait(q.get("wait"))
+    wait = parse_wait(q.get("wait"))
+    deadline = time.monotonic() + wait
     stopping = request.app[STOPPING]
-    items = await _next(request, after, limit)
-    while not items and time.monotonic() < deadline and not stopping.is_set():
-        await _pause(stopping, min(LOOK_EVERY_S, deadline - time.monotonic()))
-        items = await _next(request, after, limit)
-    return web.json_response(
-        {
-            "items": [event_view(e) for _, e in items],
-            "next_cursor": items[-1][0] if items else after,
-        }
-    )
+    items, after = await _next(request, after, limit)
+    if not items and wait > 0:
+        with _waiting_slot(request):
+            while not items and time.monotonic() < deadline and not stopping.is_set():
+                await _pause(stopping, min(LOOK_EVERY_S, deadline - time.monotonic()))
+                items, after = await _next(request, after, limit)
+    return web.json_response({"items": [event_view(e) for _, e in items], "next_cursor": after})
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -112,23 +134,27 @@ async def stream(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    await resp.prepare(request)
-    stopping = request.app[STOPPING]
-    quiet_since = time.monotonic()
-    try:
-        while not stopping.is_set():
-            items = await _next(request, after, 100)
-            for cursor, event in items:
-                data = orjson.dumps(event_view(event)).decode()
-                await resp.write(f"id: {cursor}\nevent: {event.type}\ndata: {data}\n\n".encode())
-                after = cursor
-            if items:
-                quiet_since = time.monotonic()
-                continue
-            if time.monotonic() - quiet_since >= HEARTBEAT_S:
-                await resp.write(b": keepalive\n\n")
-                quiet_since = time.monotonic()
-            await _pause(stopping, LOOK_EVERY_S)
-    except (ConnectionResetError, ConnectionError):
-        pass  # the consumer went away; it resumes with Last-Event-ID
+    with _waiting_slot(request):
+        await resp.prepare(request)
+        stopping = request.app[STOPPING]
+        quiet_since = time.monotonic()
+        try:
+            while not stopping.is_set():
+                items, scanned = await _next(request, after, 100)
+                for cursor, event in items:
+                    data = orjson.dumps(event_view(event)).decode()
+                    line = f"id: {cursor}\nevent: {event.type}\ndata: {data}\n\n"
+                    await asyncio.wait_for(resp.write(line.encode()), WRITE_TIMEOUT_S)
+                after = scanned
+                if items:
+                    quiet_since = time.monotonic()
+                    continue
+                if time.monotonic() - quiet_since >= HEARTBEAT_S:
+                    await asyncio.wait_for(resp.write(b": keepalive\n\n"), WRITE_TIMEOUT_S)
+                    quiet_since = time.monotonic()
+                await _pause(stopping, LOOK_EVERY_S)
+        except (ConnectionError, TimeoutError):
+            pass  # the consumer went away or stopped reading; it resumes with Last-Event-ID
+        except REDIS_UNAVAILABLE:
+            pass  # the stream ends; the consumer resumes with Last-Event-ID
     return resp

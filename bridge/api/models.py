@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bridge.events import iso_ms
 from bridge.model import Event, Watch
 
 
+def usable_job_id(job_id: str) -> bool:
+    """What WatchCreate accepts: for ids that arrive other ways (discovery)."""
+    return bool(_JOB_ID.fullmatch(job_id)) and len(job_id) <= 512
+
+
+_JOB_ID = re.compile(r"(?!\.{1,2}$)[^\x00-\x1f\x7f/]+")  # Python's re has look-ahead
+
+
 class WatchCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     source: str = Field(min_length=1, max_length=100)
-    job_id: str = Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f/]+$")
+    # no control characters or "/"; "." and ".." would be path steps in a job URL
+    job_id: str = Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f/]+$")
     kind: str | None = Field(default=None, min_length=1, max_length=50)
+
+    @field_validator("job_id")
+    @classmethod
+    def _not_a_path_step(cls, v: str) -> str:
+        if v in (".", ".."):
+            raise ValueError("a job id cannot be . or ..")
+        return v
 
 
 def watch_view(watch: Watch) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from bridge.api.models import usable_job_id
 from bridge.clock import Clock
 from bridge.errors import NoSlot, UpstreamError
 from bridge.model import WatchKey
@@ -33,6 +34,9 @@ log = structlog.get_logger("bridge.discovery")
 
 # Pages read per look at most: 5,000 imports, far beyond a day of a busy account.
 MAX_PAGES = 100
+# New watches per look at most: a hostile or broken list cannot make one look endless
+# (the rest are found at the next look).
+MAX_NEW_PER_LOOK = 1000
 
 
 @dataclass
@@ -64,11 +68,16 @@ class Discovery:
         self._horizon_s = horizon_s
         self._on_registered = on_registered
         self.registered = 0  # new watches this process made (tests, metrics)
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Finish no more looks (the bridge is stopping)."""
+        self._stopping = True
 
     async def tick(self) -> None:
         """Look at each source whose interval has passed (the ticker calls this)."""
         for src in self._sources:
-            if time.monotonic() - src.last_run < src.every_s:
+            if self._stopping or time.monotonic() - src.last_run < src.every_s:
                 continue
             src.last_run = time.monotonic()
             try:
@@ -77,6 +86,8 @@ class Discovery:
                 log.info("discovery_stopped", source=src.name, error=str(exc))
             except REDIS_UNAVAILABLE:
                 raise
+            except Exception as exc:  # an answer nobody foresaw: a line, never a traceback
+                log.warning("discovery_failed", source=src.name, error=type(exc).__name__)
 
     async def discover(self, src: DiscoveredSource) -> int:
         """One look at the list; returns the watches it added."""
@@ -90,13 +101,16 @@ class Discovery:
             since = self._clock.now() - src.since_s
             url: str | None = src.provider.list_url(kind)
             for _ in range(MAX_PAGES):
-                if url is None:
+                if url is None or self._stopping or added >= MAX_NEW_PER_LOOK:
                     break
                 items, url = await self._page(src, url)
                 older = 0
                 for job_id, created in items:
+                    if self._stopping or added >= MAX_NEW_PER_LOOK:
+                        break
                     created_at = parse_time(created)
-                    if created_at is not None and created_at < since:
+                    # undated imports are outside any window: nothing says they are new
+                    if created_at is None or created_at < since or not usable_job_id(job_id):
                         older += 1
                         continue
                     key = WatchKey(src.name, kind, job_id)

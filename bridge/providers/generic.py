@@ -22,17 +22,25 @@ from bridge.settings import GenericSource
 DEFAULT_KIND = "job"
 
 
+# Counts are stored as 64-bit integers: anything outside is no count.
+MAX_COUNT = 2**63 - 1
+
+
 def _count(value: Any) -> int | None:
-    """A count from a number or a numeric string; anything else is no count."""
+    """A count from a number or a numeric string, 0 to MAX_COUNT; anything else is no
+    count."""
     if isinstance(value, bool):
         return None
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
+        number = value
+    elif isinstance(value, float) and value.is_integer() and abs(value) <= MAX_COUNT:
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= 19:
+            number = int(text)
+    return number if number is not None and 0 <= number <= MAX_COUNT else None
 
 
 def _text(value: Any) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -44,9 +45,16 @@ class TokenCache(Protocol):
     async def unlock_token_refresh(self, source: str, holder: str) -> None: ...
 
 
+# A token is kept a day at most, whatever the endpoint says.
+MAX_TOKEN_TTL_S = 86400.0
+
+
 def token_ttl(expires_in: float) -> float:
-    """Keep a token until shortly before it expires: 10 % early, at most 60 s early."""
-    return max(1.0, expires_in - min(60.0, expires_in * 0.1))
+    """Keep a token until shortly before it expires: 10 % early, at most 60 s early;
+    between 1 s and a day (an endpoint may say 0, NaN or infinity)."""
+    if not math.isfinite(expires_in):
+        return MAX_TOKEN_TTL_S if expires_in > 0 else 1.0
+    return min(MAX_TOKEN_TTL_S, max(1.0, expires_in - min(60.0, expires_in * 0.1)))
 
 
 class ClientCredentials:
@@ -134,4 +142,7 @@ class ClientCredentials:
             token = _Token.model_validate(json.loads(answer.body))
         except (ValueError, ValidationError):
             raise TransientUpstreamError("token endpoint sent a malformed answer") from None
+        value = token.access_token
+        if not (0 < len(value) <= 4096 and value.isascii() and value.isprintable()) or " " in value:
+            raise TransientUpstreamError("token endpoint sent an unusable token")
         return token.access_token, token_ttl(token.expires_in)

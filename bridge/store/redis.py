@@ -391,24 +391,26 @@ class RedisStore:
 
         return await self.paginate(index, cursor, limit, load, keep)
 
-    async def feed(self, after: str, limit: int) -> list[tuple[str, Event]]:
+    async def feed(self, after: str, limit: int) -> tuple[list[tuple[str, Event]], str]:
         """Events written after the outbox id `after`, oldest first, each with its id
-        (the pull feed's cursor). Events past their retention are skipped."""
+        (the pull feed's cursor), and the id of the last row read: events past their
+        retention are skipped, and the cursor moves past them too."""
         rows = cast(
             list[tuple[str, dict[str, str]]],
             await self.client.xrange(self.keys.outbox, min=f"({after}", count=limit),
         )
         if not rows:
-            return []
+            return [], after
         texts = cast(
             list[str | None],
             await self.client.mget([self.keys.event(fields["event_id"]) for _, fields in rows]),
         )
-        return [
+        events = [
             (stream_id, codec.event_from_json(text))
             for (stream_id, _), text in zip(rows, texts, strict=True)
             if text
         ]
+        return events, rows[-1][0]
 
     async def outbox_length(self) -> int:
         return int(await self.client.xlen(self.keys.outbox))

@@ -44,6 +44,8 @@ async def test_two_replicas_discover_each_import_once(
         old.created = time.time() - 7200
     for i in range(130):
         sim.add_job(JobSpec(provider="talkdesk", id=f"imp-{i}", duration=0 if i % 3 == 0 else 2))
+    for odd in ("..", "a/b"):  # ids no one could register: never watched
+        sim.add_job(JobSpec(provider="talkdesk", id=odd, duration=1))
     settings = load_settings(cfg)
     bridges = [Bridge(settings, redis_url=redis_server.url) for _ in range(2)]
     http = aiohttp.ClientSession(headers=auth())

@@ -89,6 +89,8 @@ async def test_bad_feed_parameters_and_read_tokens(feed: Feed) -> None:
     shape; a read token reads events, and gets 403 anywhere else."""
     for query, field in (({"after": "nope"}, "after"), ({"wait": "61"}, "wait"),
                          ({"after": "99999999999999999999-0"}, "after"),
+                         ({"after": "1-1\n"}, "after"), ({"after": "\u0661-\u0661"}, "after"),
+                         ({"after": "18446744073709551615-18446744073709551615"}, "after"),
                          ({"wait": "-1"}, "wait"), ({"after": "1-1", "wait": "nan"}, "wait")):  # fmt: skip
         status, body = await feed.poll(**query)
         assert status == 400 and body["fields"][0]["name"] == field, (query, body)
@@ -125,8 +127,8 @@ async def read_sse(resp: aiohttp.ClientResponse, count: int) -> list[dict[str, s
 async def test_sse_resumes_with_last_event_id(feed: Feed) -> None:
     """The stream sends each event with its cursor as id; a client that reconnects with
     Last-Event-ID gets the events after it: nothing missed, nothing repeated."""
-    await feed.job("sse-1")
-    await feed.job("sse-2")
+    await feed.job("sse-1", duration=0.2)
+    await feed.job("sse-2", duration=1.0)  # ends well after sse-1: a known order
 
     async def two_written() -> bool:
         _, page = await feed.poll(after="0-0")
@@ -147,3 +149,39 @@ async def test_sse_resumes_with_last_event_id(feed: Feed) -> None:
     resumed.close()
     assert [json.loads(e["data"])["data"]["job_id"] for e in again] == ["sse-3"]
     assert again[0]["id"] > got[-1]["id"] or len(again[0]["id"]) > len(got[-1]["id"])
+
+
+async def test_expired_events_do_not_stall_the_feed(
+    feed: Feed, redis_server: EmbeddedRedis
+) -> None:
+    """Outbox rows whose event has expired (retention) are passed over: the cursor moves
+    past them, so a consumer behind a long run of them still reaches the live ones."""
+    await feed.job("before")
+
+    async def one() -> bool:
+        _, page = await feed.poll(after="0-0")
+        return len(page["items"]) == 1
+
+    await wait_until(one, 20, "the first event")
+    _, page = await feed.poll(after="0-0")
+    start = page["next_cursor"]
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    try:
+        keys = [k async for k in client.scan_iter("*:outbox")]
+        outbox = next(k for k in keys if "{" in k)
+        for i in range(120):  # rows whose events are gone
+            await client.xadd(outbox, {"event_id": f"evt_gone_{i}", "type": "x", "watch_id": ""})
+    finally:
+        await client.aclose()
+    await feed.job("after")
+    got: list[str] = []
+    cursor = start
+    for _ in range(5):
+        _, page = await feed.poll(after=cursor, wait="5")
+        got += [e["data"]["job_id"] for e in page["items"]]
+        cursor = page["next_cursor"]
+        if got:
+            break
+    assert got == ["after"]

@@ -257,3 +257,15 @@ async def test_event_type_catalogue_and_patterns(api) -> None:  # type: ignore[n
     for pattern in ("import.*", "*", "import.completed"):
         resp = await client.get(f"/v1/events?type={pattern}", headers=AUTH)
         assert resp.status == 200
+
+
+async def test_a_job_id_cannot_be_a_path_step(api) -> None:  # type: ignore[no-untyped-def]
+    """ "." and ".." would walk up the job URL (another resource answers): refused."""
+    client, _, _ = api
+    for job_id in (".", ".."):
+        resp = await client.post(
+            "/v1/watches", headers=AUTH, json={"source": "fs", "job_id": job_id}
+        )
+        assert resp.status == 422 and (await resp.json())["fields"][0]["name"] == "job_id"
+    ok = await client.post("/v1/watches", headers=AUTH, json={"source": "fs", "job_id": "..a"})
+    assert ok.status == 201

@@ -138,3 +138,28 @@ def test_the_first_reading_replaces_a_skewed_local_start() -> None:
     mono.t += 0.001
     assert clock.adjust(1_000_000.0, sent)
     assert clock.now() == pytest.approx(1_000_000.0005)
+
+
+def test_console_tracebacks_show_no_local_variables(capsys: pytest.CaptureFixture[str]) -> None:
+    """On a terminal, a logged traceback names the error but not the frames' local
+    variables (rich would print them, tokens included)."""
+    import logging
+
+    import structlog
+
+    from bridge import logs
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, structlog.get_config())
+    logs.configure("INFO", json=False)
+    try:
+        token = "admin-token-" + "s3cr3t" * 3  # a local the traceback must not show
+        try:
+            raise RuntimeError(f"failed with a token of {len(token)} characters")
+        except RuntimeError:
+            structlog.get_logger("t").exception("loop_failed")
+        err = capsys.readouterr().err
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        structlog.configure(**saved[2])
+    assert "RuntimeError" in err and "s3cr3t" not in err

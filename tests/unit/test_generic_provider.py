@@ -121,6 +121,8 @@ async def test_urls_and_static_auth() -> None:
         ("terminal = {}", "sources.g.terminal"),
         ('auth = "bearer"\ntoken = "t"\nheaders = { Authorization = "x" }', "sources.g.headers"),
         ('headers = { Host = "evil" }', "sources.g.headers"),
+        ('auth = "header"\nauth_header = "Host"\nsecret = "s"', "sources.g.auth_header"),
+        ('auth = "bearer"\ntoken = "a\\r\\nX-Evil: 1"', "sources.g.token: control characters"),
     ],
 )
 def test_a_bad_generic_config_fails_at_start_naming_the_key(

@@ -129,6 +129,9 @@ def test_token_ttl_refreshes_early() -> None:
     assert oauth2.token_ttl(3600) == 3540
     assert oauth2.token_ttl(100) == 90
     assert oauth2.token_ttl(0.5) == 1.0
+    assert oauth2.token_ttl(float("inf")) == oauth2.MAX_TOKEN_TTL_S  # kept a day at most
+    assert oauth2.token_ttl(float("nan")) == 1.0
+    assert oauth2.token_ttl(10**9) == oauth2.MAX_TOKEN_TTL_S
 
 
 def test_an_errors_sample_is_bounded() -> None:
@@ -143,3 +146,38 @@ def test_an_errors_sample_is_bounded() -> None:
     assert small == {"items": [{"code": "c"}], "total": 1, "truncated": False}
     for odd in ([], "text", {"results": "no"}, {"total_records": True}):
         assert fullstory.errors_sample(odd)["items"] == []
+
+
+def test_generic_counts_stay_in_range() -> None:
+    """Counts the store can hold (0 to 2**63 - 1); huge, negative, superscript or
+    fractional ones are no count, never an error."""
+    from bridge.providers.generic import MAX_COUNT, _count
+
+    assert _count(5) == 5 and _count("42") == 42 and _count(7.0) == 7
+    for odd in (2**64, "18446744073709551616", 1e300, -1, "\u00b2", "1.5", True, None, [1]):
+        assert _count(odd) is None, odd
+    assert _count(MAX_COUNT) == MAX_COUNT
+
+
+async def test_an_unusable_access_token_is_refused() -> None:
+    """A token with a line break (it would end up in a header) or an empty one is a
+    transient error, not a header injection."""
+    import fakeredis
+
+    from bridge.clock import FakeClock
+    from bridge.errors import TransientUpstreamError
+    from bridge.store.redis import RedisStore
+    from tests.unit.test_poller import ScriptedHttp, ok
+
+    client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    http = ScriptedHttp()
+    url = "https://id.example.com/oauth/token"
+    for bad in ("tok\r\nX-Evil: 1", ""):
+        http.queue(url, ok({"access_token": bad, "expires_in": 3600}))
+        creds = oauth2.ClientCredentials(
+            source=f"s{len(bad)}", token_url=url, client_id="c", client_secret="s", scope=None,
+            http=http, tokens=RedisStore(client, "t"), clock=FakeClock(),
+        )  # fmt: skip
+        with pytest.raises(TransientUpstreamError):
+            await creds.token()
+    await client.aclose()
