@@ -107,6 +107,8 @@ class Watch:
     progress_events: int = 0  # import.progress events written for this job
     progress_event_at: float | None = None
     progress_step: int = -1  # the last step (done share // poll.progress_step) announced
+    # The last polls, newest last: (time, why it was made, what it found)
+    timeline: tuple[tuple[float, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

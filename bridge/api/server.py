@@ -86,6 +86,9 @@ def build_api(ctx: ApiContext) -> web.Application:
     app.router.add_get("/v1/status", status)
     subscriptions.add_routes(app)
     deliveries.add_routes(app)
+    from bridge.ui import console
+
+    console.add_routes(app)
     app.router.add_get("/openapi.json", openapi)
     return app
 

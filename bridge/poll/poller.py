@@ -208,8 +208,13 @@ class Poller:
         return await self._record(claimed, snapshot, now)
 
     @staticmethod
-    def _polled(watch: Watch, now: float) -> Watch:
-        return replace(watch, polls=watch.polls + 1, last_polled_at=now)
+    def _polled(watch: Watch, now: float, result: str = "error") -> Watch:
+        return replace(
+            watch,
+            polls=watch.polls + 1,
+            last_polled_at=now,
+            timeline=noted(watch, now, result),
+        )
 
     async def _record(self, claimed: Claimed, snap: JobSnapshot, now: float) -> str:
         """A good answer: finish the watch, or save it and pick the next poll time."""
@@ -240,6 +245,7 @@ class Poller:
             updated = replace(
                 w,
                 polls=w.polls + 1,
+                timeline=noted(w, now, snap.status),
                 last_polled_at=now,
                 status=snap.status,
                 counts=snap.counts,
@@ -287,6 +293,7 @@ class Poller:
             last_error=None,
             snapshot=snap.raw,
             progress=progress,
+            timeline=noted(w, now, snap.status),
             poll_reason=reason,
             interval_s=interval,
             next_poll_at=now + interval,
@@ -455,6 +462,16 @@ class Poller:
             log.warning(
                 "source_recovered" if healthy else "source_unhealthy", source=source, reason=reason
             )
+
+
+TIMELINE_LENGTH = 20
+
+
+def noted(watch: Watch, now: float, result: str) -> tuple[tuple[float, str, str], ...]:
+    """The watch's poll timeline with this poll added: when, why it was made (the
+    reason its time was chosen), what it found; the newest TIMELINE_LENGTH kept."""
+    entry = (now, watch.poll_reason or "new", result[:80])
+    return (*watch.timeline, entry)[-TIMELINE_LENGTH:]
 
 
 def parse_time(text: str | None) -> float | None:

@@ -37,6 +37,8 @@ def watch_to_doc(watch: Watch) -> str:
         doc["discovered"] = True
     if watch.waiting_since is not None:
         doc["waiting_since"] = watch.waiting_since
+    if watch.timeline:
+        doc["timeline"] = [list(t) for t in watch.timeline]
     if watch.progress_events:
         doc["progress_events"] = watch.progress_events
         doc["progress_event_at"] = watch.progress_event_at
@@ -74,6 +76,9 @@ def watch_from_doc(text: str, lease: int = 0) -> Watch:
         progress_events=int(d.get("progress_events", 0)),
         progress_event_at=d.get("progress_event_at"),
         progress_step=int(d.get("progress_step", -1)),
+        timeline=tuple(
+            (float(t[0]), str(t[1]), str(t[2])) for t in d.get("timeline") or () if len(t) == 3
+        ),
     )
 
 

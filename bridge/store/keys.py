@@ -88,6 +88,10 @@ class Keys:
         generation `current` or `previous` (poll/durations.py, store/durations.py)."""
         return f"{self._p}:durations:{source}:{kind}:{generation}"
 
+    def ui_session(self, session_id: str) -> str:
+        """String: a console session's CSRF token (the session id is the cookie)."""
+        return f"{self._p}:ui:session:{session_id}"
+
     def lock(self, name: str) -> str:
         """String: a short lease on a fleet-wide chore (discovery of one source)."""
         return f"{self._p}:lock:{name}"

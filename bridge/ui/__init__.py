@@ -1,0 +1,1 @@
+"""The operator console at /ui: server-rendered HTML, no JavaScript build step."""

@@ -1,0 +1,404 @@
+"""The operator console: pages over the admin API, for people who don't live in a terminal.
+
+Sign-in takes an admin token once; the browser then holds only a session id in an
+HttpOnly, SameSite=Strict cookie (the session lives in Redis, so any replica serves
+it). Every form carries the session's CSRF token. Actions are requests to this
+process's own admin API with the configured token, so the console has exactly the
+API's semantics, and shows its errors in the API's own shape. No token is ever in a
+URL or a page.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from aiohttp import web
+
+from bridge.api.errors import ApiError
+from bridge.api.server import CTX, check_token
+from bridge.ui.html import api_error, e, form, page, table, when
+
+COOKIE = "bridge_session"
+SESSION_S = 8 * 3600
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/ui", overview)
+    r.add_get("/ui/login", login_page)
+    r.add_post("/ui/login", login)
+    r.add_post("/ui/logout", logout)
+    r.add_get("/ui/watches", watches)
+    r.add_get("/ui/watches/{id}", watch_detail)
+    r.add_get("/ui/deliveries", deliveries)
+    r.add_post("/ui/deliveries/{id}/retry", delivery_retry)
+    r.add_post("/ui/events/{id}/replay", event_replay)
+    r.add_get("/ui/subscriptions", subscriptions)
+    r.add_post("/ui/subscriptions", subscription_create)
+    r.add_post("/ui/subscriptions/{id}/{action}", subscription_action)
+
+
+# ------------------------------------------------------------------ sessions
+async def _session(request: web.Request) -> str | None:
+    """The session's CSRF token, or None when not signed in."""
+    sid = request.cookies.get(COOKIE, "")
+    if not sid or len(sid) > 100 or not sid.isascii():
+        return None
+    store = request.app[CTX].store
+    csrf = await store.client.get(store.keys.ui_session(sid))
+    return str(csrf) if csrf else None
+
+
+async def _signed_in(request: web.Request) -> str:
+    csrf = await _session(request)
+    if csrf is None:
+        raise web.HTTPSeeOther("/ui/login")
+    return csrf
+
+
+async def _posted(request: web.Request) -> tuple[str, dict[str, str]]:
+    """A signed-in form post with a valid CSRF token: (csrf, its fields)."""
+    csrf = await _signed_in(request)
+    data = await request.post()
+    fields = {k: str(v) for k, v in data.items() if isinstance(v, str)}
+    if not hmac.compare_digest(fields.get("csrf", "").encode(), csrf.encode()):
+        raise ApiError(403, "csrf_failed", "the form is stale or forged: reload the page")
+    return csrf, fields
+
+
+def _cookie(response: web.StreamResponse, request: web.Request, value: str, age: int) -> None:
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=age,
+        path="/ui",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+
+
+async def login_page(request: web.Request) -> web.Response:
+    body = (
+        "<p>Sign in with an admin token (one of <code>api.tokens</code>). The browser keeps "
+        "only a session cookie.</p>"
+        '<form method="post" action="/ui/login"><input type="password" name="token" '
+        'autocomplete="current-password" size="40" aria-label="admin token"> '
+        "<button>Sign in</button></form>"
+    )
+    if request.query.get("failed"):
+        body = '<div class="error">That token is not an admin token.</div>' + body
+    return _html(page("Sign in", body, signed_in=False))
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    data = await request.post()
+    token = str(data.get("token", ""))
+    try:
+        check_token(f"Bearer {token}", request.app[CTX].tokens)
+    except ApiError:
+        raise web.HTTPSeeOther("/ui/login?failed=1") from None
+    store = request.app[CTX].store
+    sid, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    await store.client.set(store.keys.ui_session(sid), csrf, ex=SESSION_S)
+    response = web.HTTPSeeOther("/ui")
+    _cookie(response, request, sid, SESSION_S)
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    await _posted(request)
+    store = request.app[CTX].store
+    await store.client.delete(store.keys.ui_session(request.cookies.get(COOKIE, "")))
+    response = web.HTTPSeeOther("/ui/login")
+    _cookie(response, request, "", 0)
+    raise response
+
+
+# --------------------------------------------------------------- the API, in
+async def _api(
+    request: web.Request, method: str, path: str, body: Any = None, query: Any = None
+) -> tuple[int, Any]:
+    """This process's own admin API, with the configured admin token."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    host, port = (sockname[0], sockname[1]) if sockname else ("127.0.0.1", 8080)
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - reaching our own listener
+        host = "127.0.0.1"
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}{path}"
+    headers = {"Authorization": f"Bearer {request.app[CTX].tokens[0]}"}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http,
+        http.request(method, url, json=body, params=query, headers=headers) as resp,
+    ):
+        answer = await resp.json(content_type=None) if resp.status != 204 else None
+        return resp.status, answer
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text=text,
+        status=status,
+        content_type="text/html",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+            "form-action 'self'; frame-ancestors 'none'",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+        },
+    )
+
+
+def select(request: web.Request, name: str, choices: tuple[str, ...]) -> str:
+    """A filter's drop-down, with the current choice selected."""
+    current = request.query.get(name, "")
+    options = "".join(
+        f"<option{' selected' if current == choice else ''}>{e(choice) if choice else ''}</option>"
+        for choice in ("", *choices)
+    )
+    return f'<select name="{name}">{options}</select>'
+
+
+def _done(to: str, message: str = "", error: Any = None) -> web.Response:
+    """After an action: back to the page, saying what happened (in the query string:
+    never a secret)."""
+    query = urlencode({k: v for k, v in (("ok", message), ("code", error)) if v})
+    raise web.HTTPSeeOther(to + ("?" + query if query else ""))
+
+
+def _notice(request: web.Request) -> str:
+    ok, code = request.query.get("ok"), request.query.get("code")
+    if code:
+        return f'<div class="error">The bridge refused: <code>{e(code)}</code></div>'
+    return f'<div class="note">{e(ok)}</div>' if ok else ""
+
+
+# --------------------------------------------------------------------- pages
+async def overview(request: web.Request) -> web.Response:
+    csrf = await _signed_in(request)
+    _, status = await _api(request, "GET", "/v1/status")
+    w = status["watches"]
+    rows = [
+        [
+            e(name),
+            '<span class="ok">healthy</span>'
+            if info["healthy"]
+            else f'<span class="bad">unhealthy</span> {e(info.get("reason"))}',
+            e(info.get("budget_used")),
+            e(info.get("paused_for_s")),
+            e(info.get("waiting_for_budget")),
+        ]
+        for name, info in status["sources"].items()
+    ]
+    queues = status.get("queues", {})
+    body = (
+        _notice(request)
+        + f"<p>Watches: {e(w['watching'])} watching ({e(w['polling_now'])} polling now, "
+        f"{e(w.get('waiting_for_budget'))} waiting for budget), {e(w['finished'])} finished, "
+        f"{e(w['total'])} kept.</p><h2>Sources</h2>"
+        + table(["source", "health", "budget used", "429 pause (s)", "waiting"], rows)
+        + "<h2>Queues</h2>"
+        + table(["queue", "depth"], [[e(k), e(v)] for k, v in queues.items()])
+    )
+    return _html(page("Overview", body, csrf=csrf))
+
+
+async def watches(request: web.Request) -> web.Response:
+    csrf = await _signed_in(request)
+    query = {k: request.query[k] for k in ("state", "source", "cursor") if request.query.get(k)}
+    status, listing = await _api(request, "GET", "/v1/watches", query={**query, "limit": 100})
+    if status != 200:
+        return _html(page("Watches", api_error(listing), csrf=csrf), status)
+    rows = [
+        [
+            f'<a href="/ui/watches/{quote(w["id"])}">{e(w["id"])}</a>',
+            e(w["source"]),
+            e(w["job_id"]),
+            e(w["state"]),
+            e(w["status"]),
+            e(w["polls"]),
+            e(w.get("poll_reason")),
+            e(w.get("next_poll_at")),
+        ]
+        for w in listing["items"]
+    ]
+    states = select(request, "state", ("watching", "terminal", "not_found", "expired"))
+    filters = (
+        f'<form method="get" action="/ui/watches">state {states} source <input name="source" '
+        f'value="{e(query.get("source", ""))}" size="10"> <button>Filter</button></form>'
+    )
+    more = ""
+    if listing.get("next_cursor"):
+        nxt = urlencode({**query, "cursor": listing["next_cursor"]})
+        more = f'<p><a href="/ui/watches?{nxt}">next page</a></p>'
+    headers = ["id", "source", "job", "state", "status", "polls", "next because", "next poll"]
+    return _html(page("Watches", filters + table(headers, rows) + more, csrf=csrf))
+
+
+async def watch_detail(request: web.Request) -> web.Response:
+    csrf = await _signed_in(request)
+    watch_id = request.match_info["id"]
+    status, w = await _api(request, "GET", f"/v1/watches/{quote(watch_id, safe='')}")
+    if status != 200:
+        return _html(page("Watch", api_error(w), csrf=csrf), status)
+    stored = await request.app[CTX].store.get_watch(watch_id)
+    timeline = stored.timeline if stored else ()
+    facts = [[e(k), e(w.get(k))] for k in (
+        "source", "kind", "job_id", "state", "status", "outcome", "polls", "errors",
+        "last_error", "created_at", "last_polled_at", "next_poll_at", "poll_reason",
+        "terminal_at", "discovered")]  # fmt: skip
+    polls = [[when(t), e(why), e(found)] for t, why, found in reversed(timeline)]
+    _, events = await _api(request, "GET", "/v1/events", query={"watch_id": watch_id})
+    event_rows = [
+        [e(ev["id"]), e(ev["type"]), e(ev["timestamp"]),
+         form(f"/ui/events/{quote(ev['id'])}/replay", csrf, "Replay")]
+        for ev in (events or {}).get("items", [])
+    ]  # fmt: skip
+    body = (
+        table(["field", "value"], facts)
+        + "<h2>Polls (newest first) and why each was made</h2>"
+        + table(["at (UTC)", "why", "found"], polls, empty="no polls yet")
+        + "<h2>Events</h2>"
+        + table(["id", "type", "at", ""], event_rows)
+    )
+    return _html(page(f"Watch {watch_id}", _notice(request) + body, csrf=csrf))
+
+
+async def deliveries(request: web.Request) -> web.Response:
+    csrf = await _signed_in(request)
+    query = {
+        k: request.query[k] for k in ("status", "subscription_id", "cursor") if request.query.get(k)
+    }
+    status, listing = await _api(request, "GET", "/v1/deliveries", query={**query, "limit": 100})
+    if status != 200:
+        return _html(page("Deliveries", api_error(listing), csrf=csrf), status)
+    rows = []
+    for d in listing["items"]:
+        attempts = "<br>".join(
+            f"{e(a.get('at'))}: {e(a.get('status'))} {e(a.get('error') or a.get('response'))}"
+            for a in d.get("attempts", [])[-5:]
+        )
+        action = ""
+        if d["status"] in ("failed", "dead"):
+            action = form(f"/ui/deliveries/{quote(d['id'])}/retry", csrf, "Retry")
+        replay = form(f"/ui/events/{quote(d['event_id'])}/replay", csrf, "Replay")
+        rows.append([e(d["id"]), e(d["status"]), e(d["event_id"]), e(d["subscription_id"]),
+                     attempts or "-", action + " " + replay])  # fmt: skip
+    statuses = select(request, "status", ("pending", "failed", "succeeded", "dead"))
+    filters = (
+        f'<form method="get" action="/ui/deliveries">status {statuses} '
+        "<button>Filter</button></form>"
+    )
+    title = "Dead letters" if query.get("status") == "dead" else "Deliveries"
+    headers = ["id", "status", "event", "subscription", "last attempts", ""]
+    return _html(page(title, _notice(request) + filters + table(headers, rows), csrf=csrf))
+
+
+async def delivery_retry(request: web.Request) -> web.Response:
+    await _posted(request)
+    status, answer = await _api(
+        request, "POST", f"/v1/deliveries/{quote(request.match_info['id'], safe='')}/retry"
+    )
+    if status >= 400:
+        return _done("/ui/deliveries", error=answer.get("code"))
+    return _done("/ui/deliveries", "queued again")
+
+
+async def event_replay(request: web.Request) -> web.Response:
+    await _posted(request)
+    event_id = request.match_info["id"]
+    status, answer = await _api(request, "POST", f"/v1/events/{quote(event_id, safe='')}/replay")
+    if status >= 400:
+        return _done("/ui/deliveries", error=answer.get("code"))
+    return _done("/ui/deliveries", f"{event_id} queued for every subscriber again")
+
+
+async def subscriptions(request: web.Request) -> web.Response:
+    csrf = await _signed_in(request)
+    status, listing = await _api(request, "GET", "/v1/subscriptions", query={"limit": 500})
+    if status != 200:
+        return _html(page("Subscriptions", api_error(listing), csrf=csrf), status)
+    rows = []
+    for s in listing["items"]:
+        sid = quote(s["id"], safe="")
+        actions = " ".join(
+            form(f"/ui/subscriptions/{sid}/{action}", csrf, label)
+            for action, label in (
+                ("disable" if s["enabled"] else "enable", "Disable" if s["enabled"] else "Enable"),
+                ("test", "Send a test"),
+                ("rotate", "Rotate secret"),
+                ("recover", "Recover dead"),
+            )
+        )
+        enabled = "yes" if s["enabled"] else '<span class="bad">no</span>'
+        types = e(", ".join(s["event_types"]))
+        rows.append([e(s["id"]), e(s["url"]), types, e(s["format"]), enabled, actions])
+    create = form(
+        "/ui/subscriptions",
+        csrf,
+        "Subscribe",
+        '<input name="url" placeholder="https://hooks.example.com/imports" size="40" '
+        'aria-label="url"> <input name="event_types" value="import.*" size="24" '
+        'aria-label="event types"> ',
+        inline=False,
+    )
+    body = (
+        _notice(request)
+        + table(["id", "url", "event types", "format", "enabled", ""], rows)
+        + "<h2>New subscription</h2>"
+        + create
+    )
+    return _html(page("Subscriptions", body, csrf=csrf))
+
+
+def _secret_page(csrf: str, title: str, sub_id: str, secret: str) -> web.Response:
+    body = (
+        f'<div class="secret">Secret of <code>{e(sub_id)}</code>, shown only now: '
+        f'<code id="secret">{e(secret)}</code></div>'
+        '<p><a href="/ui/subscriptions">Back to subscriptions</a></p>'
+    )
+    return _html(page(title, body, csrf=csrf))
+
+
+async def subscription_create(request: web.Request) -> web.Response:
+    csrf, fields = await _posted(request)
+    types = [t.strip() for t in fields.get("event_types", "").split(",") if t.strip()]
+    body: dict[str, Any] = {"url": fields.get("url", "")}
+    if types:
+        body["event_types"] = types
+    status, answer = await _api(request, "POST", "/v1/subscriptions", body)
+    if status != 201:
+        return _html(page("New subscription", api_error(answer), csrf=csrf), status)
+    return _secret_page(csrf, "Subscription created", answer["id"], answer["secret"])
+
+
+async def subscription_action(request: web.Request) -> web.Response:
+    csrf, _ = await _posted(request)
+    sid, action = request.match_info["id"], request.match_info["action"]
+    path = f"/v1/subscriptions/{quote(sid, safe='')}"
+    calls: dict[str, tuple[str, str, Any, Any]] = {
+        "enable": ("PATCH", path, {"enabled": True}, None),
+        "disable": ("PATCH", path, {"enabled": False}, None),
+        "test": ("POST", path + "/test", None, None),
+        "rotate": ("POST", path + "/rotate-secret", None, None),
+        "recover": ("POST", path + "/recover", None, {"since": "0"}),
+    }
+    if action not in calls:
+        raise ApiError(404, "not_found", "no such action")
+    method, target, body, query = calls[action]
+    status, answer = await _api(request, method, target, body, query)
+    if status >= 400:
+        return _done("/ui/subscriptions", error=answer.get("code"))
+    if action == "rotate":
+        return _secret_page(csrf, "Secret rotated", sid, answer["secret"])
+    messages = {
+        "enable": "enabled",
+        "disable": "disabled",
+        "test": "a test event is on its way",
+        "recover": f"{(answer or {}).get('requeued', 0)} dead deliveries queued again",
+    }
+    return _done("/ui/subscriptions", f"{sid}: {messages[action]}")

@@ -1,0 +1,47 @@
+"""The console's sign-in, session and CSRF rules over a real socket (no browser)."""
+
+from __future__ import annotations
+
+from tests.unit.test_api import AUTH, TOKEN, api  # noqa: F401 - the fixture
+
+
+async def sign_in(client) -> str:  # type: ignore[no-untyped-def]
+    resp = await client.post("/ui/login", data={"token": TOKEN}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/ui"
+    cookie = resp.cookies["bridge_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/ui"
+    return str(cookie.value)
+
+
+async def test_pages_need_a_session_and_a_wrong_token_gets_none(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Without a session every page sends you to sign in; a wrong (or read-only) token
+    signs nobody in; a right one gives an HttpOnly, SameSite=Strict cookie only."""
+    client, _, _ = api
+    for path in ("/ui", "/ui/watches", "/ui/deliveries", "/ui/subscriptions"):
+        resp = await client.get(path, allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"] == "/ui/login", path
+    wrong = await client.post("/ui/login", data={"token": "not-a-token"}, allow_redirects=False)
+    assert wrong.status == 303 and "failed" in wrong.headers["Location"]
+    assert "bridge_session" not in wrong.cookies
+    await sign_in(client)
+    page = await client.get("/ui")
+    text = await page.text()
+    assert page.status == 200 and "Overview" in text and TOKEN not in text
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+
+
+async def test_every_form_needs_its_csrf_token(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """A post without the session's CSRF token, or with another one, is refused with a
+    403 in the API's error shape, and changes nothing."""
+    client, _, _ = api
+    await sign_in(client)
+    created = await client.post(
+        "/v1/subscriptions", headers=AUTH, json={"url": "https://hooks.example.com/x"}
+    )
+    sub = await created.json()
+    for data in ({}, {"csrf": "forged"}):
+        resp = await client.post(f"/ui/subscriptions/{sub['id']}/disable", data=data)
+        body = await resp.json()
+        assert resp.status == 403 and body["code"] == "csrf_failed", body
+    still = await (await client.get(f"/v1/subscriptions/{sub['id']}", headers=AUTH)).json()
+    assert still["enabled"] is True
