@@ -101,14 +101,21 @@ async def test_the_console_in_a_browser(
                 return text
 
             def click(label: str, within: Any = None) -> str:
-                """Press a form's button and wait for the page it leads to."""
-                from selenium.webdriver.support import expected_conditions
+                """Press a form's button and wait for the page it leads to: a mark set on
+                this page's window is gone once the next page has loaded. (Asking whether
+                an element went stale can meet chromedriver mid-navigation and fail.)"""
+                from selenium.common.exceptions import WebDriverException
                 from selenium.webdriver.support.ui import WebDriverWait
 
-                old = browser.find_element(By.TAG_NAME, "body")
+                browser.execute_script("window.__leaving = true;")
                 scope = within or browser
                 scope.find_element(By.XPATH, f".//button[normalize-space()='{label}']").click()
-                WebDriverWait(browser, 15).until(expected_conditions.staleness_of(old))
+                loaded = (
+                    "return window.__leaving === undefined && document.readyState === 'complete';"
+                )
+                WebDriverWait(browser, 15, ignored_exceptions=(WebDriverException,)).until(
+                    lambda driver: driver.execute_script(loaded)
+                )
                 text: str = browser.find_element(By.TAG_NAME, "body").text
                 return text
 
