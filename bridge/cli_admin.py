@@ -152,7 +152,7 @@ def add_admin_commands(sub: Any) -> None:
 
     d = group("deliveries", "webhook deliveries")
     p = d.add_parser("ls", parents=[common, page], help="list deliveries")
-    p.add_argument("--status", choices=["pending", "failed", "succeeded", "dead"])
+    p.add_argument("--status", choices=["pending", "failed", "succeeded", "dead", "superseded"])
     p.add_argument("--subscription")
     d.add_parser("show", parents=[common], help="one delivery").add_argument("id")
     d.add_parser("retry", parents=[common], help="requeue a failed or dead one").add_argument("id")

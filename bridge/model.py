@@ -157,6 +157,7 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "failed"  # attempted, failed, a retry is scheduled
     SUCCEEDED = "succeeded"
     DEAD = "dead"  # the schedule is used up (or the subscription is gone)
+    SUPERSEDED = "superseded"  # progress not sent before the job's terminal event
 
 
 @dataclass(frozen=True, slots=True)

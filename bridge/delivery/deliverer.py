@@ -173,7 +173,9 @@ class Deliverer:
             await asyncio.wait_for(self._store.drop_consumer(self._consumer), 1.0)
 
     async def _claim(self, free: int) -> list[ClaimedDelivery]:
-        claimed, version = await self._store.claim_versioned(self._clock.now(), self._lease_s, free)
+        claimed, version = await self._store.claim_versioned(
+            self._clock.now(), self._lease_s, free, self._settings.retention
+        )
         if version != self._subs_version:  # a subscription changed: attempt with it as it is
             await self.refresh_subscriptions()
         return claimed

@@ -29,6 +29,7 @@ from bridge.store.redis import Cursor, RedisStore
 
 # Deliveries of a re-enabled subscription come back this far apart.
 UNPARK_SPACING_S = 0.005
+DEFAULT_RETENTION_S = 7 * 86400.0  # delivery.retention's default
 
 
 class OutboxGroupMissing(BridgeError):
@@ -317,13 +318,16 @@ class DeliveryStore:
         await pipe.execute()
 
     # -------------------------------------------------------------- deliveries
-    async def claim(self, now: float, lease_s: float, limit: int) -> list[ClaimedDelivery]:
-        return (await self.claim_versioned(now, lease_s, limit))[0]
+    async def claim(
+        self, now: float, lease_s: float, limit: int, retention_s: float = DEFAULT_RETENTION_S
+    ) -> list[ClaimedDelivery]:
+        return (await self.claim_versioned(now, lease_s, limit, retention_s))[0]
 
     async def claim_versioned(
-        self, now: float, lease_s: float, limit: int
+        self, now: float, lease_s: float, limit: int, retention_s: float = DEFAULT_RETENTION_S
     ) -> tuple[list[ClaimedDelivery], int]:
-        """Lease due deliveries; also the subscriptions' version at the same instant."""
+        """Lease due deliveries; also the subscriptions' version at the same instant.
+        retention_s: how long a progress delivery superseded here is kept."""
         k = self.keys
         *flat, version = await self._claim(
             keys=[k.deliveries_due, k.deliveries_leases],
@@ -334,6 +338,7 @@ class DeliveryStore:
                 k.delivery_prefix(),
                 k.event(""),
                 k.subscriptions_version,
+                to_ms(retention_s),
             ],
         )
         out = []

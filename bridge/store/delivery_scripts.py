@@ -11,7 +11,8 @@ from __future__ import annotations
 # Progress (mode 'progress'): one delivery per job and subscription, a channel: a newer
 # progress event replaces the one not sent yet, or waits in `next` while one is in
 # flight (RECORD_MANY sends it after). mode 'after:ID': a job's terminal event, which
-# waits (CLAIM) until that progress channel has nothing left to send.
+# waits (CLAIM) while that progress channel has an attempt in flight or due; progress
+# waiting for a later retry, or parked, is superseded by the terminal event.
 # returns the number of deliveries created
 FANOUT = """
 local created = 0
@@ -51,10 +52,17 @@ return created
 
 # KEYS[1] due zset  KEYS[2] leases zset
 # ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max deliveries  ARGV[4] delivery hash prefix
-# ARGV[5] event key prefix  ARGV[6] subscriptions version key
+# ARGV[5] event key prefix  ARGV[6] subscriptions version key  ARGV[7] retention ms
 # returns {id, token, doc, event JSON or false, ..., subscriptions version}: the version
 # read in the same step, so the deliverer attempts with subscriptions as they are now.
 # Expired leases (a dead process) come back first.
+# A job's terminal event waits only while its progress channel has an attempt in flight
+# (one lease at most) or due now; a progress event waiting for a later retry, or
+# parked, is superseded by it (status 'superseded', out of the queue), so a receiver's
+# retry schedule on progress never holds the terminal event back, nor does a disabled
+# subscription's parked channel.
+# The doc's status is rewritten in place: orjson writes "status" before any nested
+# value, and no quote inside a string value is unescaped, so the first match is it.
 CLAIM = """
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
@@ -69,13 +77,25 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   local key = ARGV[4] .. id
   local status = redis.call('HGET', key, 'status')
-  -- a terminal event waits while its job's progress channel has something to send
   local after = redis.call('HGET', key, 'after')
   if after and (status == 'pending' or status == 'failed') then
-    local ahead = redis.call('HGET', ARGV[4] .. after, 'status')
-    if ahead == 'pending' or ahead == 'failed' or redis.call('ZSCORE', KEYS[2], after) then
+    local akey = ARGV[4] .. after
+    local ahead = redis.call('HGET', akey, 'status')
+    local due = tonumber(redis.call('ZSCORE', KEYS[1], after) or '')
+    if redis.call('ZSCORE', KEYS[2], after) or
+        ((ahead == 'pending' or ahead == 'failed') and due and due <= now) then
       redis.call('ZADD', KEYS[1], now + 500, id)
       status = 'waiting'
+    else
+      if ahead == 'pending' or ahead == 'failed' then
+        local adoc = redis.call('HGET', akey, 'doc')
+        adoc = string.gsub(adoc, '"status":"%a+"', '"status":"superseded"', 1)
+        adoc = string.gsub(adoc, '"next_attempt_at":[^,}]+', '"next_attempt_at":null', 1)
+        redis.call('HSET', akey, 'status', 'superseded', 'doc', adoc)
+        redis.call('HDEL', akey, 'next')
+        redis.call('ZREM', KEYS[1], after)
+        redis.call('PEXPIRE', akey, ARGV[7])
+      end
     end
   end
   if status == 'pending' or status == 'failed' then

@@ -288,7 +288,7 @@ async def deliveries(request: web.Request) -> web.Response:
         replay = form(f"/ui/events/{quote(d['event_id'])}/replay", csrf, "Replay")
         rows.append([e(d["id"]), e(d["status"]), e(d["event_id"]), e(d["subscription_id"]),
                      attempts or "-", action + " " + replay])  # fmt: skip
-    statuses = select(request, "status", ("pending", "failed", "succeeded", "dead"))
+    statuses = select(request, "status", ("pending", "failed", "succeeded", "dead", "superseded"))
     filters = (
         f'<form method="get" action="/ui/deliveries">status {statuses} '
         "<button>Filter</button></form>"

@@ -139,3 +139,51 @@ async def test_the_terminal_event_waits_for_the_progress_before_it(
     await deliveries.record(only, done, 3600)
     [end] = await deliveries.claim(NOW + 5, 30, 10)
     assert end.delivery.event_id == "evt_done_w3"
+
+
+async def test_a_progress_retry_later_does_not_hold_the_terminal_event(
+    deliveries: DeliveryStore,
+) -> None:
+    """A progress event that failed and waits for a retry (30 minutes off) is superseded
+    by the job's terminal event, which goes at once; the superseded one is never sent and
+    is listed as such."""
+    from dataclasses import replace
+
+    await fan(deliveries, progress("w4", 1))
+    [first] = await deliveries.claim(NOW + 1, 30, 10)
+    retry = replace(
+        first.delivery, status=DeliveryStatus.FAILED, failures=2, next_attempt_at=NOW + 1800
+    )
+    assert await deliveries.record(first, retry, 3600) == "ok"
+    await fan(deliveries, terminal("w4"), NOW + 2)
+    [end] = await deliveries.claim(NOW + 3, 30, 10)
+    assert end.delivery.event_id == "evt_done_w4"
+    channel = await deliveries.get_delivery(first.delivery.id)
+    assert channel is not None
+    assert channel.status is DeliveryStatus.SUPERSEDED
+    assert channel.next_attempt_at is None
+    assert channel.failures == 2  # the rest of the record is kept as it was
+    sent = replace(end.delivery, status=DeliveryStatus.SUCCEEDED, next_attempt_at=None)
+    assert await deliveries.record(end, sent, 3600) == "ok"
+    assert await deliveries.claim(NOW + 1801, 30, 10) == []
+    listed, _ = await deliveries.list_deliveries(status=DeliveryStatus.SUPERSEDED)
+    assert [d.id for d in listed] == [first.delivery.id]
+
+
+async def test_a_parked_progress_event_does_not_hold_the_terminal_event(
+    deliveries: DeliveryStore,
+) -> None:
+    """A progress channel parked with its disabled subscription does not keep the job's
+    terminal event cycling through the queue: the terminal event is claimed (and parked
+    by the deliverer in turn), the parked progress superseded."""
+    from dataclasses import replace
+
+    await fan(deliveries, progress("w5", 1))
+    [first] = await deliveries.claim(NOW + 1, 30, 10)
+    parked = replace(first.delivery, status=DeliveryStatus.PENDING, next_attempt_at=None)
+    assert await deliveries.record(first, parked, 3600, park=True) == "ok"
+    await fan(deliveries, terminal("w5"), NOW + 2)
+    [end] = await deliveries.claim(NOW + 3, 30, 10)
+    assert end.delivery.event_id == "evt_done_w5"
+    channel = await deliveries.get_delivery(first.delivery.id)
+    assert channel is not None and channel.status is DeliveryStatus.SUPERSEDED
