@@ -310,6 +310,8 @@ class Bridge:
                     self.metrics.budget_used.labels(name).set(used)
                 health = await self.store.get_health(name)
                 self.metrics.source_healthy.labels(name).set(1 if health.healthy else 0)
+                if self.poller:
+                    self.poller.fleet_health(name, health.healthy)
                 self.metrics.paused.labels(name).set(await self.store.pause_left(name))
         except Exception as exc:  # a gauge is not worth more than a line
             self.outage.failed("budget_gauges", exc)

@@ -7,7 +7,7 @@ BridgeError
     ├── TransientUpstreamError   5xx, timeout, connection, malformed body: back off per job
     ├── RateLimitedError         429: pause the whole source until retry_after_s
     ├── NotFoundError            404: counted; confirmed after several polls
-    └── AuthError                401/403 that survived a token refresh: source unhealthy
+    └── AuthError                401/403 after a token refresh: unhealthy (poll/health.py)
 """
 
 from __future__ import annotations
@@ -60,4 +60,9 @@ class NotFoundError(UpstreamError):
 
 
 class AuthError(UpstreamError):
-    """Credentials rejected even after a refresh."""
+    """Refused even after a refresh: 401 or a token endpoint's refusal (credentials=True,
+    the credentials themselves), or 403 (possibly this job alone)."""
+
+    def __init__(self, message: str, *, http_status: int | None, credentials: bool) -> None:
+        super().__init__(message, http_status=http_status)
+        self.credentials = credentials

@@ -27,7 +27,7 @@ from bridge.events import outcome_event, source_event
 from bridge.metrics import Metrics
 from bridge.model import JobSnapshot, Outcome, Watch, state_for
 from bridge.outage import OutageLog
-from bridge.poll import backoff, priority
+from bridge.poll import backoff, health, priority
 from bridge.poll.durations import learned_interval
 from bridge.poll.progress import ProgressEvents
 from bridge.providers.base import Provider, decode_json, fetch_snapshot
@@ -83,7 +83,8 @@ class Poller:
         self._metrics = metrics
         self._rand = rand
         self._on_event = on_event  # a local deliverer picks the event up without waiting a tick
-        self._health: dict[str, bool] = {}
+        self._health: dict[str, bool] = {}  # as last written or read fleet-wide
+        self._refusals: dict[str, health.Refusals] = {}
         self._metric_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._rate_limits = {n: (s.rate_limit, s.burst) for n, s in sources.items()}
         self.pool: WorkerPool[Claimed] = WorkerPool(
@@ -190,7 +191,13 @@ class Poller:
             return await self._not_found(claimed, self._polled(watch, now), source, str(exc))
         except AuthError as exc:
             self._count(source, "auth_error", started)
-            await self._set_health(source.name, False, str(exc))
+            refusals = self._refusals.get(source.name, health.Refusals())
+            refusals, unhealthy = health.after_refusal(
+                refusals, watch.id, credentials=exc.credentials
+            )
+            self._refusals[source.name] = refusals
+            if unhealthy:
+                await self._set_health(source.name, False, str(exc))
             return await self._retry_later(claimed, self._polled(watch, now), str(exc))
         except TransientUpstreamError as exc:
             self._count(source, "error", started)
@@ -204,6 +211,7 @@ class Poller:
             log.warning("poll_failed", watch_id=watch.id, source=source.name, error=error)
             return await self._retry_later(claimed, self._polled(watch, now), error)
         self._count(source, "ok", started)
+        self._refusals.pop(source.name, None)
         await self._set_health(source.name, True, None)
         return await self._record(claimed, snapshot, now)
 
@@ -439,13 +447,18 @@ class Poller:
         children[0].inc()
         children[1].observe(time.perf_counter() - started)
 
+    def fleet_health(self, source: str, healthy: bool) -> None:
+        """The source's health as Redis has it (another replica may have changed it):
+        this process then writes a change it sees against that, not against its own
+        last write, so a recovery seen here is told even if another replica marked the
+        source unhealthy."""
+        self._health[source] = healthy
+
     async def _set_health(self, source: str, healthy: bool, reason: str | None) -> None:
         """Write health to Redis only when this process sees it change; the replica whose
         write changes it fleet-wide also writes the source.* event, in the same step."""
-        if self._health.get(source) == healthy:
+        if self._health.get(source, True) == healthy:
             return
-        self._health[source] = healthy
-        self._metrics.source_healthy.labels(source).set(1 if healthy else 0)
         now = self._clock.now()
         event = source_event(
             source=source,
@@ -454,9 +467,13 @@ class Poller:
             reason=reason,
             now=now,
         )
-        if await self._store.set_health(
+        changed = await self._store.set_health(
             source, healthy, reason, now, event, self._settings.retention
-        ):
+        )
+        # Only once written: a failed write is tried again at the next poll.
+        self._health[source] = healthy
+        self._metrics.source_healthy.labels(source).set(1 if healthy else 0)
+        if changed:
             self._on_event()
             self._metrics.events.labels(event.type).inc()
             log.warning(

@@ -6,6 +6,7 @@ of an answer into a JobSnapshot. HTTP status classification is common to all.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -75,14 +76,31 @@ def classify(answer: HttpAnswer, now: float) -> UpstreamError:
     detail = error_detail(answer.body)
     if status == 404:
         return NotFoundError(f"404 {detail}", http_status=404)
-    if status == 429:
-        header = {k.lower(): v for k, v in answer.headers.items()}.get("retry-after")
-        wait = parse_retry_after(header, now)
+    headers = {k.lower(): v for k, v in answer.headers.items()}
+    if status == 429 or (status == 403 and rate_limit_403(headers)):
+        wait = parse_retry_after(headers.get("retry-after"), now)
+        if wait is None and status == 403:
+            wait = parse_reset(headers.get("x-ratelimit-reset"), now)
         wait = DEFAULT_RETRY_AFTER_S if wait is None else min(wait, MAX_RETRY_AFTER_S)
-        return RateLimitedError(f"429 {detail}", retry_after_s=wait)
+        return RateLimitedError(f"{status} {detail}", retry_after_s=wait)
     if status in (401, 403):
-        return AuthError(f"{status} {detail}", http_status=status)
+        return AuthError(f"{status} {detail}", http_status=status, credentials=status == 401)
     return TransientUpstreamError(f"{status} {detail}", http_status=status)
+
+
+def rate_limit_403(headers: dict[str, str]) -> bool:
+    """A 403 that is a rate limit in disguise (GitHub's primary and secondary limits):
+    it says when to come back, or that no requests are left."""
+    return "retry-after" in headers or headers.get("x-ratelimit-remaining", "").strip() == "0"
+
+
+def parse_reset(value: str | None, now: float) -> float | None:
+    """Seconds until an X-RateLimit-Reset given as unix seconds; None when unreadable."""
+    try:
+        reset = float((value or "").strip())
+    except ValueError:
+        return None
+    return max(0.0, reset - now) if math.isfinite(reset) else None
 
 
 def decode_json(body: bytes) -> Any:

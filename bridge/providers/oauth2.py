@@ -135,6 +135,7 @@ class ClientCredentials:
                 f"token endpoint refused the credentials: {answer.status} "
                 f"{error_detail(answer.body)}",
                 http_status=answer.status,
+                credentials=True,
             )
         if not 200 <= answer.status < 300:
             raise TransientUpstreamError(f"token endpoint answered {answer.status}")

@@ -392,3 +392,81 @@ async def test_a_source_event_once_per_change_fleet_wide(env) -> None:  # type: 
         "provider": "fullstory",
         "reason": "401 from the upstream",
     }
+
+
+async def test_one_forbidden_job_does_not_flip_the_source(env) -> None:  # type: ignore[no-untyped-def]
+    """A job the key may not read (403: another account's job) beside jobs read fine:
+    the job backs off with its error, the source stays healthy, no source.* event."""
+    store, clock, http, poller = env
+    http.queue(f"{FS}/v2/users/batch/foreign", HttpAnswer(403, b'{"message":"forbidden"}'))
+    for job in ("mine1", "mine2"):
+        http.queue(f"{FS}/v2/users/batch/{job}", ok(fs_body("PROCESSING")))
+    foreign, _ = await store.register(WatchKey("fs", "users", "foreign"), clock.now())
+    for job in ("mine1", "mine2"):
+        await store.register(WatchKey("fs", "users", job), clock.now())
+    for _ in range(40):
+        await run_due(store, clock, poller)
+        clock.advance(5)
+    assert http.count(f"{FS}/v2/users/batch/foreign") >= 5
+    assert (await store.get_health("fs")).healthy
+    assert [e["type"] for e in await store.read_outbox()] == []
+    stored = await store.get_watch(foreign.id)
+    assert stored is not None and "403" in (stored.last_error or "")
+
+
+async def test_forbidden_for_every_job_marks_the_source(env) -> None:  # type: ignore[no-untyped-def]
+    """A key refused with 403 for three different jobs and none read: unhealthy."""
+    store, clock, http, poller = env
+    for job in ("x1", "x2", "x3"):
+        http.queue(f"{FS}/v2/users/batch/{job}", HttpAnswer(403, b'{"message":"forbidden"}'))
+        await store.register(WatchKey("fs", "users", job), clock.now())
+    await run_due(store, clock, poller)
+    health = await store.get_health("fs")
+    assert not health.healthy and "403" in (health.reason or "")
+
+
+async def test_a_recovery_is_told_after_another_replica_marked_the_source(env) -> None:  # type: ignore[no-untyped-def]
+    """This replica last wrote 'healthy'; another marked the source unhealthy since. Once
+    this one reads the fleet's health (as the gauges do every 10 s), its next good answer
+    writes source.recovered: the fleet never stays unhealthy with the source working."""
+    store, clock, http, poller = env
+    twin = Poller(
+        store=store,
+        http=http,
+        sources=poller._sources,
+        settings=poller._settings,
+        clock=clock,
+        metrics=Metrics(),
+    )
+    await poller._set_health("fs", False, "401")
+    await poller._set_health("fs", True, None)
+    await twin._set_health("fs", False, "401 again")
+    http.queue(f"{FS}/v2/users/batch/j", ok(fs_body("PROCESSING")))
+    await store.register(WatchKey("fs", "users", "j"), clock.now())
+    poller.fleet_health("fs", (await store.get_health("fs")).healthy)
+    await run_due(store, clock, poller)
+    assert (await store.get_health("fs")).healthy
+    types = [e["type"] for e in await store.read_outbox()]
+    assert types[-1] == "source.recovered"
+
+
+async def test_a_failed_health_write_is_tried_again(env) -> None:  # type: ignore[no-untyped-def]
+    """Redis refused the write of 'unhealthy': this process does not believe it was
+    written, so the next refusal writes it (and its source.unhealthy event)."""
+    store, _clock, _http, poller = env
+    real = store.set_health
+    calls = 0
+
+    async def flaky(*args: Any, **kwargs: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("Redis went away")
+        return await real(*args, **kwargs)
+
+    store.set_health = flaky
+    with pytest.raises(ConnectionError):
+        await poller._set_health("fs", False, "401")
+    await poller._set_health("fs", False, "401")
+    assert not (await store.get_health("fs")).healthy
+    assert [e["type"] for e in await store.read_outbox()] == ["source.unhealthy"]

@@ -118,8 +118,26 @@ def test_classify_statuses() -> None:
     assert isinstance(no_header, RateLimitedError) and no_header.retry_after_s == 30
     huge = classify(HttpAnswer(429, b"", {"Retry-After": "999999"}), now)
     assert isinstance(huge, RateLimitedError) and huge.retry_after_s == 3600
-    assert isinstance(classify(HttpAnswer(401, b"{}"), now), AuthError)
-    assert isinstance(classify(HttpAnswer(403, b"{}"), now), AuthError)
+    refused = classify(HttpAnswer(401, b"{}"), now)
+    assert isinstance(refused, AuthError) and refused.credentials
+    forbidden = classify(HttpAnswer(403, b"{}"), now)
+    assert isinstance(forbidden, AuthError) and not forbidden.credentials  # maybe one job
+
+
+def test_a_403_that_is_a_rate_limit() -> None:
+    """A 403 saying when to come back (Retry-After) or that no requests are left
+    (X-RateLimit-Remaining: 0, until X-RateLimit-Reset, as GitHub sends) pauses the
+    source like a 429 instead of counting as refused credentials."""
+    now = 1_700_000_000.0
+    after = classify(HttpAnswer(403, b"{}", {"Retry-After": "60"}), now)
+    assert isinstance(after, RateLimitedError) and after.retry_after_s == 60
+    spent = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(now) + 120)}
+    reset = classify(HttpAnswer(403, b"{}", spent), now)
+    assert isinstance(reset, RateLimitedError) and reset.retry_after_s == 120
+    unreadable = classify(HttpAnswer(403, b"{}", {"X-RateLimit-Remaining": "0"}), now)
+    assert isinstance(unreadable, RateLimitedError) and unreadable.retry_after_s == 30
+    left = classify(HttpAnswer(403, b"{}", {"X-RateLimit-Remaining": "12"}), now)
+    assert isinstance(left, AuthError)
     err = classify(HttpAnswer(500, b'{"message": "Server error", "code": "server_error"}'), now)
     assert isinstance(err, TransientUpstreamError) and "server_error" in str(err)
 
