@@ -30,7 +30,7 @@ from bridge.outage import OutageLog
 from bridge.poll import backoff, health, priority
 from bridge.poll.durations import learned_interval
 from bridge.poll.progress import ProgressEvents
-from bridge.providers.base import Provider, decode_json, fetch_snapshot
+from bridge.providers.base import Provider, classify, decode_json, fetch_snapshot
 from bridge.providers.fullstory import FullStoryProvider, errors_sample
 from bridge.providers.http import HttpClient
 from bridge.settings import PollSettings
@@ -152,7 +152,8 @@ class Poller:
         watch = claimed.watch
         now = self._clock.now()
         source = self._sources.get(watch.source)
-        if now - watch.created_at >= self._settings.max_age:
+        # A job seen FAILED whose errors page is awaited has ended: not expired.
+        if now - watch.created_at >= self._settings.max_age and watch.waiting_since is None:
             return await self._finish(claimed, watch, Outcome.EXPIRED, None, now)
         if source is None:  # removed from the config: keep the watch, look again later
             updated = replace(watch, last_error=f"source {watch.source!r} is not configured")
@@ -234,11 +235,11 @@ class Poller:
             if sample is None:  # FullStory still prepares them: look again soon, not for ever
                 since = w.waiting_since if w.waiting_since is not None else now
                 if now - since < ERRORS_WAIT_S:
-                    waiting = replace(
+                    waiting = replace(  # the status stays: the event's previous_status
                         w,
                         polls=w.polls + 1,
+                        timeline=noted(w, now, f"{snap.status}, errors not ready"),
                         last_polled_at=now,
-                        status=snap.status,
                         counts=snap.counts,
                         snapshot=snap.raw,
                         waiting_since=since,
@@ -372,6 +373,12 @@ class Poller:
         except (NoSlot, TransientUpstreamError):
             return None
         if answer.status == 202:
+            return None
+        if answer.status == 429:  # the whole source waits, as for a status poll
+            exc = classify(answer, self._clock.now())
+            if isinstance(exc, RateLimitedError):
+                await self._store.pause(source.name, exc.retry_after_s)
+                log.warning("source_paused", source=source.name, retry_after_s=exc.retry_after_s)
             return None
         if not 200 <= answer.status < 300:
             return {"unavailable": f"HTTP {answer.status}"}

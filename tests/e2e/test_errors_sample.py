@@ -55,6 +55,7 @@ async def test_a_failed_job_carries_its_first_errors(
         assert events["bad"]["type"] == "import.failed"
         assert len(sample["items"]) == SAMPLE_ITEMS and sample["total"] == 150
         assert sample["truncated"] is True and sample["items"][0]["code"] == "invalid_field"
+        assert events["bad"]["data"]["previous_status"] == "PROCESSING"
         assert "errors_sample" not in events["good"]["data"]
         asked = [r.status for r in run.sim.state.requests if r.path.endswith("/bad/errors")]
         assert asked[-1] == 200 and 202 in asked

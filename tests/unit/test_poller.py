@@ -470,3 +470,52 @@ async def test_a_failed_health_write_is_tried_again(env) -> None:  # type: ignor
     await poller._set_health("fs", False, "401")
     assert not (await store.get_health("fs")).healthy
     assert [e["type"] for e in await store.read_outbox()] == ["source.unhealthy"]
+
+
+def with_errors_sample(poller: Poller) -> None:
+    from dataclasses import replace as swap
+
+    poller._sources["fs"] = swap(poller._sources["fs"], errors_sample=True)
+
+
+async def the_event(store: RedisStore) -> dict[str, Any]:
+    [entry] = await store.read_outbox()
+    event = await store.get_event(entry["event_id"])
+    assert event is not None
+    return {"type": event.type, **event.data}
+
+
+async def test_errors_sample_keeps_the_previous_status_and_beats_max_age(env) -> None:  # type: ignore[no-untyped-def]
+    """Waiting through the errors page's 202 past max_age: the event is import.failed
+    (the job ended; it did not expire), its previous_status is the status before
+    FAILED, and it carries the page."""
+    store, clock, http, poller = env
+    with_errors_sample(poller)
+    url = f"{FS}/v2/users/batch/f"
+    failed = {**fs_body("FAILED"), "errors": 1}
+    http.queue(url, ok(fs_body("PROCESSING")), ok(failed))
+    http.queue(f"{url}/errors", HttpAnswer(202, b"{}"), ok({"results": [{"code": "bad_row"}]}))
+    await store.register(WatchKey("fs", "users", "f"), clock.now())
+    await run_due(store, clock, poller)  # PROCESSING
+    clock.advance(3590)
+    await run_due(store, clock, poller)  # FAILED, errors not ready
+    assert await store.read_outbox() == []
+    clock.advance(20)  # past max_age (3600 s)
+    await run_due(store, clock, poller)
+    event = await the_event(store)
+    assert event["type"] == "import.failed"
+    assert event["previous_status"] == "PROCESSING"
+    assert event["errors_sample"]["items"] == [{"code": "bad_row"}]
+
+
+async def test_a_429_on_the_errors_page_pauses_the_source(env) -> None:  # type: ignore[no-untyped-def]
+    """The errors page answers 429: the whole source waits its Retry-After, as for a
+    status poll."""
+    store, clock, http, poller = env
+    with_errors_sample(poller)
+    url = f"{FS}/v2/users/batch/g"
+    http.queue(url, ok({**fs_body("FAILED"), "errors": 1}))
+    http.queue(f"{url}/errors", HttpAnswer(429, b"{}", {"Retry-After": "40"}))
+    await store.register(WatchKey("fs", "users", "g"), clock.now())
+    await run_due(store, clock, poller)
+    assert await store.pause_left("fs") > 30
