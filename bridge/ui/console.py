@@ -3,13 +3,14 @@
 Sign-in takes an admin token once; the browser then holds only a session id in an
 HttpOnly, SameSite=Strict cookie (the session lives in Redis, so any replica serves
 it). Every form carries the session's CSRF token. Actions are requests to this
-process's own admin API with the configured token, so the console has exactly the
+process's own admin API with the token the session was opened with, so the console has exactly the
 API's semantics, and shows its errors in the API's own shape. No token is ever in a
 URL or a page.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from typing import Any
@@ -24,6 +25,7 @@ from bridge.ui.html import api_error, e, form, page, table, when
 
 COOKIE = "bridge_session"
 SESSION_S = 8 * 3600
+SESSION_TOKEN = web.RequestKey("ui_token", str)  # the admin token the session acts with
 
 
 def add_routes(app: web.Application) -> None:
@@ -43,14 +45,27 @@ def add_routes(app: web.Application) -> None:
 
 
 # ------------------------------------------------------------------ sessions
+def _fingerprint(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 async def _session(request: web.Request) -> str | None:
-    """The session's CSRF token, or None when not signed in."""
+    """The session's CSRF token, or None when not signed in. A session holds the
+    fingerprint of the admin token it was opened with and acts with that token: once
+    the token is no longer in api.tokens, the session is over."""
     sid = request.cookies.get(COOKIE, "")
     if not sid or len(sid) > 100 or not sid.isascii():
         return None
     store = request.app[CTX].store
-    csrf = await store.client.get(store.keys.ui_session(sid))
-    return str(csrf) if csrf else None
+    value = await store.client.get(store.keys.ui_session(sid))
+    csrf, _, fingerprint = str(value or "").partition(" ")
+    for token in request.app[CTX].tokens:
+        if token and hmac.compare_digest(fingerprint.encode(), _fingerprint(token).encode()):
+            request[SESSION_TOKEN] = token
+            return csrf
+    if value:
+        await store.client.delete(store.keys.ui_session(sid))
+    return None
 
 
 async def _signed_in(request: web.Request) -> str:
@@ -104,7 +119,9 @@ async def login(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther("/ui/login?failed=1") from None
     store = request.app[CTX].store
     sid, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    await store.client.set(store.keys.ui_session(sid), csrf, ex=SESSION_S)
+    await store.client.set(
+        store.keys.ui_session(sid), f"{csrf} {_fingerprint(token)}", ex=SESSION_S
+    )
     response = web.HTTPSeeOther("/ui")
     _cookie(response, request, sid, SESSION_S)
     raise response
@@ -129,7 +146,7 @@ async def _api(
     if host in ("0.0.0.0", "::", ""):  # noqa: S104 - reaching our own listener
         host = "127.0.0.1"
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}{path}"
-    headers = {"Authorization": f"Bearer {request.app[CTX].tokens[0]}"}
+    headers = {"Authorization": f"Bearer {request[SESSION_TOKEN]}"}
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http,
         http.request(method, url, json=body, params=query, headers=headers) as resp,

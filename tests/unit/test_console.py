@@ -45,3 +45,28 @@ async def test_every_form_needs_its_csrf_token(api) -> None:  # type: ignore[no-
         assert resp.status == 403 and body["code"] == "csrf_failed", body
     still = await (await client.get(f"/v1/subscriptions/{sub['id']}", headers=AUTH)).json()
     assert still["enabled"] is True
+
+
+async def test_a_session_ends_with_its_token(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """A session opened with an admin token that is later taken out of api.tokens (the
+    bridge restarted with a new config, on the same Redis) is over: the console sends
+    its holder to sign in again and acts with no other token."""
+    from dataclasses import replace
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bridge.api.server import CTX, build_api
+
+    client, _, _ = api
+    resp = await client.post("/ui/login", data={"token": "second-token"}, allow_redirects=False)
+    cookie = resp.cookies["bridge_session"].value
+    assert (await client.get("/ui", allow_redirects=False)).status == 200
+    ctx = replace(client.server.app[CTX], tokens=(TOKEN,))  # "second-token" revoked
+    restarted = TestClient(TestServer(build_api(ctx)))
+    await restarted.start_server()
+    try:
+        restarted.session.cookie_jar.update_cookies({"bridge_session": cookie})
+        after = await restarted.get("/ui", allow_redirects=False)
+        assert after.status == 303 and after.headers["Location"] == "/ui/login"
+    finally:
+        await restarted.close()
