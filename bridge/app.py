@@ -197,7 +197,6 @@ class Bridge:
                     http=http,
                     sources=discovered,
                     clock=self.clock,
-                    horizon_s=2 * s.poll.tick + 0.1,
                     on_registered=self.poller.wake,
                 )
                 self._ticker.every(1.0, self.discovery.tick, "discovery")

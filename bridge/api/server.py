@@ -229,9 +229,9 @@ async def get_watch(request: web.Request) -> web.Response:
 
 
 async def delete_watch(request: web.Request) -> web.Response:
-    store = request.app[CTX].store
-    watch = await store.get_watch(request.match_info["id"])
-    if watch is None or not await store.delete_watch(watch):
+    ctx = request.app[CTX]
+    watch = await ctx.store.get_watch(request.match_info["id"])
+    if watch is None or not await ctx.store.delete_watch(watch, ctx.retention):
         raise ApiError(404, "watch_not_found", "no watch with that id")
     return web.Response(status=204)
 

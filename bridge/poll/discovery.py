@@ -1,17 +1,21 @@
 """Talkdesk discovery: watch every new import without anyone registering it.
 
-Every `discover_interval` one replica (a short fleet-wide lock) pages through the
-imports list, newest first, inside the source's rate budget (each page takes a slot
-of the same limiter as the polls), and registers each import created within
-`discover_since`. Registration is idempotent (source + kind + job id), so replicas,
-restarts and overlapping pages never watch an import twice; an import whose watch
-finished is found by its key and not watched again (discover_since never exceeds the
-watch's retention: settings).
+Every `discover_interval` one replica (a fleet-wide lock, renewed at each page) pages
+through the imports list inside the source's rate budget (each page takes a slot of
+the same limiter as the polls; a 429 pauses the source as for a poll), and registers
+each import created within `discover_since`. Registration is idempotent (source + kind
++ job id), so replicas, restarts and overlapping pages never watch an import twice; an
+import whose watch finished, or was deleted by an operator, is found by its key and
+not watched again (discover_since never exceeds the watch's retention: settings).
+The list's order is not documented: a look stops early at a page of imports all older
+than the window only when that page runs newest first; otherwise it reads every page
+(at most MAX_PAGES). An import the bridge cannot read is skipped, not the page.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 import time
 from collections.abc import Callable
@@ -21,13 +25,13 @@ import structlog
 
 from bridge.api.models import usable_job_id
 from bridge.clock import Clock
-from bridge.errors import NoSlot, UpstreamError
+from bridge.errors import NoSlot, RateLimitedError, UpstreamError
 from bridge.model import WatchKey
 from bridge.poll.poller import parse_time
+from bridge.poll.ratelimit import outside_claim_wait_s
 from bridge.providers.base import classify, decode_json
 from bridge.providers.http import HttpClient
 from bridge.providers.talkdesk import TalkdeskProvider
-from bridge.store.connection import REDIS_UNAVAILABLE
 from bridge.store.redis import RedisStore
 
 log = structlog.get_logger("bridge.discovery")
@@ -58,51 +62,62 @@ class Discovery:
         http: HttpClient,
         sources: list[DiscoveredSource],
         clock: Clock,
-        horizon_s: float,
         on_registered: Callable[[], object] = lambda: None,
     ) -> None:
         self._store = store
         self._http = http
         self._sources = sources
         self._clock = clock
-        self._horizon_s = horizon_s
         self._on_registered = on_registered
         self.registered = 0  # new watches this process made (tests, metrics)
         self._stopping = False
+        self._looking: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         """Finish no more looks (the bridge is stopping)."""
         self._stopping = True
+        if self._looking is not None:
+            self._looking.cancel()
 
     async def tick(self) -> None:
-        """Look at each source whose interval has passed (the ticker calls this)."""
+        """Start a look at the sources whose interval has passed, unless one is still
+        running (the ticker calls this every second; a long look never holds it)."""
+        if self._stopping or (self._looking is not None and not self._looking.done()):
+            return
+        if any(time.monotonic() - src.last_run >= src.every_s for src in self._sources):
+            self._looking = asyncio.create_task(self._look_all(), name="discovery")
+
+    async def _look_all(self) -> None:
         for src in self._sources:
             if self._stopping or time.monotonic() - src.last_run < src.every_s:
                 continue
             src.last_run = time.monotonic()
             try:
                 await self.discover(src)
+            except RateLimitedError as exc:  # the whole source waits, as for a poll
+                await self._store.pause(src.name, exc.retry_after_s)
+                log.warning("source_paused", source=src.name, retry_after_s=exc.retry_after_s)
             except (UpstreamError, NoSlot) as exc:
                 log.info("discovery_stopped", source=src.name, error=str(exc))
-            except REDIS_UNAVAILABLE:
-                raise
-            except Exception as exc:  # an answer nobody foresaw: a line, never a traceback
+            except Exception as exc:  # Redis away, an answer nobody foresaw: a line
                 log.warning("discovery_failed", source=src.name, error=type(exc).__name__)
 
     async def discover(self, src: DiscoveredSource) -> int:
         """One look at the list; returns the watches it added."""
         holder = secrets.token_hex(8)
-        lock = f"discover:{src.name}"
-        if not await self._store.try_lock(lock, holder, max(60.0, src.every_s)):
+        lock, lease_s = f"discover:{src.name}", max(60.0, src.every_s)
+        if not await self._store.try_lock(lock, holder, lease_s):
             return 0  # another replica is looking right now
         added = 0
         try:
             kind = src.provider.kinds[0]
             since = self._clock.now() - src.since_s
             url: str | None = src.provider.list_url(kind)
-            for _ in range(MAX_PAGES):
+            for page in range(MAX_PAGES):
                 if url is None or self._stopping or added >= MAX_NEW_PER_LOOK:
                     break
+                if page and not await self._store.extend_lock(lock, holder, lease_s):
+                    break  # the lease ran out and another replica looks now
                 items, url = await self._page(src, url)
                 older = 0
                 for job_id, created in items:
@@ -114,14 +129,13 @@ class Discovery:
                         older += 1
                         continue
                     key = WatchKey(src.name, kind, job_id)
-                    _, new = await self._store.register(key, self._clock.now(), discovered=True)
-                    if new:
+                    if await self._store.register_discovered(key, self._clock.now()):
                         added += 1
                         self.registered += 1
                 if added:
                     self._on_registered()  # poll what this page found without waiting
-                if items and older == len(items):
-                    break  # newest first: the rest is older still
+                if items and older == len(items) and newest_first(items):
+                    break  # the rest is older still
         finally:
             await self._store.unlock(lock, holder)
             if added:
@@ -133,7 +147,9 @@ class Discovery:
     ) -> tuple[list[tuple[str, str | None]], str | None]:
         """GET one page through the source's limiter (and a retry after a 401)."""
         for attempt in range(2):
-            delay = await self._store.acquire(src.name, src.rate_limit, src.burst, self._horizon_s)
+            delay = await self._store.acquire(
+                src.name, src.rate_limit, src.burst, outside_claim_wait_s(src.rate_limit)
+            )
             if delay > 0:
                 await asyncio.sleep(delay)
             headers = await src.provider.auth_headers()
@@ -145,3 +161,10 @@ class Discovery:
                 raise classify(answer, self._clock.now())
             return src.provider.parse_list(decode_json(answer.body))
         raise classify(answer, self._clock.now())
+
+
+def newest_first(items: list[tuple[str, str | None]]) -> bool:
+    """Whether a page's dated imports run from newest to oldest (ties allowed); a page
+    with fewer than two dated imports says nothing, and is not taken as sorted."""
+    dated = [t for _, created in items if (t := parse_time(created)) is not None]
+    return len(dated) >= 2 and all(a >= b for a, b in itertools.pairwise(dated))

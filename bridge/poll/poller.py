@@ -30,6 +30,7 @@ from bridge.outage import OutageLog
 from bridge.poll import backoff, health, priority
 from bridge.poll.durations import learned_interval
 from bridge.poll.progress import ProgressEvents
+from bridge.poll.ratelimit import outside_claim_wait_s
 from bridge.providers.base import Provider, classify, decode_json, fetch_snapshot
 from bridge.providers.fullstory import FullStoryProvider, errors_sample
 from bridge.providers.http import HttpClient
@@ -361,7 +362,10 @@ class Poller:
             return None
         try:
             delay = await self._store.acquire(
-                source.name, source.rate_limit, source.burst, self._horizon_s
+                source.name,
+                source.rate_limit,
+                source.burst,
+                outside_claim_wait_s(source.rate_limit),
             )
             if delay > 0:
                 await asyncio.sleep(delay)

@@ -12,6 +12,17 @@ import math
 from dataclasses import dataclass
 
 
+def outside_claim_wait_s(rate_per_s: float) -> float:
+    """How far ahead a request outside the claim (a discovery page, a failed job's
+    errors page) may take its slot. The claim reserves only a little over two ticks
+    ahead, so such a request finds the next free slot within this even when polls use
+    the whole budget: it takes its turn instead of giving up (at least two emission
+    intervals, for a source allowed one request in many seconds)."""
+    if rate_per_s <= 0 or not math.isfinite(rate_per_s):
+        return 10.0
+    return max(10.0, 2.0 / rate_per_s)
+
+
 @dataclass(frozen=True)
 class Reservation:
     granted: bool

@@ -61,9 +61,17 @@ class _Links(BaseModel):
     next: _Href | None = None
 
 
+class _Listed(BaseModel):
+    """An import as discovery needs it: its id and when it was created."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    created_at: str | None = None
+
+
 class _Embedded(BaseModel):
     model_config = ConfigDict(extra="allow")
-    imports: list[_Import] = []
+    imports: list[Any] = []  # each item read on its own: one odd import spoils nothing
 
 
 class _ImportList(BaseModel):
@@ -138,7 +146,14 @@ class TalkdeskProvider:
             page = _ImportList.model_validate(body)
         except ValidationError as exc:
             raise TransientUpstreamError(f"malformed list: {first_problem(exc)}") from None
-        items = [(i.id, i.created_at) for i in page.embedded.imports if i.id]
+        items = []
+        for raw in page.embedded.imports:
+            try:
+                listed = _Listed.model_validate(raw)
+            except ValidationError:
+                continue  # not an import this bridge can read: the others still count
+            if listed.id:
+                items.append((listed.id, listed.created_at))
         nxt = page.links.next.href if page.links.next else None
         if nxt is not None and not _same_origin(nxt, self.base_url):
             nxt = None

@@ -73,6 +73,7 @@ class RedisStore:
         self._delete = reg(scripts.DELETE)
         self._pause = reg(scripts.PAUSE)
         self._delete_if_equals = reg(scripts.DELETE_IF_EQUALS)
+        self._extend_if_equals = reg(scripts.EXTEND_IF_EQUALS)
         self._reschedule_many = reg(scripts.RESCHEDULE_MANY)
         self._backlogs = reg(scripts.BACKLOGS)
         self._set_health = reg(scripts.SET_HEALTH)
@@ -106,6 +107,21 @@ class RedisStore:
         self, key: WatchKey, now: float, *, discovered: bool = False
     ) -> tuple[Watch, bool]:
         """Start watching; returns the watch and whether it is new (idempotent)."""
+        watch, outcome = await self._register_as(key, now, discovered=discovered)
+        if outcome == "skipped":  # a registration by hand watches a deleted job again
+            return await self.register(key, now)
+        return watch, outcome == "created"
+
+    async def register_discovered(self, key: WatchKey, now: float) -> bool:
+        """Watch a job that discovery found; False when already watched, or when an
+        operator deleted its watch (within poll.retention): discovery leaves it be."""
+        _, outcome = await self._register_as(key, now, discovered=True)
+        return outcome == "created"
+
+    async def _register_as(
+        self, key: WatchKey, now: float, *, discovered: bool
+    ) -> tuple[Watch, str]:
+        """(the watch, 'created' | 'existing' | 'skipped')."""
         watch = Watch(
             id=new_watch_id(),
             source=key.source,
@@ -132,14 +148,17 @@ class RedisStore:
                 codec.watch_to_doc(watch),
                 k.watch_prefix(),
                 to_ms(self.head_start_s),
+                "1" if discovered else "0",
             ],
         )
-        if int(created):
-            return watch, True
+        if int(created) == 1:
+            return watch, "created"
+        if int(created) == 2:
+            return watch, "skipped"
         existing = await self.get_watch(str(watch_id))
         if existing is None:  # expired between the two calls: the next call replaces it
-            return await self.register(key, now)
-        return existing, False
+            return await self._register_as(key, now, discovered=discovered)
+        return existing, "existing"
 
     async def get_watch(self, watch_id: str) -> Watch | None:
         lease, doc = cast(
@@ -201,7 +220,9 @@ class RedisStore:
         results = cast(list[str | None], await pipe.execute())
         return [codec.watch_from_doc(r) if r else None for r in results]
 
-    async def delete_watch(self, watch: Watch) -> bool:
+    async def delete_watch(self, watch: Watch, retention_s: float = 7 * 86400.0) -> bool:
+        """Stop watching. For retention_s the job's lookup key says 'deleted', so
+        discovery does not watch it again."""
         k = self.keys
         deleted = await self._delete(
             keys=[
@@ -212,7 +233,7 @@ class RedisStore:
                 k.watches,
                 k.source_backlog(watch.source),
             ],
-            args=[watch.id],
+            args=[watch.id, to_ms(retention_s)],
         )
         return bool(deleted)
 
@@ -541,6 +562,12 @@ class RedisStore:
     async def try_lock(self, name: str, holder: str, ttl_s: float) -> bool:
         """A fleet-wide lease on a chore; True when this holder got it."""
         return bool(await self.client.set(self.keys.lock(name), holder, nx=True, px=to_ms(ttl_s)))
+
+    async def extend_lock(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Renew the lease on a chore; False when this holder lost it."""
+        return bool(
+            await self._extend_if_equals(keys=[self.keys.lock(name)], args=[holder, to_ms(ttl_s)])
+        )
 
     async def unlock(self, name: str, holder: str) -> None:
         await self._delete_if_equals(keys=[self.keys.lock(name)], args=[holder])

@@ -12,14 +12,17 @@ from __future__ import annotations
 # KEYS[1] watch key (source:kind:job → id)  KEYS[2] watch hash of ARGV[1]
 # KEYS[3] due zset  KEYS[4] watches zset
 # ARGV[1] new watch id  ARGV[2] now ms  ARGV[3] source  ARGV[4] doc
-# ARGV[5] watch hash key prefix  ARGV[6] head start ms
-# returns {1, id} when created, {0, existing id} when already watched. A lookup key whose
-# watch is gone (evicted, or restored from an older snapshot) is replaced.
+# ARGV[5] watch hash key prefix  ARGV[6] head start ms  ARGV[7] '1': found by discovery
+# returns {1, id} when created, {0, existing id} when already watched, {2, ''} when
+# discovery finds a job whose watch an operator deleted (a registration by hand
+# watches it again). A lookup key whose watch is gone (evicted, or restored from an
+# older snapshot) is replaced.
 # A new watch is due now, queued (and prioritised) as if due ARGV[6] earlier: when more
 # is due than a source's budget allows, new registrations go first, yet no watch waits
 # behind them for longer than the head start.
 REGISTER = """
 local existing = redis.call('GET', KEYS[1])
+if existing == 'deleted' and ARGV[7] == '1' then return {2, ''} end
 if existing and redis.call('EXISTS', ARGV[5] .. existing) == 1 then return {0, existing} end
 redis.call('SET', KEYS[1], ARGV[1])
 local due = tonumber(ARGV[2]) - tonumber(ARGV[6])
@@ -298,14 +301,16 @@ return 'terminal'
 
 # KEYS[1] watch hash  KEYS[2] due  KEYS[3] leases  KEYS[4] watch key  KEYS[5] watches
 # KEYS[6] the backlog of the watch's source
-# ARGV[1] watch id
+# ARGV[1] watch id  ARGV[2] ms the lookup key says 'deleted' (discovery leaves the job be)
 # returns 1 when deleted, 0 when there was no such watch
 DELETE = """
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
-if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
+if redis.call('GET', KEYS[4]) == ARGV[1] then
+  redis.call('SET', KEYS[4], 'deleted', 'PX', ARGV[2])
+end
 return redis.call('DEL', KEYS[1])
 """
 
@@ -326,6 +331,13 @@ return tostring(untl)
 # Deletes the key only if it still holds the expected value. returns 1 or 0
 DELETE_IF_EQUALS = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS[1] key  ARGV[1] expected value  ARGV[2] ms
+# Renews a lock's lease only while its holder still holds it. returns 1 or 0
+EXTEND_IF_EQUALS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 

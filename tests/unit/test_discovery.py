@@ -1,0 +1,143 @@
+"""Talkdesk discovery against scripted list pages (fakeredis, a fake clock): the list's
+order, odd items, deleted watches, 429s and a budget the polls use in full."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import fakeredis
+import pytest
+
+from bridge.clock import FakeClock
+from bridge.errors import NoSlot
+from bridge.model import WatchKey
+from bridge.poll.discovery import DiscoveredSource, Discovery, newest_first
+from bridge.poll.ratelimit import outside_claim_wait_s
+from bridge.providers.http import HttpAnswer
+from bridge.providers.talkdesk import TalkdeskProvider
+from bridge.store.redis import RedisStore
+from tests.unit.test_poller import ScriptedHttp, ok
+
+TD = "http://td.test"
+LIST = f"{TD}/bulk-imports/users"
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def page(items: list[dict[str, Any]], nxt: str | None = None) -> HttpAnswer:
+    body: dict[str, Any] = {"_embedded": {"imports": items}, "_links": {}}
+    if nxt:
+        body["_links"]["next"] = {"href": nxt}
+    return HttpAnswer(200, json.dumps(body).encode())
+
+
+@pytest.fixture
+async def env(prefix: str):  # type: ignore[no-untyped-def]
+    client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    store = RedisStore(client, prefix)
+    clock = FakeClock()
+    http = ScriptedHttp()
+    http.queue(f"{TD}/oauth/token", ok({"access_token": "t", "expires_in": 3600}))
+    provider = TalkdeskProvider(
+        source="td", account="acme", client_id="id", client_secret="shh", http=http,
+        tokens=store, clock=clock, base_url=TD, token_url=f"{TD}/oauth/token",
+    )  # fmt: skip
+    src = DiscoveredSource("td", provider, rate_limit=0, burst=1, since_s=3600, every_s=60)
+    discovery = Discovery(store=store, http=http, sources=[src], clock=clock)
+    yield store, clock, http, discovery, src
+    await client.aclose()
+
+
+async def watched(store: RedisStore) -> set[str]:
+    watches, _ = await store.list_watches(limit=500)
+    return {w.job_id for w in watches}
+
+
+async def test_an_oldest_first_list_is_read_to_its_end(env) -> None:  # type: ignore[no-untyped-def]
+    """The list's order is not documented: a first page of old imports running oldest
+    first does not end the look; the new imports on the next page are watched."""
+    store, clock, http, discovery, src = env
+    now = clock.now()
+    old = [{"id": f"old{i}", "status": "COMPLETED", "created_at": iso(now - 9000 + i)}
+           for i in range(3)]  # fmt: skip
+    new = [{"id": f"new{i}", "status": "IN_PROGRESS", "created_at": iso(now - 60 + i)}
+           for i in range(2)]  # fmt: skip
+    http.queue(LIST, page(old, f"{LIST}?page=2"))
+    http.queue(f"{LIST}?page=2", page(new))
+    assert await discovery.discover(src) == 2
+    assert await watched(store) == {"new0", "new1"}
+
+
+async def test_a_newest_first_list_stops_at_the_first_old_page(env) -> None:  # type: ignore[no-untyped-def]
+    """Newest first, a page all older than the window ends the look: the next page is
+    not read (it costs a request of the budget)."""
+    _store, clock, http, discovery, src = env
+    now = clock.now()
+    old = [{"id": f"old{i}", "status": "COMPLETED", "created_at": iso(now - 9000 - i)}
+           for i in range(3)]  # fmt: skip
+    http.queue(LIST, page(old, f"{LIST}?page=2"))
+    assert await discovery.discover(src) == 0
+    assert http.count(f"{LIST}?page=2") == 0
+    assert newest_first([("a", iso(now)), ("b", iso(now - 1))])
+    assert not newest_first([("a", iso(now - 1)), ("b", iso(now))])
+    assert not newest_first([("a", iso(now))])  # one dated import says nothing
+
+
+async def test_an_odd_import_does_not_spoil_its_page(env) -> None:  # type: ignore[no-untyped-def]
+    """An import with a null status or counts as strings, or not an object at all, is
+    skipped; the others on its page are watched."""
+    store, clock, http, discovery, src = env
+    now = clock.now()
+    items: list[Any] = [
+        {"id": "odd", "status": None, "total_records": "12", "created_at": iso(now - 5)},
+        "not an import",
+        {"id": 7, "created_at": iso(now - 4)},
+        {"id": "fine", "status": "QUEUED", "created_at": iso(now - 3)},
+    ]
+    http.queue(LIST, page(items))
+    assert await discovery.discover(src) == 2
+    assert await watched(store) == {"odd", "fine"}
+
+
+async def test_a_deleted_watch_is_not_discovered_again(env) -> None:  # type: ignore[no-untyped-def]
+    """An operator deleted a discovered watch: the next looks leave the import be; a
+    registration by hand watches it again."""
+    store, clock, http, discovery, src = env
+    http.queue(LIST, page([{"id": "imp", "status": "IN_PROGRESS", "created_at": iso(clock.now())}]))
+    assert await discovery.discover(src) == 1
+    [watch] = (await store.list_watches())[0]
+    assert await store.delete_watch(watch, 3600)
+    assert await discovery.discover(src) == 0
+    assert await watched(store) == set()
+    again, new = await store.register(WatchKey("td", "users", "imp"), clock.now())
+    assert new and not again.discovered
+
+
+async def test_a_429_on_the_list_pauses_the_source(env) -> None:  # type: ignore[no-untyped-def]
+    """The list answers 429: the whole source waits its Retry-After (no poll goes out
+    meanwhile), as for a status poll."""
+    store, _, http, discovery, src = env
+    http.queue(LIST, HttpAnswer(429, b"{}", {"Retry-After": "120"}))
+    src.last_run = float("-inf")
+    await discovery._look_all()
+    assert await store.pause_left("td") > 100
+
+
+async def test_the_list_takes_its_turn_when_polls_use_the_whole_budget(env) -> None:  # type: ignore[no-untyped-def]
+    """Polls have reserved every slot the claim may (a little over two ticks ahead):
+    a page of the list still gets the next free slot instead of giving up."""
+    store, clock, http, discovery, src = env
+    rate, claim_horizon = 20.0, 0.5
+    while True:  # what the claim does at full demand
+        try:
+            await store.acquire("td", rate, 1, claim_horizon)
+        except NoSlot:
+            break
+    src.rate_limit = rate
+    http.queue(LIST, page([{"id": "late", "status": "QUEUED", "created_at": iso(clock.now())}]))
+    assert await discovery.discover(src) == 1
+    assert outside_claim_wait_s(rate) >= 10 and outside_claim_wait_s(0.05) == 40
