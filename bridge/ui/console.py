@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -246,7 +247,7 @@ async def watches(request: web.Request) -> web.Response:
     states = select(request, "state", ("watching", "terminal", "not_found", "expired"))
     filters = (
         f'<form method="get" action="/ui/watches">state {states} source <input name="source" '
-        f'value="{e(query.get("source", ""))}" size="10"> <button>Filter</button></form>'
+        f'value="{escape(query.get("source", ""))}" size="10"> <button>Filter</button></form>'
     )
     more = ""
     if listing.get("next_cursor"):
@@ -296,7 +297,8 @@ async def deliveries(request: web.Request) -> web.Response:
     rows = []
     for d in listing["items"]:
         attempts = "<br>".join(
-            f"{e(a.get('at'))}: {e(a.get('status'))} {e(a.get('error') or a.get('response'))}"
+            f"{e(a.get('at'))}: "
+            + " ".join(e(a[k]) for k in ("status", "error", "response_snippet") if a.get(k))
             for a in d.get("attempts", [])[-5:]
         )
         action = ""
@@ -372,12 +374,19 @@ async def subscriptions(request: web.Request) -> web.Response:
     return _html(page("Subscriptions", body, csrf=csrf))
 
 
-def _secret_page(csrf: str, title: str, sub_id: str, secret: str) -> web.Response:
+def _secret_page(csrf: str, title: str, sub_id: str, answer: dict[str, Any]) -> web.Response:
+    """The secret, once; for a v1a (Ed25519) subscription also the public key that
+    receivers verify with (the private whsk_ key never has to leave the bridge)."""
     body = (
         f'<div class="secret">Secret of <code>{e(sub_id)}</code>, shown only now: '
-        f'<code id="secret">{e(secret)}</code></div>'
-        '<p><a href="/ui/subscriptions">Back to subscriptions</a></p>'
+        f'<code id="secret">{e(answer.get("secret"))}</code></div>'
     )
+    if answer.get("public_key"):
+        body += (
+            "<p>Receivers verify with this public key (shown on the subscription too): "
+            f'<code id="public-key">{e(answer["public_key"])}</code></p>'
+        )
+    body += '<p><a href="/ui/subscriptions">Back to subscriptions</a></p>'
     return _html(page(title, body, csrf=csrf))
 
 
@@ -390,7 +399,7 @@ async def subscription_create(request: web.Request) -> web.Response:
     status, answer = await _api(request, "POST", "/v1/subscriptions", body)
     if status != 201:
         return _html(page("New subscription", api_error(answer), csrf=csrf), status)
-    return _secret_page(csrf, "Subscription created", answer["id"], answer["secret"])
+    return _secret_page(csrf, "Subscription created", answer["id"], answer)
 
 
 async def subscription_action(request: web.Request) -> web.Response:
@@ -411,7 +420,7 @@ async def subscription_action(request: web.Request) -> web.Response:
     if status >= 400:
         return _done("/ui/subscriptions", error=answer.get("code"))
     if action == "rotate":
-        return _secret_page(csrf, "Secret rotated", sid, answer["secret"])
+        return _secret_page(csrf, "Secret rotated", sid, answer)
     messages = {
         "enable": "enabled",
         "disable": "disabled",

@@ -70,3 +70,44 @@ async def test_a_session_ends_with_its_token(api) -> None:  # type: ignore[no-un
         assert after.status == 303 and after.headers["Location"] == "/ui/login"
     finally:
         await restarted.close()
+
+
+async def csrf_of(client) -> str:  # type: ignore[no-untyped-def]
+    import re
+
+    text = await (await client.get("/ui/subscriptions")).text()
+    found = re.search(r'name="csrf" value="([^"]+)"', text)
+    assert found
+    return found.group(1)
+
+
+async def test_pages_show_what_an_operator_needs(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """A dead delivery's attempts show the receiver's answer (its snippet); the watches
+    filter starts empty; rotating a v1a subscription shows the public key receivers
+    verify with."""
+    from bridge.model import Attempt, Delivery, DeliveryStatus
+    from bridge.store.deliveries import DeliveryStore
+
+    client, store, _ = api
+    await sign_in(client)
+    dead = Delivery(
+        id="dlv_x", event_id="evt_x", subscription_id="sub_x", status=DeliveryStatus.DEAD,
+        created_at=1.0, detected_at=1.0,
+        attempts=(Attempt(2.0, 500, 0.1, "HTTP 500", "the receiver says no"),),
+    )  # fmt: skip
+    await DeliveryStore(store).add_deliveries([dead], 1.0)
+    page = await (await client.get("/ui/deliveries?status=dead")).text()
+    assert "the receiver says no" in page
+    watches = await (await client.get("/ui/watches")).text()
+    assert 'name="source" value=""' in watches
+    created = await client.post(
+        "/v1/subscriptions",
+        headers=AUTH,
+        json={"url": "https://hooks.example.com/ed", "signature": "v1a"},
+    )
+    sub = await created.json()
+    rotated = await client.post(
+        f"/ui/subscriptions/{sub['id']}/rotate", data={"csrf": await csrf_of(client)}
+    )
+    text = await rotated.text()
+    assert rotated.status == 200 and 'id="public-key">whpk_' in text
