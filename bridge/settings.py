@@ -259,6 +259,10 @@ class GenericSource(_SourceBase):
         problems = []
         if "{job_id}" not in self.url:
             problems.append("url: must hold {job_id}")
+        unknown = sorted(set(re.findall(r"\{([^{}]*)\}", self.url)) - {"job_id", "kind"})
+        if unknown:
+            names = ", ".join("{" + u + "}" for u in unknown)
+            problems.append(f"url: {names} is not a placeholder (only {{job_id}} and {{kind}})")
         try:
             check_http_url(self.url)
         except ValueError as exc:

@@ -114,6 +114,7 @@ async def test_urls_and_static_auth() -> None:
         ('url = "https://x.example.com/jobs"', "sources.g.url: must hold {job_id}"),
         ('url = "ftp://x.example.com/{job_id}"', "sources.g.url: must be an http(s) URL"),
         ('url = "https://x.example.com/{kind}/{job_id}"', "sources.g.kinds: the url holds {kind}"),
+        ('url = "https://x.example.com/{jobid}/{job_id}"', "sources.g.url: {jobid} is not a"),
         ('auth = "bearer"', "sources.g.token: required with auth = 'bearer'"),
         ('auth = "oauth2"', "sources.g.token_url: required with auth = 'oauth2'"),
         ('status_path = "a..b"', "sources.g.status_path: a path is names joined by dots"),
