@@ -96,7 +96,7 @@ class Bridge:
         out: dict[str, PolledSource] = {}
         for name, cfg in self.settings.sources.items():
             provider: FullStoryProvider | TalkdeskProvider | GenericProvider
-            throttle = partial(token_slot, store, name, enabled=cfg.rate_limit > 0)
+            throttle = partial(token_slot, store, name)
             if isinstance(cfg, GenericSource):
                 credentials = None
                 if cfg.auth == "oauth2" and cfg.token_url and cfg.client_id and cfg.client_secret:
@@ -362,24 +362,24 @@ class Bridge:
         log.info("bridge_stopped")
 
 
-# Token requests have a fleet-wide budget of their own per source: a 401 storm must not
-# become a token storm. A few back to back, then one per TOKEN_EVERY_S.
+# Token requests have a fleet-wide budget of their own per source, whatever the source's
+# rate_limit (0 included): a 401 storm must not become a token storm, and a 429 pause
+# holds them too. A few back to back, then one per TOKEN_EVERY_S.
 TOKEN_EVERY_S = 2.0
 TOKEN_BURST = 3
 
 
-async def token_slot(store: RedisStore, source: str, *, enabled: bool) -> None:
-    if enabled:
-        try:
-            delay = await store.acquire(
-                f"{source}:token", 1 / TOKEN_EVERY_S, TOKEN_BURST, TOKEN_EVERY_S, source=source
-            )
-        except NoSlot as exc:
-            if exc.paused:
-                raise
-            raise TransientUpstreamError("token requests are over their budget") from exc
-        if delay > 0:
-            await asyncio.sleep(delay)
+async def token_slot(store: RedisStore, source: str) -> None:
+    try:
+        delay = await store.acquire(
+            f"{source}:token", 1 / TOKEN_EVERY_S, TOKEN_BURST, TOKEN_EVERY_S, source=source
+        )
+    except NoSlot as exc:
+        if exc.paused:
+            raise
+        raise TransientUpstreamError("token requests are over their budget") from exc
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 async def _bounded(tasks: list[asyncio.Future[Any]], within_s: float) -> None:

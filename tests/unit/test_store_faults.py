@@ -173,3 +173,14 @@ async def test_new_registrations_go_first_but_starve_nobody(store: RedisStore) -
     await store.register(WatchKey("fs", "users", "new"), NOW)
     order = [c.watch.job_id for c in await store.claim(NOW, 30, 3)]
     assert order == ["long-overdue", "new", "overdue"]
+
+
+async def test_token_requests_are_budgeted_even_without_a_rate_limit(store: RedisStore) -> None:
+    """A source with rate_limit = 0 (no limit on polls) still has the token budget and
+    the pause: a token request during a 429 pause is not sent."""
+    from bridge.app import token_slot
+
+    await store.pause("free", 30)
+    with pytest.raises(NoSlot) as info:
+        await token_slot(store, "free")
+    assert info.value.paused
