@@ -113,6 +113,12 @@ class Poller:
         await self.pool.stop(grace_s)
 
     @property
+    def _poll_budget_s(self) -> float:
+        """How long a poll's upstream requests may take together: 3/4 of the lease,
+        leaving the rest for the write that ends the poll."""
+        return 0.75 * self._settings.lease
+
+    @property
     def _horizon_s(self) -> float:
         # Slots are reserved up to a little more than two ticks ahead: the next claim
         # comes before they run out, so a source's whole budget is used.
@@ -170,9 +176,18 @@ class Poller:
             await self._before_send(source, claimed, retry)
 
         try:
-            snapshot = await fetch_snapshot(
-                source.provider, self._http, watch.kind, watch.job_id, now, before_send
-            )
+            # Token requests, the status and a retry after a 401 each have their own
+            # timeout; together they must end well within the lease, or another replica
+            # would take the watch back while this poll still runs.
+            async with asyncio.timeout(self._poll_budget_s):
+                snapshot = await fetch_snapshot(
+                    source.provider, self._http, watch.kind, watch.job_id, now, before_send
+                )
+        except TimeoutError:
+            exc_text = f"the poll took longer than {self._poll_budget_s:g} s (poll.lease allows)"
+            self._count(source, "error", started)
+            log.info("poll_failed", watch_id=watch.id, source=source.name, error=exc_text)
+            return await self._retry_later(claimed, self._polled(watch, now), exc_text)
         except NoSlot as exc:  # not sent: paused meanwhile, or no slot for the retry soon
             updated = watch
             if any(sent):  # the first request did go out (and got a 401): it counts
@@ -369,12 +384,16 @@ class Poller:
             )
             if delay > 0:
                 await asyncio.sleep(delay)
-            answer = await self._http.request(
-                "GET",
-                provider.errors_url(watch.kind, watch.job_id),
-                headers=await provider.auth_headers(),
-            )
-        except (NoSlot, TransientUpstreamError):
+            # after the status poll's budget (3/4 of the lease): at most a fifth of it
+            async with asyncio.timeout(
+                min(self._settings.request_timeout, 0.2 * self._settings.lease)
+            ):
+                answer = await self._http.request(
+                    "GET",
+                    provider.errors_url(watch.kind, watch.job_id),
+                    headers=await provider.auth_headers(),
+                )
+        except (NoSlot, TransientUpstreamError, TimeoutError):
             return None
         if answer.status == 202:
             return None

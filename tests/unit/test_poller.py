@@ -519,3 +519,33 @@ async def test_a_429_on_the_errors_page_pauses_the_source(env) -> None:  # type:
     await store.register(WatchKey("fs", "users", "g"), clock.now())
     await run_due(store, clock, poller)
     assert await store.pause_left("fs") > 30
+
+
+async def test_a_poll_ends_within_its_lease(prefix: str) -> None:
+    """An upstream that never answers (here the token endpoint): the poll gives up after
+    3/4 of the lease, counts an error and backs off, so no other replica takes the watch
+    back while it still runs."""
+    import asyncio
+
+    class Hanging(ScriptedHttp):
+        async def request(self, method: str, url: str, **kw: Any) -> HttpAnswer:
+            await asyncio.sleep(3600)
+            raise AssertionError("unreachable")
+
+    client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    store, clock, http = RedisStore(client, prefix), FakeClock(), Hanging()
+    td = TalkdeskProvider(
+        source="td", account="acme", client_id="id", client_secret="shh", http=http,
+        tokens=store, clock=clock, base_url=TD, token_url=f"{TD}/oauth/token",
+    )  # fmt: skip
+    settings = PollSettings(min_interval=2, max_interval=300, lease=0.4, request_timeout=0.2)
+    poller = Poller(
+        store=store, http=http, sources={"td": PolledSource("td", td, 0, 1)},
+        settings=settings, clock=clock, metrics=Metrics(), rand=lambda: 0.5,
+    )  # fmt: skip
+    watch, _ = await store.register(WatchKey("td", "users", "slow"), clock.now())
+    [claimed] = await store.claim(clock.now(), 0.4, 1)
+    assert await poller.poll(claimed) == "ok"
+    stored = await store.get_watch(watch.id)
+    assert stored is not None and stored.errors == 1 and "0.3 s" in (stored.last_error or "")
+    await client.aclose()
