@@ -17,6 +17,7 @@ from pydantic_settings import (
     SettingsError,
     TomlConfigSettingsSource,
 )
+from redis.connection import parse_url as parse_redis_url
 
 from bridge.delivery import signing
 from bridge.delivery.headers import check_headers
@@ -335,6 +336,14 @@ class Settings(BaseSettings):
             REDIS_SCHEMES
         ):
             raise ValueError("redis_url: must start with redis://, rediss:// or unix://")
+        if self.redis_url is not None:
+            try:  # the client's own reading of it, so that `config check` is `run`'s
+                parse_redis_url(self.redis_url.get_secret_value())  # type: ignore[no-untyped-call]
+            except ValueError:
+                raise ValueError(
+                    "redis_url: not a usable Redis URL (check the host, the port and the "
+                    "database number)"
+                ) from None
         for name, src in self.sources.items():
             if not isinstance(src, TalkdeskSource) or not src.discover:
                 continue

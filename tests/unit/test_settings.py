@@ -106,6 +106,9 @@ provider = "nope"
         ('[api]\ntokens = ["with space in-it-0123"]\n', "api.tokens: must not hold spaces"),
         ("[poll]\nmin_interval = 5\nmax_interval = 1\n", "poll.max_interval: must be >="),
         ('redis_url = "http://secret-host"\n', "redis_url: must start with redis://"),
+        ('redis_url = "redis://secret-host:notaport/0"\n', "redis_url: not a usable Redis URL"),
+        ('redis_url = "redis://secret-host:99999/0"\n', "redis_url: not a usable Redis URL"),
+        ('redis_url = "redis://:secret-pw@[bad"\n', "redis_url: not a usable Redis URL"),
         (
             '[sources.f]\nprovider = "fullstory"\napi_key = "k"\nbase_url = "ftp://h"\n',
             "sources.f.base_url: must be an http(s) URL",
