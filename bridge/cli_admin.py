@@ -224,13 +224,19 @@ def _watch_ls(c: ApiClient, a: argparse.Namespace) -> None:
     _list(a, c.pages("/v1/watches", query, a.all), WATCH_COLUMNS)
 
 
-def _sub_add(c: ApiClient, a: argparse.Namespace) -> None:
+def header_options(given: list[str]) -> dict[str, str]:
+    """--header 'Name: value' options (one syntax everywhere, as in HTTP)."""
     headers = {}
-    for h in a.header:
+    for h in given:
         name, sep, value = h.partition(":")
-        if not sep or not name.strip():
+        if not sep or not name.strip() or " " in name.strip():
             raise CommandError("--header: expected 'Name: value' (as in HTTP)")
         headers[name.strip()] = value.strip()
+    return headers
+
+
+def _sub_add(c: ApiClient, a: argparse.Namespace) -> None:
+    headers = header_options(a.header)
     fields = {
         "url": a.url,
         "event_types": a.event_types,
@@ -347,7 +353,7 @@ def _verify(args: argparse.Namespace) -> int:
         headers = parse_headers(Path(args.headers).read_text() if args.headers else "")
     except OSError as exc:
         raise CommandError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    headers.update(parse_headers("\n".join(args.header)))
+    headers.update({k.lower(): v for k, v in header_options(args.header).items()})
     tolerance = None if args.ignore_age else 300.0
     try:
         msg_id = verify(secret, headers, body, now=time.time(), tolerance_s=tolerance)

@@ -31,8 +31,14 @@ def cell(value: Any, limit: int | None = MAX_CELL) -> str:
 
 
 def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], out: TextIO = sys.stdout) -> None:
-    """Columns named by keys; a dotted key reaches into nested objects (counts.total)."""
-    cells = [[cell(_dig(row, c)) for c in columns] for row in rows]
+    """Columns named by keys; a dotted key reaches into nested objects (counts.total).
+    Cells are cut at MAX_CELL to keep the columns apart, except in the last column,
+    which nothing follows (a description is read whole)."""
+    last = len(columns) - 1
+    cells = [
+        [cell(_dig(row, c), None if i == last else MAX_CELL) for i, c in enumerate(columns)]
+        for row in rows
+    ]
     headers = [c.split(".")[-1].upper() for c in columns]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     for line in [headers, *cells]:

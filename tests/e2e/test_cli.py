@@ -224,6 +224,12 @@ async def test_errors_and_exit_codes(cli: Cli, tmp_path: Path) -> None:
     for header in ("novalue", "X-Team=data"):
         bad_header = await cli("sub", "add", cli.receiver.url("x"), "--header", header)
         assert bad_header.code == 1 and "'Name: value'" in bad_header.err
+        (tmp_path / "b.json").write_text("{}")
+        args = ("--secret", "whsec_" + "A" * 43 + "=", "--body", str(tmp_path / "b.json"))
+        bad_verify = await cli("verify", *args, "--header", header)  # one syntax there too
+        assert bad_verify.code == 1 and "'Name: value'" in bad_verify.err
+    types = await cli("events", "types")  # the last column is never cut
+    assert "…" not in types.out and "import.completed_with_errors" in types.out
     version = await cli("--version")
     assert version.code == 0 and version.out.startswith("import-bridge ")
     bad_limit = await cli("watch", "ls", "--limit", "9999")
