@@ -36,6 +36,14 @@ class WatchCreate(BaseModel):
         return v
 
 
+class WatchBatch(BaseModel):
+    """POST /v1/watches/batch (the schema for the OpenAPI document; each item is checked
+    on its own, so one bad item fails alone)."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[WatchCreate] = Field(min_length=1, max_length=1000)
+
+
 def watch_view(watch: Watch) -> dict[str, Any]:
     return {
         "id": watch.id,

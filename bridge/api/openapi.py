@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from bridge.api.models import WatchCreate
+from bridge.api.models import WatchBatch, WatchCreate
 from bridge.api.subscriptions import SubscriptionCreate, SubscriptionPatch
 from bridge.model import DeliveryStatus, WatchState
 
@@ -32,6 +32,7 @@ class Error(BaseModel):
 
 
 MODELS: tuple[type[BaseModel], ...] = (
+    WatchBatch,
     WatchCreate,
     SubscriptionCreate,
     SubscriptionPatch,
@@ -69,6 +70,9 @@ OPERATIONS = (
     Op("get", "/v1/status", "Watch counts, source health, queue depths", "status"),
     Op("post", "/v1/watches", "Watch a job (200 when already watched)", "watches",
        body=WatchCreate, ok=(201, "Created")),
+    Op("post", "/v1/watches/batch",
+       "Watch up to 1,000 jobs: per item {status: 201 new, 200 already watched, 422 with "
+       "the error; id}, in the order given", "watches", body=WatchBatch, ok=(200, "Answered")),
     Op("get", "/v1/watches", "List watches", "watches",
        query=[("state", "filter", _enum(WatchState)), ("source", "filter", {"type": "string"}),
               *PAGE]),

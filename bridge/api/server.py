@@ -71,6 +71,9 @@ def build_api(ctx: ApiContext) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/v1/watches", create_watch)
+    from bridge.api.batch import create_watches
+
+    app.router.add_post("/v1/watches/batch", create_watches)
     app.router.add_get("/v1/watches", list_watches)
     app.router.add_get("/v1/watches/{id}", get_watch)
     app.router.add_delete("/v1/watches/{id}", delete_watch)
@@ -176,7 +179,15 @@ async def metrics(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- watches
 async def create_watch(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    body = await read_json(request, ctx.max_body_bytes)
+    key = watch_key_of(ctx, await read_json(request, ctx.max_body_bytes))
+    watch, created = await ctx.store.register(key, ctx.clock.now())
+    if created:
+        ctx.on_registered()
+    return web.json_response(watch_view(watch), status=201 if created else 200)
+
+
+def watch_key_of(ctx: ApiContext, body: Any) -> WatchKey:
+    """What a registration names, checked against the configured sources (ApiError)."""
     try:
         req = WatchCreate.model_validate(body)
     except ValidationError as exc:
@@ -200,12 +211,7 @@ async def create_watch(request: web.Request) -> web.Response:
             f"kind {kind!r} is not polled for this source",
             [{"name": "kind", "description": f"one of: {', '.join(kinds)}"}],
         )
-    watch, created = await ctx.store.register(
-        WatchKey(req.source, kind, req.job_id), ctx.clock.now()
-    )
-    if created:
-        ctx.on_registered()
-    return web.json_response(watch_view(watch), status=201 if created else 200)
+    return WatchKey(req.source, kind, req.job_id)
 
 
 async def list_watches(request: web.Request) -> web.Response:

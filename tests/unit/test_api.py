@@ -272,3 +272,40 @@ async def test_a_job_id_cannot_be_a_path_step(api) -> None:  # type: ignore[no-u
         assert resp.status == 422 and (await resp.json())["fields"][0]["name"] == "job_id"
     ok = await client.post("/v1/watches", headers=AUTH, json={"source": "fs", "job_id": "..a"})
     assert ok.status == 201
+
+
+async def test_watches_in_a_batch(api) -> None:  # type: ignore[no-untyped-def]
+    """POST /v1/watches/batch answers each item on its own, in order: 201 new, 200 the
+    same job again (in the batch or before), 422 a bad item with the error's shape;
+    one bad item fails alone."""
+    client, _, woken = api
+    await client.post("/v1/watches", headers=AUTH, json={"source": "fs", "job_id": "before"})
+    items = [
+        {"source": "fs", "job_id": "a"},
+        {"source": "fs", "job_id": "a"},
+        {"source": "fs", "job_id": "before"},
+        {"source": "nope", "job_id": "b"},
+        {"source": "fs", "job_id": ".."},
+        "not an object",
+        {"source": "td", "job_id": "c", "kind": "users"},
+    ]
+    resp = await client.post("/v1/watches/batch", headers=AUTH, json={"items": items})
+    assert resp.status == 200
+    answers = (await resp.json())["items"]
+    assert [a["status"] for a in answers] == [201, 200, 200, 422, 422, 422, 201]
+    assert answers[0]["id"] == answers[1]["id"]
+    assert answers[3]["error"]["code"] == "unknown_source"
+    assert answers[4]["error"]["fields"][0]["name"] == "job_id"
+    listed = await (await client.get("/v1/watches", headers=AUTH)).json()
+    assert {w["job_id"] for w in listed["items"]} == {"before", "a", "c"}
+    assert woken
+
+
+async def test_a_batch_is_bounded(api) -> None:  # type: ignore[no-untyped-def]
+    """No items, more than 1,000, or not {items: [...]}: a 422 naming `items`."""
+    client, _, _ = api
+    for body in ({"items": []}, {"items": [{"source": "fs", "job_id": "x"}] * 1001},
+                 {"item": []}, [1, 2]):  # fmt: skip
+        resp = await client.post("/v1/watches/batch", headers=AUTH, json=body)
+        answer = await resp.json()
+        assert resp.status in (413, 422) and answer["fields"][0]["name"] == "items", answer
