@@ -158,7 +158,8 @@ def _needs_demo_extra(command: str) -> Iterator[None]:
             raise
         raise BridgeError(
             f"`import-bridge {command}` is not installed here: "
-            "pip install 'import-job-bridge[demo]' (the production image leaves it out)"
+            "it needs the demo extra (pip install '.[demo]' in a checkout; the production "
+            "image leaves it out: use its demo target)"
         ) from None
 
 
