@@ -176,7 +176,11 @@ async def create_subscription(request: web.Request) -> web.Response:
 async def list_subscriptions(request: web.Request) -> web.Response:
     """Oldest first, a page at a time (cursor: creation ms and id of the last one seen)."""
     cursor, limit = page_params(request.query)
-    subs = await delivery_store(request).list_subscriptions()
+    # ordered exactly as the cursor compares (whole ms, then id): none skipped or repeated
+    subs = sorted(
+        await delivery_store(request).list_subscriptions(),
+        key=lambda s: (round(s.created_at * 1000), s.id),
+    )
     if cursor is not None:
         subs = [s for s in subs if (round(s.created_at * 1000), s.id) > cursor]
     page, more = subs[:limit], len(subs) > limit

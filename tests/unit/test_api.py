@@ -309,3 +309,25 @@ async def test_a_batch_is_bounded(api) -> None:  # type: ignore[no-untyped-def]
         resp = await client.post("/v1/watches/batch", headers=AUTH, json=body)
         answer = await resp.json()
         assert resp.status in (413, 422) and answer["fields"][0]["name"] == "items", answer
+
+
+async def test_subscriptions_sharing_a_millisecond_are_all_listed(api) -> None:  # type: ignore[no-untyped-def]
+    """Pages of one: subscriptions created within the same millisecond, whose ids sort
+    the other way from their exact times, are each listed once."""
+    from bridge.model import Subscription
+
+    client, store, _ = api
+    deliveries = DeliveryStore(store)
+    for sid, at in (("sub_z", 1_700_000_000.0001), ("sub_a", 1_700_000_000.0004)):
+        await deliveries.save_subscription(
+            Subscription(id=sid, url="https://h.example.com", secrets=(), created_at=at)
+        )
+    seen, cursor = [], None
+    for _ in range(5):
+        query = "?limit=1" + (f"&cursor={cursor}" if cursor else "")
+        page = await (await client.get("/v1/subscriptions" + query, headers=AUTH)).json()
+        seen += [s["id"] for s in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == ["sub_a", "sub_z"] and len(seen) == 2
