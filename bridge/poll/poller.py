@@ -169,11 +169,11 @@ class Poller:
         # The claim reserved this request a slot of the source's fleet-wide budget; the
         # pool started it no earlier than that slot.
         started = time.perf_counter()
-        sent: list[bool] = []  # the first request went out (a retry was asked for)
+        sent: list[bool] = []  # requests let out (False: the first, True: a retry)
 
         async def before_send(retry: bool) -> None:
-            sent.append(retry)
             await self._before_send(source, claimed, retry)
+            sent.append(retry)
 
         try:
             # Token requests, the status and a retry after a 401 each have their own
@@ -190,7 +190,7 @@ class Poller:
             return await self._retry_later(claimed, self._polled(watch, now), exc_text)
         except NoSlot as exc:  # not sent: paused meanwhile, or no slot for the retry soon
             updated = watch
-            if any(sent):  # the first request did go out (and got a 401): it counts
+            if sent:  # the first request did go out (and got a 401): it counts
                 self._count(source, "auth_error", started)
                 updated = self._polled(watch, now)
             reason = "paused" if exc.paused else "rate_limited"
@@ -200,7 +200,7 @@ class Poller:
                 claimed,
                 replace(updated, poll_reason=reason),
                 next_at,
-                keep_priority=not any(sent),  # not polled: it keeps its place
+                keep_priority=not sent,  # not polled: it keeps its place
             )
         except RateLimitedError as exc:
             return await self._rate_limited(claimed, self._polled(watch, now), source, exc)

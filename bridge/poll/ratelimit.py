@@ -42,6 +42,8 @@ def reserve(
     interval = 1000.0 / rate_per_s  # the emission interval, ms
     tat = now_ms if tat_ms is None else max(tat_ms, now_ms)
     send_at = max(now_ms, tat - (burst - 1) * interval)
-    if send_at - now_ms > horizon_ms:
+    # (a nanosecond of slack: asking again after delay_ms must be granted, whatever
+    # the rounding of now + delay)
+    if send_at - now_ms > horizon_ms + 1e-6:
         return Reservation(False, tat, send_at - now_ms - horizon_ms)
     return Reservation(True, tat + interval, send_at - now_ms)

@@ -132,17 +132,19 @@ async def fetch_snapshot(
     before_send: Callable[[bool], Awaitable[None]] | None = None,
 ) -> JobSnapshot:
     """GET a job's status; one retry with fresh credentials after a 401. before_send
-    runs right before each request (True for the retry): the last word of the source's
-    budget and pause."""
+    runs right before each request (True for the retry), after its credentials are
+    ready: the last word of the source's budget and pause, so polls that waited for a
+    token (a refresh, another replica's, the token budget) do not go out together.
+    Token requests have their own budget and check the pause themselves."""
     url = provider.job_url(kind, job_id)
-    if before_send is not None:  # before any token request too
-        await before_send(False)
     headers = await provider.auth_headers()
+    if before_send is not None:
+        await before_send(False)
     answer = await http.request("GET", url, headers=headers)
     if answer.status == 401 and await provider.on_unauthorized(headers):
+        headers = await provider.auth_headers()
         if before_send is not None:
             await before_send(True)
-        headers = await provider.auth_headers()
         answer = await http.request("GET", url, headers=headers)
     if not 200 <= answer.status < 300:
         raise classify(answer, now)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import fakeredis
 import pytest
 
+from bridge.app import token_slot
 from bridge.clock import FakeClock
 from bridge.metrics import Metrics
 from bridge.model import Outcome, WatchKey, WatchState
@@ -88,6 +90,7 @@ async def env(prefix: str):  # type: ignore[no-untyped-def]
         clock=clock,
         base_url=TD,
         token_url=f"{TD}/oauth/token",
+        token_throttle=partial(token_slot, store, "td"),  # as the daemon wires it
     )
     sources = {
         "fs": PolledSource("fs", FullStoryProvider("key", FS), rate_limit=0, burst=1),

@@ -127,14 +127,16 @@ async def test_the_retry_after_a_401_takes_its_own_slot(env) -> None:  # type: i
     asked: list[str] = []
     real_acquire = store.acquire
 
-    async def recording(limiter: str, rate: float, burst: int, horizon_s: float) -> float:
+    async def recording(limiter: str, *args: Any, **kwargs: Any) -> float:
         asked.append(limiter)
-        return await real_acquire(limiter, rate, burst, horizon_s)
+        return await real_acquire(limiter, *args, **kwargs)
 
     store.acquire = recording  # type: ignore[method-assign]
     await store.register(WatchKey("td", "users", "t"), clock.now())
     await run_due(store, clock, poller)
-    assert http.count(job_url) == 2 and asked == ["td"]
+    # each token request asks the token budget; the retry, once it has its token, the
+    # source's own limiter
+    assert http.count(job_url) == 2 and asked == ["td:token", "td:token", "td"]
 
 
 async def test_finished_jobs_feed_the_scheduling_histograms(env) -> None:  # type: ignore[no-untyped-def]
@@ -165,6 +167,7 @@ async def test_a_401_retry_during_a_pause_is_not_sent(env, rate: float) -> None:
     a poll; rescheduled after the pause as "paused"."""
     store, clock, http, poller = env
     job_url = talkdesk_answering_401_once(poller, http, rate, "q")
+    await poller._sources["td"].provider.auth_headers()  # a token in the cache already
     watch, _ = await store.register(WatchKey("td", "users", "q"), clock.now())
     [claimed] = await store.claim(clock.now(), 60, 10)
     await store.pause("td", 120)
@@ -217,3 +220,42 @@ async def test_a_request_starting_late_takes_a_fresh_slot(env) -> None:  # type:
     assert asked == ["fs"]
     assert await poller.poll(replace(claimed["on-time"], slot_at=now)) == "ok"
     assert asked == ["fs"]
+
+
+async def test_polls_that_waited_for_a_token_take_fresh_slots(env) -> None:  # type: ignore[no-untyped-def]
+    """Two polls find no token and wait for one (a slow token endpoint): once it comes
+    they are late for their slots, so each takes a fresh one of the source's limiter
+    rather than going out together over the rate limit."""
+    import asyncio
+
+    from bridge.poll.poller import PolledSource
+
+    store, clock, http, poller = env
+    td = poller._sources["td"]
+    poller._sources["td"] = PolledSource("td", td.provider, rate_limit=5.0, burst=1)
+    real_request = http.request
+
+    async def slow_tokens(method: str, url: str, **kw: Any) -> HttpAnswer:
+        if url == TOKEN_URL:
+            await asyncio.sleep(0.5)  # slower than the slots reserved (0.2 s apart)
+        return await real_request(method, url, **kw)
+
+    http.request = slow_tokens
+    http.queue(TOKEN_URL, HttpAnswer(200, b'{"access_token": "t", "expires_in": 3600}'))
+    for job in ("a", "b"):
+        http.queue(
+            f"http://td.test/bulk-imports/users/{job}", HttpAnswer(200, b'{"status": "QUEUED"}')
+        )
+        await store.register(WatchKey("td", "users", job), clock.now())
+    asked: list[str] = []
+    real_acquire = store.acquire
+
+    async def recording(limiter: str, *args: Any, **kwargs: Any) -> float:
+        asked.append(limiter)
+        return await real_acquire(limiter, *args, **kwargs)
+
+    store.acquire = recording  # type: ignore[method-assign]
+    claimed = await poller._claim(10)  # as the worker pool claims: slots of the limiter
+    assert len(claimed) == 2
+    await asyncio.gather(*(poller.poll(c) for c in claimed))
+    assert asked.count("td") == 2  # a fresh slot each, after the token
