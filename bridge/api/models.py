@@ -44,7 +44,10 @@ class WatchBatch(BaseModel):
     items: list[WatchCreate] = Field(min_length=1, max_length=1000)
 
 
-def watch_view(watch: Watch) -> dict[str, Any]:
+def watch_view(watch: Watch, waiting_for_budget: bool = False) -> dict[str, Any]:
+    """A watch as the API shows it; one waiting in its source's backlog (due, but the
+    budget had no slot yet) says `rate_limited`."""
+    reason = "rate_limited" if waiting_for_budget else watch.poll_reason
     return {
         "id": watch.id,
         "source": watch.source,
@@ -60,7 +63,7 @@ def watch_view(watch: Watch) -> dict[str, Any]:
         "created_at": iso(watch.created_at),
         "last_polled_at": iso(watch.last_polled_at),
         "next_poll_at": iso(watch.next_poll_at),
-        "poll_reason": watch.poll_reason if watch.state.value == "watching" else None,
+        "poll_reason": reason if watch.state.value == "watching" else None,
         "terminal_at": iso(watch.terminal_at),
         "discovered": watch.discovered,
     }

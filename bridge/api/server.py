@@ -222,16 +222,21 @@ async def list_watches(request: web.Request) -> web.Response:
     watches, nxt = await ctx.store.list_watches(
         state=state, source=q.get("source") or None, cursor=cursor, limit=limit
     )
+    waiting = await ctx.store.waiting_for_budget(watches)
     return web.json_response(
-        {"items": [watch_view(w) for w in watches], "next_cursor": encode_cursor(nxt)}
+        {
+            "items": [watch_view(w, w.id in waiting) for w in watches],
+            "next_cursor": encode_cursor(nxt),
+        }
     )
 
 
 async def get_watch(request: web.Request) -> web.Response:
-    watch = await request.app[CTX].store.get_watch(request.match_info["id"])
+    store = request.app[CTX].store
+    watch = await store.get_watch(request.match_info["id"])
     if watch is None:
         raise ApiError(404, "watch_not_found", "no watch with that id")
-    return web.json_response(watch_view(watch))
+    return web.json_response(watch_view(watch, bool(await store.waiting_for_budget([watch]))))
 
 
 async def delete_watch(request: web.Request) -> web.Response:

@@ -160,6 +160,18 @@ class RedisStore:
             return await self._register_as(key, now, discovered=discovered)
         return existing, "existing"
 
+    async def waiting_for_budget(self, watches: list[Watch]) -> set[str]:
+        """Which of these watches wait in their source's backlog (due, refused a slot of
+        the budget): their view says `rate_limited`. One round trip."""
+        watching = [w for w in watches if w.state is WatchState.WATCHING]
+        if not watching:
+            return set()
+        pipe = self.client.pipeline(transaction=False)
+        for w in watching:
+            pipe.zscore(self.keys.source_backlog(w.source), w.id)
+        scores = await pipe.execute()
+        return {w.id for w, score in zip(watching, scores, strict=True) if score is not None}
+
     async def get_watch(self, watch_id: str) -> Watch | None:
         lease, doc = cast(
             list[str | None], await self.client.hmget(self.keys.watch(watch_id), ["lease", "doc"])

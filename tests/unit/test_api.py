@@ -331,3 +331,24 @@ async def test_subscriptions_sharing_a_millisecond_are_all_listed(api) -> None: 
         if not cursor:
             break
     assert sorted(seen) == ["sub_a", "sub_z"] and len(seen) == 2
+
+
+async def test_a_watch_waiting_for_budget_says_so(api) -> None:  # type: ignore[no-untyped-def]
+    """Due watches the source's limiter refused wait in its backlog: their view says
+    poll_reason `rate_limited`, in the list and alone; the one polled keeps its own."""
+    client, store, _ = api
+    ids = []
+    for job in ("a", "b", "c"):
+        created = await client.post(
+            "/v1/watches", headers=AUTH, json={"source": "fs", "job_id": job}
+        )
+        ids.append((await created.json())["id"])
+    later = 1_800_000_100.0  # all three due
+    claimed = await store.claim(later, 30, 10, {"fs": (0.001, 1)})  # one slot only
+    assert len(claimed) == 1
+    listed = await (await client.get("/v1/watches", headers=AUTH)).json()
+    reasons = {w["id"]: w["poll_reason"] for w in listed["items"]}
+    waiting = [i for i in ids if i != claimed[0].watch.id]
+    assert [reasons[i] for i in waiting] == ["rate_limited", "rate_limited"]
+    one = await (await client.get(f"/v1/watches/{waiting[0]}", headers=AUTH)).json()
+    assert one["poll_reason"] == "rate_limited"
