@@ -89,7 +89,7 @@ rate_limit = 0
         await asyncio.sleep(0.5)
     created = {j.spec.id: j.created for j in sim.state.jobs.values()}
     for provider in ("talkdesk", "fullstory"):
-        lags, rel, requests, fixed = [], [], [], []
+        lags, rel, requests, fixed, durations = [], [], [], [], []
         for watch_id, (p, job, duration) in watches.items():
             if p != provider:
                 continue
@@ -100,6 +100,7 @@ rate_limit = 0
             lags.append(lag)
             rel.append(lag / (0.1 * duration + 0.2))
             fixed.append(math.floor(duration / 0.2) + 1)
+            durations.append(duration)
             requests.append(sum(1 for r in sim.status_requests(provider) if r.path.endswith(job)))
             if verbose and lag > 0.1 * duration + 0.2:
                 times = [
@@ -115,6 +116,13 @@ rate_limit = 0
             f"time-to-notice p50 {pct(lags, 0.5):.2f} s, p95 {pct(lags, 0.95):.2f} s, "
             f"max {max(lags):.2f} s; worst lag / (10 % of duration + 0.2 s) {max(rel):.2f}"
         )
+        bands = []
+        for lo, hi in ((0, 20), (20, 40), (40, 80), (80, 121)):
+            pick = [i for i, d in enumerate(durations) if lo <= d < hi]
+            if pick:
+                ratio = sum(fixed[i] for i in pick) / sum(requests[i] for i in pick)
+                bands.append(f"{lo}-{min(hi, 120)} s: {len(pick)} jobs, {ratio:.1f}x")
+        print("  fewer requests than the fixed poller by duration: " + "; ".join(bands))
     await bridge.stop(1.0)
     await runner.cleanup()
     redis.stop()

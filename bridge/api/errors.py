@@ -96,7 +96,17 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
     """The request body as JSON, with a size cap and clear errors."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise ApiError(413, "payload_too_large", f"body larger than {max_bytes} bytes")
-    raw = await request.content.read(max_bytes + 1)
+    # StreamReader.read(n) returns what has arrived so far: read until the end (or
+    # just past the cap), or a body sent in several writes would be cut short
+    chunks: list[bytes] = []
+    size = 0
+    while size <= max_bytes:
+        chunk = await request.content.read(max_bytes + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    raw = b"".join(chunks)
     if len(raw) > max_bytes:
         raise ApiError(413, "payload_too_large", f"body larger than {max_bytes} bytes")
     if not raw:

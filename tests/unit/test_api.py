@@ -352,3 +352,21 @@ async def test_a_watch_waiting_for_budget_says_so(api) -> None:  # type: ignore[
     assert [reasons[i] for i in waiting] == ["rate_limited", "rate_limited"]
     one = await (await client.get(f"/v1/watches/{waiting[0]}", headers=AUTH)).json()
     assert one["poll_reason"] == "rate_limited"
+
+
+async def test_a_body_sent_in_pieces_is_read_whole(api) -> None:  # type: ignore[no-untyped-def]
+    """A JSON body that arrives in several network writes (a slow link, a proxy) is
+    read to its end, not cut at the first piece."""
+    import asyncio
+    import json
+
+    client, _, _ = api
+    body = json.dumps({"source": "fs", "job_id": "x" * 400}).encode()
+
+    async def pieces():  # type: ignore[no-untyped-def]
+        yield body[:100]
+        await asyncio.sleep(0.05)  # the network, between two writes
+        yield body[100:]
+
+    resp = await client.post("/v1/watches", headers=AUTH, data=pieces())
+    assert resp.status == 201, await resp.text()
