@@ -11,8 +11,8 @@ from __future__ import annotations
 # Progress (mode 'progress'): one delivery per job and subscription, a channel: a newer
 # progress event replaces the one not sent yet, or waits in `next` while one is in
 # flight (RECORD_MANY sends it after). mode 'after:ID': a job's terminal event, which
-# waits (CLAIM) while that progress channel has an attempt in flight or due; progress
-# waiting for a later retry, or parked, is superseded by the terminal event.
+# waits (CLAIM) while that progress channel has an attempt in flight or one to make
+# now; progress waiting for a later retry, or parked, is superseded by the terminal event.
 # returns the number of deliveries created
 FANOUT = """
 local created = 0
@@ -56,11 +56,13 @@ return created
 # returns {id, token, doc, event JSON or false, ..., subscriptions version}: the version
 # read in the same step, so the deliverer attempts with subscriptions as they are now.
 # Expired leases (a dead process) come back first.
-# A job's terminal event waits only while its progress channel has an attempt in flight
-# (one lease at most) or due now; a progress event waiting for a later retry, or
-# parked, is superseded by it (status 'superseded', out of the queue), so a receiver's
-# retry schedule on progress never holds the terminal event back, nor does a disabled
-# subscription's parked channel.
+# A job's terminal event waits while its progress channel has an attempt in flight
+# (one lease at most), a progress event not tried yet in the queue (whatever its due
+# time: deferred at the subscription's cap, or scored by a replica whose clock runs
+# ahead), or a retry due now. A progress event that failed and waits for a later
+# retry, or is parked with a disabled subscription, is superseded by it (status
+# 'superseded', out of the queue): a receiver's retry schedule never holds the
+# terminal event back, nor does a disabled subscription's parked channel.
 # The doc's status is rewritten in place: orjson writes "status" before any nested
 # value, and no quote inside a string value is unescaped, so the first match is it.
 CLAIM = """
@@ -82,8 +84,8 @@ for _, id in ipairs(ids) do
     local akey = ARGV[4] .. after
     local ahead = redis.call('HGET', akey, 'status')
     local due = tonumber(redis.call('ZSCORE', KEYS[1], after) or '')
-    if redis.call('ZSCORE', KEYS[2], after) or
-        ((ahead == 'pending' or ahead == 'failed') and due and due <= now) then
+    if redis.call('ZSCORE', KEYS[2], after) or (ahead == 'pending' and due) or
+        (ahead == 'failed' and due and due <= now) then
       redis.call('ZADD', KEYS[1], now + 500, id)
       status = 'waiting'
     else

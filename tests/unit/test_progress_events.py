@@ -187,3 +187,23 @@ async def test_a_parked_progress_event_does_not_hold_the_terminal_event(
     assert end.delivery.event_id == "evt_done_w5"
     channel = await deliveries.get_delivery(first.delivery.id)
     assert channel is not None and channel.status is DeliveryStatus.SUPERSEDED
+
+
+async def test_a_progress_event_never_tried_is_not_superseded(
+    deliveries: DeliveryStore,
+) -> None:
+    """A progress event deferred at the subscription's cap (pending, due a little later)
+    or scored by a replica whose clock runs ahead was never tried: the terminal event
+    waits for it rather than superseding it."""
+    from dataclasses import replace
+
+    await fan(deliveries, progress("w6", 1), NOW + 0.2)  # a clock 200 ms ahead
+    await fan(deliveries, terminal("w6"), NOW)
+    assert await deliveries.claim(NOW + 0.1, 30, 10) == []  # the terminal waits
+    [first] = await deliveries.claim(NOW + 0.3, 30, 10)
+    assert first.delivery.event_id == "evt_progress_w6_1"
+    deferred = replace(first.delivery, status=DeliveryStatus.PENDING, next_attempt_at=NOW + 20)
+    assert await deliveries.record(first, deferred, 3600) == "ok"  # at the cap: later
+    assert await deliveries.claim(NOW + 1, 30, 10) == []
+    [again] = await deliveries.claim(NOW + 20, 30, 10)
+    assert again.delivery.event_id == "evt_progress_w6_1"
