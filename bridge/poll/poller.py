@@ -159,8 +159,10 @@ class Poller:
         watch = claimed.watch
         now = self._clock.now()
         source = self._sources.get(watch.source)
-        # A job seen FAILED whose errors page is awaited has ended: not expired.
-        if now - watch.created_at >= self._settings.max_age and watch.waiting_since is None:
+        # A job seen FAILED whose errors page is awaited has ended: not expired, as long
+        # as that wait lasts (a poll that keeps failing meanwhile must not keep it open)
+        waiting = watch.waiting_since is not None and now - watch.waiting_since < ERRORS_WAIT_S
+        if now - watch.created_at >= self._settings.max_age and not waiting:
             return await self._finish(claimed, watch, Outcome.EXPIRED, None, now)
         if source is None:  # removed from the config: keep the watch, look again later
             updated = replace(watch, last_error=f"source {watch.source!r} is not configured")

@@ -552,3 +552,21 @@ async def test_a_poll_ends_within_its_lease(prefix: str) -> None:
     stored = await store.get_watch(watch.id)
     assert stored is not None and stored.errors == 1 and "0.3 s" in (stored.last_error or "")
     await client.aclose()
+
+
+async def test_a_failed_job_whose_polls_then_fail_still_ends(env) -> None:  # type: ignore[no-untyped-def]
+    """Seen FAILED, its errors page not ready, then every poll of the job fails (500):
+    past max_age and the errors wait, the watch ends (expired), never left open."""
+    store, clock, http, poller = env
+    with_errors_sample(poller)
+    url = f"{FS}/v2/users/batch/stuck"
+    http.queue(url, ok({**fs_body("FAILED"), "errors": 1}), HttpAnswer(500, b"{}"))
+    http.queue(f"{url}/errors", HttpAnswer(202, b"{}"))
+    watch, _ = await store.register(WatchKey("fs", "users", "stuck"), clock.now())
+    clock.advance(3590)
+    await run_due(store, clock, poller)  # FAILED, errors not ready: waiting
+    for _ in range(60):
+        clock.advance(10)
+        await run_due(store, clock, poller)
+    stored = await store.get_watch(watch.id)
+    assert stored is not None and stored.state is WatchState.EXPIRED
