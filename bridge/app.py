@@ -333,8 +333,7 @@ class Bridge:
         flight gets grace_s (default: shutdown_grace), then connections close. Returns
         within grace_s plus about a second."""
         grace = self.settings.shutdown_grace if grace_s is None else grace_s
-        if self.discovery:
-            self.discovery.stop()
+        discovery, self.discovery = self.discovery, None
         if self._ticker:
             self._ticker.stop()
             self._ticker = None
@@ -344,6 +343,8 @@ class Bridge:
             if pool:
                 pool.begin_stop()
         drains: list[Awaitable[None]] = []
+        if discovery:  # before Redis closes: a look under way releases its lock
+            drains.append(discovery.stop(min(grace, 1.0)))
         if runner:
             drains.append(runner.cleanup())
         if poller:

@@ -15,6 +15,7 @@ than the window only when that page runs newest first; otherwise it reads every 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import secrets
 import time
@@ -73,11 +74,21 @@ class Discovery:
         self._stopping = False
         self._looking: asyncio.Task[None] | None = None
 
-    def stop(self) -> None:
-        """Finish no more looks (the bridge is stopping)."""
+    async def stop(self, within_s: float = 1.0) -> None:
+        """Finish no more looks (the bridge is stopping): a look under way ends at its
+        next page (it releases its lock), or is cancelled after within_s."""
         self._stopping = True
-        if self._looking is not None:
-            self._looking.cancel()
+        looking = self._looking
+        if looking is None or looking.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(looking), within_s)
+        except TimeoutError:
+            looking.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(looking, 0.5)
+        except Exception:  # noqa: S110 - its failure was logged by the look itself
+            pass
 
     async def tick(self) -> None:
         """Start a look at the sources whose interval has passed, unless one is still
@@ -95,8 +106,11 @@ class Discovery:
             try:
                 await self.discover(src)
             except RateLimitedError as exc:  # the whole source waits, as for a poll
-                await self._store.pause(src.name, exc.retry_after_s)
                 log.warning("source_paused", source=src.name, retry_after_s=exc.retry_after_s)
+                try:
+                    await self._store.pause(src.name, exc.retry_after_s)
+                except Exception as failed:  # Redis away: the next 429 pauses it again
+                    log.warning("discovery_failed", source=src.name, error=type(failed).__name__)
             except (UpstreamError, NoSlot) as exc:
                 log.info("discovery_stopped", source=src.name, error=str(exc))
             except Exception as exc:  # Redis away, an answer nobody foresaw: a line
@@ -105,7 +119,9 @@ class Discovery:
     async def discover(self, src: DiscoveredSource) -> int:
         """One look at the list; returns the watches it added."""
         holder = secrets.token_hex(8)
-        lock, lease_s = f"discover:{src.name}", max(60.0, src.every_s)
+        # renewed at each page, long enough for one page's wait for a slot and request
+        wait_s = outside_claim_wait_s(src.rate_limit)
+        lock, lease_s = f"discover:{src.name}", max(60.0, src.every_s, 2 * wait_s + 60.0)
         if not await self._store.try_lock(lock, holder, lease_s):
             return 0  # another replica is looking right now
         added = 0

@@ -141,3 +141,25 @@ async def test_the_list_takes_its_turn_when_polls_use_the_whole_budget(env) -> N
     http.queue(LIST, page([{"id": "late", "status": "QUEUED", "created_at": iso(clock.now())}]))
     assert await discovery.discover(src) == 1
     assert outside_claim_wait_s(rate) >= 10 and outside_claim_wait_s(0.05) == 40
+
+
+async def test_a_look_under_way_ends_with_the_bridge(env) -> None:  # type: ignore[no-untyped-def]
+    """The ticker starts a look in the background and returns; a stop while the list
+    hangs ends the look within its bound and releases the fleet-wide lock."""
+    import asyncio
+
+    store, _, http, discovery, _src = env
+    answered = asyncio.Event()
+
+    async def hanging(method: str, url: str, **kw: Any) -> HttpAnswer:
+        answered.set()
+        await asyncio.Event().wait()  # an upstream that never answers
+        raise AssertionError("unreachable")
+
+    http.request = hanging
+    await store.set_token("td", "t", 3600)  # no token request first
+    await discovery.tick()
+    await asyncio.wait_for(answered.wait(), 5)  # the look is under way, the tick returned
+    await discovery.stop(0.1)
+    assert discovery._looking is not None and discovery._looking.done()
+    assert await store.client.get(store.keys.lock("discover:td")) is None
