@@ -95,12 +95,17 @@ def rate_limit_403(headers: dict[str, str]) -> bool:
 
 
 def parse_reset(value: str | None, now: float) -> float | None:
-    """Seconds until an X-RateLimit-Reset given as unix seconds; None when unreadable."""
+    """Seconds until an X-RateLimit-Reset: unix seconds (GitHub), or seconds from now
+    where the number is too small to be a date (other APIs); None when unreadable or
+    already past (a clock apart: the default pause then holds)."""
     try:
         reset = float((value or "").strip())
     except ValueError:
         return None
-    return max(0.0, reset - now) if math.isfinite(reset) else None
+    if not math.isfinite(reset) or reset <= 0:
+        return None
+    wait = reset if reset < 1e9 else reset - now
+    return wait if wait > 0 else None
 
 
 def decode_json(body: bytes) -> Any:

@@ -136,6 +136,10 @@ def test_a_403_that_is_a_rate_limit() -> None:
     assert isinstance(reset, RateLimitedError) and reset.retry_after_s == 120
     unreadable = classify(HttpAnswer(403, b"{}", {"X-RateLimit-Remaining": "0"}), now)
     assert isinstance(unreadable, RateLimitedError) and unreadable.retry_after_s == 30
+    delta = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "45"}  # seconds from now
+    assert classify(HttpAnswer(403, b"{}", delta), now).retry_after_s == 45  # type: ignore[attr-defined]
+    past = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(now) - 5)}
+    assert classify(HttpAnswer(403, b"{}", past), now).retry_after_s == 30  # type: ignore[attr-defined]
     left = classify(HttpAnswer(403, b"{}", {"X-RateLimit-Remaining": "12"}), now)
     assert isinstance(left, AuthError)
     err = classify(HttpAnswer(500, b'{"message": "Server error", "code": "server_error"}'), now)
