@@ -44,10 +44,10 @@ class WatchBatch(BaseModel):
     items: list[WatchCreate] = Field(min_length=1, max_length=1000)
 
 
-def watch_view(watch: Watch, waiting_for_budget: bool = False) -> dict[str, Any]:
-    """A watch as the API shows it; one waiting in its source's backlog (due, but the
-    budget had no slot yet) says `rate_limited`."""
-    reason = "rate_limited" if waiting_for_budget else watch.poll_reason
+def watch_view(watch: Watch, waiting: str | None = None) -> dict[str, Any]:
+    """A watch as the API shows it; waiting: why it waits in its source's backlog (due,
+    but given no slot yet: `rate_limited` or `paused`), which is then its poll_reason."""
+    reason = waiting or watch.poll_reason
     return {
         "id": watch.id,
         "source": watch.source,

@@ -225,7 +225,7 @@ async def list_watches(request: web.Request) -> web.Response:
     waiting = await ctx.store.waiting_for_budget(watches)
     return web.json_response(
         {
-            "items": [watch_view(w, w.id in waiting) for w in watches],
+            "items": [watch_view(w, waiting.get(w.id)) for w in watches],
             "next_cursor": encode_cursor(nxt),
         }
     )
@@ -236,7 +236,8 @@ async def get_watch(request: web.Request) -> web.Response:
     watch = await store.get_watch(request.match_info["id"])
     if watch is None:
         raise ApiError(404, "watch_not_found", "no watch with that id")
-    return web.json_response(watch_view(watch, bool(await store.waiting_for_budget([watch]))))
+    waiting = await store.waiting_for_budget([watch])
+    return web.json_response(watch_view(watch, waiting.get(watch.id)))
 
 
 async def delete_watch(request: web.Request) -> web.Response:

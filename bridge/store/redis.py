@@ -160,17 +160,19 @@ class RedisStore:
             return await self._register_as(key, now, discovered=discovered)
         return existing, "existing"
 
-    async def waiting_for_budget(self, watches: list[Watch]) -> set[str]:
-        """Which of these watches wait in their source's backlog (due, refused a slot of
-        the budget): their view says `rate_limited`. One round trip."""
+    async def waiting_for_budget(self, watches: list[Watch]) -> dict[str, str]:
+        """The watches among these that wait in their source's backlog (due, but given
+        no slot yet), each with why: `paused` (a 429 pause) or `rate_limited`."""
         watching = [w for w in watches if w.state is WatchState.WATCHING]
         if not watching:
-            return set()
+            return {}
         pipe = self.client.pipeline(transaction=False)
         for w in watching:
             pipe.zscore(self.keys.source_backlog(w.source), w.id)
         scores = await pipe.execute()
-        return {w.id for w, score in zip(watching, scores, strict=True) if score is not None}
+        waiting = [w for w, score in zip(watching, scores, strict=True) if score is not None]
+        paused = {src for src in {w.source for w in waiting} if await self.pause_left(src) > 0}
+        return {w.id: "paused" if w.source in paused else "rate_limited" for w in waiting}
 
     async def get_watch(self, watch_id: str) -> Watch | None:
         lease, doc = cast(

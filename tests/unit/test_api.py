@@ -335,7 +335,8 @@ async def test_subscriptions_sharing_a_millisecond_are_all_listed(api) -> None: 
 
 async def test_a_watch_waiting_for_budget_says_so(api) -> None:  # type: ignore[no-untyped-def]
     """Due watches the source's limiter refused wait in its backlog: their view says
-    poll_reason `rate_limited`, in the list and alone; the one polled keeps its own."""
+    poll_reason `rate_limited`, in the list and alone, or `paused` once a 429 pauses
+    the source."""
     client, store, _ = api
     ids = []
     for job in ("a", "b", "c"):
@@ -352,6 +353,9 @@ async def test_a_watch_waiting_for_budget_says_so(api) -> None:  # type: ignore[
     assert [reasons[i] for i in waiting] == ["rate_limited", "rate_limited"]
     one = await (await client.get(f"/v1/watches/{waiting[0]}", headers=AUTH)).json()
     assert one["poll_reason"] == "rate_limited"
+    await store.pause("fs", 60)  # a 429 arrived: they wait for the pause now
+    one = await (await client.get(f"/v1/watches/{waiting[0]}", headers=AUTH)).json()
+    assert one["poll_reason"] == "paused"
 
 
 async def test_a_body_sent_in_pieces_is_read_whole(api) -> None:  # type: ignore[no-untyped-def]
