@@ -222,22 +222,33 @@ async def test_a_request_starting_late_takes_a_fresh_slot(env) -> None:  # type:
     assert asked == ["fs"]
 
 
-async def test_polls_that_waited_for_a_token_take_fresh_slots(env) -> None:  # type: ignore[no-untyped-def]
+async def test_polls_that_waited_for_a_token_take_fresh_slots(
+    env,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
     """Two polls find no token and wait for one (a slow token endpoint): once it comes
     they are late for their slots, so each takes a fresh one of the source's limiter
     rather than going out together over the rate limit."""
     import asyncio
+    import time
+    import types
 
+    from bridge.poll import poller as poller_module
     from bridge.poll.poller import PolledSource
 
     store, clock, http, poller = env
     td = poller._sources["td"]
     poller._sources["td"] = PolledSource("td", td.provider, rate_limit=5.0, burst=1)
     real_request = http.request
+    monotonic = [time.monotonic()]  # the pool's clock, moved by hand
+    fake_time = types.SimpleNamespace(
+        monotonic=lambda: monotonic[0], perf_counter=time.perf_counter
+    )
+    monkeypatch.setattr(poller_module, "time", fake_time)
 
     async def slow_tokens(method: str, url: str, **kw: Any) -> HttpAnswer:
         if url == TOKEN_URL:
-            await asyncio.sleep(0.5)  # slower than the slots reserved (0.2 s apart)
+            monotonic[0] += 0.5  # slower than the slots reserved (0.2 s apart)
         return await real_request(method, url, **kw)
 
     http.request = slow_tokens
