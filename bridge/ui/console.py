@@ -181,18 +181,28 @@ def select(request: web.Request, name: str, choices: tuple[str, ...]) -> str:
     return f'<select name="{name}">{options}</select>'
 
 
-def _done(to: str, message: str = "", error: Any = None) -> web.Response:
+def _seal(csrf: str, text: str) -> str:
+    return hmac.new(csrf.encode(), text.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def _done(to: str, csrf: str, message: str = "", error: Any = None) -> web.Response:
     """After an action: back to the page, saying what happened (in the query string:
-    never a secret)."""
-    query = urlencode({k: v for k, v in (("ok", message), ("code", error)) if v})
+    never a secret), sealed with the session's CSRF token so that a link made elsewhere
+    cannot put words in the console's mouth."""
+    text = str(error or message)
+    fields = (("ok", message), ("code", error), ("seal", _seal(csrf, text) if text else ""))
+    query = urlencode({k: v for k, v in fields if v})
     raise web.HTTPSeeOther(to + ("?" + query if query else ""))
 
 
-def _notice(request: web.Request) -> str:
-    ok, code = request.query.get("ok"), request.query.get("code")
+def _notice(request: web.Request, csrf: str) -> str:
+    ok, code = request.query.get("ok", ""), request.query.get("code", "")
+    seal = request.query.get("seal", "").encode()
+    if not (ok or code) or not hmac.compare_digest(seal, _seal(csrf, code or ok).encode()):
+        return ""
     if code:
         return f'<div class="error">The bridge refused: <code>{e(code)}</code></div>'
-    return f'<div class="note">{e(ok)}</div>' if ok else ""
+    return f'<div class="note">{e(ok)}</div>'
 
 
 # --------------------------------------------------------------------- pages
@@ -214,7 +224,7 @@ async def overview(request: web.Request) -> web.Response:
     ]
     queues = status.get("queues", {})
     body = (
-        _notice(request)
+        _notice(request, csrf)
         + f"<p>Watches: {e(w['watching'])} watching ({e(w['polling_now'])} polling now, "
         f"{e(w.get('waiting_for_budget'))} waiting for budget), {e(w['finished'])} finished, "
         f"{e(w['total'])} kept.</p><h2>Sources</h2>"
@@ -283,7 +293,7 @@ async def watch_detail(request: web.Request) -> web.Response:
         + "<h2>Events</h2>"
         + table(["id", "type", "at", ""], event_rows)
     )
-    return _html(page(f"Watch {watch_id}", _notice(request) + body, csrf=csrf))
+    return _html(page(f"Watch {watch_id}", _notice(request, csrf) + body, csrf=csrf))
 
 
 async def deliveries(request: web.Request) -> web.Response:
@@ -314,26 +324,26 @@ async def deliveries(request: web.Request) -> web.Response:
     )
     title = "Dead letters" if query.get("status") == "dead" else "Deliveries"
     headers = ["id", "status", "event", "subscription", "last attempts", ""]
-    return _html(page(title, _notice(request) + filters + table(headers, rows), csrf=csrf))
+    return _html(page(title, _notice(request, csrf) + filters + table(headers, rows), csrf=csrf))
 
 
 async def delivery_retry(request: web.Request) -> web.Response:
-    await _posted(request)
+    csrf, _ = await _posted(request)
     status, answer = await _api(
         request, "POST", f"/v1/deliveries/{quote(request.match_info['id'], safe='')}/retry"
     )
     if status >= 400:
-        return _done("/ui/deliveries", error=answer.get("code"))
-    return _done("/ui/deliveries", "queued again")
+        return _done("/ui/deliveries", csrf, error=answer.get("code"))
+    return _done("/ui/deliveries", csrf, "queued again")
 
 
 async def event_replay(request: web.Request) -> web.Response:
-    await _posted(request)
+    csrf, _ = await _posted(request)
     event_id = request.match_info["id"]
     status, answer = await _api(request, "POST", f"/v1/events/{quote(event_id, safe='')}/replay")
     if status >= 400:
-        return _done("/ui/deliveries", error=answer.get("code"))
-    return _done("/ui/deliveries", f"{event_id} queued for every subscriber again")
+        return _done("/ui/deliveries", csrf, error=answer.get("code"))
+    return _done("/ui/deliveries", csrf, f"{event_id} queued for every subscriber again")
 
 
 async def subscriptions(request: web.Request) -> web.Response:
@@ -366,7 +376,7 @@ async def subscriptions(request: web.Request) -> web.Response:
         inline=False,
     )
     body = (
-        _notice(request)
+        _notice(request, csrf)
         + table(["id", "url", "event types", "format", "enabled", ""], rows)
         + "<h2>New subscription</h2>"
         + create
@@ -418,7 +428,7 @@ async def subscription_action(request: web.Request) -> web.Response:
     method, target, body, query = calls[action]
     status, answer = await _api(request, method, target, body, query)
     if status >= 400:
-        return _done("/ui/subscriptions", error=answer.get("code"))
+        return _done("/ui/subscriptions", csrf, error=answer.get("code"))
     if action == "rotate":
         return _secret_page(csrf, "Secret rotated", sid, answer)
     messages = {
@@ -427,4 +437,4 @@ async def subscription_action(request: web.Request) -> web.Response:
         "test": "a test event is on its way",
         "recover": f"{(answer or {}).get('requeued', 0)} dead deliveries queued again",
     }
-    return _done("/ui/subscriptions", f"{sid}: {messages[action]}")
+    return _done("/ui/subscriptions", csrf, f"{sid}: {messages[action]}")

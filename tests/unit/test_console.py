@@ -111,3 +111,20 @@ async def test_pages_show_what_an_operator_needs(api) -> None:  # type: ignore[n
     )
     text = await rotated.text()
     assert rotated.status == 200 and 'id="public-key">whpk_' in text
+
+
+async def test_a_link_made_elsewhere_puts_no_words_in_the_console(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """/ui?ok=… from a link someone else made shows nothing; the notice an action leaves
+    behind (sealed with the session's CSRF token) is shown."""
+    client, _, _ = api
+    await sign_in(client)
+    forged = await (await client.get("/ui?ok=Your+token+expired,+mail+it+to+x")).text()
+    assert "mail it to" not in forged
+    created = await client.post(
+        "/v1/subscriptions", headers=AUTH, json={"url": "https://hooks.example.com/n"}
+    )
+    sub = await created.json()
+    done = await client.post(
+        f"/ui/subscriptions/{sub['id']}/disable", data={"csrf": await csrf_of(client)}
+    )
+    assert f"{sub['id']}: disabled" in await done.text()
