@@ -94,7 +94,9 @@ def _cookie(response: web.StreamResponse, request: web.Request, value: str, age:
         path="/ui",
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        # behind a TLS-terminating proxy the request reaches us over plain http: the
+        # proxy's X-Forwarded-Proto says what the browser used
+        secure=request.secure or request.headers.get("X-Forwarded-Proto", "") == "https",
     )
 
 

@@ -128,3 +128,14 @@ async def test_a_link_made_elsewhere_puts_no_words_in_the_console(api) -> None: 
         f"/ui/subscriptions/{sub['id']}/disable", data={"csrf": await csrf_of(client)}
     )
     assert f"{sub['id']}: disabled" in await done.text()
+
+
+async def test_the_cookie_is_secure_behind_a_tls_proxy(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Signed in through a proxy that ended TLS (X-Forwarded-Proto: https), the session
+    cookie is Secure; over plain http without it, it cannot be."""
+    client, _, _ = api
+    resp = await client.post(
+        "/ui/login", data={"token": TOKEN}, headers={"X-Forwarded-Proto": "https"},
+        allow_redirects=False,
+    )  # fmt: skip
+    assert resp.cookies["bridge_session"]["secure"]
