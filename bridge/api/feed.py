@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import re
 import time
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ MAX_WAITING = 200
 # A stream whose reader stops reading is ended after this long.
 WRITE_TIMEOUT_S = 30.0
 WAITING: web.AppKey[list[int]] = web.AppKey("feed_waiting", list)
+WAITING_PER_TOKEN: web.AppKey[dict[str, int]] = web.AppKey("feed_waiting_per_token", dict)
 STOPPING: web.AppKey[asyncio.Event] = web.AppKey("feed_stopping", asyncio.Event)
 
 
@@ -45,6 +47,7 @@ def add_routes(app: web.Application) -> None:
     """Before /v1/events/{id}: `stream` is not an event id."""
     app[STOPPING] = asyncio.Event()
     app[WAITING] = [0]
+    app[WAITING_PER_TOKEN] = {}
     app.on_shutdown.append(_stop_streams)
     app.router.add_get("/v1/events/stream", stream)
 
@@ -93,14 +96,22 @@ async def _next(
 
 @contextlib.contextmanager
 def _waiting_slot(request: web.Request) -> Iterator[None]:
+    """A place among the waiting clients: MAX_WAITING per process, and at most a
+    quarter of them for one token, so one consumer cannot lock the others out."""
     count = request.app[WAITING]
-    if count[0] >= MAX_WAITING:
+    token = hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()
+    per_token = request.app[WAITING_PER_TOKEN]
+    if count[0] >= MAX_WAITING or per_token.get(token, 0) >= MAX_WAITING // 4:
         raise ApiError(503, "too_many_waiting", "too many clients are waiting; try again soon")
     count[0] += 1
+    per_token[token] = per_token.get(token, 0) + 1
     try:
         yield
     finally:
         count[0] -= 1
+        per_token[token] -= 1
+        if not per_token[token]:
+            del per_token[token]
 
 
 async def long_poll(request: web.Request) -> web.Response:

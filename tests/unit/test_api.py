@@ -374,3 +374,23 @@ async def test_a_body_sent_in_pieces_is_read_whole(api) -> None:  # type: ignore
 
     resp = await client.post("/v1/watches", headers=AUTH, data=pieces())
     assert resp.status == 201, await resp.text()
+
+
+async def test_one_token_cannot_take_every_waiting_place(api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Waiting feed clients are capped per process and, per token, at a quarter of
+    that: a consumer holding its share gets 503, another token still gets a place."""
+    import hashlib
+
+    from bridge.api import feed
+
+    monkeypatch.setattr(feed, "MAX_WAITING", 8)  # two places per token
+    client, _, _ = api
+    app = client.server.app
+    mine = hashlib.sha256(AUTH["Authorization"].encode()).hexdigest()
+    app[feed.WAITING][0] = 2  # two long polls of this token are waiting
+    app[feed.WAITING_PER_TOKEN][mine] = 2
+    third = await client.get("/v1/events?wait=1", headers=AUTH)
+    assert third.status == 503 and (await third.json())["code"] == "too_many_waiting"
+    other = {"Authorization": "Bearer second-token"}
+    assert (await client.get("/v1/events?wait=0.1", headers=other)).status == 200
+    assert app[feed.WAITING][0] == 2 and app[feed.WAITING_PER_TOKEN] == {mine: 2}
