@@ -16,11 +16,9 @@ from bridge.model import WatchKey
 from bridge.poll.discovery import DiscoveredSource, Discovery, newest_first
 from bridge.poll.ratelimit import outside_claim_wait_s
 from bridge.providers.http import HttpAnswer
-from bridge.providers.talkdesk import TalkdeskProvider
 from bridge.store.redis import RedisStore
-from tests.unit.test_poller import ScriptedHttp, ok
+from tests.unit.test_poller import TD, ScriptedHttp, ok, td_provider
 
-TD = "http://td.test"
 LIST = f"{TD}/bulk-imports/users"
 
 
@@ -42,10 +40,7 @@ async def env(prefix: str):  # type: ignore[no-untyped-def]
     clock = FakeClock()
     http = ScriptedHttp()
     http.queue(f"{TD}/oauth/token", ok({"access_token": "t", "expires_in": 3600}))
-    provider = TalkdeskProvider(
-        source="td", account="acme", client_id="id", client_secret="shh", http=http,
-        tokens=store, clock=clock, base_url=TD, token_url=f"{TD}/oauth/token",
-    )  # fmt: skip
+    provider = td_provider(store, clock, http)
     src = DiscoveredSource("td", provider, rate_limit=0, burst=1, since_s=3600, every_s=60)
     discovery = Discovery(store=store, http=http, sources=[src], clock=clock)
     yield store, clock, http, discovery, src

@@ -73,14 +73,9 @@ def td_body(status: str, done: int, total: int = 100) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-async def env(prefix: str):  # type: ignore[no-untyped-def]
-    client = fakeredis.FakeAsyncRedis(decode_responses=True)
-    store = RedisStore(client, prefix)
-    clock = FakeClock()
-    http = ScriptedHttp()
-    settings = PollSettings(min_interval=2, max_interval=300, max_age=3600, lease=60)
-    td = TalkdeskProvider(
+def td_provider(store: RedisStore, clock: FakeClock, http: Any) -> TalkdeskProvider:
+    """The td source's provider against TD, its token budget wired as the daemon does."""
+    return TalkdeskProvider(
         source="td",
         account="acme",
         client_id="id",
@@ -90,8 +85,18 @@ async def env(prefix: str):  # type: ignore[no-untyped-def]
         clock=clock,
         base_url=TD,
         token_url=f"{TD}/oauth/token",
-        token_throttle=partial(token_slot, store, "td"),  # as the daemon wires it
+        token_throttle=partial(token_slot, store, "td"),
     )
+
+
+@pytest.fixture
+async def env(prefix: str):  # type: ignore[no-untyped-def]
+    client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    store = RedisStore(client, prefix)
+    clock = FakeClock()
+    http = ScriptedHttp()
+    settings = PollSettings(min_interval=2, max_interval=300, max_age=3600, lease=60)
+    td = td_provider(store, clock, http)
     sources = {
         "fs": PolledSource("fs", FullStoryProvider("key", FS), rate_limit=0, burst=1),
         "td": PolledSource("td", td, rate_limit=0, burst=1),
@@ -108,6 +113,18 @@ async def env(prefix: str):  # type: ignore[no-untyped-def]
     )
     yield store, clock, http, poller
     await client.aclose()
+
+
+def twin_of(poller: Poller) -> Poller:
+    """Another replica's poller on the same store, sources and clock."""
+    return Poller(
+        store=poller._store,
+        http=poller._http,
+        sources=poller._sources,
+        settings=poller._settings,
+        clock=poller._clock,
+        metrics=Metrics(),
+    )
 
 
 async def run_due(store: RedisStore, clock: FakeClock, poller: Poller) -> list[str]:
@@ -372,15 +389,8 @@ async def test_a_finished_job_teaches_its_duration(env) -> None:  # type: ignore
 async def test_a_source_event_once_per_change_fleet_wide(env) -> None:  # type: ignore[no-untyped-def]
     """Two pollers (replicas) both see the source's key refused: one source.unhealthy
     event in the outbox; both see it work again: one source.recovered."""
-    store, clock, http, poller = env
-    twin = Poller(
-        store=store,
-        http=http,
-        sources=poller._sources,
-        settings=poller._settings,
-        clock=clock,
-        metrics=Metrics(),
-    )
+    store, clock, _http, poller = env
+    twin = twin_of(poller)
     await poller._set_health("fs", False, "401 from the upstream")
     await twin._set_health("fs", False, "401 from the upstream")
     clock.advance(10)
@@ -433,14 +443,7 @@ async def test_a_recovery_is_told_after_another_replica_marked_the_source(env) -
     this one reads the fleet's health (as the gauges do every 10 s), its next good answer
     writes source.recovered: the fleet never stays unhealthy with the source working."""
     store, clock, http, poller = env
-    twin = Poller(
-        store=store,
-        http=http,
-        sources=poller._sources,
-        settings=poller._settings,
-        clock=clock,
-        metrics=Metrics(),
-    )
+    twin = twin_of(poller)
     await poller._set_health("fs", False, "401")
     await poller._set_health("fs", True, None)
     await twin._set_health("fs", False, "401 again")
@@ -537,10 +540,7 @@ async def test_a_poll_ends_within_its_lease(prefix: str) -> None:
 
     client = fakeredis.FakeAsyncRedis(decode_responses=True)
     store, clock, http = RedisStore(client, prefix), FakeClock(), Hanging()
-    td = TalkdeskProvider(
-        source="td", account="acme", client_id="id", client_secret="shh", http=http,
-        tokens=store, clock=clock, base_url=TD, token_url=f"{TD}/oauth/token",
-    )  # fmt: skip
+    td = td_provider(store, clock, http)
     settings = PollSettings(min_interval=2, max_interval=300, lease=0.4, request_timeout=0.2)
     poller = Poller(
         store=store, http=http, sources={"td": PolledSource("td", td, 0, 1)},

@@ -34,6 +34,19 @@ def talkdesk_answering_401_once(poller: Any, http: Any, rate: float, job: str) -
     return job_url
 
 
+def record_acquires(store: Any) -> list[str]:
+    """The limiters asked for a slot outside the claim, in order (the store keeps working)."""
+    asked: list[str] = []
+    real_acquire = store.acquire
+
+    async def recording(limiter: str, *args: Any, **kwargs: Any) -> float:
+        asked.append(limiter)
+        return await real_acquire(limiter, *args, **kwargs)  # type: ignore[no-any-return]
+
+    store.acquire = recording
+    return asked
+
+
 def nested(depth: int) -> Any:
     value: Any = "bottom"
     for _ in range(depth):
@@ -124,14 +137,7 @@ async def test_the_retry_after_a_401_takes_its_own_slot(env) -> None:  # type: i
     """The poll retried with a fresh token asks the source's limiter first."""
     store, clock, http, poller = env
     job_url = talkdesk_answering_401_once(poller, http, 100.0, "t")
-    asked: list[str] = []
-    real_acquire = store.acquire
-
-    async def recording(limiter: str, *args: Any, **kwargs: Any) -> float:
-        asked.append(limiter)
-        return await real_acquire(limiter, *args, **kwargs)
-
-    store.acquire = recording  # type: ignore[method-assign]
+    asked = record_acquires(store)
     await store.register(WatchKey("td", "users", "t"), clock.now())
     await run_due(store, clock, poller)
     # each token request asks the token budget; the retry, once it has its token, the
@@ -202,14 +208,7 @@ async def test_a_request_starting_late_takes_a_fresh_slot(env) -> None:  # type:
     store, clock, http, poller = env
     fs = poller._sources["fs"]
     poller._sources["fs"] = PolledSource("fs", fs.provider, rate_limit=10.0, burst=1)
-    asked: list[str] = []
-    real_acquire = store.acquire
-
-    async def recording(limiter: str, *args: object, **kwargs: object) -> float:
-        asked.append(limiter)
-        return await real_acquire(limiter, *args, **kwargs)  # type: ignore[arg-type]
-
-    store.acquire = recording  # type: ignore[method-assign]
+    asked = record_acquires(store)
     for job in ("late", "on-time"):
         url = f"{FS}/v2/users/batch/{job}"
         http.queue(url, HttpAnswer(200, json.dumps(fs_body("PROCESSING")).encode()))
@@ -258,14 +257,7 @@ async def test_polls_that_waited_for_a_token_take_fresh_slots(
             f"http://td.test/bulk-imports/users/{job}", HttpAnswer(200, b'{"status": "QUEUED"}')
         )
         await store.register(WatchKey("td", "users", job), clock.now())
-    asked: list[str] = []
-    real_acquire = store.acquire
-
-    async def recording(limiter: str, *args: Any, **kwargs: Any) -> float:
-        asked.append(limiter)
-        return await real_acquire(limiter, *args, **kwargs)
-
-    store.acquire = recording  # type: ignore[method-assign]
+    asked = record_acquires(store)
     claimed = await poller._claim(10)  # as the worker pool claims: slots of the limiter
     assert len(claimed) == 2
     await asyncio.gather(*(poller.poll(c) for c in claimed))
