@@ -535,7 +535,7 @@ async def test_a_poll_ends_within_its_lease(prefix: str) -> None:
 
     class Hanging(ScriptedHttp):
         async def request(self, method: str, url: str, **kw: Any) -> HttpAnswer:
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # never answers
             raise AssertionError("unreachable")
 
     client = fakeredis.FakeAsyncRedis(decode_responses=True)
