@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--url", default="http://127.0.0.1:8080/readyz", help="what to ask")
     probe.add_argument("--timeout", type=float, default=3.0, help="seconds")
 
+    completion = sub.add_parser("completion", help="print a shell completion script")
+    completion.add_argument(
+        "shell", choices=["bash"], help='eval "$(import-bridge completion bash)"'
+    )
+
     add_admin_commands(sub)
     return parser
 
@@ -116,6 +121,11 @@ def _main(args: argparse.Namespace) -> int:
             return _config_check(args.file, args.secrets_dir)
         if args.command == "probe":
             return _probe(args.url, args.timeout)
+        if args.command == "completion":
+            from bridge.cli_completion import bash_script
+
+            print(bash_script(build_parser(), ("import-bridge", "bridge")), end="")
+            return 0
         if args.command == "demo":
             with _needs_demo_extra("demo"):
                 from bridge.demo import run_demo
