@@ -103,13 +103,10 @@ class RedisStore:
         return None if value is None else str(value)
 
     # ---------------------------------------------------------------- watches
-    async def register(
-        self, key: WatchKey, now: float, *, discovered: bool = False
-    ) -> tuple[Watch, bool]:
-        """Start watching; returns the watch and whether it is new (idempotent)."""
-        watch, outcome = await self._register_as(key, now, discovered=discovered)
-        if outcome == "skipped":  # a registration by hand watches a deleted job again
-            return await self.register(key, now)
+    async def register(self, key: WatchKey, now: float) -> tuple[Watch, bool]:
+        """Start watching; returns the watch and whether it is new (idempotent). A job
+        whose watch an operator deleted is watched again."""
+        watch, outcome = await self._register_as(key, now, discovered=False)
         return watch, outcome == "created"
 
     async def register_discovered(self, key: WatchKey, now: float) -> bool:
