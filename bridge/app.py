@@ -185,6 +185,8 @@ class Bridge:
                     burst=src.burst,
                     since_s=cfg.discover_since,
                     every_s=cfg.discover_interval,
+                    max_watches=cfg.discover_max_watches,
+                    window_s=s.poll.max_age,
                 )
                 for name, src in sources.items()
                 if isinstance(src.provider, TalkdeskProvider)
@@ -198,6 +200,7 @@ class Bridge:
                     sources=discovered,
                     clock=self.clock,
                     on_registered=self.poller.wake,
+                    metrics=self.metrics,
                 )
                 self._ticker.every(1.0, self.discovery.tick, "discovery")
         self._ticker.every(_JANITOR_EVERY_S, self._janitor, "janitor")

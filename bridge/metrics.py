@@ -11,6 +11,8 @@ from bridge.event_types import CATALOGUE
 POLL_RESULTS = ("ok", "error", "not_found", "rate_limited", "auth_error")
 DELIVERY_OUTCOMES = ("succeeded", "retry", "gone", "dead")
 LAG_KINDS = ("first", "replay", "ping", "progress")
+# What a guard against hostile or broken input did instead of taking it as it came.
+GUARDS = ("discovery_cap", "discovery_link_rehomed", "event_job_omitted")
 
 
 class Metrics:
@@ -85,6 +87,14 @@ class Metrics:
         )
         self.dead = Counter("bridge_deliveries_dead", "Deliveries dead-lettered", registry=r)
 
+        self.guarded = Counter(
+            "bridge_guarded",
+            "Input refused, cut or redirected by a bound: discovery_cap (an import not "
+            "watched), discovery_link_rehomed (a next link to another host followed on the "
+            "configured one), event_job_omitted (an upstream body too large for an event)",
+            ["guard"],
+            registry=r,
+        )
         self.redis_up = Gauge("bridge_redis_up", "1 while Redis answers this process", registry=r)
         self.redis_data_lost = Counter(
             "bridge_redis_data_lost",
@@ -113,6 +123,8 @@ class Metrics:
             self.deliveries.labels(outcome)
         for kind in LAG_KINDS:
             self.delivery_lag.labels(kind)
+        for guard in GUARDS:
+            self.guarded.labels(guard)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -208,6 +208,9 @@ class TalkdeskSource(_SourceBase):
     discover: bool = False
     discover_since: float = Field(default=86400.0, gt=0)  # backfill window, seconds
     discover_interval: float = Field(default=30.0, ge=1)  # between two looks at the list
+    # Jobs discovery may watch for this source within poll.max_age: a list whose ids
+    # change at every look cannot grow the store without end (beyond: counted, logged).
+    discover_max_watches: int = Field(default=10_000, ge=1)
 
     @model_validator(mode="after")
     def _check_token_url(self) -> TalkdeskSource:

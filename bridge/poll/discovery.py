@@ -27,12 +27,13 @@ import structlog
 from bridge.api.models import usable_job_id
 from bridge.clock import Clock
 from bridge.errors import NoSlot, RateLimitedError, UpstreamError
+from bridge.metrics import Metrics
 from bridge.model import WatchKey
 from bridge.poll.poller import parse_time
 from bridge.poll.ratelimit import outside_claim_wait_s
 from bridge.providers.base import classify, decode_json
 from bridge.providers.http import HttpClient
-from bridge.providers.talkdesk import TalkdeskProvider
+from bridge.providers.talkdesk import ListPage, TalkdeskProvider
 from bridge.store.redis import RedisStore
 
 log = structlog.get_logger("bridge.discovery")
@@ -52,6 +53,8 @@ class DiscoveredSource:
     burst: int
     since_s: float
     every_s: float
+    max_watches: int = 10_000  # jobs watched within window_s at most
+    window_s: float = 86400.0  # poll.max_age: a discovered watch lives no longer
     last_run: float = float("-inf")  # monotonic
 
 
@@ -64,7 +67,9 @@ class Discovery:
         sources: list[DiscoveredSource],
         clock: Clock,
         on_registered: Callable[[], object] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._http = http
         self._sources = sources
@@ -124,8 +129,12 @@ class Discovery:
         lock, lease_s = f"discover:{src.name}", max(60.0, src.every_s, 2 * wait_s + 60.0)
         if not await self._store.try_lock(lock, holder, lease_s):
             return 0  # another replica is looking right now
-        added = 0
+        added = refused = 0
         try:
+            now = self._clock.now()
+            room = src.max_watches - await self._store.discovered_since(
+                src.name, now - src.window_s
+            )
             kind = src.provider.kinds[0]
             since = self._clock.now() - src.since_s
             url: str | None = src.provider.list_url(kind)
@@ -134,7 +143,15 @@ class Discovery:
                     break
                 if page and not await self._store.extend_lock(lock, holder, lease_s):
                     break  # the lease ran out and another replica looks now
-                items, url = await self._page(src, url)
+                listed = await self._page(src, url)
+                if listed.foreign_host is not None:
+                    # the link named another host: followed on the configured one
+                    log.info(
+                        "discovery_link_rehomed", source=src.name, host=listed.foreign_host[:100]
+                    )
+                    self._count("discovery_link_rehomed")
+                items = listed.items
+                url = listed.next_url if listed.next_url != url else None
                 older = 0
                 for job_id, created in items:
                     if self._stopping or added >= MAX_NEW_PER_LOOK:
@@ -145,7 +162,11 @@ class Discovery:
                         older += 1
                         continue
                     key = WatchKey(src.name, kind, job_id)
+                    if added >= room:  # the cap: only a job not watched yet is refused
+                        refused += not await self._store.was_discovered(key)
+                        continue
                     if await self._store.register_discovered(key, self._clock.now()):
+                        await self._store.note_discovered(key, self._clock.now(), src.window_s)
                         added += 1
                         self.registered += 1
                 if added:
@@ -156,11 +177,21 @@ class Discovery:
             await self._store.unlock(lock, holder)
             if added:
                 log.info("imports_discovered", source=src.name, watches=added)
+            if refused:
+                log.warning(
+                    "discovery_capped",
+                    source=src.name,
+                    not_watched=refused,
+                    max_watches=src.max_watches,
+                )
+                self._count("discovery_cap", refused)
         return added
 
-    async def _page(
-        self, src: DiscoveredSource, url: str
-    ) -> tuple[list[tuple[str, str | None]], str | None]:
+    def _count(self, guard: str, n: int = 1) -> None:
+        if self._metrics is not None:
+            self._metrics.guarded.labels(guard).inc(n)
+
+    async def _page(self, src: DiscoveredSource, url: str) -> ListPage:
         """GET one page through the source's limiter (and a retry after a 401)."""
         for attempt in range(2):
             delay = await self._store.acquire(
@@ -175,7 +206,7 @@ class Discovery:
                 continue
             if not 200 <= answer.status < 300:
                 raise classify(answer, self._clock.now())
-            return src.provider.parse_list(decode_json(answer.body))
+            return src.provider.parse_list(decode_json(answer.body), url)
         raise classify(answer, self._clock.now())
 
 

@@ -9,8 +9,9 @@ retried once.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -80,9 +81,29 @@ class _ImportList(BaseModel):
     links: _Links = Field(default_factory=_Links, alias="_links")
 
 
-def _same_origin(url: str, base: str) -> bool:
-    a, b = urlsplit(url), urlsplit(base)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+@dataclass(frozen=True)
+class ListPage:
+    """One page of the imports list: (id, created_at) of each import, the next page's
+    URL, and the host a next link named when it was not the configured one."""
+
+    items: list[tuple[str, str | None]]
+    next_url: str | None
+    foreign_host: str | None = None
+
+
+def next_page_url(href: str, page_url: str, base_url: str) -> tuple[str, str | None]:
+    """Where a HAL next link leads, on the configured host only (the bearer token never
+    leaves it): a relative href is resolved against the page it came from; an absolute
+    one on another host keeps its path and query on the configured host (the vendor's
+    own example names a documentation host). Returns the URL and the foreign host, if
+    any."""
+    link = urlsplit(urljoin(page_url, href))
+    base = urlsplit(base_url)
+    if (link.scheme, link.netloc) == (base.scheme, base.netloc):
+        return link.geturl(), None
+    prefix = base.path.rstrip("/")
+    path = link.path if link.path.startswith(prefix + "/") else prefix + link.path
+    return urlunsplit((base.scheme, base.netloc, path, link.query, "")), link.netloc
 
 
 def outcome_for(status: str) -> Outcome | None:
@@ -138,10 +159,8 @@ class TalkdeskProvider:
     def list_url(self, kind: str) -> str:
         return f"{self.base_url}/bulk-imports/{kind}"
 
-    def parse_list(self, body: Any) -> tuple[list[tuple[str, str | None]], str | None]:
-        """One page of the imports list (HAL): (id, created_at) of each import, and the
-        next page's URL when there is one on the same host (a bearer token is never
-        sent anywhere else)."""
+    def parse_list(self, body: Any, page_url: str) -> ListPage:
+        """One page of the imports list (HAL), read from page_url."""
         try:
             page = _ImportList.model_validate(body)
         except ValidationError as exc:
@@ -154,10 +173,10 @@ class TalkdeskProvider:
                 continue  # not an import this bridge can read: the others still count
             if listed.id:
                 items.append((listed.id, listed.created_at))
-        nxt = page.links.next.href if page.links.next else None
-        if nxt is not None and not _same_origin(nxt, self.base_url):
-            nxt = None
-        return items, nxt
+        if page.links.next is None:
+            return ListPage(items, None)
+        nxt, foreign = next_page_url(page.links.next.href, page_url, self.base_url)
+        return ListPage(items, nxt, foreign)
 
     def job_url(self, kind: str, job_id: str) -> str:
         return f"{self.base_url}/bulk-imports/{kind}/{quote(job_id, safe='')}"

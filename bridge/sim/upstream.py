@@ -87,6 +87,9 @@ class SimState:
     log_limit: int = 200_000
     requests: deque[RequestRecord] = field(default_factory=deque)
     tokens_issued: int = 0
+    # How the imports list writes `_links.next`: an absolute URL on this host, a path
+    # (HAL allows relative hrefs), or a URL on another host (the vendor's own example).
+    list_links: Literal["absolute", "relative", "foreign"] = "absolute"
 
 
 def _provider_of(path: str) -> str:
@@ -343,7 +346,13 @@ class Simulator:
         chunk = jobs[(page - 1) * per_page : page * per_page]
         links: dict[str, Any] = {"self": {"href": str(request.url)}}
         if page * per_page < len(jobs):
-            links["next"] = {"href": str(request.url.update_query(page=page + 1))}
+            nxt = request.url.update_query(page=page + 1, per_page=per_page)
+            href = {
+                "absolute": str(nxt),
+                "relative": nxt.path_qs,
+                "foreign": f"http://api-docs.talkdesk.org{nxt.path_qs}",
+            }[self.state.list_links]
+            links["next"] = {"href": href}
         return web.json_response(
             {
                 "total": len(jobs),

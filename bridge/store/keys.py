@@ -78,6 +78,11 @@ class Keys:
         """Sorted set: due watches the source's limiter refused, by priority key (ms)."""
         return f"{self._p}:source:{source}:backlog"
 
+    def source_discovered(self, source: str) -> str:
+        """Sorted set: job ids discovery watched for the source, by when (ms); counted
+        against sources.NAME.discover_max_watches, pruned after poll.max_age."""
+        return f"{self._p}:source:{source}:discovered"
+
     @property
     def backlogs(self) -> str:
         """Set: the sources that have a backlog."""

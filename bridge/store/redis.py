@@ -115,6 +115,27 @@ class RedisStore:
         _, outcome = await self._register_as(key, now, discovered=True)
         return outcome == "created"
 
+    async def discovered_since(self, source: str, since: float) -> int:
+        """How many jobs discovery watched for the source since `since` (older notes
+        are dropped: their watches have expired)."""
+        key = self.keys.source_discovered(source)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zremrangebyscore(key, "-inf", f"({to_ms(since)}")
+        pipe.zcard(key)
+        _, count = await pipe.execute()
+        return int(count)
+
+    async def note_discovered(self, key: WatchKey, now: float, keep_s: float) -> None:
+        k = self.keys.source_discovered(key.source)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(k, {f"{key.kind}:{key.job_id}": to_ms(now)})
+        pipe.pexpire(k, to_ms(keep_s))
+        await pipe.execute()
+
+    async def was_discovered(self, key: WatchKey) -> bool:
+        member = f"{key.kind}:{key.job_id}"
+        return await self.client.zscore(self.keys.source_discovered(key.source), member) is not None
+
     async def _register_as(
         self, key: WatchKey, now: float, *, discovered: bool
     ) -> tuple[Watch, str]:

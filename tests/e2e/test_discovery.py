@@ -24,14 +24,17 @@ retry_schedule = [0.3, 0.3]
 """
 
 
+@pytest.mark.parametrize("links", ["absolute", "relative", "foreign"])
 async def test_two_replicas_discover_each_import_once(
-    tmp_path: Path, redis_server: EmbeddedRedis, prefix: str
+    tmp_path: Path, redis_server: EmbeddedRedis, prefix: str, links: str
 ) -> None:
     """130 imports over three pages of the list (some finished before anyone looked,
     some running), plus 10 older than discover_since: each recent one is watched once,
     marked discovered, and gives one signed event; the old ones are left alone; the
-    list is read inside the source's rate budget."""
+    list is read inside the source's rate budget. The next link may be absolute, a
+    path, or on another host (then read from the configured one)."""
     sim, server, receiver = await start_sim_and_receiver()
+    sim.state.list_links = links  # type: ignore[assignment]
     cfg = write_config(
         tmp_path / "bridge.toml", server, redis_url=redis_server.url, prefix=prefix,
         extra=DELIVERY, td_rate=20,
@@ -68,7 +71,7 @@ async def test_two_replicas_discover_each_import_once(
         assert len(page["items"]) == 130 and all(w["discovered"] for w in page["items"])
         assert sum(b.discovery.registered for b in bridges if b.discovery) == 130
         lists = [r for r in sim.state.requests if r.path == "/bulk-imports/users"]
-        assert lists, "the list was read"
+        assert len(lists) >= 3, "every page of the list was read"
     finally:
         await http.close()
         for bridge in bridges:

@@ -158,3 +158,75 @@ async def test_a_look_under_way_ends_with_the_bridge(env) -> None:  # type: igno
     await discovery.stop(0.1)
     assert discovery._looking is not None and discovery._looking.done()
     assert await store.client.get(store.keys.lock("discover:td")) is None
+
+
+async def test_a_relative_next_link_is_followed(env) -> None:  # type: ignore[no-untyped-def]
+    """HAL allows relative hrefs: 70 imports, 50 a page, the next link a path of its
+    own; every one of them is watched, on the configured host."""
+    store, clock, http, discovery, src = env
+    now = clock.now()
+    imports = [{"id": f"imp{i}", "status": "QUEUED", "created_at": iso(now - i)} for i in range(70)]
+    http.queue(LIST, page(imports[:50], "/bulk-imports/users?page=2&per_page=50"))
+    http.queue(f"{LIST}?page=2&per_page=50", page(imports[50:]))
+    assert await discovery.discover(src) == 70
+    assert len(await watched(store)) == 70
+
+
+async def test_a_next_link_to_another_host_is_followed_on_the_configured_one(env) -> None:  # type: ignore[no-untyped-def]
+    """The vendor's own example names a documentation host: its path and query are read
+    from the configured host (the token goes nowhere else), and the detour is counted."""
+    from bridge.metrics import Metrics
+
+    store, clock, http, _discovery, src = env
+    metrics = Metrics()
+    discovery = Discovery(store=store, http=http, sources=[src], clock=clock, metrics=metrics)
+    now = clock.now()
+    http.queue(LIST, page([{"id": "a", "created_at": iso(now)}],
+                          "http://api-docs.talkdesk.org/bulk-imports/users?page=2"))  # fmt: skip
+    http.queue(f"{LIST}?page=2", page([{"id": "b", "created_at": iso(now - 1)}]))
+    assert await discovery.discover(src) == 2
+    assert all("api-docs" not in url for _, url, _ in http.requests)
+    assert metrics.guarded.labels("discovery_link_rehomed")._value.get() == 1
+
+
+def test_next_links_resolve_against_the_page_and_keep_a_base_path() -> None:
+    """Relative hrefs of every HAL shape resolve against the page they came from; a
+    base URL with a path keeps it for a link to another host."""
+    from bridge.providers.talkdesk import next_page_url
+
+    base = "https://api.td.test"
+    page_url = f"{base}/bulk-imports/users?page=1"
+    assert next_page_url("?page=2", page_url, base) == (f"{base}/bulk-imports/users?page=2", None)
+    assert next_page_url("users?page=2", page_url, base)[0] == f"{base}/bulk-imports/users?page=2"
+    assert next_page_url(f"{base}/x?p=2", page_url, base) == (f"{base}/x?p=2", None)
+    assert next_page_url("//evil.test/x?p=2", page_url, base) == (f"{base}/x?p=2", "evil.test")
+    sim = "http://127.0.0.1:8900/talkdesk"
+    assert next_page_url(
+        "https://docs.test/bulk-imports/users?p=2", f"{sim}/bulk-imports/users", sim
+    )[0] == (f"{sim}/bulk-imports/users?p=2")
+
+
+async def test_discovery_watches_at_most_its_cap(env) -> None:  # type: ignore[no-untyped-def]
+    """A list whose ids change at every look cannot grow the store without end: beyond
+    discover_max_watches within poll.max_age nothing new is watched, and the refusal is
+    counted; a job already watched is not counted as refused."""
+    from bridge.metrics import Metrics
+
+    store, clock, http, _discovery, src = env
+    metrics = Metrics()
+    discovery = Discovery(store=store, http=http, sources=[src], clock=clock, metrics=metrics)
+    src.max_watches = 5
+    for look in range(3):
+        now = clock.now()
+        items = [{"id": f"l{look}-{i}", "created_at": iso(now - i)} for i in range(4)]
+        http.script[LIST] = [page(items)]
+        await discovery.discover(src)
+        clock.advance(30)
+    assert len(await watched(store)) == 5
+    assert metrics.guarded.labels("discovery_cap")._value.get() == 7
+    http.script[LIST] = [page([{"id": "l0-0", "created_at": iso(clock.now() - 100)}])]
+    assert await discovery.discover(src) == 0
+    assert metrics.guarded.labels("discovery_cap")._value.get() == 7
+    clock.advance(src.window_s)  # the first ones have expired: room again
+    http.script[LIST] = [page([{"id": "late", "created_at": iso(clock.now())}])]
+    assert await discovery.discover(src) == 1
