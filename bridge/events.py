@@ -6,6 +6,8 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from bridge.model import Event, JobSnapshot, Outcome, Watch
 
 
@@ -20,6 +22,28 @@ def iso_ms(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+OMITTED = "too_large"  # data.job of an event whose upstream body was over the bound
+
+
+def bounded_job(body: Any, max_bytes: int | None) -> Any:
+    """The upstream body an event carries: as it came when its JSON fits in max_bytes,
+    else a note of its size, so no webhook carries an upstream's arbitrary bulk."""
+    if body is None or max_bytes is None:
+        return body
+    try:
+        size = len(orjson.dumps(body))
+    except (TypeError, orjson.JSONEncodeError):  # nested past what JSON writers take
+        size = max_bytes + 1
+    if size <= max_bytes:
+        return body
+    return {"omitted": OMITTED, "bytes": size, "max_bytes": max_bytes}
+
+
+def job_omitted(event: Event) -> bool:
+    job = event.data.get("job")
+    return isinstance(job, dict) and job.get("omitted") == OMITTED
+
+
 def outcome_event(
     *,
     watch: Watch,
@@ -29,9 +53,11 @@ def outcome_event(
     detected_at: float,
     snapshot: JobSnapshot | None,
     extra: dict[str, Any] | None = None,
+    max_job_bytes: int | None = None,
 ) -> Event:
     """The event for a watch that reached `outcome` (terminal, not found or expired);
-    `extra` adds fields to its data (the errors sample of a failed FullStory job)."""
+    `extra` adds fields to its data (the errors sample of a failed FullStory job);
+    data.job is the upstream body as last seen, bounded by max_job_bytes."""
     type_ = outcome.event_type
     data: dict[str, Any] = {
         "watch_id": watch.id,
@@ -46,7 +72,7 @@ def outcome_event(
         "created_at": snapshot.created_at if snapshot else None,
         "finished_at": snapshot.finished_at if snapshot else None,
         "detected_at": iso_ms(detected_at),
-        "job": snapshot.raw if snapshot else (watch.snapshot or None),
+        "job": bounded_job(snapshot.raw if snapshot else (watch.snapshot or None), max_job_bytes),
         **(extra or {}),
     }
     return Event(

@@ -23,7 +23,7 @@ from bridge.errors import (
     RateLimitedError,
     TransientUpstreamError,
 )
-from bridge.events import outcome_event, source_event
+from bridge.events import job_omitted, outcome_event, source_event
 from bridge.metrics import Metrics
 from bridge.model import JobSnapshot, Outcome, Watch, state_for
 from bridge.outage import OutageLog
@@ -348,10 +348,19 @@ class Poller:
             detected_at=now,
             snapshot=snap,
             extra=extra,
+            max_job_bytes=self._settings.max_job_bytes,
         )
         final = replace(updated, state=state_for(outcome), outcome=outcome, terminal_at=now)
         verdict = await self._store.finish(claimed, final, event, self._settings.retention)
         if verdict == "terminal":
+            if job_omitted(event):
+                log.warning(
+                    "event_job_omitted",
+                    watch_id=updated.id,
+                    source=updated.source,
+                    max_bytes=self._settings.max_job_bytes,
+                )
+                self._metrics.guarded.labels("event_job_omitted").inc()
             self._on_event()
             self._metrics.events.labels(event.type).inc()
             self._metrics.requests_per_job.labels(updated.source).observe(updated.polls)

@@ -570,3 +570,25 @@ async def test_a_failed_job_whose_polls_then_fail_still_ends(env) -> None:  # ty
         await run_due(store, clock, poller)
     stored = await store.get_watch(watch.id)
     assert stored is not None and stored.state is WatchState.EXPIRED
+
+
+async def test_a_huge_job_body_is_not_carried_by_its_event(env) -> None:  # type: ignore[no-untyped-def]
+    """A 900 KB job answer: the event (and so every webhook) carries a note of its size
+    instead of the body, and the refusal is logged and counted."""
+    from structlog.testing import capture_logs
+
+    store, clock, http, poller = env
+    body = fs_body("COMPLETED", 42)
+    body["job"]["padding"] = "x" * 900_000
+    http.queue(f"{FS}/v2/users/batch/big", ok(body))
+    await store.register(WatchKey("fs", "users", "big"), clock.now())
+    with capture_logs() as logs:
+        assert await run_due(store, clock, poller) == ["terminal"]
+    event = await the_event(store)
+    assert event["job"]["omitted"] == "too_large" and event["job"]["bytes"] > 900_000
+    assert event["counts"]["succeeded"] == 42  # what was read from it is kept
+    [entry] = await store.read_outbox()
+    stored = await store.client.get(store.keys.event(entry["event_id"]))
+    assert len(stored) < poller._settings.max_job_bytes
+    assert any(line["event"] == "event_job_omitted" for line in logs)
+    assert poller._metrics.guarded.labels("event_job_omitted")._value.get() == 1
