@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import re
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from bridge.api.auth import PRINCIPAL
 from bridge.api.errors import ApiError
 from bridge.api.models import event_view
 from bridge.api.server import CTX, page_params
@@ -99,7 +99,7 @@ def _waiting_slot(request: web.Request) -> Iterator[None]:
     """A place among the waiting clients: MAX_WAITING per process, and at most a
     quarter of them for one token, so one consumer cannot lock the others out."""
     count = request.app[WAITING]
-    token = hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()
+    token = request[PRINCIPAL]  # the token that matched, however its header was spelt
     per_token = request.app[WAITING_PER_TOKEN]
     if count[0] >= MAX_WAITING or per_token.get(token, 0) >= MAX_WAITING // 4:
         raise ApiError(503, "too_many_waiting", "too many clients are waiting; try again soon")

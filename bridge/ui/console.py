@@ -20,8 +20,9 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from aiohttp import web
 
+from bridge.api.auth import check_token, guarded
 from bridge.api.errors import ApiError
-from bridge.api.server import CTX, check_token
+from bridge.api.server import CTX
 from bridge.ui.html import api_error, e, form, page, table, when
 
 COOKIE = "bridge_session"
@@ -117,8 +118,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     data = await request.post()
     token = str(data.get("token", ""))
     try:
-        check_token(f"Bearer {token}", request.app[CTX].tokens)
-    except ApiError:
+        guarded(request, lambda: check_token(f"Bearer {token}", request.app[CTX].tokens))
+    except ApiError as exc:
+        if exc.status == 429:
+            held = _html(page("Sign in", f'<div class="error">{escape(exc.message)}</div>',
+                              signed_in=False), status=429)  # fmt: skip
+            held.headers.update(exc.headers)
+            return held
         raise web.HTTPSeeOther("/ui/login?failed=1") from None
     store = request.app[CTX].store
     sid, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)

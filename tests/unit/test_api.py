@@ -380,14 +380,13 @@ async def test_a_body_sent_in_pieces_is_read_whole() -> None:
 async def test_one_token_cannot_take_every_waiting_place(api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Waiting feed clients are capped per process and, per token, at a quarter of
     that: a consumer holding its share gets 503, another token still gets a place."""
-    import hashlib
-
     from bridge.api import feed
+    from bridge.api.auth import fingerprint
 
     monkeypatch.setattr(feed, "MAX_WAITING", 8)  # two places per token
     client, _, _ = api
     app = client.server.app
-    mine = hashlib.sha256(AUTH["Authorization"].encode()).hexdigest()
+    mine = fingerprint(TOKEN)
     app[feed.WAITING][0] = 2  # two long polls of this token are waiting
     app[feed.WAITING_PER_TOKEN][mine] = 2
     third = await client.get("/v1/events?wait=1", headers=AUTH)
@@ -395,3 +394,78 @@ async def test_one_token_cannot_take_every_waiting_place(api, monkeypatch) -> No
     other = {"Authorization": "Bearer second-token"}
     assert (await client.get("/v1/events?wait=0.1", headers=other)).status == 200
     assert app[feed.WAITING][0] == 2 and app[feed.WAITING_PER_TOKEN] == {mine: 2}
+
+
+@pytest.mark.parametrize("path", ["/v1/events?wait=2", "/v1/events/stream"])
+async def test_a_token_spelt_many_ways_holds_one_share_of_the_places(
+    api, monkeypatch, path
+) -> None:  # type: ignore[no-untyped-def]
+    """The scheme in any case and any number of spaces are the same token: one token's
+    long polls (or streams) with headers all different get its share of the waiting
+    places and no more, and another token is still answered."""
+    import asyncio
+
+    from bridge.api import feed
+    from tests.e2e.harness import wait_until
+
+    monkeypatch.setattr(feed, "MAX_WAITING", 8)  # two places per token
+    client, _, _ = api
+    app = client.server.app
+    spellings = [
+        f"{scheme}{' ' * n}{TOKEN}" for n in range(1, 5) for scheme in ("Bearer", "bEARER")
+    ]
+    answers: list[int] = []
+
+    async def one(header: str) -> None:
+        async with client.get(path, headers={"Authorization": header}) as resp:
+            answers.append(resp.status)
+            if resp.status == 200 and path.endswith("stream"):
+                await resp.content.readany()  # holds its place until the server stops
+
+    tasks = [asyncio.create_task(one(h)) for h in spellings]
+
+    async def settled() -> bool:  # every request has its answer or its place
+        return answers.count(503) + app[feed.WAITING][0] >= len(spellings)
+
+    await wait_until(settled, 10, "every request answered or waiting", step_s=0.01)
+    assert answers.count(503) == len(spellings) - 2
+    assert app[feed.WAITING][0] == 2
+    other = await client.get(
+        "/v1/events?wait=0.1", headers={"Authorization": "Bearer second-token"}
+    )
+    assert other.status == 200
+    app[feed.STOPPING].set()
+    await asyncio.gather(*tasks)
+    assert answers.count(200) == 2
+
+
+async def test_failed_bearer_attempts_are_braked_per_address(api) -> None:  # type: ignore[no-untyped-def]
+    """Past MAX_FAILURES wrong tokens from one address within the window, that address
+    gets 429 with Retry-After, a right token included; the window over, it may again."""
+    from bridge.api.auth import BRAKE, MAX_FAILURES
+
+    client, _, _ = api
+    brake = client.server.app[BRAKE]
+    now = [1000.0]
+    brake.now = lambda: now[0]
+    wrong = {"Authorization": "Bearer nope"}
+    for _ in range(MAX_FAILURES):
+        assert (await client.get("/v1/watches", headers=wrong)).status == 401
+    held = await client.get("/v1/watches", headers=AUTH)
+    assert held.status == 429 and int(held.headers["Retry-After"]) > 0
+    assert (await held.json())["code"] == "too_many_failures"
+    now[0] += brake.window_s
+    assert (await client.get("/v1/watches", headers=AUTH)).status == 200
+
+
+async def test_a_read_token_may_read_the_event_types(prefix: str) -> None:
+    """The catalogue of event types is an event read (DESIGN §4), nothing more is."""
+    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    store = RedisStore(redis, prefix)
+    ctx = ApiContext(store=store, clock=FakeClock(), metrics=Metrics(), source_kinds={},
+                     tokens=(TOKEN,), max_body_bytes=1024, read_tokens=("reader",))  # fmt: skip
+    async with TestClient(TestServer(build_api(ctx))) as client:
+        reader = {"Authorization": "Bearer reader"}
+        assert (await client.get("/v1/event-types", headers=reader)).status == 200
+        assert (await client.get("/v1/status", headers=reader)).status == 403
+    await redis.aclose()

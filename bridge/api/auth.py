@@ -1,0 +1,141 @@
+"""Who is calling: bearer tokens, their roles, and a brake on guessing.
+
+A request under /v1 carries `Authorization: Bearer <token>` (the scheme in any case,
+any spaces before the token). The token is compared in constant time with every
+configured one; the request then carries the matched token's fingerprint (`PRINCIPAL`),
+so anything counted per caller (the pull feed's waiting places) counts the token, not
+the spelling of its header. Nothing of a header is ever echoed or logged.
+
+Failed attempts are counted per client address: past MAX_FAILURES within
+FAILURE_WINDOW_S, that address gets 429 until the window has passed, whatever it sends
+(a right token included: otherwise the brake would still answer the guess).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from bridge.api.errors import ApiError
+
+PRINCIPAL: web.RequestKey[str] = web.RequestKey("principal", str)  # the token that matched
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="bridge"'}
+
+MAX_FAILURES = 30  # failed attempts per client address within the window
+FAILURE_WINDOW_S = 60.0
+MAX_ADDRESSES = 10_000  # addresses remembered at most: a flood cannot grow memory
+
+
+def bearer_of(header: str | None) -> bytes | None:
+    """The token of an `Authorization: Bearer …` header, or None."""
+    # aiohttp hands non-ASCII bytes over as surrogates: refuse before encoding anything
+    if not header or not header.isascii() or not header.isprintable():
+        return None
+    scheme, _, rest = header.partition(" ")
+    given = rest.strip().encode()
+    return given if scheme.lower() == "bearer" and given else None
+
+
+def matching(given: bytes | None, tokens: tuple[str, ...]) -> str | None:
+    """The configured token equal to `given` (every one compared, in constant time)."""
+    found = None
+    for token in tokens:
+        if token and hmac.compare_digest(given or b"", token.encode()):
+            found = token
+    return found
+
+
+def fingerprint(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def check_token(header: str | None, tokens: tuple[str, ...]) -> str:
+    """The matched token's fingerprint; 401 when the header names none of `tokens`."""
+    given = bearer_of(header)
+    if given is None:
+        raise ApiError(401, "unauthorized", "a bearer token is required", headers=_CHALLENGE)
+    token = matching(given, tokens)
+    if token is None:
+        raise ApiError(401, "unauthorized", "the bearer token is not valid", headers=_CHALLENGE)
+    return fingerprint(token)
+
+
+def authenticate(
+    header: str | None, tokens: tuple[str, ...], read_tokens: tuple[str, ...]
+) -> tuple[str, bool]:
+    """(the matched token's fingerprint, whether it is a read token); 401 otherwise.
+    An admin token that is also listed as a read token is an admin token."""
+    given = bearer_of(header)
+    admin, read = matching(given, tokens), matching(given, read_tokens)
+    if admin is not None:
+        return fingerprint(admin), False
+    if read is not None:
+        return fingerprint(read), True
+    return check_token(header, ()), False  # raises: says what was wrong
+
+
+@dataclass
+class FailureBrake:
+    """Failed sign-ins per client address in a fixed window; pure but for `now`."""
+
+    max_failures: int = MAX_FAILURES
+    window_s: float = FAILURE_WINDOW_S
+    now: Callable[[], float] = time.monotonic
+    _seen: OrderedDict[str, tuple[float, int]] = field(default_factory=OrderedDict)
+
+    def wait_s(self, address: str) -> float:
+        """Seconds this address must wait before it may try again; 0 when it may."""
+        started, failures = self._seen.get(address, (0.0, 0))
+        left = started + self.window_s - self.now()
+        if left <= 0:
+            self._seen.pop(address, None)
+            return 0.0
+        return left if failures >= self.max_failures else 0.0
+
+    def failed(self, address: str) -> None:
+        now = self.now()
+        started, failures = self._seen.pop(address, (now, 0))
+        if started + self.window_s <= now:
+            started, failures = now, 0
+        self._seen[address] = (started, failures + 1)
+        while len(self._seen) > MAX_ADDRESSES:
+            self._seen.popitem(last=False)
+
+    def check(self, address: str) -> None:
+        wait = self.wait_s(address)
+        if wait > 0:
+            raise ApiError(
+                429,
+                "too_many_failures",
+                "too many failed sign-in attempts from this address; try again later",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+
+
+BRAKE: web.AppKey[FailureBrake] = web.AppKey("auth_brake", FailureBrake)
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def guarded(request: web.Request, attempt: Callable[[], Any]) -> Any:
+    """Run a sign-in attempt under the brake: refused at once while the address is
+    held back; a failed attempt (ApiError 401) is counted."""
+    brake = request.app[BRAKE]
+    address = client_address(request)
+    brake.check(address)
+    try:
+        return attempt()
+    except ApiError as exc:
+        if exc.status == 401:
+            brake.failed(address)
+        raise
