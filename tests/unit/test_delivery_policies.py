@@ -149,6 +149,46 @@ def test_formats(fmt: formats.Format) -> None:
     assert "td/users" in text and "j1" in text and "98 succeeded" in text and "2 failed" in text
 
 
+HOSTILE_ID = "<!channel> @everyone <mailto:it@evil.example|Re-enter your password now>"
+
+
+def _hostile() -> Event:
+    event = _event()
+    return Event(id=event.id, type=event.type, timestamp=event.timestamp,
+                 watch_id=event.watch_id, data={**event.data, "job_id": HOSTILE_ID,
+                                                "status": "[click](https://evil.example)\n# big"})  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", [formats.Format.SLACK, formats.Format.TEAMS])
+def test_slack_and_teams_show_upstream_text_as_text(fmt: formats.Format) -> None:
+    """A job id written as a channel ping and a link reaches the chat as text: & < >
+    escaped, nothing of it markup, and on one line."""
+    import json
+
+    body = json.loads(formats.render(fmt, _hostile()))
+    text = body.get("text", "")
+    assert "<" not in text and ">" not in text and "\n" not in text
+    assert "&lt;!channel&gt; @everyone &lt;mailto:it@evil.example|Re-enter" in text
+
+
+def test_discord_pings_nobody_and_links_nothing() -> None:
+    """Discord is told to parse no mention, and markdown in upstream text is escaped."""
+    import json
+
+    body = json.loads(formats.render(formats.Format.DISCORD, _hostile()))
+    assert body["allowed_mentions"] == {"parse": []}
+    content = body["content"]
+    assert "\\[click\\]\\(https" in content and "\n" not in content
+    assert "\\<!channel\\> \\@everyone" in content
+
+
+def test_a_cut_never_ends_inside_an_escape() -> None:
+    """A long summary cut to the chat's limit does not end on half an escape."""
+    assert formats._cut("ab&amp;cd", 4) == "ab"
+    assert formats._cut("ab\\*cd", 3) == "ab"
+    assert formats._cut("ab\\\\cd", 4) == "ab\\\\"
+
+
 @pytest.mark.parametrize(
     ("address", "refused"),
     [
