@@ -299,6 +299,7 @@ def _sim(args: argparse.Namespace) -> int:
 def _receiver(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from bridge.cli_output import printable
     from bridge.settings import split_listen
     from bridge.sim.receiver import Received, VerifyingReceiver
 
@@ -314,7 +315,8 @@ def _receiver(args: argparse.Namespace) -> int:
     def show(r: Received) -> None:
         mark = "verified" if r.verified else "NOT VERIFIED"
         job = r.data.get("job_id") or r.data.get("source") or ""
-        print(f"{r.webhook_id} {r.type} {job} ({mark})", flush=True)
+        line = printable(f"{r.webhook_id} {r.type} {job}")
+        print(f"{line} ({mark})", flush=True)
 
     receiver = VerifyingReceiver(secret=secret, on_receive=show)
     print(f"receiver on http://{host}:{port}/webhooks", flush=True)

@@ -183,7 +183,7 @@ def run_admin(args: argparse.Namespace) -> int:
         handler(client, args)
         return 0
     except CommandError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {out.printable(str(exc))}", file=sys.stderr)
         return 1
 
 
@@ -358,9 +358,9 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         msg_id = verify(secret, headers, body, now=time.time(), tolerance_s=tolerance)
     except (InvalidSignature, InvalidSecret) as exc:
-        print(f"invalid: {exc}")
+        print(f"invalid: {out.printable(str(exc))}")
         return 1
-    print(f"valid: {msg_id} is signed with this secret")
+    print(f"valid: {out.printable(msg_id)} is signed with this secret")
     return 0
 
 

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 MAX_CELL = 48
+
+# What a terminal would act on rather than show: C0 and C1 controls (ESC starts every
+# escape sequence; C1's CSI and OSC do alone), DEL, and the bidirectional overrides
+# that reorder what is shown. Upstreams and receivers write text the CLI prints.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """Text safe to write to a terminal: every control character shown as an escape
+    (ESC as \\x1b), never sent."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256
+                            else f"\\u{ord(m[0]):04x}", text)  # fmt: skip
 
 
 def print_json(data: Any, out: TextIO = sys.stdout) -> None:
@@ -26,7 +39,7 @@ def cell(value: Any, limit: int | None = MAX_CELL) -> str:
     elif isinstance(value, dict):
         text = " ".join(f"{k}={cell(v, None)}" for k, v in value.items()) or "-"
     else:
-        text = str(value)
+        text = printable(str(value))
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -50,7 +63,8 @@ def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], out: TextIO = 
 def record(data: dict[str, Any], out: TextIO = sys.stdout, indent: str = "") -> None:
     """One object as `key: value` lines; nested objects indented."""
     width = max((len(k) for k in data), default=0)
-    for key, value in data.items():
+    for raw_key, value in data.items():
+        key = printable(str(raw_key))
         if isinstance(value, dict) and value:
             out.write(f"{indent}{key}:\n")
             record(value, out, indent + "  ")
