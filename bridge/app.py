@@ -232,7 +232,9 @@ class Bridge:
         self._ticker.start()
         if Role.API in self.roles:
             await self._start_api({n: src.provider.kinds for n, src in sources.items()}, deliveries)
-        log.info("bridge_started", roles=sorted(self.roles), sources=sorted(sources))
+        log.info(
+            "bridge_started", roles=sorted(r.value for r in self.roles), sources=sorted(sources)
+        )
 
     async def _start_api(
         self, source_kinds: dict[str, tuple[str, ...]], deliveries: DeliveryStore

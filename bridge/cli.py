@@ -83,7 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     probe = sub.add_parser(
         "probe", help="exit 0 when the bridge answers ready (container health checks)"
     )
-    probe.add_argument("--url", default="http://127.0.0.1:8080/readyz", help="what to ask")
+    api = os.environ.get("BRIDGE_API_URL", "http://127.0.0.1:8080").rstrip("/")
+    probe.add_argument(
+        "--url", default=f"{api}/readyz", help="what to ask (default: BRIDGE_API_URL's /readyz)"
+    )
     probe.add_argument("--timeout", type=float, default=3.0, help="seconds")
 
     completion = sub.add_parser("completion", help="print a shell completion script")
@@ -197,18 +200,62 @@ def _probe(url: str, timeout_s: float) -> int:
 
 
 def _config_check(path: str | None, secrets_dir: str | None) -> int:
-    """Exactly the validation `run` does before it connects to anything."""
+    """The validation `run` does before it connects to anything, then what the API
+    checks of a subscription's target (its name resolved now)."""
+    from bridge.delivery.targets import TargetRefused, Unresolvable, check_host, check_url
     from bridge.settings import load_settings
 
+    if path is None and not os.environ.get("BRIDGE_CONFIG"):
+        print(
+            "warning: no config file (--config FILE or BRIDGE_CONFIG): checking the "
+            "defaults and BRIDGE_* variables only",
+            file=sys.stderr,
+        )
     settings = load_settings(path, secrets_dir=secrets_dir)
+    problems = []
+    policy = settings.delivery.targets
+    for i, sub in enumerate(settings.subscriptions):
+        try:
+            check_host(*check_url(sub.url, policy), policy)
+        except Unresolvable as exc:  # the API refuses it; this machine may not be its home
+            print(f"warning: subscriptions[{i}].url: {exc} from here", file=sys.stderr)
+        except TargetRefused as exc:
+            problems.append(f"subscriptions[{i}].url: {exc}")
+    if problems:
+        raise ConfigError(problems)
     print(json.dumps(masked(settings), indent=2))
     return 0
 
 
+MASK = "**********"  # as pydantic shows a SecretStr
+_CHAT_FORMATS = ("slack", "discord", "teams")
+
+
 def masked(settings: Settings) -> dict[str, Any]:
-    """The effective config as JSON; pydantic renders SecretStr as '**********'."""
+    """The effective config as JSON with every credential masked: SecretStr values,
+    header and query values (names shown, as the API shows headers), and the paths of
+    incoming-webhook URLs, which are credentials themselves."""
     data: dict[str, Any] = json.loads(settings.model_dump_json())
+    for source in data.get("sources", {}).values():
+        for key in ("headers", "query"):
+            if isinstance(source.get(key), dict):
+                source[key] = dict.fromkeys(source[key], MASK)
+    for sub in data.get("subscriptions", []):
+        sub["headers"] = dict.fromkeys(sub.get("headers") or {}, MASK)
+        sub["url"] = _masked_url(sub["url"], chat=sub.get("format") in _CHAT_FORMATS)
     return data
+
+
+def _masked_url(url: str, *, chat: bool) -> str:
+    """A chat service's incoming-webhook URL is a credential in its path; any URL's
+    query values may be (?token=…)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if chat:
+        return f"{parts.scheme}://{parts.netloc}/{MASK}"
+    query = urlencode([(k, MASK) for k, _ in parse_qsl(parts.query, keep_blank_values=True)])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -253,6 +253,17 @@ def _sub_add(c: ApiClient, a: argparse.Namespace) -> None:
         print("\nKeep the secret: it is shown only now (and at each rotation).")
 
 
+def _sub_show(c: ApiClient, a: argparse.Namespace) -> None:
+    sub = c.call("GET", f"/v1/subscriptions/{_quote(a.id)}")
+    _show(a, sub)
+    if not a.json and isinstance(sub, dict) and sub.get("static"):
+        print(
+            "\nFrom the config file: it signs with the `secret` given there, or, with none "
+            "given, with one generated at start that is never shown; "
+            f"`import-bridge sub rotate {a.id}` shows a new one."
+        )
+
+
 def _deleted(what: str) -> Handler:
     def handler(c: ApiClient, a: argparse.Namespace) -> None:
         c.call("DELETE", f"/v1/{what}/{_quote(a.id)}")
@@ -324,7 +335,7 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("sub", "ls"): lambda c, a: _list(
         a, c.pages("/v1/subscriptions", {"limit": a.limit}, a.all), SUB_COLUMNS
     ),
-    ("sub", "show"): _get("/v1/subscriptions/{id}"),
+    ("sub", "show"): _sub_show,
     ("sub", "rm"): _deleted("subscriptions"),
     ("sub", "test"): _post("/v1/subscriptions/{id}/test"),
     ("sub", "rotate"): _post("/v1/subscriptions/{id}/rotate-secret"),

@@ -235,6 +235,9 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
+GENERIC_DEFAULT_KIND = "job"  # a generic source's kind when its url has no {kind}
+
+
 class GenericSource(_SourceBase):
     """Any job API, described here (providers/generic.py)."""
 
@@ -260,6 +263,18 @@ class GenericSource(_SourceBase):
     failed_path: str | None = None
     finished_path: str | None = None
     created_path: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kind(cls, data: Any) -> Any:
+        """The kind a source polls when none are named, shown as it is (config check)."""
+        if (
+            isinstance(data, dict)
+            and not data.get("kinds")
+            and "{kind}" not in str(data.get("url"))
+        ):
+            return {**data, "kinds": [GENERIC_DEFAULT_KIND]}
+        return data
 
     @model_validator(mode="after")
     def _check_generic(self) -> GenericSource:
@@ -441,8 +456,19 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
             if key:  # a validator that names the key itself: "url: the URL must be https"
                 where += key.group(1).split(".")
                 chunk = chunk[key.end() :]
-            lines.append(f"{_dotted(where) or '(top level)'}: {chunk}")
+            lines.append(f"{_dotted(where) or '(top level)'}: {chunk}{_set_by(where)}")
     return lines
+
+
+def _set_by(loc: list[str]) -> str:
+    """Where the environment set the key (or the section holding it), the variable's
+    name: the file may say something else, and the variable is what to fix."""
+    upper = {k.upper(): k for k in os.environ}
+    for depth in range(len(loc), 0, -1):
+        var = ENV_PREFIX + "__".join(p.upper() for p in loc[:depth])
+        if var in upper:
+            return f" (set by the environment variable {upper[var]})"
+    return ""
 
 
 PROVIDERS = ("fullstory", "talkdesk", "generic")

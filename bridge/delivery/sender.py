@@ -19,6 +19,7 @@ from bridge.delivery.targets import (
     TargetRefused,
     check_host,
     literal_ip,
+    url_host,
 )
 from bridge.poll.backoff import parse_retry_after
 
@@ -114,7 +115,7 @@ class WebhookSender:
 
     async def _refused_name(self, url: str) -> str | None:
         parts = urlsplit(url)
-        host = parts.hostname or ""
+        host = url_host(url) or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
         loop = asyncio.get_running_loop()
         try:
@@ -124,8 +125,11 @@ class WebhookSender:
         return None
 
     def _refused(self, url: str) -> str | None:
-        """aiohttp does not resolve IP literals, so they are checked here."""
-        host = (urlsplit(url).hostname or "").strip("[]")
+        """aiohttp does not resolve IP literals, so they are checked here, as aiohttp
+        reads the host (an IP written in other digits or dots is an IP literal too)."""
+        host = url_host(url)
+        if host is None:
+            return "not a valid URL"
         if literal_ip(host) is not None:
             return self._policy.refused(host)
         return None

@@ -3,10 +3,14 @@ the config is their source of truth. Settings validated every entry already."""
 
 from __future__ import annotations
 
+import structlog
+
 from bridge.delivery import signing
 from bridge.model import Subscription
 from bridge.settings import Settings
 from bridge.store.deliveries import DeliveryStore, static_subscription_id
+
+log = structlog.get_logger("bridge.delivery")
 
 
 async def sync_static_subscriptions(store: DeliveryStore, settings: Settings, now: float) -> None:
@@ -19,8 +23,17 @@ async def sync_static_subscriptions(store: DeliveryStore, settings: Settings, no
         secrets: tuple[tuple[str, float | None], ...]
         if cfg.secret is not None:
             secrets = ((cfg.secret.get_secret_value(), None),)
-        else:  # generated once and kept across restarts; rotate-secret reveals a new one
-            secrets = old.secrets if old else ((signing.new_secret(), None),)
+        elif old is not None:  # generated once and kept across restarts
+            secrets = old.secrets
+        else:  # never shown: a receiver can verify only once a rotation reveals one
+            secrets = ((signing.new_secret(), None),)
+            log.warning(
+                "static_subscription_secret_generated",
+                subscription_id=sub_id,
+                message="no secret in the config: one was generated and is never shown; "
+                f"set `secret` in [[subscriptions]], or run `import-bridge sub rotate {sub_id}` "
+                "to get one a receiver can verify with",
+            )
         wanted[sub_id] = Subscription(
             id=sub_id,
             url=cfg.url,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -41,6 +42,10 @@ _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1:
 
 class TargetRefused(ValueError):
     pass
+
+
+class Unresolvable(TargetRefused):
+    """The name does not resolve here and now (it may elsewhere, or later)."""
 
 
 def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
@@ -120,6 +125,17 @@ def parse_network(entry: str) -> IPNetwork | None:
         return None
 
 
+def url_host(url: str) -> str | None:
+    """The host as the HTTP client will connect to it: yarl (aiohttp's URL type) folds
+    full-width digits and ideographic full stops (U+FF11, U+3002) into an IP literal, which
+    aiohttp then connects to without asking any resolver. None when unreadable."""
+    try:
+        host = yarl.URL(url).host
+    except (ValueError, TypeError, UnicodeError):
+        return None
+    return host.strip("[]") if host else None
+
+
 def check_url(url: str, policy: TargetPolicy) -> tuple[str, int]:
     """Refuse what is never a valid target; returns (host, port)."""
     try:
@@ -131,9 +147,9 @@ def check_url(url: str, policy: TargetPolicy) -> tuple[str, int]:
         raise TargetRefused("not a URL (expected https://host/path)")
     if parts.scheme not in ("https", "http"):
         raise TargetRefused("the URL must be https")
-    if not parts.hostname:
+    host = url_host(url) if parts.hostname else None
+    if not host:
         raise TargetRefused("the URL has no host")
-    host = parts.hostname
     explicit = policy.host_allowed(host) or _literal_allowed(host, policy)
     if parts.scheme == "http" and not explicit:
         raise TargetRefused(
@@ -162,7 +178,7 @@ def check_host(host: str, port: int, policy: TargetPolicy) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
-        raise TargetRefused(f"cannot resolve {host}") from None
+        raise Unresolvable(f"cannot resolve {host}") from None
     for info in infos:
         why = policy.refused(str(info[4][0]))
         if why:

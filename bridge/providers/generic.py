@@ -17,10 +17,7 @@ from bridge.errors import TransientUpstreamError
 from bridge.model import Counts, JobSnapshot, Outcome
 from bridge.providers.jsonpath import Step, get_path, parse_path
 from bridge.providers.oauth2 import ClientCredentials
-from bridge.settings import GenericSource
-
-DEFAULT_KIND = "job"
-
+from bridge.settings import GENERIC_DEFAULT_KIND, GenericSource
 
 # Counts are stored as 64-bit integers: anything outside is no count.
 MAX_COUNT = 2**63 - 1
@@ -54,7 +51,7 @@ class GenericProvider:
 
     def __init__(self, cfg: GenericSource, credentials: ClientCredentials | None = None) -> None:
         self._cfg = cfg
-        self.kinds = tuple(cfg.kinds) or (DEFAULT_KIND,)
+        self.kinds = tuple(cfg.kinds) or (GENERIC_DEFAULT_KIND,)
         self._credentials = credentials
         self._status = parse_path(cfg.status_path)
         self._paths: dict[str, tuple[Step, ...] | None] = {

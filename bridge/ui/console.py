@@ -44,6 +44,12 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/ui/subscriptions", subscriptions)
     r.add_post("/ui/subscriptions", subscription_create)
     r.add_post("/ui/subscriptions/{id}/{action}", subscription_action)
+    r.add_get("/ui/{tail:.*}", not_found)  # last: a page, not the API's JSON
+
+
+async def not_found(request: web.Request) -> web.Response:
+    body = '<p>There is no such page. <a href="/ui">Back to the overview</a>.</p>'
+    return _html(page("Not found", body, signed_in=False), status=404)
 
 
 # ------------------------------------------------------------------ sessions

@@ -139,3 +139,26 @@ async def test_the_cookie_is_secure_behind_a_tls_proxy(api) -> None:  # type: ig
         allow_redirects=False,
     )  # fmt: skip
     assert resp.cookies["bridge_session"]["secure"]
+
+
+async def test_an_unknown_console_page_is_a_page(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """/ui/nonexistent answers an HTML 404 with a way back, not the API's JSON."""
+    client, _, _ = api
+    resp = await client.get("/ui/nonexistent")
+    assert resp.status == 404 and resp.content_type == "text/html"
+    assert 'href="/ui"' in await resp.text()
+
+
+async def test_failed_sign_ins_are_braked(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Past the brake's limit of wrong tokens from one address, the sign-in page says
+    to wait (429, Retry-After) and signs nobody in, even with a right token."""
+    from bridge.api.auth import BRAKE, MAX_FAILURES
+
+    client, _, _ = api
+    client.server.app[BRAKE].now = lambda: 5000.0
+    for _ in range(MAX_FAILURES):
+        wrong = await client.post("/ui/login", data={"token": "guess"}, allow_redirects=False)
+        assert wrong.status == 303
+    held = await client.post("/ui/login", data={"token": TOKEN}, allow_redirects=False)
+    assert held.status == 429 and "Retry-After" in held.headers
+    assert "bridge_session" not in held.cookies and "text/html" in held.content_type
