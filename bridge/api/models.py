@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import unicodedata
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -15,10 +17,27 @@ from bridge.model import Event, Watch
 
 def usable_job_id(job_id: str) -> bool:
     """What WatchCreate accepts: for ids that arrive other ways (discovery)."""
-    return bool(_JOB_ID.fullmatch(job_id)) and len(job_id) <= 512
+    return bool(_JOB_ID.fullmatch(job_id)) and len(job_id) <= 512 and not has_dot_segment(job_id)
 
 
-_JOB_ID = re.compile(r"(?!\.{1,2}$)[^\x00-\x1f\x7f/]+")  # Python's re has look-ahead
+_JOB_ID = re.compile(r"[^\x00-\x1f\x7f/]+")
+
+
+def has_dot_segment(job_id: str) -> bool:
+    """Whether some server would read a path step (. or ..) in the id once it sits in a
+    URL path: after decoding percent escapes (twice: some servers do), folding
+    compatibility characters (full-width dots), splitting at backslashes (IIS) and
+    cutting path parameters at ; (Tomcat: `..;x` is `..`); a segment of dots alone
+    (Windows drops trailing dots and spaces: `... ` is `..`)."""
+    text = job_id
+    for _ in range(3):
+        text = unicodedata.normalize("NFKC", text)
+        for segment in re.split(r"[/\\]", text):
+            step = segment.split(";", 1)[0].strip()
+            if step and not step.strip("."):
+                return True
+        text = unquote(text)
+    return False
 
 
 class WatchCreate(BaseModel):
@@ -31,8 +50,8 @@ class WatchCreate(BaseModel):
     @field_validator("job_id")
     @classmethod
     def _not_a_path_step(cls, v: str) -> str:
-        if v in (".", ".."):
-            raise ValueError("a job id cannot be . or ..")
+        if has_dot_segment(v):  # ., .., ..;x, ..\\x, %2e%2e: a parent path upstream
+            raise ValueError("a job id cannot hold a path step (. or .. in any spelling)")
         return v
 
 

@@ -67,6 +67,7 @@ def build_api(ctx: ApiContext) -> web.Application:
     )
     app[CTX] = ctx
     app[BRAKE] = FailureBrake()
+    app.on_response_prepare.append(_no_store)
     app.router.add_get("/livez", livez)
     app.router.add_get("/healthz", livez)
     app.router.add_get("/readyz", readyz)
@@ -109,6 +110,13 @@ async def _auth_middleware(request: web.Request, handler: Any) -> web.StreamResp
             raise ApiError(403, "forbidden", "a read token may only read events")
         request[PRINCIPAL] = principal
     return await handler(request)  # type: ignore[no-any-return]
+
+
+async def _no_store(request: web.Request, response: web.StreamResponse) -> None:
+    """What a token or a session reads is nobody else's: no cache keeps it (a new
+    subscription's secret, a rotated one, any answer under /v1 or /ui)."""
+    if request.path.startswith(("/v1", "/ui")):
+        response.headers.setdefault("Cache-Control", "no-store")
 
 
 def _is_event_read(request: web.Request) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import math
 import secrets
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bridge.clock import Clock
 from bridge.errors import AuthError, TransientUpstreamError
-from bridge.providers.base import error_detail
+from bridge.providers.base import decode_json, error_detail
 from bridge.providers.http import HttpClient
 
 # How long a replica waits for another one's token refresh before giving up this poll.
@@ -139,9 +138,9 @@ class ClientCredentials:
             )
         if not 200 <= answer.status < 300:
             raise TransientUpstreamError(f"token endpoint answered {answer.status}")
-        try:
-            token = _Token.model_validate(json.loads(answer.body))
-        except (ValueError, ValidationError):
+        try:  # bounded as every upstream answer: a 200k-deep body is just malformed
+            token = _Token.model_validate(decode_json(answer.body))
+        except (TransientUpstreamError, ValidationError):
             raise TransientUpstreamError("token endpoint sent a malformed answer") from None
         value = token.access_token
         if not (0 < len(value) <= 4096 and value.isascii() and value.isprintable()) or " " in value:

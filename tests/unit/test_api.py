@@ -263,15 +263,19 @@ async def test_event_type_catalogue_and_patterns(api) -> None:  # type: ignore[n
 
 
 async def test_a_job_id_cannot_be_a_path_step(api) -> None:  # type: ignore[no-untyped-def]
-    """ "." and ".." would walk up the job URL (another resource answers): refused."""
+    """ "." and ".." would walk up the job URL (another resource answers): refused, in
+    every spelling a common server reads as one (Tomcat's path parameters, IIS's
+    backslashes, percent escapes decoded twice, full-width dots, trailing dots)."""
     client, _, _ = api
-    for job_id in (".", ".."):
+    for job_id in (".", "..", "..;", "..;jsessionid=x", "..\\..\\admin", "a\\..",
+                   "%2e%2e", "%252e%252e", "\uff0e\uff0e", "...", ".. ", "x%2F..%2Fadmin"):  # fmt: skip
         resp = await client.post(
             "/v1/watches", headers=AUTH, json={"source": "fs", "job_id": job_id}
         )
         assert resp.status == 422 and (await resp.json())["fields"][0]["name"] == "job_id"
-    ok = await client.post("/v1/watches", headers=AUTH, json={"source": "fs", "job_id": "..a"})
-    assert ok.status == 201
+    for job_id in ("..a", "a..b", "v1.2.3", "a;b", "50%"):
+        ok = await client.post("/v1/watches", headers=AUTH, json={"source": "fs", "job_id": job_id})
+        assert ok.status == 201, job_id
 
 
 async def test_watches_in_a_batch(api) -> None:  # type: ignore[no-untyped-def]
@@ -469,3 +473,19 @@ async def test_a_read_token_may_read_the_event_types(prefix: str) -> None:
         assert (await client.get("/v1/event-types", headers=reader)).status == 200
         assert (await client.get("/v1/status", headers=reader)).status == 403
     await redis.aclose()
+
+
+async def test_answers_that_carry_secrets_are_never_cached(api) -> None:  # type: ignore[no-untyped-def]
+    """A new subscription's secret, a rotated one and every other answer to a token are
+    marked Cache-Control: no-store; health endpoints are not."""
+    client, _, _ = api
+    created = await client.post(
+        "/v1/subscriptions", headers=AUTH, json={"url": "https://hooks.example.com/x"}
+    )
+    assert created.headers["Cache-Control"] == "no-store"
+    sub_id = (await created.json())["id"]
+    rotated = await client.post(f"/v1/subscriptions/{sub_id}/rotate-secret", headers=AUTH)
+    assert rotated.status == 200 and rotated.headers["Cache-Control"] == "no-store"
+    refused = await client.get("/v1/watches")
+    assert refused.status == 401 and refused.headers["Cache-Control"] == "no-store"
+    assert "Cache-Control" not in (await client.get("/livez")).headers

@@ -262,3 +262,16 @@ async def test_polls_that_waited_for_a_token_take_fresh_slots(
     assert len(claimed) == 2
     await asyncio.gather(*(poller.poll(c) for c in claimed))
     assert asked.count("td") == 2  # a fresh slot each, after the token
+
+
+async def test_a_deep_token_answer_is_a_malformed_answer(env) -> None:  # type: ignore[no-untyped-def]
+    """The token endpoint answers 200 with a body nested 200,000 deep: read by the same
+    bounded parser as every upstream answer, it is a malformed answer, not a crash of
+    the parser (RecursionError) logged as something nobody foresaw."""
+    store, clock, http, poller = env
+    http.queue(TOKEN_URL, HttpAnswer(200, b"[" * 200_000 + b"]" * 200_000))
+    watch, _ = await store.register(WatchKey("td", "users", "deep-token"), clock.now())
+    assert await run_due(store, clock, poller) == ["ok"]
+    stored = await store.get_watch(watch.id)
+    assert stored and stored.errors == 1
+    assert stored.last_error == "token endpoint sent a malformed answer"
