@@ -86,6 +86,9 @@ class PollSettings(_Section):
     progress_step: float = Field(default=0.1, gt=0, le=1)
     progress_min_interval: float = Field(default=30.0, ge=0)
     concurrency: int = Field(default=64, ge=1, le=10_000)
+    # Polls one source may have under way in one process (a hanging upstream holds
+    # no more); 0: the fair share, concurrency divided by the number of sources.
+    source_concurrency: int = Field(default=0, ge=0, le=10_000)
     request_timeout: float = Field(default=30.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     # The upstream body an event carries (data.job), at most, as JSON bytes; a larger

@@ -88,12 +88,17 @@ class Poller:
         self._refusals: dict[str, health.Refusals] = {}
         self._metric_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._rate_limits = {n: (s.rate_limit, s.burst) for n, s in sources.items()}
+        # Each source's share of the workers: a source that hangs holds only its share,
+        # and the others are polled on time (as the deliverer caps each subscription).
+        self.source_share = source_share(settings.concurrency, settings.source_concurrency,
+                                         len(sources))  # fmt: skip
+        self._held: dict[str, int] = {}  # claimed, not yet ended, per source
         self.pool: WorkerPool[Claimed] = WorkerPool(
             "poller",
             settings.concurrency,
             claim=self._claim,
-            handle=self.poll,
-            hand_back=self._hand_back,
+            handle=self._poll_held,
+            hand_back=self._hand_back_held,
             outage=outage,
             start_in=lambda claimed: claimed.delay_s,
         )
@@ -125,11 +130,39 @@ class Poller:
         return 2 * self._settings.tick + 0.1
 
     async def _claim(self, free: int) -> list[Claimed]:
+        room = {name: max(0, self.source_share - self._held.get(name, 0)) for name in self._sources}
         claimed = await self._store.claim(
-            self._clock.now(), self._settings.lease, free, self._rate_limits, self._horizon_s
+            self._clock.now(),
+            self._settings.lease,
+            free,
+            self._rate_limits,
+            self._horizon_s,
+            room=room,
         )
         at = time.monotonic()
+        for c in claimed:
+            self._held[c.watch.source] = self._held.get(c.watch.source, 0) + 1
         return [replace(c, slot_at=at + c.delay_s) for c in claimed]
+
+    def _release(self, claimed: Claimed) -> None:
+        source = claimed.watch.source
+        left = self._held.get(source, 0) - 1
+        if left > 0:
+            self._held[source] = left
+        else:
+            self._held.pop(source, None)
+
+    async def _poll_held(self, claimed: Claimed) -> str:
+        try:
+            return await self.poll(claimed)
+        finally:
+            self._release(claimed)
+
+    async def _hand_back_held(self, claimed: Claimed) -> None:
+        try:
+            await self._hand_back(claimed)
+        finally:
+            self._release(claimed)
 
     async def _before_send(self, source: PolledSource, claimed: Claimed, retry: bool) -> None:
         """The last word before a request (and before any token request it needs). A
@@ -520,6 +553,14 @@ class Poller:
             log.warning(
                 "source_recovered" if healthy else "source_unhealthy", source=source, reason=reason
             )
+
+
+def source_share(concurrency: int, configured: int, sources: int) -> int:
+    """Polls one source may have claimed and under way in one process: as configured
+    (poll.source_concurrency), else the fair share of the workers, never below one."""
+    if configured > 0:
+        return min(configured, concurrency)
+    return max(1, -(-concurrency // max(1, sources)))
 
 
 TIMELINE_LENGTH = 20

@@ -276,13 +276,15 @@ class RedisStore:
         limit: int,
         rate_limits: dict[str, tuple[float, int]] | None = None,
         horizon_s: float = 0.0,
+        room: dict[str, int] | None = None,
     ) -> list[Claimed]:
         """Lease up to `limit` due watches whose source's limiter grants a slot within
         horizon_s; each comes with the delay before its request may go.
 
         rate_limits maps a source to (requests per second, burst); 0 turns the limiter
-        off, though a 429 pause still holds. Watches refused by their limiter are
-        queued behind it and not returned.
+        off, though a 429 pause still holds. room caps how many of a source's watches
+        this claim takes (the caller's free share of its workers). Watches refused by
+        their limiter or their room are queued behind it and not returned.
         """
         k = self.keys
         flat = await self._claim(
@@ -294,7 +296,11 @@ class RedisStore:
                 k.watch_prefix(),
                 k.source_prefix(),
                 json.dumps(
-                    {s: [r, b] for s, (r, b) in (rate_limits or {}).items()} or {"": [0, 1]}
+                    {
+                        s: [r, b] if room is None or s not in room else [r, b, room[s]]
+                        for s, (r, b) in (rate_limits or {}).items()
+                    }
+                    or {"": [0, 1]}
                 ),
                 to_ms(horizon_s),
             ],

@@ -70,8 +70,10 @@ end
 
 # KEYS[1] due zset  KEYS[2] leases zset  KEYS[3] set of sources with a backlog
 # ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max watches  ARGV[4] watch hash key prefix
-# ARGV[5] source key prefix  ARGV[6] JSON {source: [rate per s, burst]}
+# ARGV[5] source key prefix  ARGV[6] JSON {source: [rate per s, burst, room?]}
 # ARGV[7] reservation horizon ms
+# room: how many of the source's watches this claim may take at most (the caller's free
+# share of its workers); beyond it the source is refused as when its limiter is.
 # Moves expired leases back to due (their holder died) and revokes them: the lease
 # token is bumped, so a late holder's writes are refused as stale. Then grants slots
 # within the horizon from each source's limiter, taking turns: one from each source's
@@ -105,6 +107,10 @@ local function admit(source)
   if refused[source] then return false end
   local lim = limits[source]
   if not lim then return true, 0 end
+  if lim[3] and (sent[source] or 0) >= tonumber(lim[3]) then
+    refused[source] = true
+    return false
+  end
   local granted, ms = reserve(ARGV[5], source, source, tonumber(lim[1]), tonumber(lim[2]),
                               server_now, horizon)
   if not granted then refused[source] = true; return false end

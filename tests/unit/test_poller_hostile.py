@@ -275,3 +275,65 @@ async def test_a_deep_token_answer_is_a_malformed_answer(env) -> None:  # type: 
     stored = await store.get_watch(watch.id)
     assert stored and stored.errors == 1
     assert stored.last_error == "token endpoint sent a malformed answer"
+
+
+async def test_a_hanging_upstream_holds_only_its_share_of_the_workers(prefix: str) -> None:
+    """FullStory never answers and has more running jobs than the poller has workers:
+    it holds at most its share of them, and Talkdesk's jobs are polled meanwhile."""
+    import asyncio
+
+    import fakeredis
+
+    from bridge.clock import FakeClock
+    from bridge.metrics import Metrics
+    from bridge.poll.poller import PolledSource, Poller, source_share
+    from bridge.providers.fullstory import FullStoryProvider
+    from bridge.settings import PollSettings
+    from bridge.store.redis import RedisStore
+    from tests.unit.test_poller import ScriptedHttp, ok, td_body, td_provider
+
+    client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    store, clock = RedisStore(client, prefix), FakeClock()
+    http = ScriptedHttp()
+    hang, fs_waiting = asyncio.Event(), []
+    scripted = http.request
+
+    async def request(method: str, url: str, **kw: Any) -> HttpAnswer:
+        if url.startswith(FS):
+            fs_waiting.append(url)
+            await hang.wait()
+        return await scripted(method, url, **kw)
+
+    http.request = request  # type: ignore[method-assign]
+    http.queue(TOKEN_URL, HttpAnswer(200, b'{"access_token": "t", "expires_in": 3600}'))
+    settings = PollSettings(concurrency=4, lease=60)
+    poller = Poller(
+        store=store, http=http, clock=clock, metrics=Metrics(), settings=settings,
+        sources={"fs": PolledSource("fs", FullStoryProvider("key", FS), rate_limit=0, burst=1),
+                 "td": PolledSource("td", td_provider(store, clock, http), rate_limit=0, burst=1)},
+    )  # fmt: skip
+    assert poller.source_share == source_share(4, 0, 2) == 2
+    for i in range(10):
+        http.queue(f"{FS}/v2/users/batch/fs{i}", ok(fs_body("COMPLETED")))
+        await store.register(WatchKey("fs", "users", f"fs{i}"), clock.now())
+    clock.advance(1)
+    for i in range(2):
+        http.queue(f"http://td.test/bulk-imports/users/td{i}", ok(td_body("COMPLETED", 100)))
+        await store.register(WatchKey("td", "users", f"td{i}"), clock.now())
+    poller.start()
+    try:
+
+        async def talkdesk_told() -> None:
+            while True:
+                events, _ = await store.list_events()
+                if sum(e.data["source"] == "td" for e in events) == 2:
+                    return
+                poller.wake()  # what the ticker does
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(talkdesk_told(), 10)
+        assert len(fs_waiting) == 2  # FullStory holds its share, no more
+    finally:
+        hang.set()
+        await poller.stop(1)
+        await client.aclose()
