@@ -66,7 +66,8 @@ rate_limit = 0
 """)
     bridge = Bridge(load_settings(cfg), redis_url=redis.url, roles={Role.POLLER})
     await bridge.start()
-    assert bridge.store is not None and bridge.poller is not None
+    assert bridge.store is not None
+    assert bridge.poller is not None
     try:
         sim.add_fault(FaultSpec(kind="slow", provider="fullstory", delay=args.hang, count=10**6))
         for i in range(args.fs_jobs):

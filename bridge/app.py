@@ -257,6 +257,7 @@ class Bridge:
             retention=s.poll.retention,
             on_delivery_work=self.deliverer.wake if self.deliverer else (lambda: None),
             readiness=self.readiness,
+            outage=self.outage,
             source_rates={n: c.rate_limit for n, c in s.sources.items()},
         )
         host, port = s.api.host_port

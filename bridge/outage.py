@@ -1,9 +1,12 @@
 """Loop failures as one log line per change, not a traceback per tick.
 
-Redis being unreachable is one state of the whole process: said once when it starts
-(`redis_unavailable`) and once when it ends (`redis_recovered`). Any other failure of
-a loop (a bug, a Redis error that leaves reads working, such as OOM or READONLY) keeps
-its traceback, at most once a minute per loop.
+Redis has two states of trouble, each said once when it starts and once when it ends:
+- unreachable or silent (`redis_unavailable` … `redis_recovered`): ended by any call
+  that Redis answers;
+- answering but refusing writes, full at maxmemory or a read-only replica
+  (`redis_refusing_writes` … `redis_accepting_writes`): ended only by a write that
+  went through (reads keep working meanwhile, and must not end it).
+Any other failure of a loop (a bug) keeps its traceback, at most once a minute per loop.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 import structlog
 
 from bridge.metrics import Metrics
-from bridge.store.connection import REDIS_UNAVAILABLE
+from bridge.store.connection import REDIS_UNAVAILABLE, refuses_writes
 
 log = structlog.get_logger("bridge.redis")
 
@@ -24,9 +27,15 @@ class OutageLog:
     def __init__(self, metrics: Metrics | None = None) -> None:
         self._metrics = metrics
         self.down_since: float | None = None
+        self.refusing_since: float | None = None
         self._said: dict[str, float] = {}
 
     def failed(self, where: str, exc: BaseException) -> None:
+        if refuses_writes(exc):
+            if self.refusing_since is None:
+                self.refusing_since = time.monotonic()
+                log.warning("redis_refusing_writes", where=where, detail=_short(exc))
+            return
         if not isinstance(exc, REDIS_UNAVAILABLE):
             now = time.monotonic()
             if now - self._said.get(where, -REPEAT_AFTER_S) >= REPEAT_AFTER_S:
@@ -47,6 +56,14 @@ class OutageLog:
             self.down_since = None
         if self._metrics:
             self._metrics.redis_up.set(1)
+
+    def wrote(self) -> None:
+        """A write went through: Redis answers and takes writes again."""
+        self.succeeded()
+        if self.refusing_since is not None:
+            refused_s = round(time.monotonic() - self.refusing_since, 3)
+            log.warning("redis_accepting_writes", refused_s=refused_s)
+            self.refusing_since = None
 
 
 def _short(exc: BaseException) -> str:

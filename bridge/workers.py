@@ -153,6 +153,8 @@ class WorkerPool(Generic[Item]):
             self._wake.clear()
             if self._stopping:
                 return
+            if self.free() <= 0:
+                continue  # nothing asked of Redis: nothing learnt about it either
             try:
                 await self.fill()
             except Exception as exc:  # Redis down: keep the loop alive; the next tick retries

@@ -10,9 +10,14 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from bridge.store.connection import REDIS_UNAVAILABLE
+from bridge.outage import OutageLog
+from bridge.store.connection import redis_outage, refuses_writes
 
 log = structlog.get_logger("bridge.api")
+# The process's one record of Redis' state: the API says an outage once, as loops do.
+OUTAGE: web.AppKey[OutageLog] = web.AppKey("outage", OutageLog)
+# A client may ask again this soon after a 503 for Redis (it is retried by every loop).
+RETRY_AFTER_S = 2
 
 
 class ApiError(Exception):
@@ -71,7 +76,7 @@ HTTP_CODES = {
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
-        return await handler(request)  # type: ignore[no-any-return]
+        response: web.StreamResponse = await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.fields, exc.headers)
     except web.HTTPException as exc:
@@ -79,12 +84,25 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             raise
         code = HTTP_CODES.get(exc.status, "http_error")
         return error_response(exc.status, code, exc.reason, headers=_allow_header(exc))
-    except REDIS_UNAVAILABLE as exc:
-        log.warning("api_redis_unavailable", path=request.path, error=type(exc).__name__)
-        return error_response(503, "unavailable", "Redis is not reachable; try again shortly")
-    except Exception:
+    except Exception as exc:
+        if redis_outage(exc):  # no traceback: a state of Redis, logged once per change
+            _outage(request).failed("api", exc)
+            message = (
+                "Redis takes no writes now (full, or read-only); try again shortly"
+                if refuses_writes(exc)
+                else "Redis is not reachable; try again shortly"
+            )
+            retry = {"Retry-After": str(RETRY_AFTER_S)}
+            return error_response(503, "unavailable", message, headers=retry)
         log.exception("api_handler_failed", path=request.path, method=request.method)
         return error_response(500, "internal_error", "internal error; see the bridge's log")
+    if request.method not in ("GET", "HEAD") and response.status < 400:
+        _outage(request).wrote()
+    return response
+
+
+def _outage(request: web.Request) -> OutageLog:
+    return request.app[OUTAGE]
 
 
 def _allow_header(exc: web.HTTPException) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bridge.api.auth import BRAKE, PRINCIPAL, FailureBrake, authenticate, guarded
-from bridge.api.errors import ApiError, error_middleware, read_json, validation_fields
+from bridge.api.errors import OUTAGE, ApiError, error_middleware, read_json, validation_fields
 from bridge.api.models import (
     WatchCreate,
     decode_cursor,
@@ -24,6 +25,7 @@ from bridge.delivery.targets import TargetPolicy
 from bridge.event_types import CATALOGUE, FAMILIES, UnknownEventType, check_pattern
 from bridge.metrics import Metrics
 from bridge.model import WatchKey, WatchState
+from bridge.outage import OutageLog
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.redis import RedisStore
 
@@ -47,6 +49,7 @@ class ApiContext:
     # What this process needs beyond Redis answering now (loops running and the like)
     readiness: Callable[[], dict[str, Any]] = dict
     source_rates: Mapping[str, float] = field(default_factory=dict)  # rate_limit per source
+    outage: OutageLog = field(default_factory=OutageLog)  # the process's record of Redis
 
     @property
     def targets(self) -> TargetPolicy:
@@ -59,6 +62,7 @@ E = TypeVar("E", bound=enum.StrEnum)
 CTX: web.AppKey[ApiContext] = web.AppKey("ctx", ApiContext)
 PUBLIC_PATHS = ("/livez", "/healthz", "/readyz", "/metrics", "/openapi.json")
 MAX_PAGE = 500
+READY_WITHIN_S = 1.5  # /readyz answers 503 this soon when Redis does not answer
 
 
 def build_api(ctx: ApiContext) -> web.Application:
@@ -66,6 +70,7 @@ def build_api(ctx: ApiContext) -> web.Application:
         middlewares=[error_middleware, _auth_middleware], client_max_size=ctx.max_body_bytes
     )
     app[CTX] = ctx
+    app[OUTAGE] = ctx.outage
     app[BRAKE] = FailureBrake()
     app.on_response_prepare.append(_no_store)
     app.router.add_get("/livez", livez)
@@ -140,8 +145,9 @@ async def readyz(request: web.Request) -> web.Response:
     replica out of its Service."""
     ctx = request.app[CTX]
     checks: dict[str, Any] = {}
-    try:
-        await ctx.store.ping()
+    try:  # a silent Redis is told within READY_WITHIN_S, not after a command's timeout
+        async with asyncio.timeout(READY_WITHIN_S):
+            await ctx.store.ping()
     except Exception as exc:  # any failure to reach Redis means not ready
         checks["redis"] = f"unreachable: {type(exc).__name__}"
         return web.json_response({"status": "unavailable", "checks": checks}, status=503)

@@ -134,10 +134,15 @@ class Deliverer:
             "deliverer",
             settings.concurrency,
             claim=self._claim,
-            handle=self.attempt,
+            handle=self._attempt_recorded,
             hand_back=self._hand_back,
             outage=self._outage,
         )
+
+    async def _attempt_recorded(self, claimed: ClaimedDelivery) -> str:
+        verdict = await self.attempt(claimed)
+        self._outage.wrote()  # every attempt ends in a write: Redis takes writes
+        return verdict
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:

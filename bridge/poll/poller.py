@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -35,7 +35,7 @@ from bridge.providers.base import Provider, classify, decode_json, fetch_snapsho
 from bridge.providers.fullstory import FullStoryProvider, errors_sample
 from bridge.providers.http import HttpClient
 from bridge.settings import PollSettings
-from bridge.store.connection import REDIS_UNAVAILABLE
+from bridge.store.connection import redis_outage
 from bridge.store.durations import DurationStore
 from bridge.store.redis import Claimed, RedisStore
 from bridge.workers import WorkerPool
@@ -44,6 +44,12 @@ log = structlog.get_logger("bridge.poll")
 
 # How long a failed FullStory job waits for its errors sample (202: being prepared).
 ERRORS_WAIT_S = 120.0
+
+# A write that ends a poll, refused by Redis (full, read-only, silent), is tried again
+# this soon, then less often, while the lease lasts: work resumes within about a
+# second of Redis taking writes again, instead of when the lease runs out.
+WRITE_RETRY_FIRST_S = 0.1
+WRITE_RETRY_MAX_S = 1.0
 
 # Outcomes the bridge decided, not the upstream: no duration to learn from.
 _NOT_ENDED_UPSTREAM = frozenset({Outcome.NOT_FOUND, Outcome.EXPIRED})
@@ -75,6 +81,7 @@ class Poller:
         progress: ProgressEvents | None = None,
     ) -> None:
         self._progress = progress
+        self._outage = outage or OutageLog()
         self._store = store
         self._durations = durations
         self._http = http
@@ -142,7 +149,8 @@ class Poller:
         at = time.monotonic()
         for c in claimed:
             self._held[c.watch.source] = self._held.get(c.watch.source, 0) + 1
-        return [replace(c, slot_at=at + c.delay_s) for c in claimed]
+        held_until = at + self._settings.lease - WRITE_RETRY_MAX_S
+        return [replace(c, slot_at=at + c.delay_s, held_until=held_until) for c in claimed]
 
     def _release(self, claimed: Claimed) -> None:
         source = claimed.watch.source
@@ -183,8 +191,31 @@ class Poller:
             if paused > 0:  # a 429 arrived meanwhile: the slot is not used
                 raise NoSlot("the source was paused meanwhile", retry_after_s=paused, paused=True)
 
+    async def _reschedule(self, claimed: Claimed, *args: Any, **kwargs: Any) -> str:
+        return await self._kept(claimed, lambda: self._store.reschedule(claimed, *args, **kwargs))
+
+    async def _kept(self, claimed: Claimed, write: Callable[[], Awaitable[str]]) -> str:
+        """The write that ends a poll, tried again while Redis refuses it and the lease
+        lasts (each try is compare-and-set on the lease: once is all it can do). The
+        outage is said once; past the lease it is raised, and the lease expires."""
+        wait = WRITE_RETRY_FIRST_S
+        while True:
+            try:
+                verdict = await write()
+            except Exception as exc:
+                if not redis_outage(exc) or claimed.held_until is None:
+                    raise
+                if claimed.held_until - time.monotonic() <= wait:
+                    raise
+                self._outage.failed("poller", exc)
+                await asyncio.sleep(wait)
+                wait = min(WRITE_RETRY_MAX_S, 2 * wait)
+            else:
+                self._outage.wrote()
+                return verdict
+
     async def _hand_back(self, claimed: Claimed) -> None:
-        await self._store.reschedule(claimed, claimed.watch, self._clock.now(), keep_priority=True)
+        await self._reschedule(claimed, claimed.watch, self._clock.now(), keep_priority=True)
 
     # --------------------------------------------------------------- one poll
     async def poll(self, claimed: Claimed) -> str:
@@ -199,7 +230,7 @@ class Poller:
             return await self._finish(claimed, watch, Outcome.EXPIRED, None, now)
         if source is None:  # removed from the config: keep the watch, look again later
             updated = replace(watch, last_error=f"source {watch.source!r} is not configured")
-            return await self._store.reschedule(claimed, updated, now + self._settings.max_interval)
+            return await self._reschedule(claimed, updated, now + self._settings.max_interval)
 
         # The claim reserved this request a slot of the source's fleet-wide budget; the
         # pool started it no earlier than that slot.
@@ -231,7 +262,7 @@ class Poller:
             reason = "paused" if exc.paused else "rate_limited"
             next_at = self._clock.now() + exc.retry_after_s
             next_at += self._rand() * self._settings.min_interval
-            return await self._store.reschedule(
+            return await self._reschedule(
                 claimed,
                 replace(updated, poll_reason=reason),
                 next_at,
@@ -255,16 +286,23 @@ class Poller:
             self._count(source, "error", started)
             log.info("poll_failed", watch_id=watch.id, source=source.name, error=str(exc))
             return await self._retry_later(claimed, self._polled(watch, now), str(exc))
-        except REDIS_UNAVAILABLE:  # the token cache is in Redis: not the upstream's fault
-            raise
         except Exception as exc:  # an answer nobody foresaw: an error, never silence
+            if redis_outage(exc):  # the token cache is in Redis: not the upstream's fault
+                self._outage.failed("poller", exc)
+                later = self._clock.now() + self._settings.min_interval
+                return await self._reschedule(claimed, watch, later, keep_priority=True)
             self._count(source, "error", started)
             error = f"unexpected answer: {type(exc).__name__}"
             log.warning("poll_failed", watch_id=watch.id, source=source.name, error=error)
             return await self._retry_later(claimed, self._polled(watch, now), error)
         self._count(source, "ok", started)
         self._refusals.pop(source.name, None)
-        await self._set_health(source.name, True, None)
+        try:
+            await self._set_health(source.name, True, None)
+        except Exception as exc:  # Redis takes no writes: tried again at the next poll
+            if not redis_outage(exc):
+                raise
+            self._outage.failed("poller", exc)
         return await self._record(claimed, snapshot, now)
 
     @staticmethod
@@ -298,7 +336,7 @@ class Poller:
                     )
                     # a growing wait: a long preparation costs few requests
                     next_at = now + max(self._settings.min_interval, (now - since) / 4)
-                    return await self._store.reschedule(claimed, waiting, next_at)
+                    return await self._reschedule(claimed, waiting, next_at)
                 sample = {"unavailable": f"not ready after {ERRORS_WAIT_S:g} s"}
             extra = {"errors_sample": sample}
         if snap.outcome is not None:
@@ -317,7 +355,12 @@ class Poller:
             return await self._finish(claimed, updated, snap.outcome, snap, now, extra)
         if self._progress is not None and source is not None:
             # written before the poll is saved: a retry after a crash names it the same
-            w = await self._progress.note(w, snap, source.provider.name, self._clock)
+            try:
+                w = await self._progress.note(w, snap, source.provider.name, self._clock)
+            except Exception as exc:  # Redis takes no writes: the next poll notes it
+                if not redis_outage(exc):
+                    raise
+                self._outage.failed("poller", exc)
             if w.progress_events != claimed.watch.progress_events:
                 self._on_event()
         progress, eta, overdue = backoff.read_progress(
@@ -361,7 +404,7 @@ class Poller:
         # Worth decides who goes first when the budget is short; no poll is passed over
         # for longer than max_interval (poll/priority.py).
         rank = priority.priority_key(now + interval, worth, self._settings.max_interval)
-        return await self._store.reschedule(claimed, updated, now + interval, rank)
+        return await self._reschedule(claimed, updated, now + interval, rank)
 
     async def _finish(
         self,
@@ -384,7 +427,9 @@ class Poller:
             max_job_bytes=self._settings.max_job_bytes,
         )
         final = replace(updated, state=state_for(outcome), outcome=outcome, terminal_at=now)
-        verdict = await self._store.finish(claimed, final, event, self._settings.retention)
+        verdict = await self._kept(
+            claimed, lambda: self._store.finish(claimed, final, event, self._settings.retention)
+        )
         if verdict == "terminal":
             if job_omitted(event):
                 log.warning(
@@ -467,7 +512,9 @@ class Poller:
             return
         try:
             await self._durations.record(before.source, before.kind, ended - before.created_at)
-        except REDIS_UNAVAILABLE:  # the event is written; a lost sample is no loss
+        except Exception as exc:  # the event is written; a lost sample is no loss
+            if not redis_outage(exc):
+                raise
             log.info("duration_not_recorded", watch_id=before.id)
 
     async def _rate_limited(
@@ -479,7 +526,7 @@ class Poller:
         now = self._clock.now()
         next_at = now + exc.retry_after_s + self._rand() * self._settings.min_interval
         updated = replace(polled, last_error=str(exc), poll_reason="rate_limited")
-        return await self._store.reschedule(claimed, updated, next_at)
+        return await self._reschedule(claimed, updated, next_at)
 
     async def _not_found(
         self, claimed: Claimed, polled: Watch, source: PolledSource, error: str
@@ -497,7 +544,7 @@ class Poller:
             self._settings.max_interval,
             self._rand(),
         )
-        return await self._store.reschedule(claimed, updated, self._clock.now() + delay)
+        return await self._reschedule(claimed, updated, self._clock.now() + delay)
 
     async def _retry_later(self, claimed: Claimed, polled: Watch, error: str) -> str:
         updated = replace(
@@ -506,7 +553,7 @@ class Poller:
         delay = backoff.error_backoff(
             updated.errors, self._settings.min_interval, self._settings.max_interval, self._rand()
         )
-        return await self._store.reschedule(claimed, updated, self._clock.now() + delay)
+        return await self._reschedule(claimed, updated, self._clock.now() + delay)
 
     def _count(self, source: PolledSource, result: str, started: float) -> None:
         # Labelled children are looked up once: .labels() is measurable on the hot path.

@@ -9,17 +9,37 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError
+from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # A pooled connection that went stale in a Redis restart or failover fails once: retry
-# on a fresh one, briefly. A command retried after its answer was lost runs twice:
-# writes are compare-and-set or use deterministic ids, so nothing is written twice;
-# a claim (watches, deliveries, outbox reads) repeated this way leaves its first batch
-# leased until the lease expires, a delay, never a loss.
+# on a fresh one, briefly. Only refused or broken connections are retried: a command
+# that timed out may have run, and a Redis that stopped answering must be told to the
+# caller within a bound (API 503, readiness), not after several more timeouts.
 RETRIES = 3
+# Every command the bridge sends is short (scripts touch a bounded number of keys): an
+# answer later than this means Redis is not answering. Waiting for a pooled connection
+# is bounded the same way, so an API call fails within about twice this.
+COMMAND_TIMEOUT_S = 2.0
 # What "Redis is not there right now" looks like to callers.
 REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
+# Error replies of a Redis that answers but takes no writes: full at maxmemory with
+# noeviction (OOM), a replica after a failover (READONLY), a failed RDB save (MISCONF).
+# Inside a script Redis 6.2 wraps them in "ERR Error running script …".
+_REFUSING = ("OOM ", "READONLY ", "MISCONF ")
+
+
+def refuses_writes(exc: BaseException) -> bool:
+    """Whether this is Redis refusing a write for a while (not a bug of the caller)."""
+    if not isinstance(exc, ResponseError):
+        return False
+    text = str(exc)
+    return text.startswith(_REFUSING) or any(f"-{r}" in text or f": {r}" in text for r in _REFUSING)
+
+
+def redis_outage(exc: BaseException) -> bool:
+    """Unreachable, silent, or refusing writes: a state of Redis, said once, retried."""
+    return isinstance(exc, REDIS_UNAVAILABLE) or refuses_writes(exc)
 
 
 def connect(url: str, *, max_connections: int = 128) -> aioredis.Redis:
@@ -27,12 +47,16 @@ def connect(url: str, *, max_connections: int = 128) -> aioredis.Redis:
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
-        timeout=10,
+        timeout=COMMAND_TIMEOUT_S,
         decode_responses=True,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), RETRIES),
-        retry_on_error=list(REDIS_UNAVAILABLE),
+        socket_connect_timeout=COMMAND_TIMEOUT_S,
+        socket_timeout=COMMAND_TIMEOUT_S,
+        retry=Retry(
+            ExponentialWithJitterBackoff(base=0.05, cap=0.5),
+            RETRIES,
+            supported_errors=(RedisConnectionError,),
+        ),
+        retry_on_timeout=False,
     )
     pool.connection_class = with_fast_packing(pool.connection_class)
     return aioredis.Redis(connection_pool=pool)

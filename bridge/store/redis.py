@@ -43,6 +43,7 @@ class Claimed:
     token: int
     delay_s: float = 0.0  # the source's limiter reserved a slot this far ahead
     slot_at: float | None = None  # that slot on this process's monotonic clock (the pool's)
+    held_until: float | None = None  # the lease's end on that clock (a little before)
 
 
 @dataclass(frozen=True)

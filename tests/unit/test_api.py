@@ -489,3 +489,45 @@ async def test_answers_that_carry_secrets_are_never_cached(api) -> None:  # type
     refused = await client.get("/v1/watches")
     assert refused.status == 401 and refused.headers["Cache-Control"] == "no-store"
     assert "Cache-Control" not in (await client.get("/livez")).headers
+
+
+async def test_a_redis_that_refuses_writes_is_a_503_said_once(api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Redis full (OOM) under a registration: 503 in the error shape with Retry-After,
+    no traceback, and the state logged once however many requests meet it."""
+    from redis.exceptions import OutOfMemoryError
+    from structlog.testing import capture_logs
+
+    client, store, _ = api
+
+    async def full(*args: object, **kwargs: object) -> object:
+        raise OutOfMemoryError("OOM command not allowed when used memory > 'maxmemory'.")
+
+    monkeypatch.setattr(store, "register", full)
+    with capture_logs() as logs:
+        for _ in range(3):
+            resp = await client.post(
+                "/v1/watches", headers=AUTH, json={"source": "fs", "job_id": "j"}
+            )
+            body = await resp.json()
+            assert resp.status == 503 and body["code"] == "unavailable" and body["fields"] == []
+            assert "writes" in body["message"] and resp.headers["Retry-After"]
+    assert [e["event"] for e in logs] == ["redis_refusing_writes"]
+
+
+async def test_readiness_answers_while_redis_is_silent(api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A Redis that never answers: /readyz says 503 after its own short bound instead of
+    waiting on the command's timeout."""
+    import asyncio
+
+    from bridge.api import server
+
+    client, store, _ = api
+    monkeypatch.setattr(server, "READY_WITHIN_S", 0.05)
+
+    async def silent() -> bool:
+        await asyncio.Event().wait()
+        return True
+
+    monkeypatch.setattr(store, "ping", silent)
+    resp = await client.get("/readyz")
+    assert resp.status == 503 and "TimeoutError" in (await resp.json())["checks"]["redis"]

@@ -92,19 +92,32 @@ async def test_a_marker_rewritten_by_another_process_is_a_loss(prefix: str) -> N
 
 
 def test_outage_log_says_redis_outages_once_and_keeps_other_tracebacks() -> None:
-    """A Redis outage is one line until it ends; another failure keeps its traceback."""
+    """A Redis outage is one line until it ends; so is a Redis that refuses writes (full,
+    read-only; Redis 6.2 wraps the reply inside a script), which only a write that went
+    through ends; another failure keeps its traceback."""
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import ResponseError
+    from redis.exceptions import OutOfMemoryError, ResponseError
 
     outage = OutageLog()
+    in_script = "Error running script (call to f_1): @user_script:9: -OOM command not allowed"
     with capture_logs() as logs:
         for _ in range(5):
             outage.failed("claims", RedisConnectionError("gone"))
         outage.succeeded()
-        outage.failed("claims", ResponseError("OOM command not allowed"))
-        outage.failed("claims", ResponseError("OOM command not allowed"))
+        outage.failed("claims", OutOfMemoryError("OOM command not allowed"))
+        outage.failed("claims", ResponseError(in_script))
+        outage.succeeded()  # a read answered: Redis may still refuse writes
+        outage.failed("api", ResponseError("READONLY You can't write against a replica"))
+        outage.wrote()
+        outage.failed("claims", ResponseError("WRONGTYPE Operation against a key"))
     events = [e["event"] for e in logs]
-    assert events == ["redis_unavailable", "redis_recovered", "loop_failed"]
+    assert events == [
+        "redis_unavailable",
+        "redis_recovered",
+        "redis_refusing_writes",
+        "redis_accepting_writes",
+        "loop_failed",
+    ]
 
 
 def test_aiohttp_server_log_loses_the_raw_request(capsys: pytest.CaptureFixture[str]) -> None:
