@@ -16,11 +16,14 @@ import time
 import structlog
 
 from bridge.metrics import Metrics
-from bridge.store.connection import REDIS_UNAVAILABLE, refuses_writes
+from bridge.store.connection import COMMAND_TIMEOUT_S, REDIS_UNAVAILABLE, refuses_writes
 
 log = structlog.get_logger("bridge.redis")
 
 REPEAT_AFTER_S = 60.0  # the same loop's other failures are logged again after this
+# A call sent while Redis was silent can time out just after another call found it
+# back: that is the outage that ended, not a new one (a pool wait, then a command).
+LATE_FAILURE_S = 2 * COMMAND_TIMEOUT_S
 
 
 class OutageLog:
@@ -28,6 +31,7 @@ class OutageLog:
         self._metrics = metrics
         self.down_since: float | None = None
         self.refusing_since: float | None = None
+        self._recovered_at = float("-inf")
         self._said: dict[str, float] = {}
 
     def failed(self, where: str, exc: BaseException) -> None:
@@ -43,6 +47,8 @@ class OutageLog:
                 log.error("loop_failed", where=where, exc_info=exc)
             return
         if self.down_since is None:
+            if time.monotonic() - self._recovered_at < LATE_FAILURE_S:
+                return  # a call of the outage that just ended
             self.down_since = time.monotonic()
             log.warning(
                 "redis_unavailable", where=where, error=type(exc).__name__, detail=_short(exc)
@@ -54,6 +60,7 @@ class OutageLog:
         if self.down_since is not None:
             log.warning("redis_recovered", down_s=round(time.monotonic() - self.down_since, 3))
             self.down_since = None
+            self._recovered_at = time.monotonic()
         if self._metrics:
             self._metrics.redis_up.set(1)
 

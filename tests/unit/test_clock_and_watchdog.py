@@ -176,3 +176,31 @@ def test_console_tracebacks_show_no_local_variables(capsys: pytest.CaptureFixtur
         root.handlers[:], root.level = saved[0], saved[1]
         structlog.configure(**saved[2])
     assert "RuntimeError" in err and "s3cr3t" not in err
+
+
+def test_a_late_failure_of_an_ended_outage_is_not_a_new_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call sent while Redis was silent times out just after another call found Redis
+    back: no second outage is opened (nor said); one after that bound is."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from bridge import outage as module
+
+    now = [100.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+    outage = OutageLog()
+    with capture_logs() as logs:
+        outage.failed("claims", RedisTimeoutError("silent"))
+        now[0] += 15
+        outage.succeeded()
+        now[0] += 0.5
+        outage.failed("watchdog", RedisTimeoutError("sent during the outage"))
+        assert outage.down_since is None
+        now[0] += module.LATE_FAILURE_S
+        outage.failed("watchdog", RedisTimeoutError("silent again"))
+    assert [e["event"] for e in logs] == [
+        "redis_unavailable",
+        "redis_recovered",
+        "redis_unavailable",
+    ]
