@@ -125,6 +125,7 @@ async def test_a_redis_that_goes_silent(tmp_path: Path) -> None:
     assert text.count('"event": "redis_unavailable"') == 1, text[-3000:]
     assert text.count('"event": "redis_recovered"') == 1
     assert "maximum number of running instances" not in text and "Traceback" not in text
+    assert '"roles": ["api", "deliverer", "poller"]' in text  # names, not enum reprs
 
 
 async def test_a_full_redis(tmp_path: Path) -> None:
