@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError, ResponseError
+from redis.exceptions import DataError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # A pooled connection that went stale in a Redis restart or failover fails once: retry
@@ -25,12 +25,15 @@ COMMAND_TIMEOUT_S = 2.0
 REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
 # Error replies of a Redis that answers but takes no writes: full at maxmemory with
 # noeviction (OOM), a replica after a failover (READONLY), a failed RDB save (MISCONF).
-# Inside a script Redis 6.2 wraps them in "ERR Error running script …".
+# redis-py raises the first two as their own classes (the code cut off the message);
+# inside a script Redis 6.2 wraps them in "ERR Error running script … -OOM …".
 _REFUSING = ("OOM ", "READONLY ", "MISCONF ")
 
 
 def refuses_writes(exc: BaseException) -> bool:
     """Whether this is Redis refusing a write for a while (not a bug of the caller)."""
+    if isinstance(exc, OutOfMemoryError | ReadOnlyError):
+        return True
     if not isinstance(exc, ResponseError):
         return False
     text = str(exc)

@@ -492,13 +492,14 @@ async def test_answers_that_carry_secrets_are_never_cached(api) -> None:  # type
 async def test_a_redis_that_refuses_writes_is_a_503_said_once(api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Redis full (OOM) under a registration: 503 in the error shape with Retry-After,
     no traceback, and the state logged once however many requests meet it."""
-    from redis.exceptions import OutOfMemoryError
+    from redis._parsers.base import BaseParser
     from structlog.testing import capture_logs
 
     client, store, _ = api
 
     async def full(*args: object, **kwargs: object) -> object:
-        raise OutOfMemoryError("OOM command not allowed when used memory > 'maxmemory'.")
+        # as redis-py raises it: OutOfMemoryError, the "OOM" code cut off the message
+        raise BaseParser.parse_error("OOM command not allowed when used memory > 'maxmemory'.")
 
     monkeypatch.setattr(store, "register", full)
     with capture_logs() as logs:
