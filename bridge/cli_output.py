@@ -37,7 +37,7 @@ def cell(value: Any, limit: int | None = MAX_CELL) -> str:
     if isinstance(value, list | tuple):
         text = ",".join(cell(v, None) for v in value) or "-"
     elif isinstance(value, dict):
-        text = " ".join(f"{k}={cell(v, None)}" for k, v in value.items()) or "-"
+        text = " ".join(f"{printable(str(k))}={cell(v, None)}" for k, v in value.items()) or "-"
     else:
         text = printable(str(value))
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"

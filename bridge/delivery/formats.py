@@ -42,9 +42,14 @@ def as_is(value: Any) -> str:
 
 
 def slack_text(value: Any) -> str:
-    """Slack's mrkdwn (and Teams' HTML): `<…>` makes links and channel pings; & < >
-    are the escapes."""
+    """Slack's mrkdwn: `<…>` makes links and channel pings; & < > are its escapes."""
     return as_is(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def teams_text(value: Any) -> str:
+    """Teams' card text is markdown with some HTML: & < > as entities, and the
+    brackets of a masked link `[text](url)` too, so no link hides where it goes."""
+    return slack_text(value).replace("[", "&#91;").replace("]", "&#93;")
 
 
 _DISCORD_MARKUP = re.compile(r"([\\*_~`|>\[\]()<@])")
@@ -97,7 +102,7 @@ def render(fmt: Format, event: Event) -> bytes:
             "allowed_mentions": {"parse": []},
         }
     else:  # Microsoft Teams incoming webhook (connector card): markdown and some HTML
-        text = summary(event, slack_text)
+        text = summary(event, teams_text)
         body = {
             "@type": "MessageCard",
             "@context": "https://schema.org/extensions",

@@ -29,9 +29,11 @@ def test_a_record_shows_escape_sequences_as_text() -> None:
     keys and nested objects alike."""
     buf = io.StringIO()
     out.record(
-        {"last_error": CLIPBOARD, "attempts": [{"error": CLIPBOARD}], "x\x1b": {"y": CLIPBOARD}},
+        {"last_error": CLIPBOARD, "attempts": [{"error": CLIPBOARD, CLIPBOARD: 1}],
+         "x\x1b": {"y": CLIPBOARD}},
         buf,
-    )
+    )  # fmt: skip
+    out.table([{"x": {CLEAR_AND_TITLE: 1}}], ["x"], buf)
     _shown(buf.getvalue())
     assert "\\x1b]52;c;" in buf.getvalue() and "\\x9b31m" in buf.getvalue()
 

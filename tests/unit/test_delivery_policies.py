@@ -169,6 +169,8 @@ def test_slack_and_teams_show_upstream_text_as_text(fmt: formats.Format) -> None
     text = body.get("text", "")
     assert "<" not in text and ">" not in text and "\n" not in text
     assert "&lt;!channel&gt; @everyone &lt;mailto:it@evil.example|Re-enter" in text
+    if fmt is formats.Format.TEAMS:  # markdown there: a masked link hides its target
+        assert "[click](" not in text and "&#91;click&#93;(https://evil.example)" in text
 
 
 def test_discord_pings_nobody_and_links_nothing() -> None:
