@@ -37,6 +37,10 @@ def state_for(outcome: Outcome) -> WatchState:
     return WatchState.TERMINAL
 
 
+MAX_STATUS = 200  # characters of an upstream status kept (events, the watch)
+MAX_TIME = 64  # characters: longer than any ISO 8601 time
+
+
 @dataclass(frozen=True, slots=True)
 class Counts:
     total: int | None = None
@@ -55,7 +59,9 @@ class Counts:
 
 @dataclass(frozen=True, slots=True)
 class JobSnapshot:
-    """One upstream answer about one job, normalised."""
+    """One upstream answer about one job, normalised. The texts an event carries are
+    bounded here, whatever the provider: an upstream's status is at most MAX_STATUS
+    characters, and a time longer than any ISO 8601 time is no time."""
 
     status: str
     outcome: Outcome | None
@@ -63,6 +69,14 @@ class JobSnapshot:
     created_at: str | None = None
     finished_at: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.status) > MAX_STATUS:
+            object.__setattr__(self, "status", self.status[:MAX_STATUS])
+        for name in ("created_at", "finished_at"):
+            value = getattr(self, name)
+            if value is not None and len(value) > MAX_TIME:
+                object.__setattr__(self, name, None)
 
     @property
     def terminal(self) -> bool:

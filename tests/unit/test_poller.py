@@ -592,3 +592,24 @@ async def test_a_huge_job_body_is_not_carried_by_its_event(env) -> None:  # type
     assert len(stored) < poller._settings.max_job_bytes
     assert any(line["event"] == "event_job_omitted" for line in logs)
     assert poller._metrics.guarded.labels("event_job_omitted")._value.get() == 1
+
+
+async def test_no_upstream_text_makes_an_event_large(env) -> None:  # type: ignore[no-untyped-def]
+    """Past data.job: a 900 KB status of a running job (carried later as the terminal
+    event's previous_status) and a 900 KB creation time are cut, whatever the provider."""
+    from bridge.model import MAX_STATUS
+
+    store, clock, http, poller = env
+    running = fs_body("PROCESSING")
+    running["job"]["status"] = "P" * 900_000
+    done = fs_body("COMPLETED", 3)
+    done["job"]["created"] = "2" * 900_000
+    http.queue(f"{FS}/v2/users/batch/long", ok(running), ok(done))
+    watch, _ = await store.register(WatchKey("fs", "users", "long"), clock.now())
+    assert await run_due(store, clock, poller) == ["ok"]
+    stored = await store.get_watch(watch.id)
+    assert stored is not None and stored.status is not None and len(stored.status) == MAX_STATUS
+    clock.advance(10)
+    assert await run_due(store, clock, poller) == ["terminal"]
+    event = await the_event(store)
+    assert len(event["previous_status"]) == MAX_STATUS and event["created_at"] is None
