@@ -86,8 +86,9 @@ class PollSettings(_Section):
     progress_step: float = Field(default=0.1, gt=0, le=1)
     progress_min_interval: float = Field(default=30.0, ge=0)
     concurrency: int = Field(default=64, ge=1, le=10_000)
-    # Polls one source may have under way in one process (a hanging upstream holds
-    # no more); 0: the fair share, concurrency divided by the number of sources.
+    # Polls one source may have under way in one process; 0: no cap of its own. Either
+    # way each source keeps half a fair share of the workers free for itself, so a
+    # hanging upstream cannot take the workers another source needs.
     source_concurrency: int = Field(default=0, ge=0, le=10_000)
     request_timeout: float = Field(default=30.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)

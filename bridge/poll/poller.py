@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -37,7 +37,7 @@ from bridge.providers.http import HttpClient
 from bridge.settings import PollSettings
 from bridge.store.connection import redis_outage
 from bridge.store.durations import DurationStore
-from bridge.store.redis import Claimed, RedisStore
+from bridge.store.redis import Claimed, RedisStore, WorkerRoom
 from bridge.workers import WorkerPool
 
 log = structlog.get_logger("bridge.poll")
@@ -95,10 +95,8 @@ class Poller:
         self._refusals: dict[str, health.Refusals] = {}
         self._metric_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._rate_limits = {n: (s.rate_limit, s.burst) for n, s in sources.items()}
-        # Each source's share of the workers: a source that hangs holds only its share,
-        # and the others are polled on time (as the deliverer caps each subscription).
-        self.source_share = source_share(settings.concurrency, settings.source_concurrency,
-                                         len(sources))  # fmt: skip
+        # A source that hangs holds no more than what the others leave it: each source
+        # keeps a few workers free for itself (as the deliverer caps each subscription).
         self._held: dict[str, int] = {}  # claimed, not yet ended, per source
         self.pool: WorkerPool[Claimed] = WorkerPool(
             "poller",
@@ -137,7 +135,9 @@ class Poller:
         return 2 * self._settings.tick + 0.1
 
     async def _claim(self, free: int) -> list[Claimed]:
-        room = {name: max(0, self.source_share - self._held.get(name, 0)) for name in self._sources}
+        room = worker_room(
+            self._settings.concurrency, self._settings.source_concurrency, self._sources, self._held
+        )
         claimed = await self._store.claim(
             self._clock.now(),
             self._settings.lease,
@@ -602,12 +602,27 @@ class Poller:
             )
 
 
-def source_share(concurrency: int, configured: int, sources: int) -> int:
-    """Polls one source may have claimed and under way in one process: as configured
-    (poll.source_concurrency), else the fair share of the workers, never below one."""
-    if configured > 0:
-        return min(configured, concurrency)
-    return max(1, -(-concurrency // max(1, sources)))
+def reserve_per_source(concurrency: int, sources: int) -> int:
+    """Workers kept free for each source while it has fewer in use: half a fair share."""
+    return max(1, concurrency // (2 * max(1, sources)))
+
+
+def worker_room(
+    concurrency: int, configured: int, sources: Iterable[str], held: Mapping[str, int]
+) -> WorkerRoom:
+    """What the next claim may take, per source. Pure.
+
+    Any source may use every worker but those kept free for the other sources
+    (reserve_per_source each, less what they already hold): a busy source alone has
+    most of the pool, and one that hangs cannot take the workers another source needs
+    to be polled on time. configured (poll.source_concurrency), when set, caps each
+    source's polls as well."""
+    names = list(sources)
+    reserve = reserve_per_source(concurrency, len(names))
+    own = {s: max(0, reserve - held.get(s, 0)) for s in names}
+    free = concurrency - sum(held.get(s, 0) for s in names)
+    most = {s: max(0, configured - held.get(s, 0)) for s in names} if configured > 0 else None
+    return WorkerRoom(own=own, shared=max(0, free - sum(own.values())), most=most)
 
 
 TIMELINE_LENGTH = 20

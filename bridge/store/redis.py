@@ -47,6 +47,22 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class WorkerRoom:
+    """What one claim may take of the caller's free workers: per source, those kept
+    for it (own) and its cap (most, when it has one); then the room all share."""
+
+    own: dict[str, int]
+    shared: int
+    most: dict[str, int] | None = None
+
+    def limits(self, source: str) -> list[int]:
+        if source not in self.own:
+            return []
+        most = self.most.get(source) if self.most else None
+        return [self.own[source]] if most is None else [self.own[source], most]
+
+
+@dataclass(frozen=True)
 class SourceHealth:
     healthy: bool
     reason: str | None
@@ -277,15 +293,15 @@ class RedisStore:
         limit: int,
         rate_limits: dict[str, tuple[float, int]] | None = None,
         horizon_s: float = 0.0,
-        room: dict[str, int] | None = None,
+        room: WorkerRoom | None = None,
     ) -> list[Claimed]:
         """Lease up to `limit` due watches whose source's limiter grants a slot within
         horizon_s; each comes with the delay before its request may go.
 
         rate_limits maps a source to (requests per second, burst); 0 turns the limiter
-        off, though a 429 pause still holds. room caps how many of a source's watches
-        this claim takes (the caller's free share of its workers). Watches refused by
-        their limiter or their room are queued behind it and not returned.
+        off, though a 429 pause still holds. room bounds how many of each source's
+        watches this claim takes (the caller's free workers: WorkerRoom). Watches
+        refused by their limiter or their room are queued behind it and not returned.
         """
         k = self.keys
         flat = await self._claim(
@@ -298,12 +314,13 @@ class RedisStore:
                 k.source_prefix(),
                 json.dumps(
                     {
-                        s: [r, b] if room is None or s not in room else [r, b, room[s]]
+                        s: [r, b, *(room.limits(s) if room else [])]
                         for s, (r, b) in (rate_limits or {}).items()
                     }
                     or {"": [0, 1]}
                 ),
                 to_ms(horizon_s),
+                *([] if room is None else [room.shared]),
             ],
         )
         out = []

@@ -70,10 +70,11 @@ end
 
 # KEYS[1] due zset  KEYS[2] leases zset  KEYS[3] set of sources with a backlog
 # ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max watches  ARGV[4] watch hash key prefix
-# ARGV[5] source key prefix  ARGV[6] JSON {source: [rate per s, burst, room?]}
-# ARGV[7] reservation horizon ms
-# room: how many of the source's watches this claim may take at most (the caller's free
-# share of its workers); beyond it the source is refused as when its limiter is.
+# ARGV[5] source key prefix  ARGV[6] JSON {source: [rate per s, burst, own?, most?]}
+# ARGV[7] reservation horizon ms  ARGV[8] shared room (optional)
+# The caller's workers: a source may take `own` watches (those kept for it), then more
+# from the room all sources share (ARGV[8]) while it lasts, `most` at most; beyond
+# that the source is refused as when its limiter is. Without `own`, no such bound.
 # Moves expired leases back to due (their holder died) and revokes them: the lease
 # token is bumped, so a late holder's writes are refused as stale. Then grants slots
 # within the horizon from each source's limiter, taking turns: one from each source's
@@ -91,6 +92,7 @@ local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
 local limits = cjson.decode(ARGV[6])
 local horizon = tonumber(ARGV[7])
+local shared = tonumber(ARGV[8] or '-1')
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[2], id)
@@ -107,13 +109,16 @@ local function admit(source)
   if refused[source] then return false end
   local lim = limits[source]
   if not lim then return true, 0 end
-  if lim[3] and (sent[source] or 0) >= tonumber(lim[3]) then
+  local taken = sent[source] or 0
+  local beyond_own = lim[3] and taken >= tonumber(lim[3])
+  if lim[3] and ((lim[4] and taken >= tonumber(lim[4])) or (beyond_own and shared == 0)) then
     refused[source] = true
     return false
   end
   local granted, ms = reserve(ARGV[5], source, source, tonumber(lim[1]), tonumber(lim[2]),
                               server_now, horizon)
   if not granted then refused[source] = true; return false end
+  if beyond_own and shared > 0 then shared = shared - 1 end
   sent[source] = (sent[source] or 0) + 1
   return true, ms
 end

@@ -279,14 +279,14 @@ async def test_a_deep_token_answer_is_a_malformed_answer(env) -> None:  # type: 
 
 async def test_a_hanging_upstream_holds_only_its_share_of_the_workers(prefix: str) -> None:
     """FullStory never answers and has more running jobs than the poller has workers:
-    it holds at most its share of them, and Talkdesk's jobs are polled meanwhile."""
+    it holds all but the workers kept for Talkdesk, whose jobs are polled meanwhile."""
     import asyncio
 
     import fakeredis
 
     from bridge.clock import FakeClock
     from bridge.metrics import Metrics
-    from bridge.poll.poller import PolledSource, Poller, source_share
+    from bridge.poll.poller import PolledSource, Poller
     from bridge.providers.fullstory import FullStoryProvider
     from bridge.settings import PollSettings
     from bridge.store.redis import RedisStore
@@ -312,7 +312,6 @@ async def test_a_hanging_upstream_holds_only_its_share_of_the_workers(prefix: st
         sources={"fs": PolledSource("fs", FullStoryProvider("key", FS), rate_limit=0, burst=1),
                  "td": PolledSource("td", td_provider(store, clock, http), rate_limit=0, burst=1)},
     )  # fmt: skip
-    assert poller.source_share == source_share(4, 0, 2) == 2
     for i in range(10):
         http.queue(f"{FS}/v2/users/batch/fs{i}", ok(fs_body("COMPLETED")))
         await store.register(WatchKey("fs", "users", f"fs{i}"), clock.now())
@@ -332,8 +331,30 @@ async def test_a_hanging_upstream_holds_only_its_share_of_the_workers(prefix: st
                 await asyncio.sleep(0.01)
 
         await asyncio.wait_for(talkdesk_told(), 10)
-        assert len(fs_waiting) == 2  # FullStory holds its share, no more
+        assert len(fs_waiting) == 3  # FullStory holds all but Talkdesk's reserve
     finally:
         hang.set()
         await poller.stop(1)
         await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "configured", "held", "own", "shared"),
+    [
+        (64, 0, {}, {"a": 8, "b": 8, "c": 8, "d": 8}, 32),  # alone, a source may use 40
+        (64, 0, {"a": 40}, {"a": 0, "b": 8, "c": 8, "d": 8}, 0),  # a hangs: the rest keep 8
+        (64, 0, {"c": 3}, {"a": 8, "b": 8, "c": 5, "d": 8}, 32),
+        (32, 0, {}, {"a": 8, "b": 8}, 16),
+        (4, 0, {"a": 3}, {"a": 0, "b": 1}, 0),
+    ],
+)
+def test_worker_room(concurrency: int, configured: int, held: dict[str, int],
+                     own: dict[str, int], shared: int) -> None:  # fmt: skip
+    """Every source keeps half a fair share of the workers for itself; the rest is
+    shared by whoever has work."""
+    from bridge.poll.poller import worker_room
+
+    room = worker_room(concurrency, configured, list(own), held)
+    assert (room.own, room.shared, room.most) == (own, shared, None)
+    capped = worker_room(64, 10, ["a", "b"], {"a": 4})
+    assert capped.most == {"a": 6, "b": 10}

@@ -314,3 +314,24 @@ async def test_the_rollback_script_empties_the_backlogs(store: RedisStore) -> No
     assert await store.client.eval(script, 0, store.keys.prefix) == 2
     assert await store.client.zcard(store.keys.due) == 2
     assert await store.backlogs() == {}
+
+
+async def test_a_claim_keeps_each_sources_own_workers(store: RedisStore) -> None:
+    """Two busy sources share the room all share and their own; a third source's own
+    workers are not taken though it has nothing due; a capped source stops at its cap;
+    what is not taken waits in its source's backlog and comes at the next claim."""
+    from bridge.store.redis import WorkerRoom
+
+    for source in ("a", "b"):
+        for i in range(6):
+            await store.register(WatchKey(source, "users", f"{source}{i}"), NOW)
+    limits = {s: (0.0, 1) for s in ("a", "b", "c")}
+    room = WorkerRoom(own={"a": 1, "b": 1, "c": 2}, shared=2)
+    first = [c.watch.source for c in await store.claim(NOW, 30, 20, limits, room=room)]
+    assert len(first) == 4 and first.count("a") >= 1 and first.count("b") >= 1  # c keeps 2
+    left = {s: 6 - first.count(s) for s in ("a", "b")}
+    capped = WorkerRoom(own={"a": 1, "b": 1, "c": 2}, shared=9, most={"a": 1, "b": 9, "c": 9})
+    second = [c.watch.source for c in await store.claim(NOW, 30, 20, limits, room=capped)]
+    assert second.count("a") == 1 and second.count("b") == left["b"]
+    rest = [c.watch.source for c in await store.claim(NOW, 30, 20, limits)]
+    assert rest == ["a"] * (left["a"] - 1)
