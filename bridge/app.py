@@ -258,6 +258,7 @@ class Bridge:
             on_delivery_work=self.deliverer.wake if self.deliverer else (lambda: None),
             readiness=self.readiness,
             outage=self.outage,
+            trusted_proxies=tuple(s.api.trusted_proxies),
             source_rates={n: c.rate_limit for n, c in s.sources.items()},
         )
         host, port = s.api.host_port

@@ -207,7 +207,7 @@ def _config_check(path: str | None, secrets_dir: str | None) -> int:
 
     if path is None and not os.environ.get("BRIDGE_CONFIG"):
         print(
-            "warning: no config file (--config FILE or BRIDGE_CONFIG): checking the "
+            "warning: no config file (`config check FILE`, or BRIDGE_CONFIG): checking the "
             "defaults and BRIDGE_* variables only",
             file=sys.stderr,
         )
@@ -240,6 +240,9 @@ def masked(settings: Settings) -> dict[str, Any]:
         for key in ("headers", "query"):
             if isinstance(source.get(key), dict):
                 source[key] = dict.fromkeys(source[key], MASK)
+        for key in ("url", "base_url", "token_url"):
+            if isinstance(source.get(key), str):
+                source[key] = _masked_url(source[key], chat=False)
     for sub in data.get("subscriptions", []):
         sub["headers"] = dict.fromkeys(sub.get("headers") or {}, MASK)
         sub["url"] = _masked_url(sub["url"], chat=sub.get("format") in _CHAT_FORMATS)
@@ -248,14 +251,21 @@ def masked(settings: Settings) -> dict[str, Any]:
 
 def _masked_url(url: str, *, chat: bool) -> str:
     """A chat service's incoming-webhook URL is a credential in its path; any URL's
-    query values may be (?token=…)."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+    password and query values may be (user:pass@, ?api_key=…). Placeholders such as
+    {job_id} are kept as written."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
     parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    if parts.username is not None:
+        host = f"{parts.username}:{MASK}@{host}" if parts.password else f"{parts.username}@{host}"
     if chat:
-        return f"{parts.scheme}://{parts.netloc}/{MASK}"
-    query = urlencode([(k, MASK) for k, _ in parse_qsl(parts.query, keep_blank_values=True)])
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+        return f"{parts.scheme}://{host}/{MASK}"
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = "&".join(f"{k}={MASK}" for k, _ in pairs)
+    return urlunsplit((parts.scheme, host, parts.path, query, ""))
 
 
 def _run(args: argparse.Namespace) -> int:

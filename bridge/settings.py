@@ -56,6 +56,9 @@ class ApiSettings(_Section):
     # May read events and the pull feed (GET /v1/events…), nothing else.
     read_tokens: list[SecretStr] = Field(default_factory=list)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # Reverse proxies (CIDRs) whose X-Forwarded-For names the client: failed sign-ins
+    # are then counted per client, not for everyone behind the proxy at once.
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=100)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -64,6 +67,9 @@ class ApiSettings(_Section):
     @model_validator(mode="after")
     def _check_listen(self) -> ApiSettings:
         split_listen(self.listen)
+        for entry in self.trusted_proxies:
+            if parse_network(entry) is None:
+                raise ValueError("trusted_proxies: CIDRs or addresses like 10.0.0.0/8")
         for token in (*self.tokens, *self.read_tokens):
             value = token.get_secret_value()
             if len(value) < MIN_TOKEN_CHARS or not value.isascii() or not value.isprintable():

@@ -6,15 +6,19 @@ configured one; the request then carries the matched token's fingerprint (`PRINC
 so anything counted per caller (the pull feed's waiting places) counts the token, not
 the spelling of its header. Nothing of a header is ever echoed or logged.
 
-Failed attempts are counted per client address: past MAX_FAILURES within
-FAILURE_WINDOW_S, that address gets 429 until the window has passed, whatever it sends
-(a right token included: otherwise the brake would still answer the guess).
+Failed attempts (a token presented and refused; a request with none is no guess) are
+counted per client address: past MAX_FAILURES within FAILURE_WINDOW_S, that address
+gets 429 until the window has passed, whatever it sends (a right token included:
+otherwise the brake would still answer the guess). The address is the peer's, or,
+from a proxy in `api.trusted_proxies`, the last one X-Forwarded-For names outside
+them; IPv6 addresses count by their /64 (one host holds a whole /64).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -25,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.api.errors import ApiError
+from bridge.delivery.targets import IPAddress, IPNetwork
 
 PRINCIPAL: web.RequestKey[str] = web.RequestKey("principal", str)  # the token that matched
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="bridge"'}
@@ -121,21 +126,50 @@ class FailureBrake:
 
 
 BRAKE: web.AppKey[FailureBrake] = web.AppKey("auth_brake", FailureBrake)
+PROXIES: web.AppKey[tuple[IPNetwork, ...]] = web.AppKey("trusted_proxies", tuple)
 
 
-def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
+def client_address(peer: str | None, forwarded_for: str | None,
+                   proxies: tuple[IPNetwork, ...]) -> str:  # fmt: skip
+    """Who a failed attempt is counted against. Pure."""
+    address = _ip(peer)
+    if address is None:
+        return peer or "unknown"
+    if forwarded_for and _within(address, proxies):
+        for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
+            hop_ip = _ip(hop)
+            if hop_ip is None:
+                break  # not an address: nothing further back can be trusted
+            address = hop_ip
+            if not _within(hop_ip, proxies):
+                break
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
-def guarded(request: web.Request, attempt: Callable[[], Any]) -> Any:
+def _ip(text: str | None) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address((text or "").strip("[]"))
+    except ValueError:
+        return None
+
+
+def _within(ip: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
+    return any(ip.version == n.version and ip in n for n in networks)
+
+
+def guarded(request: web.Request, attempt: Callable[[], Any], *, presented: bool) -> Any:
     """Run a sign-in attempt under the brake: refused at once while the address is
-    held back; a failed attempt (ApiError 401) is counted."""
+    held back; a refused token (ApiError 401, one was presented) is counted."""
     brake = request.app[BRAKE]
-    address = client_address(request)
+    address = client_address(
+        request.remote, request.headers.get("X-Forwarded-For"), request.app[PROXIES]
+    )
     brake.check(address)
     try:
         return attempt()
     except ApiError as exc:
-        if exc.status == 401:
+        if exc.status == 401 and presented:
             brake.failed(address)
         raise

@@ -96,7 +96,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             return error_response(503, "unavailable", message, headers=retry)
         log.exception("api_handler_failed", path=request.path, method=request.method)
         return error_response(500, "internal_error", "internal error; see the bridge's log")
-    if request.method not in ("GET", "HEAD") and response.status < 400:
+    if response.status == 201:  # something was created: Redis takes writes
         _outage(request).wrote()
     return response
 

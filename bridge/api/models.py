@@ -25,19 +25,26 @@ _JOB_ID = re.compile(r"[^\x00-\x1f\x7f/]+")
 
 def has_dot_segment(job_id: str) -> bool:
     """Whether some server would read a path step (. or ..) in the id once it sits in a
-    URL path: after decoding percent escapes (twice: some servers do), folding
-    compatibility characters (full-width dots), splitting at backslashes (IIS) and
-    cutting path parameters at ; (Tomcat: `..;x` is `..`); a segment of dots alone
-    (Windows drops trailing dots and spaces: `... ` is `..`)."""
+    URL path: after decoding percent escapes as often as they nest (some servers decode
+    twice), folding compatibility characters (full-width dots), splitting at
+    backslashes (IIS), cutting path parameters at ; (Tomcat: `..;x` is `..`) and what a
+    NUL, ? or # would end; a segment of dots alone (Windows drops trailing dots and
+    spaces: `... ` is `..`)."""
     text = job_id
-    for _ in range(3):
+    for _ in range(_DECODINGS):
         text = unicodedata.normalize("NFKC", text)
         for segment in re.split(r"[/\\]", text):
-            step = segment.split(";", 1)[0].strip()
+            step = re.split(r"[;\x00?#]", segment, maxsplit=1)[0].strip()
             if step and not step.strip("."):
                 return True
-        text = unquote(text)
-    return False
+        decoded = unquote(text)
+        if decoded == text:
+            return False
+        text = decoded
+    return True  # escapes nested deeper than any server decodes: not a job id
+
+
+_DECODINGS = 6
 
 
 class WatchCreate(BaseModel):

@@ -11,7 +11,15 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import ValidationError
 
-from bridge.api.auth import BRAKE, PRINCIPAL, FailureBrake, authenticate, guarded
+from bridge.api.auth import (
+    BRAKE,
+    PRINCIPAL,
+    PROXIES,
+    FailureBrake,
+    authenticate,
+    bearer_of,
+    guarded,
+)
 from bridge.api.errors import OUTAGE, ApiError, error_middleware, read_json, validation_fields
 from bridge.api.models import (
     WatchCreate,
@@ -21,7 +29,7 @@ from bridge.api.models import (
     watch_view,
 )
 from bridge.clock import Clock
-from bridge.delivery.targets import TargetPolicy
+from bridge.delivery.targets import TargetPolicy, parse_network
 from bridge.event_types import CATALOGUE, FAMILIES, UnknownEventType, check_pattern
 from bridge.metrics import Metrics
 from bridge.model import WatchKey, WatchState
@@ -50,6 +58,7 @@ class ApiContext:
     readiness: Callable[[], dict[str, Any]] = dict
     source_rates: Mapping[str, float] = field(default_factory=dict)  # rate_limit per source
     outage: OutageLog = field(default_factory=OutageLog)  # the process's record of Redis
+    trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For names the client
 
     @property
     def targets(self) -> TargetPolicy:
@@ -72,6 +81,7 @@ def build_api(ctx: ApiContext) -> web.Application:
     app[CTX] = ctx
     app[OUTAGE] = ctx.outage
     app[BRAKE] = FailureBrake()
+    app[PROXIES] = tuple(n for e in ctx.trusted_proxies if (n := parse_network(e)) is not None)
     app.on_response_prepare.append(_no_store)
     app.router.add_get("/livez", livez)
     app.router.add_get("/healthz", livez)
@@ -109,7 +119,9 @@ async def _auth_middleware(request: web.Request, handler: Any) -> web.StreamResp
         ctx = request.app[CTX]
         header = request.headers.get("Authorization")
         principal, read_only = guarded(
-            request, lambda: authenticate(header, ctx.tokens, ctx.read_tokens)
+            request,
+            lambda: authenticate(header, ctx.tokens, ctx.read_tokens),
+            presented=bearer_of(header) is not None,
         )
         if read_only and not _is_event_read(request):
             raise ApiError(403, "forbidden", "a read token may only read events")

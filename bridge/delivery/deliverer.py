@@ -141,7 +141,8 @@ class Deliverer:
 
     async def _attempt_recorded(self, claimed: ClaimedDelivery) -> str:
         verdict = await self.attempt(claimed)
-        self._outage.wrote()  # every attempt ends in a write: Redis takes writes
+        if verdict == "ok":  # the attempt's record was written: Redis takes writes
+            self._outage.wrote()
         return verdict
 
     # ------------------------------------------------------------- lifecycle

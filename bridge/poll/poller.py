@@ -25,7 +25,7 @@ from bridge.errors import (
 )
 from bridge.events import job_omitted, outcome_event, source_event
 from bridge.metrics import Metrics
-from bridge.model import JobSnapshot, Outcome, Watch, state_for
+from bridge.model import Event, JobSnapshot, Outcome, Watch, state_for
 from bridge.outage import OutageLog
 from bridge.poll import backoff, health, priority
 from bridge.poll.durations import learned_interval
@@ -191,6 +191,16 @@ class Poller:
             if paused > 0:  # a 429 arrived meanwhile: the slot is not used
                 raise NoSlot("the source was paused meanwhile", retry_after_s=paused, paused=True)
 
+    async def _wrote_before(self, claimed: Claimed, event: Event) -> bool:
+        """Whether this lease's own earlier try wrote the terminal step (its answer was
+        lost to a timeout): the watch ended with this event, under this lease's token."""
+        stored = await self._store.get_watch(claimed.watch.id)
+        return (
+            stored is not None
+            and stored.lease == claimed.token
+            and await self._store.get_event(event.id) is not None
+        )
+
     async def _reschedule(self, claimed: Claimed, *args: Any, **kwargs: Any) -> str:
         return await self._kept(claimed, lambda: self._store.reschedule(claimed, *args, **kwargs))
 
@@ -211,7 +221,8 @@ class Poller:
                 await asyncio.sleep(wait)
                 wait = min(WRITE_RETRY_MAX_S, 2 * wait)
             else:
-                self._outage.wrote()
+                if verdict in ("ok", "terminal"):  # written: Redis takes writes
+                    self._outage.wrote()
                 return verdict
 
     async def _hand_back(self, claimed: Claimed) -> None:
@@ -427,9 +438,16 @@ class Poller:
             max_job_bytes=self._settings.max_job_bytes,
         )
         final = replace(updated, state=state_for(outcome), outcome=outcome, terminal_at=now)
-        verdict = await self._kept(
-            claimed, lambda: self._store.finish(claimed, final, event, self._settings.retention)
-        )
+        tries = 0
+
+        async def write() -> str:
+            nonlocal tries
+            tries += 1
+            return await self._store.finish(claimed, final, event, self._settings.retention)
+
+        verdict = await self._kept(claimed, write)
+        if verdict == "finished" and tries > 1 and await self._wrote_before(claimed, event):
+            verdict = "terminal"  # an earlier try went through; only its answer was lost
         if verdict == "terminal":
             if job_omitted(event):
                 log.warning(

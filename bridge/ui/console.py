@@ -124,7 +124,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     data = await request.post()
     token = str(data.get("token", ""))
     try:
-        guarded(request, lambda: check_token(f"Bearer {token}", request.app[CTX].tokens))
+        guarded(
+            request,
+            lambda: check_token(f"Bearer {token}", request.app[CTX].tokens),
+            presented=bool(token.strip()),
+        )
     except ApiError as exc:
         if exc.status == 429:
             held = _html(page("Sign in", f'<div class="error">{escape(exc.message)}</div>',

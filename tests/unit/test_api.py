@@ -268,7 +268,8 @@ async def test_a_job_id_cannot_be_a_path_step(api) -> None:  # type: ignore[no-u
     backslashes, percent escapes decoded twice, full-width dots, trailing dots)."""
     client, _, _ = api
     for job_id in (".", "..", "..;", "..;jsessionid=x", "..\\..\\admin", "a\\..",
-                   "%2e%2e", "%252e%252e", "\uff0e\uff0e", "...", ".. ", "x%2F..%2Fadmin"):  # fmt: skip
+                   "%2e%2e", "%252e%252e", "%25252e%25252e", "..%00", ".%00.", "..?", "..#x",
+                   "\uff0e\uff0e", "...", ".. ", "x%2F..%2Fadmin"):  # fmt: skip
         resp = await client.post(
             "/v1/watches", headers=AUTH, json={"source": "fs", "job_id": job_id}
         )
@@ -530,3 +531,38 @@ async def test_readiness_answers_while_redis_is_silent(api, monkeypatch) -> None
     monkeypatch.setattr(store, "ping", silent)
     resp = await client.get("/readyz")
     assert resp.status == 503 and "TimeoutError" in (await resp.json())["checks"]["redis"]
+
+
+async def test_requests_with_no_token_are_not_guesses(api) -> None:  # type: ignore[no-untyped-def]
+    """A crawler sending no credentials gets 401 each time but never trips the brake
+    for everyone else at its address."""
+    from bridge.api.auth import MAX_FAILURES
+
+    client, _, _ = api
+    for _ in range(2 * MAX_FAILURES):
+        assert (await client.get("/v1/watches")).status == 401
+        assert (await client.get("/v1/watches", headers={"Authorization": "Basic x"})).status == 401
+    assert (await client.get("/v1/watches", headers=AUTH)).status == 200
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("203.0.113.9", None, "203.0.113.9"),
+        ("203.0.113.9", "198.51.100.1", "203.0.113.9"),  # not a trusted proxy: ignored
+        ("10.0.0.2", "198.51.100.1", "198.51.100.1"),
+        ("10.0.0.2", "6.6.6.6, 198.51.100.1, 10.0.0.7", "198.51.100.1"),  # spoofed left part
+        ("10.0.0.2", "not-an-ip", "10.0.0.2"),
+        ("2001:db8:1:2:3:4:5:6", None, "2001:db8:1:2::/64"),
+    ],
+)
+def test_the_address_a_failure_counts_against(peer: str, forwarded: str | None,
+                                              expected: str) -> None:  # fmt: skip
+    """The peer, or through a trusted proxy the nearest address X-Forwarded-For names
+    outside the proxies; IPv6 by its /64."""
+    import ipaddress
+
+    from bridge.api.auth import client_address
+
+    proxies = (ipaddress.ip_network("10.0.0.0/8"),)
+    assert client_address(peer, forwarded, proxies) == expected

@@ -24,7 +24,7 @@ UNICODE_LOOPBACKS = [
 GENERIC = """
 [sources.sf]
 provider = "generic"
-url = "https://api.example.com/jobs/{job_id}"
+url = "https://user:url-password-secret@api.example.com/jobs/{job_id}?api_key=url-query-secret"
 auth = "header"
 auth_header = "X-Api-Key"
 secret = "the-header-secret"
@@ -79,7 +79,8 @@ def test_config_check_masks_every_credential(
     code, out, err = run(capsys, "config", "check", str(cfg))
     assert code == 0, err
     for value in ("the-header-secret", "other-secret-value", "query-secret-value",
-                  "slack-url-secret", "query-token-secret", "header-token-secret"):  # fmt: skip
+                  "slack-url-secret", "query-token-secret", "header-token-secret",
+                  "url-password-secret", "url-query-secret"):  # fmt: skip
         assert value not in out
     shown = json.loads(out)
     sf = shown["sources"]["sf"]
@@ -88,6 +89,7 @@ def test_config_check_masks_every_credential(
     assert list(shown["subscriptions"][1]["headers"]) == ["Authorization"]
     assert shown["subscriptions"][1]["url"].startswith("https://93.184.215.14/hook?token=")
     assert sf["kinds"] == ["job"]  # the default, as it is used
+    assert sf["url"] == "https://user:**********@api.example.com/jobs/{job_id}?api_key=**********"
 
 
 def test_config_check_without_a_file_says_so(

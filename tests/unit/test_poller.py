@@ -613,3 +613,35 @@ async def test_no_upstream_text_makes_an_event_large(env) -> None:  # type: igno
     assert await run_due(store, clock, poller) == ["terminal"]
     event = await the_event(store)
     assert len(event["previous_status"]) == MAX_STATUS and event["created_at"] is None
+
+
+async def test_a_terminal_write_whose_answer_was_lost_still_counts(env) -> None:  # type: ignore[no-untyped-def]
+    """The terminal step went through but its answer timed out; the retry finds the
+    watch finished under this very lease with this event: it counts as this poll's
+    (log line, event metric, a wake for the deliverer), and nothing is written twice."""
+    import time
+    from dataclasses import replace as swap
+
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    store, clock, http, poller = env
+    http.queue(f"{FS}/v2/users/batch/lost", ok(fs_body("COMPLETED", 5)))
+    await store.register(WatchKey("fs", "users", "lost"), clock.now())
+    real_finish, tries = store.finish, []
+
+    async def answer_lost(*args: Any, **kwargs: Any) -> str:
+        tries.append(1)
+        verdict = await real_finish(*args, **kwargs)
+        if len(tries) == 1:
+            raise RedisTimeoutError("Timeout reading from socket")
+        return verdict  # type: ignore[no-any-return]
+
+    store.finish = answer_lost
+    woken: list[int] = []
+    poller._on_event = lambda: woken.append(1)
+    [claimed] = await store.claim(clock.now(), 60, 10, poller._rate_limits)
+    claimed = swap(claimed, held_until=time.monotonic() + 30)
+    assert await poller.poll(claimed) == "terminal"
+    assert len(tries) == 2 and woken == [1]
+    assert len(await store.read_outbox()) == 1
+    assert poller._metrics.events.labels("import.completed")._value.get() == 1
