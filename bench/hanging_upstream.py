@@ -3,9 +3,9 @@
 FullStory answers every request only after --hang seconds (longer than the bridge's
 request_timeout), with --fs-jobs running jobs; Talkdesk runs --td-jobs jobs that end
 2-4 s after registration. Prints Talkdesk's time-to-notice (from the job's end to
-the poll that saw it) with each source held to its share of the poller's workers
-(the default), and with one source allowed every worker (--source-concurrency equal
-to --concurrency: how the poller behaved before the share existed).
+the poll that saw it) with a few workers kept free for each source (the daemon), and
+with none kept, so that one source may take every worker (how the poller behaved
+before).
 
     .venv/bin/python bench/hanging_upstream.py [--fs-jobs 100] [--td-jobs 10]
 
@@ -30,13 +30,17 @@ from sim_rig import start_simulator
 from bridge import logs
 from bridge.app import Bridge
 from bridge.model import Role, WatchKey
+from bridge.poll import poller
 from bridge.settings import load_settings
 from bridge.sim.upstream import FaultSpec, JobSpec
 from bridge.store.embedded import EmbeddedRedis
 
 
-async def run(args: argparse.Namespace, share: int, tmp: Path) -> list[float]:
-    redis = EmbeddedRedis(tmp / f"redis-{share}", persist=False)
+async def run(args: argparse.Namespace, kept: bool, tmp: Path) -> list[float]:
+    share = 0
+    if not kept:  # as before: no worker kept for anyone
+        poller.reserve_per_source = lambda concurrency, sources: 0
+    redis = EmbeddedRedis(tmp / f"redis-{kept}", persist=False)
     redis.start()
     sim, runner, port = await start_simulator()
     cfg = tmp / f"bench-{share}.toml"
@@ -108,8 +112,8 @@ def main() -> None:
     args = parser.parse_args()
     logs.configure("ERROR")
     with tempfile.TemporaryDirectory() as tmp:
-        for share, name in ((0, "each source its share"), (args.concurrency, "no share")):
-            lags = asyncio.run(run(args, share, Path(tmp)))
+        for kept, name in ((True, "workers kept per source"), (False, "none kept (before)")):
+            lags = asyncio.run(run(args, kept, Path(tmp)))
             if len(lags) < args.td_jobs:
                 print(f"{name:22}: {len(lags)} of {args.td_jobs} Talkdesk jobs noticed")
                 continue
