@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sim_rig import start_simulator
+from sim_rig import sim_sources_toml, start_simulator
 
 from bridge import logs
 from bridge.app import Bridge
@@ -54,20 +54,7 @@ concurrency = {args.concurrency}
 source_concurrency = {share}
 request_timeout = 30.0
 lease = 60.0
-[sources.fs]
-provider = "fullstory"
-api_key = "sim-fullstory-key"
-base_url = "http://127.0.0.1:{port}"
-rate_limit = 0
-[sources.td]
-provider = "talkdesk"
-account = "acme"
-client_id = "sim-client"
-client_secret = "sim-secret"
-base_url = "http://127.0.0.1:{port}"
-token_url = "http://127.0.0.1:{port}/oauth/token"
-rate_limit = 0
-""")
+{sim_sources_toml(port)}""")
     bridge = Bridge(load_settings(cfg), redis_url=redis.url, roles={Role.POLLER})
     await bridge.start()
     assert bridge.store is not None

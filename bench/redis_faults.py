@@ -77,6 +77,10 @@ async def events_per_job(bridge: Bridge, watch_ids: list[str]) -> list[int]:
     return [len((await bridge.store.list_events(watch_id=w))[0]) for w in watch_ids]
 
 
+async def every_job_told(bridge: Bridge, watch_ids: list[str]) -> bool:
+    return all(n >= 1 for n in await events_per_job(bridge, watch_ids))
+
+
 async def until(check: Any, within_s: float) -> float:
     started = time.monotonic()
     while not await check():
@@ -124,10 +128,7 @@ async def silent(args: argparse.Namespace, tmp: Path) -> None:
 
             back = await until(ready_again, 60)
 
-            async def all_told() -> bool:
-                return all(n >= 1 for n in await events_per_job(direct, watch_ids))
-
-            await until(all_told, 60)
+            await until(lambda: every_job_told(direct, watch_ids), 60)
             counts = await events_per_job(direct, watch_ids)
             print(f"silent: cut {args.cut:g} s; ready again {back:.2f} s after the heal; "
                   f"{sum(n == 1 for n in counts)} of {len(counts)} jobs with exactly one "
@@ -174,10 +175,7 @@ async def full(args: argparse.Namespace, tmp: Path) -> None:
             await asyncio.sleep(args.full)
             await admin.config_set("maxmemory", "0")
 
-            async def all_told() -> bool:
-                return all(n >= 1 for n in await events_per_job(bridge, watch_ids))
-
-            done = await until(all_told, 120)
+            done = await until(lambda: every_job_told(bridge, watch_ids), 120)
             counts = await events_per_job(bridge, watch_ids)
             print(f"full: Redis full {args.full:g} s with {jobs} answers to record; every job "
                   f"had its event {done:.2f} s after Redis took writes again (lease 60 s); "
