@@ -119,12 +119,15 @@ def report(har: Path, log: Path) -> int:
     entries = json.loads(har.read_text())["log"]["entries"]
     total = len(entries)
     server_errors = 0
+    braked = 0  # 429 too_many_failures: the sign-in brake answered instead of a handler
     off_shape: list[str] = []
     for entry in entries:
         resp = entry["response"]
         status = int(resp["status"])
         if status >= 500:
             server_errors += 1
+        if status == 429:
+            braked += 1
         if 400 <= status < 500:
             content = resp.get("content", {})
             text = content.get("text", "")
@@ -143,7 +146,8 @@ def report(har: Path, log: Path) -> int:
     leaks = log_text.count(TOKEN) + log_text.count(SIM_KEY) + log_text.count("sim-secret")
     tracebacks = log_text.count("Traceback")
     print(
-        f"requests: {total}, 5xx: {server_errors}, off-shape 4xx: {len(off_shape)}, "
+        f"requests: {total}, 5xx: {server_errors}, 429: {braked}, "
+        f"off-shape 4xx: {len(off_shape)}, "
         f"secrets in log: {leaks}, tracebacks in log: {tracebacks}"
     )
     for line in off_shape[:10]:
