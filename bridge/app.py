@@ -11,8 +11,9 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from bridge.api.context import ApiContext
 from bridge.api.protocol import start_site
-from bridge.api.server import ApiContext, build_api
+from bridge.api.server import build_api
 from bridge.clock import Clock, ServerClock, SystemClock
 from bridge.delivery.deliverer import Deliverer
 from bridge.delivery.sender import WebhookSender, webhook_session

@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.api.context import CTX
 from bridge.api.errors import ApiError
 from bridge.delivery.targets import IPAddress, IPNetwork
 
@@ -173,3 +174,36 @@ def guarded(request: web.Request, attempt: Callable[[], Any], *, presented: bool
         if exc.status == 401 and presented:
             brake.failed(address)
         raise
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.path.startswith("/v1"):
+        ctx = request.app[CTX]
+        header = request.headers.get("Authorization")
+        principal, read_only = guarded(
+            request,
+            lambda: authenticate(header, ctx.tokens, ctx.read_tokens),
+            presented=bearer_of(header) is not None,
+        )
+        if read_only and not _is_event_read(request):
+            raise ApiError(403, "forbidden", "a read token may only read events")
+        request[PRINCIPAL] = principal
+    return await handler(request)  # type: ignore[no-any-return]
+
+
+async def no_store(request: web.Request, response: web.StreamResponse) -> None:
+    """What a token or a session reads is nobody else's: no cache keeps it (a new
+    subscription's secret, a rotated one, any answer under /v1 or /ui)."""
+    if request.path.startswith(("/v1", "/ui")):
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+def _is_event_read(request: web.Request) -> bool:
+    """The event log, one event, the long poll, the SSE stream (GETs under /v1/events)
+    and the catalogue of event types."""
+    path = request.path.rstrip("/")
+    return request.method in ("GET", "HEAD") and (
+        path in ("/v1/events", "/v1/event-types")
+        or (path.startswith("/v1/events/") and path.count("/") == 3)
+    )

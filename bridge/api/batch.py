@@ -7,8 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.api.context import CTX
 from bridge.api.errors import ApiError, read_json
-from bridge.api.server import CTX, watch_key_of
+from bridge.api.watches import watch_key_of
 
 MAX_ITEMS = 1000
 # A thousand items of the longest job ids fit; a larger body is refused before parsing.

@@ -8,10 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.api.context import CTX, delivery_store, enum_param, page_params
 from bridge.api.errors import ApiError
 from bridge.api.models import encode_cursor, iso
-from bridge.api.server import CTX, enum_param, page_params
-from bridge.api.subscriptions import delivery_store
 from bridge.delivery.deliverer import deliveries_for
 from bridge.model import Delivery, DeliveryStatus
 from bridge.store.deliveries import delivery_id
@@ -106,11 +105,3 @@ async def replay_event(request: web.Request) -> web.Response:
     return web.json_response(
         {"event_id": event.id, "delivery_ids": [d.id for d in deliveries]}, status=202
     )
-
-
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/v1/deliveries", list_deliveries)
-    r.add_get("/v1/deliveries/{id}", get_delivery)
-    r.add_post("/v1/deliveries/{id}/retry", retry_delivery)
-    r.add_post("/v1/events/{id}/replay", replay_event)

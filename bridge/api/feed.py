@@ -20,9 +20,9 @@ import orjson
 from aiohttp import web
 
 from bridge.api.auth import PRINCIPAL
+from bridge.api.context import CTX, page_params
 from bridge.api.errors import ApiError
 from bridge.api.models import event_view
-from bridge.api.server import CTX, page_params
 from bridge.model import Event
 from bridge.store.connection import REDIS_UNAVAILABLE
 
@@ -43,13 +43,12 @@ WAITING_PER_TOKEN: web.AppKey[dict[str, int]] = web.AppKey("feed_waiting_per_tok
 STOPPING: web.AppKey[asyncio.Event] = web.AppKey("feed_stopping", asyncio.Event)
 
 
-def add_routes(app: web.Application) -> None:
-    """Before /v1/events/{id}: `stream` is not an event id."""
+def install(app: web.Application) -> None:
+    """The feed's state on the app: waiting places, and the stop that ends streams."""
     app[STOPPING] = asyncio.Event()
     app[WAITING] = [0]
     app[WAITING_PER_TOKEN] = {}
     app.on_shutdown.append(_stop_streams)
-    app.router.add_get("/v1/events/stream", stream)
 
 
 async def _stop_streams(app: web.Application) -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.api.context import CTX
 from bridge.api.models import iso
-from bridge.api.server import CTX
 from bridge.store.redis import RedisStore
 
 

@@ -11,9 +11,9 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bridge.api.context import CTX, delivery_store, page_params
 from bridge.api.errors import ApiError, read_json, validation_fields
-from bridge.api.models import decode_cursor, encode_cursor, iso
-from bridge.api.server import CTX, page_params
+from bridge.api.models import encode_cursor, iso
 from bridge.delivery import signing
 from bridge.delivery.formats import Format
 from bridge.delivery.headers import check_headers
@@ -21,7 +21,7 @@ from bridge.delivery.targets import TargetPolicy, TargetRefused, check_host, che
 from bridge.event_types import UnknownEventType, check_pattern
 from bridge.events import iso_ms
 from bridge.model import Delivery, DeliveryStatus, Event, Subscription
-from bridge.store.deliveries import DeliveryStore, delivery_id, new_subscription_id
+from bridge.store.deliveries import delivery_id, new_subscription_id
 
 
 class _SubFields(BaseModel):
@@ -86,13 +86,6 @@ def subscription_view(sub: Subscription, parked: int | None = None) -> dict[str,
     if parked is not None:
         view["parked_deliveries"] = parked
     return view
-
-
-def delivery_store(request: web.Request) -> DeliveryStore:
-    store = request.app[CTX].deliveries
-    if store is None:
-        raise ApiError(404, "not_found", "delivery is not configured on this process")
-    return store
 
 
 async def _check_target(url: str, policy: TargetPolicy) -> None:
@@ -333,18 +326,3 @@ async def recover(request: web.Request) -> web.Response:
             break
     ctx.on_delivery_work()
     return web.json_response({"subscription_id": sub.id, "requeued": requeued})
-
-
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/v1/subscriptions", create_subscription)
-    r.add_get("/v1/subscriptions", list_subscriptions)
-    r.add_get("/v1/subscriptions/{id}", get_subscription)
-    r.add_patch("/v1/subscriptions/{id}", patch_subscription)
-    r.add_delete("/v1/subscriptions/{id}", delete_subscription)
-    r.add_post("/v1/subscriptions/{id}/rotate-secret", rotate_secret)
-    r.add_post("/v1/subscriptions/{id}/test", test_subscription)
-    r.add_post("/v1/subscriptions/{id}/recover", recover)
-
-
-__all__ = ["add_routes", "decode_cursor"]

@@ -519,10 +519,10 @@ async def test_readiness_answers_while_redis_is_silent(api, monkeypatch) -> None
     waiting on the command's timeout."""
     import asyncio
 
-    from bridge.api import server
+    from bridge.api import probes
 
     client, store, _ = api
-    monkeypatch.setattr(server, "READY_WITHIN_S", 0.05)
+    monkeypatch.setattr(probes, "READY_WITHIN_S", 0.05)
 
     async def silent() -> bool:
         await asyncio.Event().wait()

@@ -55,7 +55,8 @@ async def test_a_session_ends_with_its_token(api) -> None:  # type: ignore[no-un
 
     from aiohttp.test_utils import TestClient, TestServer
 
-    from bridge.api.server import CTX, build_api
+    from bridge.api.context import CTX
+    from bridge.api.server import build_api
 
     client, _, _ = api
     resp = await client.post("/ui/login", data={"token": "second-token"}, allow_redirects=False)

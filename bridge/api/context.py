@@ -1,0 +1,94 @@
+"""What every admin API handler shares: the request context, and the paging and
+enum parameters. A leaf: handler modules import it, it imports none of them."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from bridge.api.errors import ApiError
+from bridge.api.models import decode_cursor
+from bridge.clock import Clock
+from bridge.delivery.targets import TargetPolicy
+from bridge.metrics import Metrics
+from bridge.outage import OutageLog
+from bridge.store.deliveries import DeliveryStore
+from bridge.store.redis import RedisStore
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    store: RedisStore
+    clock: Clock
+    metrics: Metrics
+    source_kinds: Mapping[str, tuple[str, ...]]  # source name → the kinds it polls
+    tokens: tuple[str, ...]
+    max_body_bytes: int
+    read_tokens: tuple[str, ...] = ()  # may read events and the pull feed, nothing else
+    on_registered: Callable[[], None] = lambda: None
+    deliveries: DeliveryStore | None = None
+    allow_private_targets: bool = False
+    allowed_targets: tuple[str, ...] = ()
+    rotation_grace: float = 86400.0
+    retention: float = 7 * 86400.0
+    on_delivery_work: Callable[[], None] = lambda: None
+    # What this process needs beyond Redis answering now (loops running and the like)
+    readiness: Callable[[], dict[str, Any]] = dict
+    source_rates: Mapping[str, float] = field(default_factory=dict)  # rate_limit per source
+    outage: OutageLog = field(default_factory=OutageLog)  # the process's record of Redis
+    trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For names the client
+
+    @property
+    def targets(self) -> TargetPolicy:
+        return TargetPolicy.build(
+            allow_private=self.allow_private_targets, allowed_targets=self.allowed_targets
+        )
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+CTX: web.AppKey[ApiContext] = web.AppKey("ctx", ApiContext)
+MAX_PAGE = 500
+
+
+def delivery_store(request: web.Request) -> DeliveryStore:
+    store = request.app[CTX].deliveries
+    if store is None:
+        raise ApiError(404, "not_found", "delivery is not configured on this process")
+    return store
+
+
+def page_params(q: Mapping[str, str]) -> tuple[tuple[int, str] | None, int]:
+    try:
+        cursor = decode_cursor(q.get("cursor"))
+    except ValueError as exc:
+        raise ApiError(
+            400, "invalid_cursor", str(exc), [{"name": "cursor", "description": str(exc)}]
+        ) from None
+    raw = q.get("limit", "50")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= MAX_PAGE:
+        raise ApiError(
+            400,
+            "invalid_limit",
+            f"limit must be a whole number from 1 to {MAX_PAGE}",
+            [{"name": "limit", "description": f"a whole number from 1 to {MAX_PAGE}"}],
+        )
+    return cursor, int(raw)
+
+
+def enum_param(value: str | None, enum: type[E], name: str) -> E | None:
+    if not value:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum)
+        raise ApiError(
+            400,
+            f"invalid_{name}",
+            f"unknown {name} {value!r}",
+            [{"name": name, "description": f"one of: {allowed}"}],
+        ) from None

@@ -1,0 +1,46 @@
+"""The event log: list (or, with `after`/`wait`, the pull feed), one event, and the
+catalogue of event types."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bridge.api import feed
+from bridge.api.context import CTX, page_params
+from bridge.api.errors import ApiError
+from bridge.api.models import encode_cursor, event_view
+from bridge.event_types import CATALOGUE, FAMILIES, UnknownEventType, check_pattern
+
+
+async def list_events(request: web.Request) -> web.Response:
+    if feed.is_feed_request(request.query):
+        return await feed.long_poll(request)
+    ctx = request.app[CTX]
+    q = request.query
+    cursor, limit = page_params(q)
+    pattern = q.get("type") or None
+    if pattern is not None:
+        try:
+            check_pattern(pattern)
+        except UnknownEventType as exc:
+            field = [{"name": "type", "description": str(exc)}]
+            raise ApiError(400, "invalid_type", str(exc), field) from None
+    events, nxt = await ctx.store.list_events(
+        watch_id=q.get("watch_id") or None, type_=pattern, cursor=cursor, limit=limit
+    )
+    return web.json_response(
+        {"items": [event_view(e) for e in events], "next_cursor": encode_cursor(nxt)}
+    )
+
+
+async def list_event_types(request: web.Request) -> web.Response:
+    """The known event types, each with a line saying when it is sent."""
+    items = [{"type": name, "description": text} for name, text in CATALOGUE.items()]
+    return web.json_response({"items": items, "patterns": ["*", *FAMILIES]})
+
+
+async def get_event(request: web.Request) -> web.Response:
+    event = await request.app[CTX].store.get_event(request.match_info["id"])
+    if event is None:
+        raise ApiError(404, "event_not_found", "no event with that id")
+    return web.json_response(event_view(event))

@@ -1,0 +1,84 @@
+"""The watch handlers: register, list, show and delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from bridge.api.context import CTX, ApiContext, enum_param, page_params
+from bridge.api.errors import ApiError, read_json, validation_fields
+from bridge.api.models import WatchCreate, encode_cursor, watch_view
+from bridge.model import WatchKey, WatchState
+
+
+async def create_watch(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    key = watch_key_of(ctx, await read_json(request, ctx.max_body_bytes))
+    watch, created = await ctx.store.register(key, ctx.clock.now())
+    if created:
+        ctx.on_registered()
+    return web.json_response(watch_view(watch), status=201 if created else 200)
+
+
+def watch_key_of(ctx: ApiContext, body: Any) -> WatchKey:
+    """What a registration names, checked against the configured sources (ApiError)."""
+    try:
+        req = WatchCreate.model_validate(body)
+    except ValidationError as exc:
+        raise ApiError(
+            422, "invalid_request", "the watch is not valid", validation_fields(exc)
+        ) from None
+    kinds = ctx.source_kinds.get(req.source)
+    if kinds is None:
+        known = ", ".join(sorted(ctx.source_kinds)) or "none configured"
+        raise ApiError(
+            422,
+            "unknown_source",
+            f"no source named {req.source!r}",
+            [{"name": "source", "description": f"configured sources: {known}"}],
+        )
+    kind = req.kind or kinds[0]
+    if kind not in kinds:
+        raise ApiError(
+            422,
+            "invalid_kind",
+            f"kind {kind!r} is not polled for this source",
+            [{"name": "kind", "description": f"one of: {', '.join(kinds)}"}],
+        )
+    return WatchKey(req.source, kind, req.job_id)
+
+
+async def list_watches(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    q = request.query
+    state = enum_param(q.get("state"), WatchState, "state")
+    cursor, limit = page_params(q)
+    watches, nxt = await ctx.store.list_watches(
+        state=state, source=q.get("source") or None, cursor=cursor, limit=limit
+    )
+    waiting = await ctx.store.waiting_for_budget(watches)
+    return web.json_response(
+        {
+            "items": [watch_view(w, waiting.get(w.id)) for w in watches],
+            "next_cursor": encode_cursor(nxt),
+        }
+    )
+
+
+async def get_watch(request: web.Request) -> web.Response:
+    store = request.app[CTX].store
+    watch = await store.get_watch(request.match_info["id"])
+    if watch is None:
+        raise ApiError(404, "watch_not_found", "no watch with that id")
+    waiting = await store.waiting_for_budget([watch])
+    return web.json_response(watch_view(watch, waiting.get(watch.id)))
+
+
+async def delete_watch(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    watch = await ctx.store.get_watch(request.match_info["id"])
+    if watch is None or not await ctx.store.delete_watch(watch, ctx.retention):
+        raise ApiError(404, "watch_not_found", "no watch with that id")
+    return web.Response(status=204)
