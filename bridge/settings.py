@@ -17,7 +17,6 @@ from pydantic_settings import (
     SettingsError,
     TomlConfigSettingsSource,
 )
-from redis.connection import parse_url as parse_redis_url
 
 from bridge.delivery import signing
 from bridge.delivery.headers import check_headers
@@ -25,6 +24,7 @@ from bridge.delivery.targets import TargetPolicy, TargetRefused, check_url, pars
 from bridge.errors import ConfigError
 from bridge.event_types import UnknownEventType, check_pattern
 from bridge.providers.jsonpath import BadPath, parse_path
+from bridge.store.connection import check_url as check_redis_url
 
 ENV_PREFIX = "BRIDGE_"
 
@@ -369,7 +369,7 @@ class Settings(BaseSettings):
             raise ValueError("redis_url: must start with redis://, rediss:// or unix://")
         if self.redis_url is not None:
             try:  # the client's own reading of it, so that `config check` is `run`'s
-                parse_redis_url(self.redis_url.get_secret_value())  # type: ignore[no-untyped-call]
+                check_redis_url(self.redis_url.get_secret_value())
             except ValueError:
                 raise ValueError(
                     "redis_url: not a usable Redis URL (check the host, the port and the "

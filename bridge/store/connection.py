@@ -8,6 +8,7 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -43,6 +44,11 @@ def refuses_writes(exc: BaseException) -> bool:
 def redis_outage(exc: BaseException) -> bool:
     """Unreachable, silent, or refusing writes: a state of Redis, said once, retried."""
     return isinstance(exc, REDIS_UNAVAILABLE) or refuses_writes(exc)
+
+
+def check_url(url: str) -> None:
+    """ValueError when the client could not use this URL (as `connect` would read it)."""
+    parse_url(url)  # type: ignore[no-untyped-call]
 
 
 def connect(url: str, *, max_connections: int = 128) -> aioredis.Redis:

@@ -1,0 +1,103 @@
+"""Guard rails for the package's shape: imports run one way, and redis-py enters
+through the store alone. Read from the source (ast), nothing is imported."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "bridge"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> Iterator[tuple[str, int]]:
+    """Every module an import names (at any depth of the file), with its line."""
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module, node.lineno
+            for alias in node.names:  # `from bridge.api import feed`: the module feed
+                yield f"{node.module}.{alias.name}", node.lineno
+
+
+def graph(package: Path) -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in package.rglob("*.py")}
+    edges: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for target, _ in imports_of(path):
+            if target in modules and target != name:
+                edges[name].add(target)
+    return edges
+
+
+def cycle_in(edges: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path of module names, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_imports_in_the_package_run_one_way() -> None:
+    """No import cycle in bridge/, counting imports inside functions too: such an
+    import may defer a heavy module, never dodge a cycle."""
+    assert cycle_in(graph(PACKAGE)) is None
+
+
+def test_redis_py_enters_through_the_store_alone() -> None:
+    """Only modules under bridge/store/ import redis-py (or hiredis)."""
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}"
+        for path in PACKAGE.rglob("*.py")
+        if "store" not in path.relative_to(PACKAGE).parts[:1]
+        for target, line in imports_of(path)
+        if target.split(".")[0] in ("redis", "hiredis")
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ({"a.py": "import b\n", "b.py": "from c import x\n", "c.py": "def f():\n    import a\n"},
+         ["a", "b", "c", "a"]),
+        ({"a.py": "import b\n", "b.py": "import c\n", "c.py": "x = 1\n"}, None),
+    ],
+)  # fmt: skip
+def test_the_rails_see_what_they_guard(
+    tmp_path: Path, source: dict[str, str], expected: list[str] | None
+) -> None:
+    """The cycle finder sees a cycle closed by an import inside a function, and none
+    where there is none (so the rails above can fail)."""
+    for name, text in source.items():
+        (tmp_path / name).write_text(text)
+    edges = {
+        p.stem: {t for t, _ in imports_of(p) if (tmp_path / f"{t}.py").exists()}
+        for p in tmp_path.glob("*.py")
+    }
+    assert cycle_in(edges) == expected
