@@ -364,7 +364,7 @@ class Bridge:
         await _bounded([asyncio.ensure_future(d) for d in drains], grace + 0.6)
         closes = [s.close() for s in (self._webhook_session, self._session) if s]
         if self.store:
-            closes.append(self.store.client.aclose())
+            closes.append(self.store.close())
         await _bounded([asyncio.ensure_future(c) for c in closes], _CLOSE_S)
         self._webhook_session = self._session = None
         self.store = None

@@ -3,6 +3,10 @@
 BridgeError
 ├── ConfigError              bad configuration; one line per problem
 ├── NoSlot                   the source's budget has no slot soon (or it is paused)
+├── StoreError               Redis did not do what was asked (store/errors.py maps redis-py's)
+│   └── StoreOutage          a state of Redis, said once and retried (503 from the API)
+│       ├── StoreUnavailable     unreachable, or silent past the command timeout
+│       └── StoreRefusesWrites   answers, but takes no writes: full (OOM) or read-only
 └── UpstreamError            a poll did not yield a snapshot
     ├── TransientUpstreamError   5xx, timeout, connection, malformed body: back off per job
     ├── RateLimitedError         429: pause the whole source until retry_after_s
@@ -33,6 +37,23 @@ class NoSlot(BridgeError):
         super().__init__(message)
         self.retry_after_s = retry_after_s
         self.paused = paused  # a 429 pause, rather than a budget with no slot soon
+
+
+class StoreError(BridgeError):
+    """Redis answered with an error the bridge did not foresee (a bug, logged)."""
+
+
+class StoreOutage(StoreError):
+    """Redis cannot do its part right now; every loop retries, the API answers 503."""
+
+
+class StoreUnavailable(StoreOutage):
+    """Redis is unreachable, or did not answer within the command timeout."""
+
+
+class StoreRefusesWrites(StoreOutage):
+    """Redis answers but takes no writes: full at maxmemory (noeviction), a read-only
+    replica after a failover, or a failed RDB save (MISCONF)."""
 
 
 class UpstreamError(BridgeError):

@@ -15,8 +15,9 @@ import time
 
 import structlog
 
+from bridge.errors import StoreRefusesWrites, StoreUnavailable
 from bridge.metrics import Metrics
-from bridge.store.connection import COMMAND_TIMEOUT_S, REDIS_UNAVAILABLE, refuses_writes
+from bridge.store.connection import COMMAND_TIMEOUT_S
 
 log = structlog.get_logger("bridge.redis")
 
@@ -35,12 +36,12 @@ class OutageLog:
         self._said: dict[str, float] = {}
 
     def failed(self, where: str, exc: BaseException) -> None:
-        if refuses_writes(exc):
+        if isinstance(exc, StoreRefusesWrites):
             if self.refusing_since is None:
                 self.refusing_since = time.monotonic()
                 log.warning("redis_refusing_writes", where=where, detail=_short(exc))
             return
-        if not isinstance(exc, REDIS_UNAVAILABLE):
+        if not isinstance(exc, StoreUnavailable):
             now = time.monotonic()
             if now - self._said.get(where, -REPEAT_AFTER_S) >= REPEAT_AFTER_S:
                 self._said[where] = now

@@ -4,6 +4,7 @@ enum parameters. A leaf: handler modules import it, it imports none of them."""
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from bridge.metrics import Metrics
 from bridge.outage import OutageLog
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.redis import RedisStore
+from bridge.store.sessions import SessionStore
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class ApiContext:
     source_rates: Mapping[str, float] = field(default_factory=dict)  # rate_limit per source
     outage: OutageLog = field(default_factory=OutageLog)  # the process's record of Redis
     trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For names the client
+
+    @functools.cached_property
+    def sessions(self) -> SessionStore:
+        """The console's sessions, on the store's connection."""
+        return SessionStore(self.store)
 
     @property
     def targets(self) -> TargetPolicy:

@@ -10,8 +10,8 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from bridge.errors import StoreOutage, StoreRefusesWrites
 from bridge.outage import OutageLog
-from bridge.store.connection import redis_outage, refuses_writes
 
 log = structlog.get_logger("bridge.api")
 # The process's one record of Redis' state: the API says an outage once, as loops do.
@@ -85,11 +85,11 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         code = HTTP_CODES.get(exc.status, "http_error")
         return error_response(exc.status, code, exc.reason, headers=_allow_header(exc))
     except Exception as exc:
-        if redis_outage(exc):  # no traceback: a state of Redis, logged once per change
+        if isinstance(exc, StoreOutage):  # no traceback: a state of Redis, said once
             _outage(request).failed("api", exc)
             message = (
                 "Redis takes no writes now (full, or read-only); try again shortly"
-                if refuses_writes(exc)
+                if isinstance(exc, StoreRefusesWrites)
                 else "Redis is not reachable; try again shortly"
             )
             retry = {"Retry-After": str(RETRY_AFTER_S)}

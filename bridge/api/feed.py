@@ -23,8 +23,8 @@ from bridge.api.auth import PRINCIPAL
 from bridge.api.context import CTX, page_params
 from bridge.api.errors import ApiError
 from bridge.api.models import event_view
+from bridge.errors import StoreOutage
 from bridge.model import Event
-from bridge.store.connection import REDIS_UNAVAILABLE
 
 # A cursor before every kept event.
 FEED_START = "0-0"
@@ -165,6 +165,6 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 await _pause(stopping, LOOK_EVERY_S)
         except (ConnectionError, TimeoutError):
             pass  # the consumer went away or stopped reading; it resumes with Last-Event-ID
-        except REDIS_UNAVAILABLE:
+        except StoreOutage:
             pass  # the stream ends; the consumer resumes with Last-Event-ID
     return resp

@@ -21,6 +21,7 @@ from bridge.errors import (
     NoSlot,
     NotFoundError,
     RateLimitedError,
+    StoreOutage,
     TransientUpstreamError,
 )
 from bridge.events import job_omitted, outcome_event, source_event
@@ -35,7 +36,6 @@ from bridge.providers.base import Provider, classify, decode_json, fetch_snapsho
 from bridge.providers.fullstory import FullStoryProvider, errors_sample
 from bridge.providers.http import HttpClient
 from bridge.settings import PollSettings
-from bridge.store.connection import redis_outage
 from bridge.store.durations import DurationStore
 from bridge.store.redis import Claimed, RedisStore, WorkerRoom
 from bridge.workers import WorkerPool
@@ -213,7 +213,7 @@ class Poller:
             try:
                 verdict = await write()
             except Exception as exc:
-                if not redis_outage(exc) or claimed.held_until is None:
+                if not isinstance(exc, StoreOutage) or claimed.held_until is None:
                     raise
                 if claimed.held_until - time.monotonic() <= wait:
                     raise
@@ -298,7 +298,7 @@ class Poller:
             log.info("poll_failed", watch_id=watch.id, source=source.name, error=str(exc))
             return await self._retry_later(claimed, self._polled(watch, now), str(exc))
         except Exception as exc:  # an answer nobody foresaw: an error, never silence
-            if redis_outage(exc):  # the token cache is in Redis: not the upstream's fault
+            if isinstance(exc, StoreOutage):  # the token cache is in Redis, not upstream
                 self._outage.failed("poller", exc)
                 later = self._clock.now() + self._settings.min_interval
                 return await self._reschedule(claimed, watch, later, keep_priority=True)
@@ -311,7 +311,7 @@ class Poller:
         try:
             await self._set_health(source.name, True, None)
         except Exception as exc:  # Redis takes no writes: tried again at the next poll
-            if not redis_outage(exc):
+            if not isinstance(exc, StoreOutage):
                 raise
             self._outage.failed("poller", exc)
         return await self._record(claimed, snapshot, now)
@@ -369,7 +369,7 @@ class Poller:
             try:
                 w = await self._progress.note(w, snap, source.provider.name, self._clock)
             except Exception as exc:  # Redis takes no writes: the next poll notes it
-                if not redis_outage(exc):
+                if not isinstance(exc, StoreOutage):
                     raise
                 self._outage.failed("poller", exc)
             if w.progress_events != claimed.watch.progress_events:
@@ -531,7 +531,7 @@ class Poller:
         try:
             await self._durations.record(before.source, before.kind, ended - before.created_at)
         except Exception as exc:  # the event is written; a lost sample is no loss
-            if not redis_outage(exc):
+            if not isinstance(exc, StoreOutage):
                 raise
             log.info("duration_not_recorded", watch_id=before.id)
 

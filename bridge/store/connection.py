@@ -10,8 +10,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError, OutOfMemoryError, ReadOnlyError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import DataError
 
 # A pooled connection that went stale in a Redis restart or failover fails once: retry
 # on a fresh one, briefly. Only refused or broken connections are retried: a command
@@ -22,28 +21,6 @@ RETRIES = 3
 # answer later than this means Redis is not answering. Waiting for a pooled connection
 # is bounded the same way, so an API call fails within about twice this.
 COMMAND_TIMEOUT_S = 2.0
-# What "Redis is not there right now" looks like to callers.
-REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
-# Error replies of a Redis that answers but takes no writes: full at maxmemory with
-# noeviction (OOM), a replica after a failover (READONLY), a failed RDB save (MISCONF).
-# redis-py raises the first two as their own classes (the code cut off the message);
-# inside a script Redis 6.2 wraps them in "ERR Error running script … -OOM …".
-_REFUSING = ("OOM ", "READONLY ", "MISCONF ")
-
-
-def refuses_writes(exc: BaseException) -> bool:
-    """Whether this is Redis refusing a write for a while (not a bug of the caller)."""
-    if isinstance(exc, OutOfMemoryError | ReadOnlyError):
-        return True
-    if not isinstance(exc, ResponseError):
-        return False
-    text = str(exc)
-    return text.startswith(_REFUSING) or any(f"-{r}" in text or f": {r}" in text for r in _REFUSING)
-
-
-def redis_outage(exc: BaseException) -> bool:
-    """Unreachable, silent, or refusing writes: a state of Redis, said once, retried."""
-    return isinstance(exc, REDIS_UNAVAILABLE) or refuses_writes(exc)
 
 
 def check_url(url: str) -> None:

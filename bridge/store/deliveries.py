@@ -23,6 +23,7 @@ from bridge.store.delivery_codec import (
     sub_to_json,
     with_state,
 )
+from bridge.store.errors import translated
 from bridge.store.keys import Keys
 from bridge.store.pipelined import ScriptCall, run_scripts_or_raise
 from bridge.store.redis import Cursor, RedisStore
@@ -77,6 +78,7 @@ def fanout_mode(event: Event, sub_id: str) -> str:
     return ""
 
 
+@translated
 class DeliveryStore:
     def __init__(self, store: RedisStore) -> None:
         self.store = store

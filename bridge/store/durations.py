@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from bridge.poll.durations import Durations, bucket_of
 from bridge.store import scripts
+from bridge.store.errors import translated
 from bridge.store.keys import Keys
 
 GENERATION = 500
@@ -22,6 +23,7 @@ IDLE_S = 30 * 86400.0
 CACHE_S = 30.0
 
 
+@translated
 class DurationStore:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._client = client

@@ -21,6 +21,7 @@ from bridge.event_types import type_matches
 from bridge.model import Event, Watch, WatchKey, WatchState
 from bridge.store import codec, scripts
 from bridge.store.batch import Coalescer
+from bridge.store.errors import translated
 from bridge.store.keys import Keys
 from bridge.store.pipelined import run_scripts
 
@@ -73,6 +74,7 @@ def new_watch_id() -> str:
     return "w_" + secrets.token_hex(10)
 
 
+@translated
 class RedisStore:
     def __init__(
         self, client: aioredis.Redis, prefix: str, head_start_s: float = NEW_WATCH_HEAD_START_S
@@ -101,6 +103,9 @@ class RedisStore:
             self._flush_finishes
         )
         self._pauses: Coalescer[str, float] = Coalescer(self._flush_pauses)
+
+    async def close(self) -> None:
+        await self.client.aclose()
 
     async def ping(self) -> bool:
         return bool(await self.client.ping())

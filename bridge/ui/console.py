@@ -64,15 +64,15 @@ async def _session(request: web.Request) -> str | None:
     sid = request.cookies.get(COOKIE, "")
     if not sid or len(sid) > 100 or not sid.isascii():
         return None
-    store = request.app[CTX].store
-    value = await store.client.get(store.keys.ui_session(sid))
+    sessions = request.app[CTX].sessions
+    value = await sessions.get(sid)
     csrf, _, fingerprint = str(value or "").partition(" ")
     for token in request.app[CTX].tokens:
         if token and hmac.compare_digest(fingerprint.encode(), _fingerprint(token).encode()):
             request[SESSION_TOKEN] = token
             return csrf
     if value:
-        await store.client.delete(store.keys.ui_session(sid))
+        await sessions.drop(sid)
     return None
 
 
@@ -136,11 +136,8 @@ async def login(request: web.Request) -> web.StreamResponse:
             held.headers.update(exc.headers)
             return held
         raise web.HTTPSeeOther("/ui/login?failed=1") from None
-    store = request.app[CTX].store
     sid, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    await store.client.set(
-        store.keys.ui_session(sid), f"{csrf} {_fingerprint(token)}", ex=SESSION_S
-    )
+    await request.app[CTX].sessions.put(sid, f"{csrf} {_fingerprint(token)}", SESSION_S)
     response = web.HTTPSeeOther("/ui")
     _cookie(response, request, sid, SESSION_S)
     raise response
@@ -148,8 +145,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     await _posted(request)
-    store = request.app[CTX].store
-    await store.client.delete(store.keys.ui_session(request.cookies.get(COOKIE, "")))
+    await request.app[CTX].sessions.drop(request.cookies.get(COOKIE, ""))
     response = web.HTTPSeeOther("/ui/login")
     _cookie(response, request, "", 0)
     raise response

@@ -502,7 +502,7 @@ async def test_a_redis_that_refuses_writes_is_a_503_said_once(api, monkeypatch) 
         # as redis-py raises it: OutOfMemoryError, the "OOM" code cut off the message
         raise BaseParser.parse_error("OOM command not allowed when used memory > 'maxmemory'.")
 
-    monkeypatch.setattr(store, "register", full)
+    monkeypatch.setattr(store, "_register", full)  # the script under the store's edge
     with capture_logs() as logs:
         for _ in range(3):
             resp = await client.post(

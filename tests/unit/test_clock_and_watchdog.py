@@ -99,14 +99,16 @@ def test_outage_log_says_redis_outages_once_and_keeps_other_tracebacks() -> None
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import ResponseError
 
-    def reply(text: str) -> BaseException:  # as redis-py turns an error reply into one
-        return BaseParser.parse_error(text)
+    from bridge.store.errors import store_error
+
+    def reply(text: str) -> BaseException:  # as redis-py turns an error reply into one,
+        return store_error(BaseParser.parse_error(text))  # and the store's edge maps it
 
     outage = OutageLog()
     in_script = "Error running script (call to f_1): @user_script:9: -OOM command not allowed"
     with capture_logs() as logs:
         for _ in range(5):
-            outage.failed("claims", RedisConnectionError("gone"))
+            outage.failed("claims", store_error(RedisConnectionError("gone")))
         outage.succeeded()
         outage.failed("claims", reply("OOM command not allowed when used memory > 'maxmemory'."))
         outage.failed("claims", reply(in_script))
@@ -114,7 +116,7 @@ def test_outage_log_says_redis_outages_once_and_keeps_other_tracebacks() -> None
         outage.succeeded()  # a read answered: Redis may still refuse writes
         outage.failed("api", reply("READONLY You can't write against a read only replica."))
         outage.wrote()
-        outage.failed("claims", ResponseError("WRONGTYPE Operation against a key"))
+        outage.failed("claims", store_error(ResponseError("WRONGTYPE Operation against a key")))
     events = [e["event"] for e in logs]
     assert events == [
         "redis_unavailable",
@@ -191,19 +193,20 @@ def test_a_late_failure_of_an_ended_outage_is_not_a_new_one(
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from bridge import outage as module
+    from bridge.store.errors import store_error
 
     now = [100.0]
     monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
     outage = OutageLog()
     with capture_logs() as logs:
-        outage.failed("claims", RedisTimeoutError("silent"))
+        outage.failed("claims", store_error(RedisTimeoutError("silent")))
         now[0] += 15
         outage.succeeded()
         now[0] += 0.5
-        outage.failed("watchdog", RedisTimeoutError("sent during the outage"))
+        outage.failed("watchdog", store_error(RedisTimeoutError("sent during the outage")))
         assert outage.down_since is None
         now[0] += module.LATE_FAILURE_S
-        outage.failed("watchdog", RedisTimeoutError("silent again"))
+        outage.failed("watchdog", store_error(RedisTimeoutError("silent again")))
     assert [e["event"] for e in logs] == [
         "redis_unavailable",
         "redis_recovered",

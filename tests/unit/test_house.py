@@ -101,3 +101,16 @@ def test_the_rails_see_what_they_guard(
         for p in tmp_path.glob("*.py")
     }
     assert cycle_in(edges) == expected
+
+
+def test_only_the_store_touches_the_redis_client() -> None:
+    """Outside bridge/store/, nothing reaches for a store's redis-py client
+    (`store.client`): each concern has its store, and the store maps the errors."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] == "store":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "client":
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert offenders == []

@@ -622,7 +622,7 @@ async def test_a_terminal_write_whose_answer_was_lost_still_counts(env) -> None:
     import time
     from dataclasses import replace as swap
 
-    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from bridge.errors import StoreUnavailable
 
     store, clock, http, poller = env
     http.queue(f"{FS}/v2/users/batch/lost", ok(fs_body("COMPLETED", 5)))
@@ -633,7 +633,7 @@ async def test_a_terminal_write_whose_answer_was_lost_still_counts(env) -> None:
         tries.append(1)
         verdict = await real_finish(*args, **kwargs)
         if len(tries) == 1:
-            raise RedisTimeoutError("Timeout reading from socket")
+            raise StoreUnavailable("TimeoutError: Timeout reading from socket")
         return verdict  # type: ignore[no-any-return]
 
     store.finish = answer_lost

@@ -1,0 +1,67 @@
+"""redis-py's exceptions become the bridge's here, and nowhere else (as httpx maps
+httpcore's at its one edge): every public coroutine of a store class is wrapped, so no
+caller ever sees a redis-py exception.
+
+    ConnectionError, TimeoutError            → StoreUnavailable
+    OOM, READONLY, MISCONF error replies     → StoreRefusesWrites
+    any other RedisError                     → StoreError
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bridge.errors import StoreError, StoreRefusesWrites, StoreUnavailable
+
+# Inside a script Redis 6.2 wraps the reply in "ERR Error running script … -OOM …";
+# redis-py cuts the code off the OOM and READONLY replies it knows.
+_REFUSING = ("OOM ", "READONLY ", "MISCONF ")
+
+
+def refuses_writes(exc: BaseException) -> bool:
+    """Whether this is Redis refusing a write for a while (not a bug of the caller)."""
+    if isinstance(exc, OutOfMemoryError | ReadOnlyError):
+        return True
+    if not isinstance(exc, ResponseError):
+        return False
+    text = str(exc)
+    return text.startswith(_REFUSING) or any(f"-{r}" in text or f": {r}" in text for r in _REFUSING)
+
+
+def store_error(exc: RedisError) -> StoreError:
+    detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return StoreUnavailable(f"{type(exc).__name__}: {detail}")
+    if refuses_writes(exc):
+        return StoreRefusesWrites(detail)
+    return StoreError(f"{type(exc).__name__}: {detail}")
+
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+C = TypeVar("C", bound=type)
+
+
+def _mapped(method: F) -> F:
+    @functools.wraps(method)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except RedisError as exc:
+            raise store_error(exc) from exc
+
+    return call  # type: ignore[return-value]
+
+
+def translated(cls: C) -> C:
+    """Wrap every public coroutine method of a store class (the class decorator)."""
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.iscoroutinefunction(member):
+            setattr(cls, name, _mapped(member))
+    return cls

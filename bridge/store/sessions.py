@@ -1,0 +1,27 @@
+"""Console sessions: a session id (the cookie) → what it holds, for a limited time."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from bridge.clock import to_ms
+from bridge.store.errors import translated
+from bridge.store.redis import RedisStore
+
+
+@translated
+class SessionStore:
+    """On the watch store's connection; keys from its key schema."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self._client = store.client
+        self._keys = store.keys
+
+    async def get(self, session_id: str) -> str | None:
+        return cast(str | None, await self._client.get(self._keys.ui_session(session_id)))
+
+    async def put(self, session_id: str, value: str, ttl_s: float) -> None:
+        await self._client.set(self._keys.ui_session(session_id), value, px=to_ms(ttl_s))
+
+    async def drop(self, session_id: str) -> None:
+        await self._client.delete(self._keys.ui_session(session_id))
