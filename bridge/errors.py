@@ -3,7 +3,7 @@
 BridgeError
 ├── ConfigError              bad configuration; one line per problem
 ├── NoSlot                   the source's budget has no slot soon (or it is paused)
-├── StoreError               Redis did not do what was asked (store/errors.py maps redis-py's)
+├── StoreError               Redis did not do what was asked (store/redis_errors.py maps redis-py's)
 │   └── StoreOutage          a state of Redis, said once and retried (503 from the API)
 │       ├── StoreUnavailable     unreachable, or silent past the command timeout
 │       └── StoreRefusesWrites   answers, but takes no writes: full (OOM) or read-only

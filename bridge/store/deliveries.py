@@ -23,10 +23,10 @@ from bridge.store.delivery_codec import (
     sub_to_json,
     with_state,
 )
-from bridge.store.errors import translated
 from bridge.store.keys import Keys
 from bridge.store.pipelined import ScriptCall, run_scripts_or_raise
 from bridge.store.redis import Cursor, RedisStore
+from bridge.store.redis_errors import translated
 
 # Deliveries of a re-enabled subscription come back this far apart.
 UNPARK_SPACING_S = 0.005

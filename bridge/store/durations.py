@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 
 from bridge.poll.durations import Durations, bucket_of
 from bridge.store import scripts
-from bridge.store.errors import translated
 from bridge.store.keys import Keys
+from bridge.store.redis_errors import translated
 
 GENERATION = 500
 IDLE_S = 30 * 86400.0

@@ -21,9 +21,9 @@ from bridge.event_types import type_matches
 from bridge.model import Event, Watch, WatchKey, WatchState
 from bridge.store import codec, scripts
 from bridge.store.batch import Coalescer
-from bridge.store.errors import translated
 from bridge.store.keys import Keys
 from bridge.store.pipelined import run_scripts
+from bridge.store.redis_errors import translated
 
 # Under contention a new watch goes before those overdue by less than this (its first
 # poll is the one most worth making); nobody waits behind new ones longer than this.

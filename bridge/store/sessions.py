@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import cast
 
 from bridge.clock import to_ms
-from bridge.store.errors import translated
 from bridge.store.redis import RedisStore
+from bridge.store.redis_errors import translated
 
 
 @translated

@@ -99,7 +99,7 @@ def test_outage_log_says_redis_outages_once_and_keeps_other_tracebacks() -> None
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import ResponseError
 
-    from bridge.store.errors import store_error
+    from bridge.store.redis_errors import store_error
 
     def reply(text: str) -> BaseException:  # as redis-py turns an error reply into one,
         return store_error(BaseParser.parse_error(text))  # and the store's edge maps it
@@ -193,7 +193,7 @@ def test_a_late_failure_of_an_ended_outage_is_not_a_new_one(
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from bridge import outage as module
-    from bridge.store.errors import store_error
+    from bridge.store.redis_errors import store_error
 
     now = [100.0]
     monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
