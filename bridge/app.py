@@ -26,12 +26,11 @@ from bridge.poll.discovery import DiscoveredSource, Discovery
 from bridge.poll.poller import PolledSource, Poller
 from bridge.poll.progress import ProgressEvents
 from bridge.poll.scheduler import Ticker
-from bridge.providers.fullstory import FullStoryProvider
-from bridge.providers.generic import GenericProvider
+from bridge.providers.base import Discoverable
+from bridge.providers.deps import BuildDeps
 from bridge.providers.http import UpstreamHttp, default_session
-from bridge.providers.oauth2 import ClientCredentials
-from bridge.providers.talkdesk import TalkdeskProvider
-from bridge.settings import FullStorySource, GenericSource, Settings, TalkdeskSource
+from bridge.providers.registry import build_provider
+from bridge.settings import Settings
 from bridge.store.connection import connect
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.durations import DurationStore
@@ -94,44 +93,16 @@ class Bridge:
         self.api_port: int | None = None
 
     def build_sources(self, store: RedisStore, http: UpstreamHttp) -> dict[str, PolledSource]:
-        out: dict[str, PolledSource] = {}
-        for name, cfg in self.settings.sources.items():
-            provider: FullStoryProvider | TalkdeskProvider | GenericProvider
-            throttle = partial(token_slot, store, name)
-            if isinstance(cfg, GenericSource):
-                credentials = None
-                if cfg.auth == "oauth2" and cfg.token_url and cfg.client_id and cfg.client_secret:
-                    credentials = ClientCredentials(
-                        source=name,
-                        token_url=cfg.token_url,
-                        client_id=cfg.client_id,
-                        client_secret=cfg.client_secret.get_secret_value(),
-                        scope=cfg.scope,
-                        http=http,
-                        tokens=store,
-                        clock=self.clock,
-                        throttle=throttle,
-                    )
-                provider = GenericProvider(cfg, credentials)
-            elif isinstance(cfg, FullStorySource):
-                provider = FullStoryProvider(cfg.api_key.get_secret_value(), cfg.base_url)
-            elif isinstance(cfg, TalkdeskSource):
-                provider = TalkdeskProvider(
-                    source=name,
-                    account=cfg.account,
-                    client_id=cfg.client_id,
-                    client_secret=cfg.client_secret.get_secret_value(),
-                    http=http,
-                    tokens=store,
-                    clock=self.clock,
-                    region=cfg.region,
-                    base_url=cfg.base_url,
-                    token_url=cfg.token_url,
-                    token_throttle=throttle,
-                )
-            sample = isinstance(cfg, FullStorySource) and cfg.errors_sample
-            out[name] = PolledSource(name, provider, cfg.rate_limit, cfg.burst, sample)
-        return out
+        deps = BuildDeps(
+            http=http,
+            tokens=store,
+            clock=self.clock,
+            token_throttle=lambda name: partial(token_slot, store, name),
+        )
+        return {
+            name: PolledSource(name, build_provider(name, cfg, deps), cfg.rate_limit, cfg.burst)
+            for name, cfg in self.settings.sources.items()
+        }
 
     async def start(self) -> None:
         """Start every role. StartupError (one line) when something is in the way."""
@@ -184,15 +155,14 @@ class Bridge:
                     provider=src.provider,
                     rate_limit=src.rate_limit,
                     burst=src.burst,
-                    since_s=cfg.discover_since,
-                    every_s=cfg.discover_interval,
-                    max_watches=cfg.discover_max_watches,
+                    since_s=found.since_s,
+                    every_s=found.every_s,
+                    max_watches=found.max_watches,
                     window_s=s.poll.max_age,
                 )
                 for name, src in sources.items()
-                if isinstance(src.provider, TalkdeskProvider)
-                and isinstance(cfg := s.sources[name], TalkdeskSource)
-                and cfg.discover
+                if isinstance(src.provider, Discoverable)
+                and (found := src.provider.discovery) is not None
             ]
             if discovered:
                 self.discovery = Discovery(

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -23,7 +23,9 @@ from bridge.delivery.headers import check_headers
 from bridge.delivery.targets import TargetPolicy, TargetRefused, check_url, parse_network
 from bridge.errors import ConfigError
 from bridge.event_types import UnknownEventType, check_pattern
-from bridge.providers.jsonpath import BadPath, parse_path
+from bridge.providers.config import DiscoveryFields
+from bridge.providers.registry import PLUGINS, SourceConfig
+from bridge.sections import Section
 from bridge.store.connection import check_url as check_redis_url
 
 ENV_PREFIX = "BRIDGE_"
@@ -36,21 +38,12 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def check_http_url(url: str) -> None:
-    if not url.startswith(("http://", "https://")):
-        raise ValueError("must be an http(s) URL")
-
-
 MIN_TOKEN_CHARS = 16
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ApiSettings(_Section):
+class ApiSettings(Section):
     listen: str = "127.0.0.1:8080"
     tokens: list[SecretStr] = Field(default_factory=list)
     # May read events and the pull feed (GET /v1/events…), nothing else.
@@ -81,7 +74,7 @@ class ApiSettings(_Section):
         return self
 
 
-class PollSettings(_Section):
+class PollSettings(Section):
     min_interval: float = Field(default=2.0, gt=0)
     max_interval: float = Field(default=300.0, gt=0)
     max_age: float = Field(default=86400.0, gt=0)
@@ -115,7 +108,7 @@ class PollSettings(_Section):
         return self
 
 
-class DeliverySettings(_Section):
+class DeliverySettings(Section):
     timeout: float = Field(default=15.0, gt=0)
     retry_schedule: list[float] = Field(
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
@@ -150,13 +143,13 @@ class DeliverySettings(_Section):
         )
 
 
-class HttpSettings(_Section):
+class HttpSettings(Section):
     # HTTP(S)_PROXY / NO_PROXY from the environment apply to upstream and webhook
     # requests. Off by default: a proxy changes what the SSRF guard can see (README).
     trust_env: bool = False
 
 
-class StaticSubscription(_Section):
+class StaticSubscription(Section):
     url: str
     secret: SecretStr | None = None
     event_types: list[str] = Field(default_factory=lambda: ["import.*"])
@@ -183,162 +176,6 @@ class StaticSubscription(_Section):
         return self
 
 
-class _SourceBase(_Section):
-    # 0 turns the limiter off (benchmarks against a local simulator only).
-    rate_limit: float = Field(default=5.0, ge=0)
-    # Requests allowed back to back; 1 spaces them evenly. Never above rate_limit.
-    burst: int = Field(default=1, ge=1)
-    base_url: str | None = None
-
-    @model_validator(mode="after")
-    def _check_burst(self) -> _SourceBase:
-        if self.rate_limit and self.burst > max(1.0, self.rate_limit):
-            raise ValueError("burst: must not exceed rate_limit")
-        if self.base_url is not None:
-            try:
-                check_http_url(self.base_url)
-            except ValueError as exc:
-                raise ValueError(f"base_url: {exc}") from None
-        return self
-
-
-class FullStorySource(_SourceBase):
-    provider: Literal["fullstory"]
-    api_key: SecretStr
-    # Attach the first page of GET …/batch/{job_id}/errors to import.failed.
-    errors_sample: bool = False
-
-
-class TalkdeskSource(_SourceBase):
-    provider: Literal["talkdesk"]
-    account: str = Field(min_length=1, pattern=r"^[A-Za-z0-9-]+$")
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr
-    region: Literal["us", "eu", "ca"] = "us"
-    token_url: str | None = None
-    # Watch every new import from the list endpoint (HAL, newest first), within the
-    # source's rate budget; idempotent across replicas.
-    discover: bool = False
-    discover_since: float = Field(default=86400.0, gt=0)  # backfill window, seconds
-    discover_interval: float = Field(default=30.0, ge=1)  # between two looks at the list
-    # Jobs discovery may watch for this source within poll.max_age: a list whose ids
-    # change at every look cannot grow the store without end (beyond: counted, logged).
-    discover_max_watches: int = Field(default=10_000, ge=1)
-
-    @model_validator(mode="after")
-    def _check_token_url(self) -> TalkdeskSource:
-        if self.token_url is not None:
-            try:
-                check_http_url(self.token_url)
-            except ValueError as exc:
-                raise ValueError(f"token_url: {exc}") from None
-        return self
-
-
-TerminalOutcome = Literal["completed", "completed_with_errors", "failed", "canceled"]
-_NEEDS: dict[str, tuple[str, ...]] = {
-    "none": (),
-    "bearer": ("token",),
-    "basic": ("username", "password"),
-    "header": ("auth_header", "secret"),
-    "oauth2": ("token_url", "client_id", "client_secret"),
-}
-
-
-GENERIC_DEFAULT_KIND = "job"  # a generic source's kind when its url has no {kind}
-
-
-class GenericSource(_SourceBase):
-    """Any job API, described here (providers/generic.py)."""
-
-    provider: Literal["generic"]
-    url: str  # with {job_id}, and {kind} when kinds are given
-    kinds: list[str] = Field(default_factory=list)
-    auth: Literal["none", "bearer", "basic", "header", "oauth2"] = "none"
-    token: SecretStr | None = None
-    auth_header: str | None = None
-    secret: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    token_url: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    scope: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    query: dict[str, str] = Field(default_factory=dict)
-    status_path: str
-    terminal: dict[str, TerminalOutcome] = Field(min_length=1)
-    total_path: str | None = None
-    succeeded_path: str | None = None
-    failed_path: str | None = None
-    finished_path: str | None = None
-    created_path: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_kind(cls, data: Any) -> Any:
-        """The kind a source polls when none are named, shown as it is (config check)."""
-        if (
-            isinstance(data, dict)
-            and not data.get("kinds")
-            and "{kind}" not in str(data.get("url"))
-        ):
-            return {**data, "kinds": [GENERIC_DEFAULT_KIND]}
-        return data
-
-    @model_validator(mode="after")
-    def _check_generic(self) -> GenericSource:
-        problems = []
-        if "{job_id}" not in self.url:
-            problems.append("url: must hold {job_id}")
-        unknown = sorted(set(re.findall(r"\{([^{}]*)\}", self.url)) - {"job_id", "kind"})
-        if unknown:
-            names = ", ".join("{" + u + "}" for u in unknown)
-            problems.append(f"url: {names} is not a placeholder (only {{job_id}} and {{kind}})")
-        try:
-            check_http_url(self.url)
-        except ValueError as exc:
-            problems.append(f"url: {exc}")
-        if "{kind}" in self.url and not self.kinds:
-            problems.append("kinds: the url holds {kind}: name the kinds, the first the default")
-        for kind in self.kinds:
-            if not kind or not all(c.isalnum() or c in "-_." for c in kind):
-                problems.append("kinds: letters, digits, -, _ and . only")
-        for key in _NEEDS[self.auth]:
-            if getattr(self, key) is None:
-                problems.append(f"{key}: required with auth = {self.auth!r}")
-        if self.token_url is not None:
-            try:
-                check_http_url(self.token_url)
-            except ValueError as exc:
-                problems.append(f"token_url: {exc}")
-        for key in ("status_path", "total_path", "succeeded_path", "failed_path",
-                    "finished_path", "created_path"):  # fmt: skip
-            path = getattr(self, key)
-            if path is not None:
-                try:
-                    parse_path(path)
-                except BadPath as exc:
-                    problems.append(f"{key}: {exc}")
-        problems += [f"headers: {p}" for p in check_headers(self.headers)]
-        if self.auth_header is not None:
-            problems += [f"auth_header: {p}" for p in check_headers({self.auth_header: "x"})]
-        for key in ("token", "secret", "password", "client_secret"):
-            value = getattr(self, key)
-            if value is not None and not value.get_secret_value().isprintable():
-                problems.append(f"{key}: control characters are not allowed")
-        if self.auth != "none" and any(h.lower() == "authorization" for h in self.headers):
-            problems.append("headers: Authorization comes from auth; do not set it here too")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-
-SourceSettings = Annotated[
-    FullStorySource | TalkdeskSource | GenericSource, Field(discriminator="provider")
-]
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -355,7 +192,7 @@ class Settings(BaseSettings):
     poll: PollSettings = Field(default_factory=PollSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
-    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
     subscriptions: list[StaticSubscription] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -376,7 +213,7 @@ class Settings(BaseSettings):
                     "database number)"
                 ) from None
         for name, src in self.sources.items():
-            if not isinstance(src, TalkdeskSource) or not src.discover:
+            if not isinstance(src, DiscoveryFields) or not src.discover:
                 continue
             if src.discover_since > self.poll.retention:
                 raise ValueError(
@@ -481,7 +318,7 @@ def _set_by(loc: list[str]) -> str:
     return ""
 
 
-PROVIDERS = ("fullstory", "talkdesk", "generic")
+PROVIDERS = tuple(PLUGINS)
 _PYDANTIC_PREFIX = re.compile(r"^(Value error|Assertion failed), ")
 _KEY_IN_MESSAGE = re.compile(r"^([a-z_][a-z0-9_]*(?:\[\d+\]|\.[a-z0-9_]+)*): ")
 

@@ -1,4 +1,5 @@
-"""Talkdesk discovery: watch every new import without anyone registering it.
+"""Discovery: watch every new job of a source whose upstream lists them (Talkdesk's
+imports list), without anyone registering it.
 
 Every `discover_interval` one replica (a fleet-wide lock, renewed at each page) pages
 through the imports list inside the source's rate budget (each page takes a slot of
@@ -31,9 +32,8 @@ from bridge.metrics import Metrics
 from bridge.model import WatchKey
 from bridge.poll.poller import parse_time
 from bridge.poll.ratelimit import outside_claim_wait_s
-from bridge.providers.base import classify, decode_json
+from bridge.providers.base import Discoverable, ListPage, classify, decode_json
 from bridge.providers.http import HttpClient
-from bridge.providers.talkdesk import ListPage, TalkdeskProvider
 from bridge.store.redis import RedisStore
 
 log = structlog.get_logger("bridge.discovery")
@@ -48,7 +48,7 @@ MAX_NEW_PER_LOOK = 1000
 @dataclass
 class DiscoveredSource:
     name: str
-    provider: TalkdeskProvider
+    provider: Discoverable
     rate_limit: float
     burst: int
     since_s: float

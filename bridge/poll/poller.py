@@ -32,8 +32,13 @@ from bridge.poll import backoff, health, priority
 from bridge.poll.durations import learned_interval
 from bridge.poll.progress import ProgressEvents
 from bridge.poll.ratelimit import outside_claim_wait_s
-from bridge.providers.base import Provider, classify, decode_json, fetch_snapshot
-from bridge.providers.fullstory import FullStoryProvider, errors_sample
+from bridge.providers.base import (
+    FailureDetails,
+    Provider,
+    classify,
+    decode_json,
+    fetch_snapshot,
+)
 from bridge.providers.http import HttpClient
 from bridge.settings import PollSettings
 from bridge.store.durations import DurationStore
@@ -42,7 +47,7 @@ from bridge.workers import WorkerPool
 
 log = structlog.get_logger("bridge.poll")
 
-# How long a failed FullStory job waits for its errors sample (202: being prepared).
+# How long a failed job waits for its failure details (202: being prepared).
 ERRORS_WAIT_S = 120.0
 
 # A write that ends a poll, refused by Redis (full, read-only, silent), is tried again
@@ -61,7 +66,6 @@ class PolledSource:
     provider: Provider
     rate_limit: float
     burst: int
-    errors_sample: bool = False  # FullStory: attach the failed items to import.failed
 
 
 class Poller:
@@ -330,9 +334,15 @@ class Poller:
         w = claimed.watch
         extra: dict[str, Any] | None = None
         source = self._sources.get(w.source)
-        if snap.outcome is Outcome.FAILED and source is not None and source.errors_sample:
-            sample = await self._errors_sample(source, w)
-            if sample is None:  # FullStory still prepares them: look again soon, not for ever
+        details = source.provider if source is not None else None
+        if (
+            snap.outcome is Outcome.FAILED
+            and isinstance(details, FailureDetails)
+            and details.wants_failure_details
+        ):
+            assert source is not None
+            sample = await self._errors_sample(source, details, w)
+            if sample is None:  # still being prepared: look again soon, not for ever
                 since = w.waiting_since if w.waiting_since is not None else now
                 if now - since < ERRORS_WAIT_S:
                     waiting = replace(  # the status stays: the event's previous_status
@@ -476,12 +486,11 @@ class Poller:
             )
         return verdict
 
-    async def _errors_sample(self, source: PolledSource, watch: Watch) -> dict[str, Any] | None:
-        """The first page of a failed FullStory job's errors, bounded; None while FullStory
-        still prepares them (202), or no slot or answer came now (looked at again)."""
-        provider = source.provider
-        if not isinstance(provider, FullStoryProvider):
-            return None
+    async def _errors_sample(
+        self, source: PolledSource, provider: FailureDetails, watch: Watch
+    ) -> dict[str, Any] | None:
+        """The failed items of a failed job, bounded; None while the upstream still
+        prepares them (202), or no slot or answer came now (looked at again)."""
         # after the status poll's budget (3/4 of the lease): slot and request together
         # within a fifth of it, so the poll ends inside its lease
         within_s = 0.2 * self._settings.lease
@@ -497,8 +506,8 @@ class Poller:
                     await asyncio.sleep(delay)
                 answer = await self._http.request(
                     "GET",
-                    provider.errors_url(watch.kind, watch.job_id),
-                    headers=await provider.auth_headers(),
+                    provider.failure_details_url(watch.kind, watch.job_id),
+                    headers=await source.provider.auth_headers(),
                 )
         except (NoSlot, TransientUpstreamError, TimeoutError):
             return None
@@ -513,7 +522,7 @@ class Poller:
         if not 200 <= answer.status < 300:
             return {"unavailable": f"HTTP {answer.status}"}
         try:
-            return errors_sample(decode_json(answer.body))
+            return provider.failure_details(decode_json(answer.body))
         except TransientUpstreamError as exc:
             return {"unavailable": str(exc)}
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 from pydantic import ValidationError
@@ -49,6 +50,62 @@ class Provider(Protocol):
     async def on_unauthorized(self, headers: dict[str, str]) -> bool:
         """A 401 came back for these headers; True when a retry with fresh ones is worth it."""
         ...
+
+
+@runtime_checkable
+class FailureDetails(Protocol):
+    """An ability: the failed items of a failed job, fetched once it ended (FullStory's
+    errors page), attached to its event when the source asks for them."""
+
+    @property
+    def wants_failure_details(self) -> bool: ...
+
+    def failure_details_url(self, kind: str, job_id: str) -> str:
+        """A 202 there means: being prepared, ask again soon."""
+        ...
+
+    def failure_details(self, body: Any) -> dict[str, Any]:
+        """The decoded 2xx body, bounded for an event."""
+        ...
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a job list: (id, created_at) of each job, the next page's URL, and
+    the host a next link named when it was not the configured one."""
+
+    items: list[tuple[str, str | None]]
+    next_url: str | None
+    foreign_host: str | None = None
+
+
+@dataclass(frozen=True)
+class DiscoverySettings:
+    since_s: float  # backfill window
+    every_s: float  # between two looks
+    max_watches: int  # jobs watched within poll.max_age at most
+
+
+@runtime_checkable
+class Discoverable(Protocol):
+    """An ability: the upstream lists its jobs (Talkdesk's imports list), so new ones
+    can be watched without anyone registering them."""
+
+    @property
+    def discovery(self) -> DiscoverySettings | None:
+        """None: the source does not ask for discovery."""
+        ...
+
+    @property
+    def kinds(self) -> tuple[str, ...]: ...
+
+    def list_url(self, kind: str) -> str: ...
+
+    def parse_list(self, body: Any, page_url: str) -> ListPage: ...
+
+    async def auth_headers(self) -> dict[str, str]: ...
+
+    async def on_unauthorized(self, headers: dict[str, str]) -> bool: ...
 
 
 # Upstream JSON deeper than this is cut (kept as a marker): what is stored and sent

@@ -6,18 +6,28 @@ as-is. Body: {"imports", "errors"?, "job": {"id", "status", "created", "finished
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from bridge.errors import TransientUpstreamError
 from bridge.model import Counts, JobSnapshot, Outcome
 from bridge.providers.base import first_problem
+from bridge.providers.config import SourceBase
+from bridge.providers.deps import BuildDeps
 
 DEFAULT_BASE_URL = "https://api.fullstory.com"
 EU_BASE_URL = "https://api.eu1.fullstory.com"
+
+
+class FullStorySource(SourceBase):
+    provider: Literal["fullstory"]
+    api_key: SecretStr
+    # Attach the first page of GET …/batch/{job_id}/errors to import.failed.
+    errors_sample: bool = False
+
 
 STATUS_OUTCOMES: dict[str, Outcome | None] = {
     "PROCESSING": None,
@@ -56,13 +66,19 @@ class FullStoryProvider:
     name = "fullstory"
     kinds = ("users", "events")
 
-    def __init__(self, api_key: str, base_url: str | None = None) -> None:
+    def __init__(
+        self, api_key: str, base_url: str | None = None, *, errors_sample: bool = False
+    ) -> None:
         self._api_key = api_key
         self.base_url = base_url_for(api_key, base_url)
+        self.wants_failure_details = errors_sample
 
-    def errors_url(self, kind: str, job_id: str) -> str:
+    def failure_details_url(self, kind: str, job_id: str) -> str:
         """The failed items of a job, first page (202 while FullStory prepares them)."""
         return f"{self.job_url(kind, job_id)}/errors"
+
+    def failure_details(self, body: Any) -> dict[str, Any]:
+        return errors_sample(body)
 
     def job_url(self, kind: str, job_id: str) -> str:
         return f"{self.base_url}/v2/{kind}/batch/{quote(job_id, safe='')}"
@@ -114,3 +130,9 @@ def errors_sample(body: Any) -> dict[str, Any]:
         if isinstance(body, dict)
         else False,
     }
+
+
+def build(name: str, cfg: FullStorySource, deps: BuildDeps) -> FullStoryProvider:
+    return FullStoryProvider(
+        cfg.api_key.get_secret_value(), cfg.base_url, errors_sample=cfg.errors_sample
+    )

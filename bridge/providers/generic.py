@@ -10,14 +10,119 @@ keeps the job running. Counts and times come from optional paths. 429/Retry-Afte
 from __future__ import annotations
 
 import base64
-from typing import Any
+import re
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
+from pydantic import Field, SecretStr, model_validator
+
+from bridge.delivery.headers import check_headers
 from bridge.errors import TransientUpstreamError
 from bridge.model import Counts, JobSnapshot, Outcome
-from bridge.providers.jsonpath import Step, get_path, parse_path
+from bridge.providers.config import SourceBase
+from bridge.providers.deps import BuildDeps
+from bridge.providers.jsonpath import BadPath, Step, get_path, parse_path
 from bridge.providers.oauth2 import ClientCredentials
-from bridge.settings import GENERIC_DEFAULT_KIND, GenericSource
+from bridge.sections import check_http_url
+
+TerminalOutcome = Literal["completed", "completed_with_errors", "failed", "canceled"]
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "bearer": ("token",),
+    "basic": ("username", "password"),
+    "header": ("auth_header", "secret"),
+    "oauth2": ("token_url", "client_id", "client_secret"),
+}
+
+
+GENERIC_DEFAULT_KIND = "job"  # a generic source's kind when its url has no {kind}
+
+
+class GenericSource(SourceBase):
+    """Any job API, described here (providers/generic.py)."""
+
+    provider: Literal["generic"]
+    url: str  # with {job_id}, and {kind} when kinds are given
+    kinds: list[str] = Field(default_factory=list)
+    auth: Literal["none", "bearer", "basic", "header", "oauth2"] = "none"
+    token: SecretStr | None = None
+    auth_header: str | None = None
+    secret: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    scope: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(default_factory=dict)
+    status_path: str
+    terminal: dict[str, TerminalOutcome] = Field(min_length=1)
+    total_path: str | None = None
+    succeeded_path: str | None = None
+    failed_path: str | None = None
+    finished_path: str | None = None
+    created_path: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kind(cls, data: Any) -> Any:
+        """The kind a source polls when none are named, shown as it is (config check)."""
+        if (
+            isinstance(data, dict)
+            and not data.get("kinds")
+            and "{kind}" not in str(data.get("url"))
+        ):
+            return {**data, "kinds": [GENERIC_DEFAULT_KIND]}
+        return data
+
+    @model_validator(mode="after")
+    def _check_generic(self) -> GenericSource:
+        problems = []
+        if "{job_id}" not in self.url:
+            problems.append("url: must hold {job_id}")
+        unknown = sorted(set(re.findall(r"\{([^{}]*)\}", self.url)) - {"job_id", "kind"})
+        if unknown:
+            names = ", ".join("{" + u + "}" for u in unknown)
+            problems.append(f"url: {names} is not a placeholder (only {{job_id}} and {{kind}})")
+        try:
+            check_http_url(self.url)
+        except ValueError as exc:
+            problems.append(f"url: {exc}")
+        if "{kind}" in self.url and not self.kinds:
+            problems.append("kinds: the url holds {kind}: name the kinds, the first the default")
+        for kind in self.kinds:
+            if not kind or not all(c.isalnum() or c in "-_." for c in kind):
+                problems.append("kinds: letters, digits, -, _ and . only")
+        for key in _NEEDS[self.auth]:
+            if getattr(self, key) is None:
+                problems.append(f"{key}: required with auth = {self.auth!r}")
+        if self.token_url is not None:
+            try:
+                check_http_url(self.token_url)
+            except ValueError as exc:
+                problems.append(f"token_url: {exc}")
+        for key in ("status_path", "total_path", "succeeded_path", "failed_path",
+                    "finished_path", "created_path"):  # fmt: skip
+            path = getattr(self, key)
+            if path is not None:
+                try:
+                    parse_path(path)
+                except BadPath as exc:
+                    problems.append(f"{key}: {exc}")
+        problems += [f"headers: {p}" for p in check_headers(self.headers)]
+        if self.auth_header is not None:
+            problems += [f"auth_header: {p}" for p in check_headers({self.auth_header: "x"})]
+        for key in ("token", "secret", "password", "client_secret"):
+            value = getattr(self, key)
+            if value is not None and not value.get_secret_value().isprintable():
+                problems.append(f"{key}: control characters are not allowed")
+        if self.auth != "none" and any(h.lower() == "authorization" for h in self.headers):
+            problems.append("headers: Authorization comes from auth; do not set it here too")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 # Counts are stored as 64-bit integers: anything outside is no count.
 MAX_COUNT = 2**63 - 1
@@ -120,3 +225,20 @@ class GenericProvider:
             finished_at=_text(at("finished")),
             raw=body,
         )
+
+
+def build(name: str, cfg: GenericSource, deps: BuildDeps) -> GenericProvider:
+    credentials = None
+    if cfg.auth == "oauth2" and cfg.token_url and cfg.client_id and cfg.client_secret:
+        credentials = ClientCredentials(
+            source=name,
+            token_url=cfg.token_url,
+            client_id=cfg.client_id,
+            client_secret=cfg.client_secret.get_secret_value(),
+            scope=cfg.scope,
+            http=deps.http,
+            tokens=deps.tokens,
+            clock=deps.clock,
+            throttle=deps.token_throttle(name),
+        )
+    return GenericProvider(cfg, credentials)

@@ -9,18 +9,20 @@ retried once.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from bridge.clock import Clock
 from bridge.errors import TransientUpstreamError
 from bridge.model import Counts, JobSnapshot, Outcome
-from bridge.providers.base import first_problem
+from bridge.providers.base import DiscoverySettings, ListPage, first_problem
+from bridge.providers.config import DiscoveryFields, SourceBase
+from bridge.providers.deps import BuildDeps
 from bridge.providers.http import HttpClient
 from bridge.providers.oauth2 import ClientCredentials, TokenCache
+from bridge.sections import check_http_url
 
 API_HOSTS = {
     "us": "https://api.talkdeskapp.com",
@@ -29,6 +31,25 @@ API_HOSTS = {
 }
 ID_HOSTS = {"us": "talkdeskid.com", "eu": "talkdeskid.eu", "ca": "talkdeskidca.com"}
 SCOPE = "bulk-imports:read"
+
+
+class TalkdeskSource(SourceBase, DiscoveryFields):
+    provider: Literal["talkdesk"]
+    account: str = Field(min_length=1, pattern=r"^[A-Za-z0-9-]+$")
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    region: Literal["us", "eu", "ca"] = "us"
+    token_url: str | None = None
+
+    @model_validator(mode="after")
+    def _check_token_url(self) -> TalkdeskSource:
+        if self.token_url is not None:
+            try:
+                check_http_url(self.token_url)
+            except ValueError as exc:
+                raise ValueError(f"token_url: {exc}") from None
+        return self
+
 
 STATUS_OUTCOMES: dict[str, Outcome | None] = {
     "QUEUED": None,
@@ -81,16 +102,6 @@ class _ImportList(BaseModel):
     links: _Links = Field(default_factory=_Links, alias="_links")
 
 
-@dataclass(frozen=True)
-class ListPage:
-    """One page of the imports list: (id, created_at) of each import, the next page's
-    URL, and the host a next link named when it was not the configured one."""
-
-    items: list[tuple[str, str | None]]
-    next_url: str | None
-    foreign_host: str | None = None
-
-
 def next_page_url(href: str, page_url: str, base_url: str) -> tuple[str, str | None]:
     """Where a HAL next link leads, on the configured host only (the bearer token never
     leaves it): a relative href is resolved against the page it came from; an absolute
@@ -134,7 +145,9 @@ class TalkdeskProvider:
         base_url: str | None = None,
         token_url: str | None = None,
         token_throttle: Callable[[], Awaitable[None]] | None = None,
+        discovery: DiscoverySettings | None = None,
     ) -> None:
+        self.discovery = discovery  # watch new imports from the list (None: not asked)
         self.base_url = (base_url or API_HOSTS[region]).rstrip("/")
         self.credentials = ClientCredentials(
             source=source,
@@ -207,3 +220,25 @@ class TalkdeskProvider:
             finished_at=finished_at(parsed, outcome),
             raw=body,
         )
+
+
+def build(name: str, cfg: TalkdeskSource, deps: BuildDeps) -> TalkdeskProvider:
+    discovery = (
+        DiscoverySettings(cfg.discover_since, cfg.discover_interval, cfg.discover_max_watches)
+        if cfg.discover
+        else None
+    )
+    return TalkdeskProvider(
+        source=name,
+        account=cfg.account,
+        client_id=cfg.client_id,
+        client_secret=cfg.client_secret.get_secret_value(),
+        http=deps.http,
+        tokens=deps.tokens,
+        clock=deps.clock,
+        region=cfg.region,
+        base_url=cfg.base_url,
+        token_url=cfg.token_url,
+        token_throttle=deps.token_throttle(name),
+        discovery=discovery,
+    )

@@ -7,16 +7,16 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from bridge.providers.fullstory import FullStorySource
+from bridge.providers.generic import GenericSource
+from bridge.providers.talkdesk import TalkdeskSource
 from bridge.settings import (
     ApiSettings,
     DeliverySettings,
-    FullStorySource,
-    GenericSource,
     HttpSettings,
     PollSettings,
     Settings,
     StaticSubscription,
-    TalkdeskSource,
 )
 
 ROOT = Path(__file__).parents[2]

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from bridge.errors import ConfigError, TransientUpstreamError
 from bridge.model import Outcome
-from bridge.providers.generic import GenericProvider
+from bridge.providers.generic import GenericProvider, GenericSource
 from bridge.providers.jsonpath import BadPath, get_path, parse_path
-from bridge.settings import GenericSource, load_settings
+from bridge.settings import load_settings
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_ABC0123456789-", min_size=1, max_size=8)
 

@@ -114,3 +114,48 @@ def test_only_the_store_touches_the_redis_client() -> None:
             if isinstance(node, ast.Attribute) and node.attr == "client":
                 offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
     assert offenders == []
+
+
+ENGINES = ("poll", "delivery", "api", "app.py")
+PROVIDER_WORDS = ("fullstory", "talkdesk", "generic")
+
+
+def provider_names_in(path: Path, label: str = "") -> list[str]:
+    """Identifiers and imported modules of a file that name a provider (its config,
+    its class or its module); comments, docstrings and strings are not names."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.Name):
+            names = [node.id]
+        elif isinstance(node, ast.Attribute):
+            names = [node.attr]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or "", *(a.name for a in node.names)]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        found += [
+            f"{label or path.relative_to(PACKAGE.parent)}:{getattr(node, 'lineno', 0)} {name}"
+            for name in names
+            if any(word in name.lower() for word in PROVIDER_WORDS)
+        ]
+    return found
+
+
+def test_the_engines_know_no_provider() -> None:
+    """Polling, delivery, the API and the composition root name no provider: a
+    provider is its own module plus a line in providers/registry.py."""
+    paths = [p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] in ENGINES]
+    assert paths, "the engines were found"
+    assert [hit for path in paths for hit in provider_names_in(path)] == []
+
+
+def test_the_provider_rail_sees_a_provider_name(tmp_path: Path) -> None:
+    """An import of a provider's class, or a call of it, is a hit; the word in a comment
+    or a string is not."""
+    sample = tmp_path / "engine.py"
+    sample.write_text(
+        "# FullStory's errors page\nfrom bridge.providers import base\n"
+        "x = 'talkdesk'\nok = isinstance(p, base.TalkdeskProvider)\n"
+    )
+    assert provider_names_in(sample, "engine.py") == ["engine.py:4 TalkdeskProvider"]

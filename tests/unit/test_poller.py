@@ -479,9 +479,7 @@ async def test_a_failed_health_write_is_tried_again(env) -> None:  # type: ignor
 
 
 def with_errors_sample(poller: Poller) -> None:
-    from dataclasses import replace as swap
-
-    poller._sources["fs"] = swap(poller._sources["fs"], errors_sample=True)
+    poller._sources["fs"].provider.wants_failure_details = True  # type: ignore[attr-defined]
 
 
 async def the_event(store: RedisStore) -> dict[str, Any]:

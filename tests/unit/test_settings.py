@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from bridge.errors import ConfigError
-from bridge.settings import FullStorySource, TalkdeskSource, load_settings
+from bridge.providers.fullstory import FullStorySource
+from bridge.providers.talkdesk import TalkdeskSource
+from bridge.settings import load_settings
 
 GOOD = """
 redis_url = "redis://localhost:6379/0"
