@@ -21,7 +21,7 @@ from bridge.delivery.targets import (
     literal_ip,
     url_host,
 )
-from bridge.poll.backoff import parse_retry_after
+from bridge.retry_after import parse_retry_after
 
 SNIPPET_BYTES = 256
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 
 # Changes of a job's count kept to estimate its rate: recent ones, so a queued start or
 # an old speed soon stops counting (bench/efficiency.py: 6 beat 4 on p95 and tails).
@@ -151,28 +149,3 @@ def error_backoff(errors: int, min_s: float, max_s: float, rand: float) -> float
     else:
         ceiling = min(max_s, min_s * 2 ** (errors - 1))
     return max(min_s, ceiling * min(max(rand, 0.0), 1.0))
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date.
-
-    None when the header is absent or unreadable; never negative.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when: datetime = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT
-        return None
-    return max(0.0, when.timestamp() - now)

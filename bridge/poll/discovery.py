@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from bridge.api.models import usable_job_id
 from bridge.clock import Clock
 from bridge.errors import NoSlot, RateLimitedError, UpstreamError
+from bridge.job_ids import usable_job_id
 from bridge.metrics import Metrics
 from bridge.model import WatchKey
 from bridge.poll.poller import parse_time

@@ -22,8 +22,8 @@ from bridge.errors import (
     UpstreamError,
 )
 from bridge.model import JobSnapshot
-from bridge.poll.backoff import parse_retry_after
 from bridge.providers.http import HttpAnswer, HttpClient
+from bridge.retry_after import parse_retry_after
 
 # A 429 without a readable Retry-After pauses the source this long; a stated one is capped.
 DEFAULT_RETRY_AFTER_S = 30.0

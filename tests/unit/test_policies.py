@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge import retry_after
 from bridge.poll import backoff
 from bridge.poll.ratelimit import reserve
 
@@ -198,17 +199,17 @@ def test_error_backoff_ceiling_doubles(errors: int) -> None:
 @given(st.floats(0, 10**6))
 def test_retry_after_seconds(delta: float) -> None:
     """Delta-seconds are taken as they are."""
-    assert backoff.parse_retry_after(f"{delta}", now=0.0) == pytest.approx(delta)
+    assert retry_after.parse_retry_after(f"{delta}", now=0.0) == pytest.approx(delta)
 
 
 def test_retry_after_http_date_and_garbage() -> None:
     """An HTTP-date counts from now; unreadable or missing headers give None; never negative."""
     now = 1_800_000_000.0
-    assert backoff.parse_retry_after(formatdate(now + 7, usegmt=True), now) == pytest.approx(7)
-    assert backoff.parse_retry_after(formatdate(now - 7, usegmt=True), now) == 0
+    assert retry_after.parse_retry_after(formatdate(now + 7, usegmt=True), now) == pytest.approx(7)
+    assert retry_after.parse_retry_after(formatdate(now - 7, usegmt=True), now) == 0
     for bad in (None, "", "soon", "nan", "Mon, 99 Foo"):
-        assert backoff.parse_retry_after(bad, now) is None
-    assert backoff.parse_retry_after("-5", now) == 0
+        assert retry_after.parse_retry_after(bad, now) is None
+    assert retry_after.parse_retry_after("-5", now) == 0
 
 
 @given(
