@@ -1,6 +1,6 @@
 """Requests per job against time-to-notice, for the bridge's scheduling and the usual
 alternatives, on one simulated day: the daemon's own policy functions
-(bridge.poll.backoff, bridge.poll.durations, bridge.poll.priority,
+(bridge.poll.backoff, bridge.poll.duration_policy, bridge.poll.priority,
 bridge.poll.ratelimit.reserve) driven on a virtual clock.
 
     .venv/bin/python bench/efficiency.py [--jobs 10000] [--rate 6] [--seed 7] [--png FILE]
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bridge.poll import backoff, priority
-from bridge.poll.durations import Durations, bucket_of, learned_interval
+from bridge.poll.duration_policy import Durations, bucket_of, learned_interval
 from bridge.poll.ratelimit import reserve
 from bridge.store.durations import GENERATION
 

@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.api.context import CTX
-from bridge.api.errors import ApiError
+from bridge.api.error_shape import ApiError
 from bridge.delivery.targets import IPAddress, IPNetwork
 
 PRINCIPAL: web.RequestKey[str] = web.RequestKey("principal", str)  # the token that matched

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from bridge.api.errors import ApiError
+from bridge.api.error_shape import ApiError
 from bridge.api.models import decode_cursor
 from bridge.clock import Clock
 from bridge.delivery.targets import TargetPolicy

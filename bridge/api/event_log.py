@@ -7,7 +7,7 @@ from aiohttp import web
 
 from bridge.api import feed
 from bridge.api.context import CTX, page_params
-from bridge.api.errors import ApiError
+from bridge.api.error_shape import ApiError
 from bridge.api.models import encode_cursor, event_view
 from bridge.event_types import CATALOGUE, FAMILIES, UnknownEventType, check_pattern
 

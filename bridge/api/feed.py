@@ -21,7 +21,7 @@ from aiohttp import web
 
 from bridge.api.auth import PRINCIPAL
 from bridge.api.context import CTX, page_params
-from bridge.api.errors import ApiError
+from bridge.api.error_shape import ApiError
 from bridge.api.models import event_view
 from bridge.errors import StoreOutage
 from bridge.model import Event

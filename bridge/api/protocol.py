@@ -18,7 +18,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
-from bridge.api.errors import HTTP_CODES, error_response
+from bridge.api.error_shape import HTTP_CODES, error_response
 
 log = structlog.get_logger("bridge.api")
 

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bridge.api import batch, deliveries, event_log, feed, probes, status, subscriptions, watches
+from bridge.api import (
+    delivery_log,
+    event_log,
+    feed,
+    probes,
+    status,
+    subscriptions,
+    watch_batch,
+    watches,
+)
 from bridge.api.auth import BRAKE, PROXIES, FailureBrake, auth_middleware, no_store
 from bridge.api.context import CTX, ApiContext
-from bridge.api.errors import OUTAGE, error_middleware
+from bridge.api.error_shape import OUTAGE, error_middleware
 from bridge.api.openapi import openapi
 from bridge.delivery.targets import parse_network
 from bridge.ui import console
@@ -36,7 +45,7 @@ def build_api(ctx: ApiContext) -> web.Application:
     r.add_get("/metrics", probes.metrics)
     r.add_get("/openapi.json", openapi)
     r.add_post("/v1/watches", watches.create_watch)
-    r.add_post("/v1/watches/batch", batch.create_watches)
+    r.add_post("/v1/watches/batch", watch_batch.create_watches)
     r.add_get("/v1/watches", watches.list_watches)
     r.add_get("/v1/watches/{id}", watches.get_watch)
     r.add_delete("/v1/watches/{id}", watches.delete_watch)
@@ -44,7 +53,7 @@ def build_api(ctx: ApiContext) -> web.Application:
     r.add_get("/v1/event-types", event_log.list_event_types)
     r.add_get("/v1/events/stream", feed.stream)  # before /v1/events/{id}: not an event id
     r.add_get("/v1/events/{id}", event_log.get_event)
-    r.add_post("/v1/events/{id}/replay", deliveries.replay_event)
+    r.add_post("/v1/events/{id}/replay", delivery_log.replay_event)
     r.add_get("/v1/status", status.status)
     r.add_post("/v1/subscriptions", subscriptions.create_subscription)
     r.add_get("/v1/subscriptions", subscriptions.list_subscriptions)
@@ -54,9 +63,9 @@ def build_api(ctx: ApiContext) -> web.Application:
     r.add_post("/v1/subscriptions/{id}/rotate-secret", subscriptions.rotate_secret)
     r.add_post("/v1/subscriptions/{id}/test", subscriptions.test_subscription)
     r.add_post("/v1/subscriptions/{id}/recover", subscriptions.recover)
-    r.add_get("/v1/deliveries", deliveries.list_deliveries)
-    r.add_get("/v1/deliveries/{id}", deliveries.get_delivery)
-    r.add_post("/v1/deliveries/{id}/retry", deliveries.retry_delivery)
+    r.add_get("/v1/deliveries", delivery_log.list_deliveries)
+    r.add_get("/v1/deliveries/{id}", delivery_log.get_delivery)
+    r.add_post("/v1/deliveries/{id}/retry", delivery_log.retry_delivery)
     console.add_routes(app)
     return app
 

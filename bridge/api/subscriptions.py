@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bridge.api.context import CTX, delivery_store, page_params
-from bridge.api.errors import ApiError, read_json, validation_fields
+from bridge.api.error_shape import ApiError, read_json, validation_fields
 from bridge.api.models import encode_cursor, iso
 from bridge.delivery import signing
 from bridge.delivery.formats import Format

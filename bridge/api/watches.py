@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bridge.api.context import CTX, ApiContext, enum_param, page_params
-from bridge.api.errors import ApiError, read_json, validation_fields
+from bridge.api.error_shape import ApiError, read_json, validation_fields
 from bridge.api.models import WatchCreate, encode_cursor, watch_view
 from bridge.model import WatchKey, WatchState
 

@@ -29,7 +29,7 @@ from bridge.metrics import Metrics
 from bridge.model import Event, JobSnapshot, Outcome, Watch, state_for
 from bridge.outage import OutageLog
 from bridge.poll import backoff, health, priority
-from bridge.poll.durations import learned_interval
+from bridge.poll.duration_policy import learned_interval
 from bridge.poll.progress import ProgressEvents
 from bridge.poll.ratelimit import outside_claim_wait_s
 from bridge.providers.base import (

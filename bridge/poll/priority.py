@@ -12,7 +12,7 @@ by later ones: past that, its due time alone puts it first (starvation-free).
 
 from __future__ import annotations
 
-from bridge.poll.durations import Durations, chance_of_end
+from bridge.poll.duration_policy import Durations, chance_of_end
 
 # A new registration: poll it first (it may have ended before it was registered, and
 # its owner is waiting to hear that the watch works).

@@ -15,7 +15,7 @@ from bridge.errors import BridgeError
 from bridge.model import Delivery, DeliveryStatus, Event, Subscription
 from bridge.store import codec
 from bridge.store import delivery_scripts as scripts
-from bridge.store.batch import Coalescer
+from bridge.store.coalescer import Coalescer
 from bridge.store.delivery_codec import (
     delivery_from_json,
     delivery_to_json,

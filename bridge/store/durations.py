@@ -13,7 +13,7 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from bridge.poll.durations import Durations, bucket_of
+from bridge.poll.duration_policy import Durations, bucket_of
 from bridge.store import scripts
 from bridge.store.keys import Keys
 from bridge.store.redis_errors import translated

@@ -20,7 +20,7 @@ from bridge.errors import NoSlot
 from bridge.event_types import type_matches
 from bridge.model import Event, Watch, WatchKey, WatchState
 from bridge.store import codec, scripts
-from bridge.store.batch import Coalescer
+from bridge.store.coalescer import Coalescer
 from bridge.store.keys import Keys
 from bridge.store.pipelined import run_scripts
 from bridge.store.redis_errors import translated

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from bridge.api.auth import check_token, guarded
 from bridge.api.context import CTX
-from bridge.api.errors import ApiError
+from bridge.api.error_shape import ApiError
 from bridge.ui.html import api_error, e, form, page, table, when
 
 COOKIE = "bridge_session"

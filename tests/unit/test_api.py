@@ -370,7 +370,7 @@ async def test_a_body_sent_in_pieces_is_read_whole() -> None:
     import json
     import types
 
-    from bridge.api.errors import read_json
+    from bridge.api.error_shape import read_json
 
     body = json.dumps({"source": "fs", "job_id": "x" * 400}).encode()
     pieces = [body[:100], body[100:250], body[250:], b""]

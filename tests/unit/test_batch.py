@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from bridge.store.batch import Coalescer
+from bridge.store.coalescer import Coalescer
 
 
 async def test_one_flush_per_turn_and_results_in_order() -> None:

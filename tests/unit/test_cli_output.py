@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from bridge import cli_output as out
+from bridge.cli import output as out
 
 CLEAR_AND_TITLE = "\x1b[2J\x1b]0;owned-title\x07COMPLETED"
 CLIPBOARD = "oops\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGV8c2g=\x07 \x9b31m"

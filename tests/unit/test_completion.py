@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from bridge.cli import build_parser
-from bridge.cli_completion import bash_script, command_tree
+from bridge.cli.completion import bash_script, command_tree
+from bridge.cli.main import build_parser
 
 
 def complete(script: str, *words: str) -> list[str]:

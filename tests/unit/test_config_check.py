@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bridge.cli import build_parser, main
+from bridge.cli.main import build_parser, main
 from bridge.delivery.sender import WebhookSender
 from bridge.delivery.targets import TargetPolicy, TargetRefused, check_url
 from bridge.errors import ConfigError

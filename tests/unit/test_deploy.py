@@ -20,7 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bridge.cli import build_parser
+from bridge.cli.main import build_parser
 from bridge.metrics import Metrics
 from bridge.settings import load_settings
 

@@ -67,7 +67,7 @@ def test_readme_documents_every_command() -> None:
     """Each command and action of the CLI has its row in the README's command table."""
     import argparse
 
-    from bridge.cli import build_parser
+    from bridge.cli.main import build_parser
 
     readme = (ROOT / "README.md").read_text()
     rows = [line for line in readme.splitlines() if line.startswith("| `import-bridge ")]

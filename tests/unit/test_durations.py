@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.poll import backoff
-from bridge.poll.durations import (
+from bridge.poll.duration_policy import (
     BUCKETS,
     MIN_HISTORY,
     Durations,

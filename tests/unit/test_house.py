@@ -18,7 +18,8 @@ def module_name(path: Path) -> str:
 
 
 def imports_of(path: Path) -> Iterator[tuple[str, int]]:
-    """Every module an import names (at any depth of the file), with its line."""
+    """Every module an import names (at any depth of the file), with its line; for
+    `from package import name`, the module package.name too."""
     tree = ast.parse(path.read_text(), str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -31,12 +32,19 @@ def imports_of(path: Path) -> Iterator[tuple[str, int]]:
 
 
 def graph(package: Path) -> dict[str, set[str]]:
+    """Module → the modules it imports. `from package import submodule` is an edge to
+    the submodule alone: the package's __init__ only hands names on."""
     modules = {module_name(p): p for p in package.rglob("*.py")}
     edges: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
-        for target, _ in imports_of(path):
-            if target in modules and target != name:
-                edges[name].add(target)
+        named = [target for target, _ in imports_of(path)]
+        for target in named:
+            if target not in modules or target == name:
+                continue
+            submodules = [t for t in named if t.startswith(target + ".") and t in modules]
+            if modules[target].name == "__init__.py" and submodules:
+                continue  # only reached for a submodule's sake
+            edges[name].add(target)
     return edges
 
 

@@ -15,7 +15,7 @@ from bridge.app import token_slot
 from bridge.clock import FakeClock
 from bridge.metrics import Metrics
 from bridge.model import Outcome, WatchKey, WatchState
-from bridge.poll.durations import bucket_of
+from bridge.poll.duration_policy import bucket_of
 from bridge.poll.poller import PolledSource, Poller
 from bridge.providers.fullstory import FullStoryProvider
 from bridge.providers.http import HttpAnswer

@@ -9,7 +9,7 @@ import pytest
 
 from bridge.events import outcome_event
 from bridge.model import Outcome, WatchKey, WatchState
-from bridge.poll.durations import bucket_of
+from bridge.poll.duration_policy import bucket_of
 from bridge.store.durations import GENERATION, DurationStore
 from bridge.store.redis import NEW_WATCH_HEAD_START_S, Claimed, RedisStore
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bridge import __version__
-from bridge.cli_admin import ADMIN_COMMANDS, add_admin_commands, run_admin
+from bridge.cli.admin import ADMIN_COMMANDS, add_admin_commands, run_admin
 from bridge.errors import BridgeError, ConfigError
 from bridge.model import ALL_ROLES, Role
 
@@ -125,7 +125,7 @@ def _main(args: argparse.Namespace) -> int:
         if args.command == "probe":
             return _probe(args.url, args.timeout)
         if args.command == "completion":
-            from bridge.cli_completion import bash_script
+            from bridge.cli.completion import bash_script
 
             print(bash_script(build_parser(), ("import-bridge", "bridge")), end="")
             return 0
@@ -183,7 +183,7 @@ def _probe(url: str, timeout_s: float) -> int:
 
     if not url.startswith(("http://", "https://")):
         raise BridgeError("--url must be an http(s) URL")
-    from bridge.cli_admin import opener_for
+    from bridge.cli.admin import opener_for
 
     try:
         with opener_for(url).open(url, timeout=timeout_s) as resp:
@@ -356,7 +356,7 @@ def _sim(args: argparse.Namespace) -> int:
 def _receiver(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from bridge.cli_output import printable
+    from bridge.cli.output import printable
     from bridge.settings import split_listen
     from bridge.sim.receiver import Received, VerifyingReceiver
 

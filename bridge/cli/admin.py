@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bridge import cli_output as out
+from bridge.cli import output as out
 from bridge.delivery.signing import InvalidSecret, InvalidSignature, verify
 
 DEFAULT_API = "http://127.0.0.1:8080"

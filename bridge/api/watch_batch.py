@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.api.context import CTX
-from bridge.api.errors import ApiError, read_json
+from bridge.api.error_shape import ApiError, read_json
 from bridge.api.watches import watch_key_of
 
 MAX_ITEMS = 1000

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.api.context import CTX, delivery_store, enum_param, page_params
-from bridge.api.errors import ApiError
+from bridge.api.error_shape import ApiError
 from bridge.api.models import encode_cursor, iso
 from bridge.delivery.deliverer import deliveries_for
 from bridge.model import Delivery, DeliveryStatus
