@@ -1,10 +1,14 @@
-"""Building the events of DESIGN §5 from a watch's transition. Pure."""
+"""Every event the bridge emits, and how each is named (its id scheme): DESIGN §5.
+Pure: outcome, progress and source events from a watch's or a source's change;
+subscription.disabled; ping."""
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -134,4 +138,32 @@ def progress_event(
             "sequence": seq,
             "detected_at": iso_ms(now),
         },
+    )
+
+
+def disabled_event(*, subscription_id: str, url: str, reason: str, now: float) -> Event:
+    """subscription.disabled: named by the subscription and the second it happened. The
+    URL is scheme and host alone: paths of incoming-webhook URLs are secrets."""
+    parts = urlsplit(url)
+    return Event(
+        id="evt_disabled_" + subscription_id.removeprefix("sub_") + f"_{int(now)}",
+        type="subscription.disabled",
+        timestamp=iso_ms(now),
+        watch_id="",
+        data={
+            "subscription_id": subscription_id,
+            "url": f"{parts.scheme}://{parts.hostname}",
+            "reason": reason,
+        },
+    )
+
+
+def ping_event(*, subscription_id: str, now: float) -> Event:
+    """ping: a subscription's test; each one its own (a random id)."""
+    return Event(
+        id="evt_ping_" + secrets.token_hex(12),
+        type="ping",
+        timestamp=iso_ms(now),
+        watch_id="",
+        data={"subscription_id": subscription_id, "message": "ping"},
     )

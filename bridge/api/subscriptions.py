@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import secrets
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -19,8 +18,8 @@ from bridge.delivery.formats import Format
 from bridge.delivery.headers import check_headers
 from bridge.delivery.targets import TargetPolicy, TargetRefused, check_host, check_url
 from bridge.event_types import UnknownEventType, check_pattern
-from bridge.events import iso_ms
-from bridge.model import Delivery, DeliveryStatus, Event, Subscription
+from bridge.events import ping_event
+from bridge.model import Delivery, DeliveryStatus, Subscription
 from bridge.store.deliveries import delivery_id, new_subscription_id
 
 
@@ -270,13 +269,7 @@ async def test_subscription(request: web.Request) -> web.Response:
             "the subscription is disabled: enable it first (PATCH enabled=true, or sub enable)",
         )
     now = ctx.clock.now()
-    event = Event(
-        id="evt_ping_" + secrets.token_hex(12),
-        type="ping",
-        timestamp=iso_ms(now),
-        watch_id="",
-        data={"subscription_id": sub.id, "message": "ping"},
-    )
+    event = ping_event(subscription_id=sub.id, now=now)
     await store.save_event(event, now, ctx.retention)
     delivery = Delivery(
         id=delivery_id(event.id, sub.id),

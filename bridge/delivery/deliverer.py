@@ -25,7 +25,7 @@ from bridge.clock import Clock
 from bridge.delivery import formats, policy, signing
 from bridge.delivery.headers import sendable
 from bridge.delivery.sender import Sender, SendResult
-from bridge.events import iso_ms
+from bridge.events import disabled_event
 from bridge.metrics import Metrics
 from bridge.model import Attempt, Delivery, DeliveryStatus, Event, Subscription
 from bridge.outage import OutageLog
@@ -397,13 +397,7 @@ class Deliverer:
         """Disable and tell the other subscribers (subscription.disabled)."""
         await self._store.set_state(sub.id, enabled=False, disabled_reason=reason)
         self._subs[sub.id] = replace(sub, enabled=False, disabled_reason=reason)
-        event = Event(
-            id="evt_disabled_" + sub.id.removeprefix("sub_") + f"_{int(now)}",
-            type="subscription.disabled",
-            timestamp=iso_ms(now),
-            watch_id="",
-            data={"subscription_id": sub.id, "url": _redacted(sub.url), "reason": reason},
-        )
+        event = disabled_event(subscription_id=sub.id, url=sub.url, reason=reason, now=now)
         with contextlib.suppress(Exception):
             await self._store.emit(event, now, self._settings.retention)
         log.warning("subscription_disabled", subscription_id=sub.id, reason=reason)
@@ -459,11 +453,3 @@ class WaitBudget:
 
     def release(self) -> None:
         self._left += 1
-
-
-def _redacted(url: str) -> str:
-    """Scheme and host only: paths of incoming-webhook URLs are secrets."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}"

@@ -167,3 +167,19 @@ def test_the_provider_rail_sees_a_provider_name(tmp_path: Path) -> None:
         "x = 'talkdesk'\nok = isinstance(p, base.TalkdeskProvider)\n"
     )
     assert provider_names_in(sample, "engine.py") == ["engine.py:4 TalkdeskProvider"]
+
+
+def test_every_event_is_built_in_events_py() -> None:
+    """An Event is made in bridge/events.py (and read back in the store's codec): its
+    types and id schemes are in one place."""
+    allowed = {PACKAGE / "events.py", PACKAGE / "store" / "codec.py"}
+    makers = [
+        f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+        for path in PACKAGE.rglob("*.py")
+        if path not in allowed
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "Event"
+    ]
+    assert makers == []
