@@ -14,6 +14,9 @@ import orjson
 
 from bridge.model import Event, JobSnapshot, Outcome, Watch
 
+# A write that may announce a change, with nothing to announce: never written.
+NO_EVENT = Event(id="", type="", timestamp="", watch_id="", data={})
+
 
 def event_id(source: str, kind: str, job_id: str, event_type: str) -> str:
     """Deterministic, so every replica and every retry names the same event the same way."""

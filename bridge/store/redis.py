@@ -18,6 +18,7 @@ from redis.asyncio.client import Pipeline
 from bridge.clock import to_ms
 from bridge.errors import NoSlot
 from bridge.event_types import type_matches
+from bridge.events import NO_EVENT
 from bridge.model import Event, Watch, WatchKey, WatchState
 from bridge.store import codec, scripts
 from bridge.store.coalescer import Coalescer
@@ -563,7 +564,7 @@ class RedisStore:
         fleet-wide). True when this call changed it."""
         k = self.keys
         if event is None:  # nothing to announce: an event id that is never written
-            event = Event(id="", type="", timestamp="", watch_id="", data={})
+            event = NO_EVENT
         changed = await self._set_health(
             keys=[k.source_health(source), k.event(event.id), k.events, k.outbox],
             args=[
