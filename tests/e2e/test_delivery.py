@@ -350,7 +350,7 @@ async def test_ed25519_subscriptions_sign_v1a(env: Env) -> None:
     key (shown always); its webhooks carry v1a signatures that the spec's construction
     verifies with the public key (checked with `cryptography`); after a rotation both
     keys verify, and the old one only for the grace period."""
-    from tests.unit.test_delivery_policies import spec_verify
+    from tests.unit.helpers import spec_verify
 
     resp = await env.http.post(
         f"{env.api}/v1/subscriptions", json={"url": env.receiver.url("ed"), "signature": "v1a"}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import fakeredis
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -13,32 +11,7 @@ from bridge.clock import FakeClock
 from bridge.metrics import Metrics
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.redis import RedisStore
-
-TOKEN = "test-token-123"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-async def api(prefix: str) -> AsyncIterator[tuple[TestClient, RedisStore, list[int]]]:
-    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    store = RedisStore(redis, prefix)
-    woken: list[int] = []
-    ctx = ApiContext(
-        store=store,
-        clock=FakeClock(),
-        metrics=Metrics(),
-        source_kinds={"fs": ("users", "events"), "td": ("users",)},
-        tokens=(TOKEN, "second-token"),
-        max_body_bytes=1024,
-        on_registered=lambda: woken.append(1),
-        deliveries=DeliveryStore(store),
-        allow_private_targets=True,
-    )
-    client = TestClient(TestServer(build_api(ctx)))
-    await client.start_server()
-    yield client, store, woken
-    await client.close()
-    await redis.aclose()
+from tests.unit.helpers import AUTH, TOKEN
 
 
 async def test_requires_bearer_token(api) -> None:  # type: ignore[no-untyped-def]

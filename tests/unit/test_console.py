@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.test_api import AUTH, TOKEN, api  # noqa: F401 - the fixture
+from tests.unit.helpers import AUTH, TOKEN
 
 
 async def sign_in(client) -> str:  # type: ignore[no-untyped-def]
@@ -13,7 +13,7 @@ async def sign_in(client) -> str:  # type: ignore[no-untyped-def]
     return str(cookie.value)
 
 
-async def test_pages_need_a_session_and_a_wrong_token_gets_none(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_pages_need_a_session_and_a_wrong_token_gets_none(api) -> None:  # type: ignore[no-untyped-def]
     """Without a session every page sends you to sign in; a wrong (or read-only) token
     signs nobody in; a right one gives an HttpOnly, SameSite=Strict cookie only."""
     client, _, _ = api
@@ -30,7 +30,7 @@ async def test_pages_need_a_session_and_a_wrong_token_gets_none(api) -> None:  #
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
 
 
-async def test_every_form_needs_its_csrf_token(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_every_form_needs_its_csrf_token(api) -> None:  # type: ignore[no-untyped-def]
     """A post without the session's CSRF token, or with another one, is refused with a
     403 in the API's error shape, and changes nothing."""
     client, _, _ = api
@@ -47,7 +47,7 @@ async def test_every_form_needs_its_csrf_token(api) -> None:  # type: ignore[no-
     assert still["enabled"] is True
 
 
-async def test_a_session_ends_with_its_token(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_a_session_ends_with_its_token(api) -> None:  # type: ignore[no-untyped-def]
     """A session opened with an admin token that is later taken out of api.tokens (the
     bridge restarted with a new config, on the same Redis) is over: the console sends
     its holder to sign in again and acts with no other token."""
@@ -82,7 +82,7 @@ async def csrf_of(client) -> str:  # type: ignore[no-untyped-def]
     return found.group(1)
 
 
-async def test_pages_show_what_an_operator_needs(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_pages_show_what_an_operator_needs(api) -> None:  # type: ignore[no-untyped-def]
     """A dead delivery's attempts show the receiver's answer (its snippet); the watches
     filter starts empty; rotating a v1a subscription shows the public key receivers
     verify with."""
@@ -114,7 +114,7 @@ async def test_pages_show_what_an_operator_needs(api) -> None:  # type: ignore[n
     assert rotated.status == 200 and 'id="public-key">whpk_' in text
 
 
-async def test_a_link_made_elsewhere_puts_no_words_in_the_console(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_a_link_made_elsewhere_puts_no_words_in_the_console(api) -> None:  # type: ignore[no-untyped-def]
     """/ui?ok=… from a link someone else made shows nothing; the notice an action leaves
     behind (sealed with the session's CSRF token) is shown."""
     client, _, _ = api
@@ -131,7 +131,7 @@ async def test_a_link_made_elsewhere_puts_no_words_in_the_console(api) -> None: 
     assert f"{sub['id']}: disabled" in await done.text()
 
 
-async def test_the_cookie_is_secure_behind_a_tls_proxy(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_the_cookie_is_secure_behind_a_tls_proxy(api) -> None:  # type: ignore[no-untyped-def]
     """Signed in through a proxy that ended TLS (X-Forwarded-Proto: https), the session
     cookie is Secure; over plain http without it, it cannot be."""
     client, _, _ = api
@@ -142,7 +142,7 @@ async def test_the_cookie_is_secure_behind_a_tls_proxy(api) -> None:  # type: ig
     assert resp.cookies["bridge_session"]["secure"]
 
 
-async def test_an_unknown_console_page_is_a_page(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_an_unknown_console_page_is_a_page(api) -> None:  # type: ignore[no-untyped-def]
     """/ui/nonexistent answers an HTML 404 with a way back, not the API's JSON."""
     client, _, _ = api
     resp = await client.get("/ui/nonexistent")
@@ -150,7 +150,7 @@ async def test_an_unknown_console_page_is_a_page(api) -> None:  # type: ignore[n
     assert 'href="/ui"' in await resp.text()
 
 
-async def test_failed_sign_ins_are_braked(api) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_failed_sign_ins_are_braked(api) -> None:  # type: ignore[no-untyped-def]
     """Past the brake's limit of wrong tokens from one address, the sign-in page says
     to wait (429, Retry-After) and signs nobody in, even with a right token."""
     from bridge.api.auth import BRAKE, MAX_FAILURES

@@ -8,9 +8,7 @@ from dataclasses import replace
 
 from bridge.delivery.sender import SendResult
 from bridge.model import DeliveryStatus
-from tests.unit.test_deliverer import URL, Env, env
-
-__all__ = ["env"]
+from tests.unit.helpers import URL, Env
 
 
 class ExplodingSender:
@@ -24,33 +22,33 @@ class ExplodingSender:
         raise ValueError("Newline or carriage return character detected in HTTP header")
 
 
-async def test_an_exception_at_send_time_is_a_failed_attempt_then_dead(env: Env) -> None:
+async def test_an_exception_at_send_time_is_a_failed_attempt_then_dead(deliverer_env: Env) -> None:
     """Never reclaimed forever: each raise is a recorded attempt; the schedule ends in dead."""
     exploding = ExplodingSender()
-    env.deliverer._sender = exploding
-    await env.emit(1)
+    deliverer_env.deliverer._sender = exploding
+    await deliverer_env.emit(1)
     for _ in range(4):
-        assert await env.run_due() == ["ok"]
-        env.clock.advance(10)
-    [dead], _ = await env.store.list_deliveries(status=DeliveryStatus.DEAD)
+        assert await deliverer_env.run_due() == ["ok"]
+        deliverer_env.clock.advance(10)
+    [dead], _ = await deliverer_env.store.list_deliveries(status=DeliveryStatus.DEAD)
     assert exploding.calls == 4
     assert [a.error for a in dead.attempts] == ["request failed: ValueError"] * 4
 
 
-async def test_stored_headers_that_are_no_longer_allowed_are_not_sent(env: Env) -> None:
+async def test_stored_headers_that_are_no_longer_allowed_are_not_sent(deliverer_env: Env) -> None:
     """Headers saved by an older version (a smuggling one, say) are dropped at send time."""
-    sub = await env.store.get_subscription("sub_a")
+    sub = await deliverer_env.store.get_subscription("sub_a")
     assert sub
     bad = (("Content-Length", "0"), ("X-Evil\n", "1"), ("X-Ok", "yes"), ("X-Nul", "a\x00"))
-    await env.store.save_subscription(replace(sub, headers=bad))
-    await env.emit(1)
-    assert await env.run_due() == ["ok"]
-    [sent] = env.sender.sent
+    await deliverer_env.store.save_subscription(replace(sub, headers=bad))
+    await deliverer_env.emit(1)
+    assert await deliverer_env.run_due() == ["ok"]
+    [sent] = deliverer_env.sender.sent
     assert sent["X-Ok"] == "yes"
     assert not {"Content-Length", "X-Evil\n", "X-Nul"} & set(sent)
 
 
-async def test_a_claim_uses_the_subscription_as_it_is_now(env: Env) -> None:
+async def test_a_claim_uses_the_subscription_as_it_is_now(deliverer_env: Env) -> None:
     """A change saved just before the claim is what the attempt uses (no stale cache)."""
     seen: list[str] = []
 
@@ -59,73 +57,75 @@ async def test_a_claim_uses_the_subscription_as_it_is_now(env: Env) -> None:
             seen.append(url)
             return SendResult(200, 0.01)
 
-    env.deliverer._sender = Recording()
-    await env.emit(1)  # the cache is fresh here
-    sub = await env.store.get_subscription("sub_a")
+    deliverer_env.deliverer._sender = Recording()
+    await deliverer_env.emit(1)  # the cache is fresh here
+    sub = await deliverer_env.store.get_subscription("sub_a")
     assert sub
-    await env.store.save_subscription(replace(sub, url=URL + "/moved"))
-    claimed = await env.deliverer._claim(10)
-    assert [await env.deliverer.attempt(c) for c in claimed] == ["ok"]
+    await deliverer_env.store.save_subscription(replace(sub, url=URL + "/moved"))
+    claimed = await deliverer_env.deliverer._claim(10)
+    assert [await deliverer_env.deliverer.attempt(c) for c in claimed] == ["ok"]
     assert seen == [URL + "/moved"]
 
 
-async def test_deleted_subscription_deliveries_end_dead_and_expire(env: Env) -> None:
+async def test_deleted_subscription_deliveries_end_dead_and_expire(deliverer_env: Env) -> None:
     """Parked deliveries of a deleted subscription come back, are recorded dead, get a TTL."""
-    await env.store.set_state("sub_a", enabled=False, disabled_reason="test")
-    await env.deliverer.refresh_subscriptions()
-    await env.emit(1)
-    assert await env.run_due() == ["ok"]
-    assert await env.store.parked_count("sub_a") == 1
-    assert await env.store.delete_subscription("sub_a", env.clock.now())
-    assert await env.store.parked_count("sub_a") == 0
-    await env.deliverer.refresh_subscriptions()
-    assert await env.run_due() == ["ok"]
-    [dead], _ = await env.store.list_deliveries(status=DeliveryStatus.DEAD)
+    await deliverer_env.store.set_state("sub_a", enabled=False, disabled_reason="test")
+    await deliverer_env.deliverer.refresh_subscriptions()
+    await deliverer_env.emit(1)
+    assert await deliverer_env.run_due() == ["ok"]
+    assert await deliverer_env.store.parked_count("sub_a") == 1
+    assert await deliverer_env.store.delete_subscription("sub_a", deliverer_env.clock.now())
+    assert await deliverer_env.store.parked_count("sub_a") == 0
+    await deliverer_env.deliverer.refresh_subscriptions()
+    assert await deliverer_env.run_due() == ["ok"]
+    [dead], _ = await deliverer_env.store.list_deliveries(status=DeliveryStatus.DEAD)
     assert dead.attempts[-1].error == "subscription deleted"
-    assert await env.store.client.pttl(env.store.keys.delivery(dead.id)) > 0
+    assert await deliverer_env.store.client.pttl(deliverer_env.store.keys.delivery(dead.id)) > 0
 
 
-async def test_index_trim_looks_past_live_entries_at_the_head(env: Env) -> None:
+async def test_index_trim_looks_past_live_entries_at_the_head(deliverer_env: Env) -> None:
     """600 live (parked) deliveries ahead of expired ones do not stop the trim."""
-    index = env.store.keys.deliveries
+    index = deliverer_env.store.keys.deliveries
     live = {f"dlv_live_{i:04d}": 1 for i in range(600)}
     gone = {f"dlv_gone_{i:04d}": 2 for i in range(50)}
-    await env.store.client.zadd(index, {**live, **gone})
-    pipe = env.store.client.pipeline()
+    await deliverer_env.store.client.zadd(index, {**live, **gone})
+    pipe = deliverer_env.store.client.pipeline()
     for delivery_id in live:
-        pipe.hset(env.store.keys.delivery(delivery_id), "status", "failed")
+        pipe.hset(deliverer_env.store.keys.delivery(delivery_id), "status", "failed")
     await pipe.execute()
-    assert await env.store.trim_index(env.clock.now(), 60) == 50
-    assert await env.store.client.zcard(index) == 600
+    assert await deliverer_env.store.trim_index(deliverer_env.clock.now(), 60) == 50
+    assert await deliverer_env.store.client.zcard(index) == 600
 
 
-async def test_consumers_are_forgotten(env: Env) -> None:
+async def test_consumers_are_forgotten(deliverer_env: Env) -> None:
     """A stopping deliverer deletes its consumer; idle empty ones are dropped by upkeep."""
-    await env.emit(1)  # reads as this deliverer's consumer, then acks
-    client, outbox = env.store.client, env.store.keys.outbox
+    await deliverer_env.emit(1)  # reads as this deliverer's consumer, then acks
+    client, outbox = deliverer_env.store.client, deliverer_env.store.keys.outbox
     consumers = await client.xinfo_consumers(outbox, "deliverers")
     assert len(consumers) == 1
-    assert await env.store.drop_consumer(env.deliverer._consumer)
+    assert await deliverer_env.store.drop_consumer(deliverer_env.deliverer._consumer)
     assert await client.xinfo_consumers(outbox, "deliverers") == []
     await client.xreadgroup("deliverers", "old-host-1", {outbox: "0"}, count=1)
-    assert await env.store.drop_idle_consumers(3600) == 0  # just active: kept
-    assert await env.store.drop_idle_consumers(0) == 1
+    assert await deliverer_env.store.drop_idle_consumers(3600) == 0  # just active: kept
+    assert await deliverer_env.store.drop_idle_consumers(0) == 1
     assert await client.xinfo_consumers(outbox, "deliverers") == []
 
 
-async def test_unparking_is_batched_and_spread(env: Env) -> None:
+async def test_unparking_is_batched_and_spread(deliverer_env: Env) -> None:
     """2,500 parked deliveries come back in bounded batches, a few ms apart each."""
-    key = env.store.keys.parked("sub_a")
-    await env.store.client.zadd(key, {f"dlv_{i:05d}": i for i in range(2500)})
-    now = env.clock.now()
-    assert await env.store.unpark("sub_a", now, spacing_s=0.01, batch=1000) == 2500
-    due = await env.store.client.zrange(env.store.keys.deliveries_due, 0, -1, withscores=True)
+    key = deliverer_env.store.keys.parked("sub_a")
+    await deliverer_env.store.client.zadd(key, {f"dlv_{i:05d}": i for i in range(2500)})
+    now = deliverer_env.clock.now()
+    assert await deliverer_env.store.unpark("sub_a", now, spacing_s=0.01, batch=1000) == 2500
+    due = await deliverer_env.store.client.zrange(
+        deliverer_env.store.keys.deliveries_due, 0, -1, withscores=True
+    )
     scores = sorted(score for _, score in due)
-    assert len(scores) == 2500 and await env.store.client.exists(key) == 0
+    assert len(scores) == 2500 and await deliverer_env.store.client.exists(key) == 0
     assert scores[0] == round(now * 1000) and scores[-1] - scores[0] >= 24_000
 
 
-async def test_at_the_cap_workers_wait_in_memory_not_on_redis(env: Env) -> None:
+async def test_at_the_cap_workers_wait_in_memory_not_on_redis(deliverer_env: Env) -> None:
     """A subscription at its cap: the next attempts wait for a slot without writing to
     Redis, and go as soon as one frees up."""
     release = asyncio.Event()
@@ -137,20 +137,20 @@ async def test_at_the_cap_workers_wait_in_memory_not_on_redis(env: Env) -> None:
             await release.wait()
             return SendResult(200, 0.01)
 
-    env.deliverer._sender = Slow()
-    env.deliverer._settings = env.deliverer._settings.model_copy(
+    deliverer_env.deliverer._sender = Slow()
+    deliverer_env.deliverer._settings = deliverer_env.deliverer._settings.model_copy(
         update={"per_subscription_concurrency": 2}
     )
-    env.deliverer._slots.clear()
+    deliverer_env.deliverer._slots.clear()
     for n in range(4):
-        await env.emit(n)
-    claimed = await env.store.claim(env.clock.now(), 60, 100)
+        await deliverer_env.emit(n)
+    claimed = await deliverer_env.store.claim(deliverer_env.clock.now(), 60, 100)
     assert len(claimed) == 4
-    tasks = [asyncio.ensure_future(env.deliverer.attempt(c)) for c in claimed]
+    tasks = [asyncio.ensure_future(deliverer_env.deliverer.attempt(c)) for c in claimed]
     for _ in range(20):
         await asyncio.sleep(0)
     assert len(started) == 2  # two in flight, two waiting in memory
-    assert await env.store.queue_depth() == 0  # nothing was deferred back to Redis
+    assert await deliverer_env.store.queue_depth() == 0  # nothing was deferred back to Redis
     release.set()
     assert await asyncio.gather(*tasks) == ["ok"] * 4
     assert len(started) == 4

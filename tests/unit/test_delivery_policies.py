@@ -18,6 +18,7 @@ from bridge.delivery.targets import (
 )
 from bridge.event_types import type_matches
 from bridge.model import Event, Subscription
+from tests.unit.helpers import spec_verify
 
 SCHEDULE = policy.DEFAULT_SCHEDULE_S
 
@@ -294,27 +295,6 @@ def test_lag_is_labelled_by_what_was_delivered() -> None:
     assert lag_kind(delivery("evt_abc")) == "first"
     assert lag_kind(delivery("evt_abc", replay=123)) == "replay"
     assert lag_kind(delivery("evt_ping_0123")) == "ping"
-
-
-def spec_verify(public: str, msg_id: str, timestamp: int, body: bytes, header: str) -> bool:
-    """The Standard Webhooks v1a construction, checked with `cryptography` directly:
-    Ed25519 over "{id}.{timestamp}.{body}", base64, after "v1a,"."""
-    import base64
-
-    from cryptography.exceptions import InvalidSignature as Bad
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public.removeprefix("whpk_")))
-    for sig in header.split():
-        version, _, encoded = sig.partition(",")
-        if version != "v1a":
-            continue
-        try:
-            key.verify(base64.b64decode(encoded), f"{msg_id}.{timestamp}.".encode() + body)
-            return True
-        except Bad:
-            continue
-    return False
 
 
 @given(st.binary(max_size=500), st.integers(0, 2**40), st.text(min_size=1, max_size=40))

@@ -17,7 +17,7 @@ from bridge.poll.discovery import DiscoveredSource, Discovery, newest_first
 from bridge.poll.ratelimit import outside_claim_wait_s
 from bridge.providers.http import HttpAnswer
 from bridge.store.redis import RedisStore
-from tests.unit.test_poller import TD, ScriptedHttp, ok, td_provider
+from tests.unit.helpers import TD, ScriptedHttp, ok, td_provider
 
 LIST = f"{TD}/bulk-imports/users"
 

@@ -183,3 +183,16 @@ def test_every_event_is_built_in_events_py() -> None:
         and node.func.id == "Event"
     ]
     assert makers == []
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared builders live in helpers modules and fixtures in conftest.py: a test
+    module never imports another's."""
+    tests = PACKAGE.parent / "tests"
+    offenders = [
+        f"{path.relative_to(tests.parent)}:{line} {target}"
+        for path in tests.rglob("test_*.py")
+        for target, line in imports_of(path)
+        if target.startswith("tests.") and target.rsplit(".", 1)[-1].startswith("test_")
+    ]
+    assert offenders == []

@@ -2,141 +2,37 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import fakeredis
 import pytest
 
-from bridge.app import token_slot
 from bridge.clock import FakeClock
 from bridge.metrics import Metrics
 from bridge.model import Outcome, WatchKey, WatchState
 from bridge.poll.duration_policy import bucket_of
 from bridge.poll.poller import PolledSource, Poller
-from bridge.providers.fullstory import FullStoryProvider
 from bridge.providers.http import HttpAnswer
-from bridge.providers.talkdesk import TalkdeskProvider
 from bridge.settings import PollSettings
 from bridge.store.durations import DurationStore
 from bridge.store.redis import RedisStore
-
-FS = "http://fs.test"
-TD = "http://td.test"
-
-
-class ScriptedHttp:
-    """Answers each URL from its own queue of answers; records every request."""
-
-    def __init__(self) -> None:
-        self.script: dict[str, list[HttpAnswer]] = {}
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-
-    def queue(self, url: str, *answers: HttpAnswer) -> None:
-        self.script.setdefault(url, []).extend(answers)
-
-    async def request(
-        self, method: str, url: str, *, headers: Mapping[str, str], data: Any = None
-    ) -> HttpAnswer:
-        self.requests.append((method, url, dict(headers)))
-        queue = self.script.get(url)
-        if not queue:
-            raise AssertionError(f"unexpected request {method} {url}")
-        return queue.pop(0) if len(queue) > 1 else queue[0]
-
-    def count(self, url: str) -> int:
-        return sum(1 for _, u, _ in self.requests if u == url)
+from tests.unit.helpers import (
+    FS,
+    TD,
+    ScriptedHttp,
+    fs_body,
+    ok,
+    run_due,
+    td_body,
+    td_provider,
+    twin_of,
+)
 
 
-def ok(body: Any) -> HttpAnswer:
-    return HttpAnswer(200, json.dumps(body).encode())
-
-
-def fs_body(status: str, imports: int = 10) -> dict[str, Any]:
-    return {
-        "imports": imports,
-        "job": {"id": "j", "status": status, "created": "2026-01-01T00:00:00Z"},
-    }
-
-
-def td_body(status: str, done: int, total: int = 100) -> dict[str, Any]:
-    return {
-        "id": "t",
-        "status": status,
-        "total_records": total,
-        "completed_records": done,
-        "failed_records": 0,
-        "type": "CREATE_USERS",
-    }
-
-
-def td_provider(store: RedisStore, clock: FakeClock, http: Any) -> TalkdeskProvider:
-    """The td source's provider against TD, its token budget wired as the daemon does."""
-    return TalkdeskProvider(
-        source="td",
-        account="acme",
-        client_id="id",
-        client_secret="shh",
-        http=http,
-        tokens=store,
-        clock=clock,
-        base_url=TD,
-        token_url=f"{TD}/oauth/token",
-        token_throttle=partial(token_slot, store, "td"),
-    )
-
-
-@pytest.fixture
-async def env(prefix: str):  # type: ignore[no-untyped-def]
-    client = fakeredis.FakeAsyncRedis(decode_responses=True)
-    store = RedisStore(client, prefix)
-    clock = FakeClock()
-    http = ScriptedHttp()
-    settings = PollSettings(min_interval=2, max_interval=300, max_age=3600, lease=60)
-    td = td_provider(store, clock, http)
-    sources = {
-        "fs": PolledSource("fs", FullStoryProvider("key", FS), rate_limit=0, burst=1),
-        "td": PolledSource("td", td, rate_limit=0, burst=1),
-    }
-    poller = Poller(
-        store=store,
-        http=http,
-        sources=sources,
-        settings=settings,
-        clock=clock,
-        metrics=Metrics(),
-        rand=lambda: 0.5,
-        durations=DurationStore(client, prefix),
-    )
-    yield store, clock, http, poller
-    await client.aclose()
-
-
-def twin_of(poller: Poller) -> Poller:
-    """Another replica's poller on the same store, sources and clock."""
-    return Poller(
-        store=poller._store,
-        http=poller._http,
-        sources=poller._sources,
-        settings=poller._settings,
-        clock=poller._clock,
-        metrics=Metrics(),
-    )
-
-
-async def run_due(store: RedisStore, clock: FakeClock, poller: Poller) -> list[str]:
-    verdicts = []
-    for claimed in await store.claim(clock.now(), 60, 100, poller._rate_limits):
-        verdicts.append(await poller.poll(claimed))
-    return verdicts
-
-
-async def test_fullstory_job_to_completion(env) -> None:  # type: ignore[no-untyped-def]
+async def test_fullstory_job_to_completion(poller_env) -> None:  # type: ignore[no-untyped-def]
     """Running, then COMPLETED: one import.completed event and no poll afterwards."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     url = f"{FS}/v2/users/batch/j1"
     http.queue(url, ok(fs_body("PROCESSING")), ok(fs_body("COMPLETED", 42)))
     watch, _ = await store.register(WatchKey("fs", "users", "j1"), clock.now())
@@ -165,9 +61,9 @@ async def test_fullstory_job_to_completion(env) -> None:  # type: ignore[no-unty
         ("CANCELED", Outcome.CANCELED),
     ],
 )
-async def test_talkdesk_terminal_statuses(env, status: str, outcome: Outcome) -> None:  # type: ignore[no-untyped-def]
+async def test_talkdesk_terminal_statuses(poller_env, status: str, outcome: Outcome) -> None:  # type: ignore[no-untyped-def]
     """Every Talkdesk terminal status yields its own event type."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     http.queue(
         f"{TD}/oauth/token", ok({"access_token": "a", "expires_in": 3600, "token_type": "Bearer"})
     )
@@ -180,9 +76,9 @@ async def test_talkdesk_terminal_statuses(env, status: str, outcome: Outcome) ->
     assert headers["Authorization"] == "Bearer a" and headers["Accept"] == "application/json"
 
 
-async def test_not_found_after_three_polls(env) -> None:  # type: ignore[no-untyped-def]
+async def test_not_found_after_three_polls(poller_env) -> None:  # type: ignore[no-untyped-def]
     """Three 404s in a row make import.not_found; fewer do not."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     http.queue(f"{FS}/v2/users/batch/gone", HttpAnswer(404, b'{"code":"resource_not_found"}'))
     watch, _ = await store.register(WatchKey("fs", "users", "gone"), clock.now())
     verdicts = []
@@ -196,9 +92,9 @@ async def test_not_found_after_three_polls(env) -> None:  # type: ignore[no-unty
     assert event.type == "import.not_found"
 
 
-async def test_max_age_expires_without_polling(env) -> None:  # type: ignore[no-untyped-def]
+async def test_max_age_expires_without_polling(poller_env) -> None:  # type: ignore[no-untyped-def]
     """A watch older than max_age becomes import.expired without another request."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     watch, _ = await store.register(WatchKey("fs", "users", "slow"), clock.now())
     clock.advance(3600)
     assert await run_due(store, clock, poller) == ["terminal"]
@@ -207,9 +103,9 @@ async def test_max_age_expires_without_polling(env) -> None:  # type: ignore[no-
     assert event.type == "import.expired"
 
 
-async def test_transient_errors_back_off_then_recover(env) -> None:  # type: ignore[no-untyped-def]
+async def test_transient_errors_back_off_then_recover(poller_env) -> None:  # type: ignore[no-untyped-def]
     """5xx and garbage back off per job; a good answer resets the error count."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     url = f"{FS}/v2/users/batch/flaky"
     http.queue(url, HttpAnswer(500, b"oops"), HttpAnswer(200, b"<html>"), ok(fs_body("PROCESSING")))
     watch, _ = await store.register(WatchKey("fs", "users", "flaky"), clock.now())
@@ -227,9 +123,9 @@ async def test_transient_errors_back_off_then_recover(env) -> None:  # type: ign
     assert third and third.errors == 0 and third.last_error is None and third.status == "PROCESSING"
 
 
-async def test_429_pauses_the_whole_source(env) -> None:  # type: ignore[no-untyped-def]
+async def test_429_pauses_the_whole_source(poller_env) -> None:  # type: ignore[no-untyped-def]
     """After a 429 no job of that source is requested until Retry-After has passed."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     http.queue(f"{FS}/v2/users/batch/a", HttpAnswer(429, b"", {"Retry-After": "30"}))
     http.queue(f"{FS}/v2/users/batch/b", ok(fs_body("PROCESSING")))
     await store.register(WatchKey("fs", "users", "a"), clock.now())
@@ -240,9 +136,9 @@ async def test_429_pauses_the_whole_source(env) -> None:  # type: ignore[no-unty
     assert 29 < await store.pause_left("fs") <= 30
 
 
-async def test_talkdesk_revoked_token_refreshed_once(env) -> None:  # type: ignore[no-untyped-def]
+async def test_talkdesk_revoked_token_refreshed_once(poller_env) -> None:  # type: ignore[no-untyped-def]
     """A 401 drops the shared token, fetches a new one and retries the poll once."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     token_url, job_url = f"{TD}/oauth/token", f"{TD}/bulk-imports/users/t"
     http.queue(
         token_url,
@@ -265,9 +161,9 @@ async def test_talkdesk_revoked_token_refreshed_once(env) -> None:  # type: igno
     assert (await store.get_health("td")).healthy
 
 
-async def test_persistent_401_marks_source_unhealthy(env) -> None:  # type: ignore[no-untyped-def]
+async def test_persistent_401_marks_source_unhealthy(poller_env) -> None:  # type: ignore[no-untyped-def]
     """401 after a refresh marks the source unhealthy and keeps the watch."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     http.queue(f"{TD}/oauth/token", ok({"access_token": "x", "expires_in": 3600}))
     http.queue(f"{TD}/bulk-imports/users/t", HttpAnswer(401, b'{"code":"1001","message":"no"}'))
     watch, _ = await store.register(WatchKey("td", "users", "t"), clock.now())
@@ -278,11 +174,11 @@ async def test_persistent_401_marks_source_unhealthy(env) -> None:  # type: igno
     assert stored and stored.state is WatchState.WATCHING
 
 
-async def test_progress_estimates_completion(env) -> None:  # type: ignore[no-untyped-def]
+async def test_progress_estimates_completion(poller_env) -> None:  # type: ignore[no-untyped-def]
     """With Talkdesk counts, the next poll closes in on the estimated completion, but
     never later than the lag target allows for a job of the expected length; the first
     change of the count alone is no estimate."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     http.queue(f"{TD}/oauth/token", ok({"access_token": "a", "expires_in": 3600}))
     url = f"{TD}/bulk-imports/users/p"
     http.queue(
@@ -311,9 +207,9 @@ async def test_progress_estimates_completion(env) -> None:  # type: ignore[no-un
     assert stored.next_poll_at - clock.now() == pytest.approx(2)  # min_interval
 
 
-async def test_rate_limit_defers_without_requesting(env) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limit_defers_without_requesting(poller_env) -> None:  # type: ignore[no-untyped-def]
     """When the shared limiter says wait, the poll is put off and no request is sent."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     poller._rate_limits["fs"] = (0.01, 1)
     http.queue(f"{FS}/v2/users/batch/x", ok(fs_body("PROCESSING")))
     http.queue(f"{FS}/v2/users/batch/y", ok(fs_body("PROCESSING")))
@@ -326,9 +222,9 @@ async def test_rate_limit_defers_without_requesting(env) -> None:  # type: ignor
     assert len(http.requests) == 1  # 1 request per 100 s
 
 
-async def test_unconfigured_source_keeps_watch(env) -> None:  # type: ignore[no-untyped-def]
+async def test_unconfigured_source_keeps_watch(poller_env) -> None:  # type: ignore[no-untyped-def]
     """A watch whose source left the config is kept and looked at again later."""
-    store, clock, _, poller = env
+    store, clock, _, poller = poller_env
     watch, _ = await store.register(WatchKey("old", "users", "z"), clock.now())
     assert await run_due(store, clock, poller) == ["ok"]
     stored = await store.get_watch(watch.id)
@@ -339,11 +235,11 @@ async def test_unconfigured_source_keeps_watch(env) -> None:  # type: ignore[no-
     )
 
 
-async def test_learned_durations_crowd_polls_where_jobs_end(env) -> None:  # type: ignore[no-untyped-def]
+async def test_learned_durations_crowd_polls_where_jobs_end(poller_env) -> None:  # type: ignore[no-untyped-def]
     """FullStory jobs of this kind take about 5 minutes: near 5 minutes the next poll is
     much sooner than the lag target's ("learned"); a kind without history keeps the lag
     target ("age"), and so does a job older than nearly all jobs seen."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     durations: DurationStore = poller._durations
     for i in range(100):
         await durations.record("fs", "users", 290 + i / 10)
@@ -365,11 +261,11 @@ async def test_learned_durations_crowd_polls_where_jobs_end(env) -> None:  # typ
     assert late and late.poll_reason == "age"
 
 
-async def test_a_finished_job_teaches_its_duration(env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_finished_job_teaches_its_duration(poller_env) -> None:  # type: ignore[no-untyped-def]
     """A job seen running, then finished: its duration since registration (the
     upstream's finished time) is learned once; a job already finished at its first
     answer (even after failed polls) teaches nothing."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     start = clock.now()
     finished = datetime.fromtimestamp(start + 100, UTC).isoformat().replace("+00:00", "Z")
     done = fs_body("COMPLETED")
@@ -386,10 +282,10 @@ async def test_a_finished_job_teaches_its_duration(env) -> None:  # type: ignore
     assert learned == {"n": "1", str(bucket_of(100)): "1"}
 
 
-async def test_a_source_event_once_per_change_fleet_wide(env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_source_event_once_per_change_fleet_wide(poller_env) -> None:  # type: ignore[no-untyped-def]
     """Two pollers (replicas) both see the source's key refused: one source.unhealthy
     event in the outbox; both see it work again: one source.recovered."""
-    store, clock, _http, poller = env
+    store, clock, _http, poller = poller_env
     twin = twin_of(poller)
     await poller._set_health("fs", False, "401 from the upstream")
     await twin._set_health("fs", False, "401 from the upstream")
@@ -407,10 +303,10 @@ async def test_a_source_event_once_per_change_fleet_wide(env) -> None:  # type: 
     }
 
 
-async def test_one_forbidden_job_does_not_flip_the_source(env) -> None:  # type: ignore[no-untyped-def]
+async def test_one_forbidden_job_does_not_flip_the_source(poller_env) -> None:  # type: ignore[no-untyped-def]
     """A job the key may not read (403: another account's job) beside jobs read fine:
     the job backs off with its error, the source stays healthy, no source.* event."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     http.queue(f"{FS}/v2/users/batch/foreign", HttpAnswer(403, b'{"message":"forbidden"}'))
     for job in ("mine1", "mine2"):
         http.queue(f"{FS}/v2/users/batch/{job}", ok(fs_body("PROCESSING")))
@@ -427,9 +323,9 @@ async def test_one_forbidden_job_does_not_flip_the_source(env) -> None:  # type:
     assert stored is not None and "403" in (stored.last_error or "")
 
 
-async def test_forbidden_for_every_job_marks_the_source(env) -> None:  # type: ignore[no-untyped-def]
+async def test_forbidden_for_every_job_marks_the_source(poller_env) -> None:  # type: ignore[no-untyped-def]
     """A key refused with 403 for three different jobs and none read: unhealthy."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     for job in ("x1", "x2", "x3"):
         http.queue(f"{FS}/v2/users/batch/{job}", HttpAnswer(403, b'{"message":"forbidden"}'))
         await store.register(WatchKey("fs", "users", job), clock.now())
@@ -438,11 +334,11 @@ async def test_forbidden_for_every_job_marks_the_source(env) -> None:  # type: i
     assert not health.healthy and "403" in (health.reason or "")
 
 
-async def test_a_recovery_is_told_after_another_replica_marked_the_source(env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_recovery_is_told_after_another_replica_marked_the_source(poller_env) -> None:  # type: ignore[no-untyped-def]
     """This replica last wrote 'healthy'; another marked the source unhealthy since. Once
     this one reads the fleet's health (as the gauges do every 10 s), its next good answer
     writes source.recovered: the fleet never stays unhealthy with the source working."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     twin = twin_of(poller)
     await poller._set_health("fs", False, "401")
     await poller._set_health("fs", True, None)
@@ -456,10 +352,10 @@ async def test_a_recovery_is_told_after_another_replica_marked_the_source(env) -
     assert types[-1] == "source.recovered"
 
 
-async def test_a_failed_health_write_is_tried_again(env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_failed_health_write_is_tried_again(poller_env) -> None:  # type: ignore[no-untyped-def]
     """Redis refused the write of 'unhealthy': this process does not believe it was
     written, so the next refusal writes it (and its source.unhealthy event)."""
-    store, _clock, _http, poller = env
+    store, _clock, _http, poller = poller_env
     real = store.set_health
     calls = 0
 
@@ -489,11 +385,11 @@ async def the_event(store: RedisStore) -> dict[str, Any]:
     return {"type": event.type, **event.data}
 
 
-async def test_errors_sample_keeps_the_previous_status_and_beats_max_age(env) -> None:  # type: ignore[no-untyped-def]
+async def test_errors_sample_keeps_the_previous_status_and_beats_max_age(poller_env) -> None:  # type: ignore[no-untyped-def]
     """Waiting through the errors page's 202 past max_age: the event is import.failed
     (the job ended; it did not expire), its previous_status is the status before
     FAILED, and it carries the page."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     with_errors_sample(poller)
     url = f"{FS}/v2/users/batch/f"
     failed = {**fs_body("FAILED"), "errors": 1}
@@ -512,10 +408,10 @@ async def test_errors_sample_keeps_the_previous_status_and_beats_max_age(env) ->
     assert event["errors_sample"]["items"] == [{"code": "bad_row"}]
 
 
-async def test_a_429_on_the_errors_page_pauses_the_source(env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_429_on_the_errors_page_pauses_the_source(poller_env) -> None:  # type: ignore[no-untyped-def]
     """The errors page answers 429: the whole source waits its Retry-After, as for a
     status poll."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     with_errors_sample(poller)
     url = f"{FS}/v2/users/batch/g"
     http.queue(url, ok({**fs_body("FAILED"), "errors": 1}))
@@ -552,10 +448,10 @@ async def test_a_poll_ends_within_its_lease(prefix: str) -> None:
     await client.aclose()
 
 
-async def test_a_failed_job_whose_polls_then_fail_still_ends(env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_failed_job_whose_polls_then_fail_still_ends(poller_env) -> None:  # type: ignore[no-untyped-def]
     """Seen FAILED, its errors page not ready, then every poll of the job fails (500):
     past max_age and the errors wait, the watch ends (expired), never left open."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     with_errors_sample(poller)
     url = f"{FS}/v2/users/batch/stuck"
     http.queue(url, ok({**fs_body("FAILED"), "errors": 1}), HttpAnswer(500, b"{}"))
@@ -570,12 +466,12 @@ async def test_a_failed_job_whose_polls_then_fail_still_ends(env) -> None:  # ty
     assert stored is not None and stored.state is WatchState.EXPIRED
 
 
-async def test_a_huge_job_body_is_not_carried_by_its_event(env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_huge_job_body_is_not_carried_by_its_event(poller_env) -> None:  # type: ignore[no-untyped-def]
     """A 900 KB job answer: the event (and so every webhook) carries a note of its size
     instead of the body, and the refusal is logged and counted."""
     from structlog.testing import capture_logs
 
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     body = fs_body("COMPLETED", 42)
     body["job"]["padding"] = "x" * 900_000
     http.queue(f"{FS}/v2/users/batch/big", ok(body))
@@ -592,12 +488,12 @@ async def test_a_huge_job_body_is_not_carried_by_its_event(env) -> None:  # type
     assert poller._metrics.guarded.labels("event_job_omitted")._value.get() == 1
 
 
-async def test_no_upstream_text_makes_an_event_large(env) -> None:  # type: ignore[no-untyped-def]
+async def test_no_upstream_text_makes_an_event_large(poller_env) -> None:  # type: ignore[no-untyped-def]
     """Past data.job: a 900 KB status of a running job (carried later as the terminal
     event's previous_status) and a 900 KB creation time are cut, whatever the provider."""
     from bridge.model import MAX_STATUS
 
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     running = fs_body("PROCESSING")
     running["job"]["status"] = "P" * 900_000
     done = fs_body("COMPLETED", 3)
@@ -613,7 +509,7 @@ async def test_no_upstream_text_makes_an_event_large(env) -> None:  # type: igno
     assert len(event["previous_status"]) == MAX_STATUS and event["created_at"] is None
 
 
-async def test_a_terminal_write_whose_answer_was_lost_still_counts(env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_terminal_write_whose_answer_was_lost_still_counts(poller_env) -> None:  # type: ignore[no-untyped-def]
     """The terminal step went through but its answer timed out; the retry finds the
     watch finished under this very lease with this event: it counts as this poll's
     (log line, event metric, a wake for the deliverer), and nothing is written twice."""
@@ -622,7 +518,7 @@ async def test_a_terminal_write_whose_answer_was_lost_still_counts(env) -> None:
 
     from bridge.errors import StoreUnavailable
 
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     http.queue(f"{FS}/v2/users/batch/lost", ok(fs_body("COMPLETED", 5)))
     await store.register(WatchKey("fs", "users", "lost"), clock.now())
     real_finish, tries = store.finish, []

@@ -10,9 +10,7 @@ import pytest
 from bridge.model import WatchKey, WatchState
 from bridge.providers.base import MAX_JSON_DEPTH, TOO_DEEP, bounded_depth
 from bridge.providers.http import HttpAnswer
-from tests.unit.test_poller import FS, env, fs_body, run_due
-
-__all__ = ["env"]
+from tests.unit.helpers import FS, fs_body, run_due
 
 TOKEN_URL = "http://td.test/oauth/token"
 
@@ -61,9 +59,9 @@ def test_bounded_depth_cuts_only_what_is_too_deep() -> None:
     assert bounded_depth(nested(5000 // 5), MAX_JSON_DEPTH) is not None
 
 
-async def test_deeply_nested_completed_job_still_gets_its_event(env) -> None:  # type: ignore[no-untyped-def]
+async def test_deeply_nested_completed_job_still_gets_its_event(poller_env) -> None:  # type: ignore[no-untyped-def]
     """A COMPLETED answer nested 1,000 levels deep produces its one event, body cut."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     url = f"{FS}/v2/users/batch/deep"
     deep = b'{"d":' * 1000 + b"1" + b"}" * 1000  # past what json/orjson can write
     raw = json.dumps(fs_body("COMPLETED", 7)).encode()[:-1] + b', "extra": ' + deep + b"}"
@@ -74,9 +72,9 @@ async def test_deeply_nested_completed_job_still_gets_its_event(env) -> None:  #
     assert event.type == "import.completed" and event.data["counts"]["succeeded"] == 7
 
 
-async def test_too_deep_for_the_parser_is_a_visible_error(env) -> None:  # type: ignore[no-untyped-def]
+async def test_too_deep_for_the_parser_is_a_visible_error(poller_env) -> None:  # type: ignore[no-untyped-def]
     """Past what the parser reads at all (2,000 levels): backoff and last_error, no crash."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     url = f"{FS}/v2/users/batch/deeper"
     http.queue(url, HttpAnswer(200, b'{"a":' * 2000 + b"1" + b"}" * 2000))
     watch, _ = await store.register(WatchKey("fs", "users", "deeper"), clock.now())
@@ -86,9 +84,9 @@ async def test_too_deep_for_the_parser_is_a_visible_error(env) -> None:  # type:
     assert stored.errors == 1 and "too deep" in (stored.last_error or "")
 
 
-async def test_an_unforeseen_parse_failure_is_counted_not_silent(env) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unforeseen_parse_failure_is_counted_not_silent(poller_env) -> None:  # type: ignore[no-untyped-def]
     """A provider that raises something unexpected: the poll counts as an error."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     url = f"{FS}/v2/users/batch/odd"
     http.queue(url, HttpAnswer(200, b'{"job": {"status": "PROCESSING"}}'))
 
@@ -106,9 +104,9 @@ async def test_an_unforeseen_parse_failure_is_counted_not_silent(env) -> None:  
     assert errors == 1
 
 
-async def test_deep_error_bodies_are_described_safely(env) -> None:  # type: ignore[no-untyped-def]
+async def test_deep_error_bodies_are_described_safely(poller_env) -> None:  # type: ignore[no-untyped-def]
     """A 500 whose body is nested 5,000 deep is a transient error, not a crash."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     url = f"{FS}/v2/users/batch/deep500"
     http.queue(url, HttpAnswer(500, b"[" * 5000 + b"]" * 5000))
     watch, _ = await store.register(WatchKey("fs", "users", "deep500"), clock.now())
@@ -117,11 +115,11 @@ async def test_deep_error_bodies_are_described_safely(env) -> None:  # type: ign
     assert stored and stored.errors == 1 and (stored.last_error or "").startswith("500")
 
 
-async def test_a_reserved_slot_is_not_used_once_the_source_is_paused(env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_reserved_slot_is_not_used_once_the_source_is_paused(poller_env) -> None:  # type: ignore[no-untyped-def]
     """A poll reserved for later finds a 429 pause set meanwhile: no request, rescheduled."""
     from dataclasses import replace
 
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     url = f"{FS}/v2/users/batch/later"
     http.queue(url, HttpAnswer(200, json.dumps(fs_body("PROCESSING")).encode()))
     watch, _ = await store.register(WatchKey("fs", "users", "later"), clock.now())
@@ -133,9 +131,9 @@ async def test_a_reserved_slot_is_not_used_once_the_source_is_paused(env) -> Non
     assert stored and stored.polls == 0 and (stored.next_poll_at or 0) >= clock.now() + 29
 
 
-async def test_the_retry_after_a_401_takes_its_own_slot(env) -> None:  # type: ignore[no-untyped-def]
+async def test_the_retry_after_a_401_takes_its_own_slot(poller_env) -> None:  # type: ignore[no-untyped-def]
     """The poll retried with a fresh token asks the source's limiter first."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     job_url = talkdesk_answering_401_once(poller, http, 100.0, "t")
     asked = record_acquires(store)
     await store.register(WatchKey("td", "users", "t"), clock.now())
@@ -145,11 +143,11 @@ async def test_the_retry_after_a_401_takes_its_own_slot(env) -> None:  # type: i
     assert http.count(job_url) == 2 and asked == ["td:token", "td:token", "td"]
 
 
-async def test_finished_jobs_feed_the_scheduling_histograms(env) -> None:  # type: ignore[no-untyped-def]
+async def test_finished_jobs_feed_the_scheduling_histograms(poller_env) -> None:  # type: ignore[no-untyped-def]
     """Requests per job and time-to-notice (from the upstream's finished time)."""
     from datetime import UTC, datetime
 
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     url = f"{FS}/v2/users/batch/h"
     done = fs_body("COMPLETED", 3)
     finished = datetime.fromtimestamp(clock.now() + 1.5, UTC).isoformat().replace("+00:00", "Z")
@@ -167,11 +165,11 @@ async def test_finished_jobs_feed_the_scheduling_histograms(env) -> None:  # typ
 
 
 @pytest.mark.parametrize("rate", [100.0, 0.0])
-async def test_a_401_retry_during_a_pause_is_not_sent(env, rate: float) -> None:  # type: ignore[no-untyped-def]
+async def test_a_401_retry_during_a_pause_is_not_sent(poller_env, rate: float) -> None:  # type: ignore[no-untyped-def]
     """The retry after a 401 finds the source paused: neither the token request nor the
     retry goes out, with or without a rate limit; the request that did go out counts as
     a poll; rescheduled after the pause as "paused"."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     job_url = talkdesk_answering_401_once(poller, http, rate, "q")
     await poller._sources["td"].provider.auth_headers()  # a token in the cache already
     watch, _ = await store.register(WatchKey("td", "users", "q"), clock.now())
@@ -184,9 +182,9 @@ async def test_a_401_retry_during_a_pause_is_not_sent(env, rate: float) -> None:
     assert (stored.next_poll_at or 0) >= clock.now() + 119
 
 
-async def test_a_retry_without_a_slot_soon_is_rate_limited(env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_retry_without_a_slot_soon_is_rate_limited(poller_env) -> None:  # type: ignore[no-untyped-def]
     """The retry's source has no slot within the horizon: not sent, "rate_limited"."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     job_url = talkdesk_answering_401_once(poller, http, 0.1, "r")
     watch, _ = await store.register(WatchKey("td", "users", "r"), clock.now())
     await store.acquire("td", 0.1, 1, 1.0)  # the only slot of the next 10 s is taken
@@ -197,7 +195,7 @@ async def test_a_retry_without_a_slot_soon_is_rate_limited(env) -> None:  # type
     assert stored and stored.poll_reason == "rate_limited" and stored.polls == 1
 
 
-async def test_a_request_starting_late_takes_a_fresh_slot(env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_request_starting_late_takes_a_fresh_slot(poller_env) -> None:  # type: ignore[no-untyped-def]
     """Claimed long before a worker got to it (a busy pool): a fresh slot first, so late
     requests do not go out back to back; one on time does not ask again."""
     import time as clock_time
@@ -205,7 +203,7 @@ async def test_a_request_starting_late_takes_a_fresh_slot(env) -> None:  # type:
 
     from bridge.poll.poller import PolledSource
 
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     fs = poller._sources["fs"]
     poller._sources["fs"] = PolledSource("fs", fs.provider, rate_limit=10.0, burst=1)
     asked = record_acquires(store)
@@ -222,7 +220,7 @@ async def test_a_request_starting_late_takes_a_fresh_slot(env) -> None:  # type:
 
 
 async def test_polls_that_waited_for_a_token_take_fresh_slots(
-    env,
+    poller_env,
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     """Two polls find no token and wait for one (a slow token endpoint): once it comes
@@ -235,7 +233,7 @@ async def test_polls_that_waited_for_a_token_take_fresh_slots(
     from bridge.poll import poller as poller_module
     from bridge.poll.poller import PolledSource
 
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     td = poller._sources["td"]
     poller._sources["td"] = PolledSource("td", td.provider, rate_limit=5.0, burst=1)
     real_request = http.request
@@ -264,11 +262,11 @@ async def test_polls_that_waited_for_a_token_take_fresh_slots(
     assert asked.count("td") == 2  # a fresh slot each, after the token
 
 
-async def test_a_deep_token_answer_is_a_malformed_answer(env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_deep_token_answer_is_a_malformed_answer(poller_env) -> None:  # type: ignore[no-untyped-def]
     """The token endpoint answers 200 with a body nested 200,000 deep: read by the same
     bounded parser as every upstream answer, it is a malformed answer, not a crash of
     the parser (RecursionError) logged as something nobody foresaw."""
-    store, clock, http, poller = env
+    store, clock, http, poller = poller_env
     http.queue(TOKEN_URL, HttpAnswer(200, b"[" * 200_000 + b"]" * 200_000))
     watch, _ = await store.register(WatchKey("td", "users", "deep-token"), clock.now())
     assert await run_due(store, clock, poller) == ["ok"]
@@ -290,7 +288,7 @@ async def test_a_hanging_upstream_holds_only_its_share_of_the_workers(prefix: st
     from bridge.providers.fullstory import FullStoryProvider
     from bridge.settings import PollSettings
     from bridge.store.redis import RedisStore
-    from tests.unit.test_poller import ScriptedHttp, ok, td_body, td_provider
+    from tests.unit.helpers import ScriptedHttp, ok, td_body, td_provider
 
     client = fakeredis.FakeAsyncRedis(decode_responses=True)
     store, clock = RedisStore(client, prefix), FakeClock()

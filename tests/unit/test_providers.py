@@ -189,7 +189,7 @@ async def test_an_unusable_access_token_is_refused() -> None:
     from bridge.clock import FakeClock
     from bridge.errors import TransientUpstreamError
     from bridge.store.redis import RedisStore
-    from tests.unit.test_poller import ScriptedHttp, ok
+    from tests.unit.helpers import ScriptedHttp, ok
 
     client = fakeredis.FakeAsyncRedis(decode_responses=True)
     http = ScriptedHttp()
