@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -33,10 +34,25 @@ async def start_sim(sim: Simulator) -> TestServer:
     return server
 
 
+# Ports handed out for a child process to listen on: below the kernel's ephemeral range
+# (32768-60999 by default), where every outgoing connection and every port-0 listener
+# takes its port, so one of those cannot take it between this check and the child's
+# bind; never the same one twice in a run.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        port = random.randrange(20000, 32000)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
 
 
 def config_toml(

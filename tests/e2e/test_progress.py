@@ -57,5 +57,10 @@ async def test_progress_events_come_in_order_and_before_the_end(
         assert done == sorted(done)
         assert any(p["previous_status"] == "QUEUED" for p in progress)  # the status change
         assert all(r.verified for r in got)
+
+        async def plain_told() -> bool:  # the other subscriber's delivery, in its own time
+            return bool(run.receiver.for_path("plain"))
+
+        await wait_until(plain_told, 30, "the plain subscriber's event")
         plain = [r.body["type"] for r in run.receiver.for_path("plain")]
         assert plain == ["import.completed"]
