@@ -15,6 +15,7 @@ from aiohttp.resolver import DefaultResolver
 from bridge import USER_AGENT
 from bridge.delivery.targets import (
     GuardedResolver,
+    RefusedAddresses,
     TargetPolicy,
     TargetRefused,
     check_host,
@@ -99,6 +100,9 @@ class WebhookSender:
         except TimeoutError:
             return SendResult(None, time.perf_counter() - started, error="timed out")
         except aiohttp.ClientError as exc:
+            refused = getattr(exc, "os_error", None)
+            if isinstance(refused, RefusedAddresses):  # the guard, at connection time
+                return SendResult(None, time.perf_counter() - started, f"target refused: {refused}")
             return SendResult(
                 None,
                 time.perf_counter() - started,

@@ -44,6 +44,10 @@ class TargetRefused(ValueError):
     pass
 
 
+class RefusedAddresses(OSError):
+    """Raised by the guarded resolver: the connector reports it as its DNS error."""
+
+
 class Unresolvable(TargetRefused):
     """The name does not resolve here and now (it may elsewhere, or later)."""
 
@@ -200,7 +204,7 @@ class GuardedResolver(AbstractResolver):
             return results
         allowed = [r for r in results if self._policy.refused(r["host"]) is None]
         if not allowed:
-            raise OSError(f"{host} resolves only to refused addresses")
+            raise RefusedAddresses(f"{host} resolves only to refused addresses")
         return allowed
 
     async def close(self) -> None:
