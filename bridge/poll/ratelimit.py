@@ -1,9 +1,9 @@
 """Generic cell rate algorithm (GCRA): the pure form of the fleet-wide limiter.
 
 The limiter that runs is the Lua twin of `reserve` in store/scripts.py (it uses Redis
-server time so that every replica agrees); this function is its specification and
-what the property tests check: over any window of W seconds at most
-rate·W + burst requests are allowed.
+server time so that every replica agrees); this function is its specification, what
+the property tests check (over any window of W seconds at most rate·W + burst requests
+are allowed), and a test runs both on the same inputs and compares their answers.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def reserve(
     interval = 1000.0 / rate_per_s  # the emission interval, ms
     tat = now_ms if tat_ms is None else max(tat_ms, now_ms)
     send_at = max(now_ms, tat - (burst - 1) * interval)
-    # (a nanosecond of slack: asking again after delay_ms must be granted, whatever
-    # the rounding of now + delay)
-    if send_at - now_ms > horizon_ms + 1e-6:
-        return Reservation(False, tat, send_at - now_ms - horizon_ms)
+    if send_at - now_ms > horizon_ms:
+        # whole ms, rounded up: asking again after delay_ms is granted, whatever the
+        # rounding of now + delay
+        return Reservation(False, tat, math.ceil(send_at - now_ms - horizon_ms))
     return Reservation(True, tat + interval, send_at - now_ms)

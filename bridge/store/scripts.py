@@ -63,7 +63,8 @@ local function reserve(prefix, limiter, source, rate, burst, now, horizon)
   if send_at < now then send_at = now end
   if send_at - now > horizon then return false, math.ceil(send_at - now - horizon), 'busy' end
   local new_tat = tat + interval
-  redis.call('SET', key, tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+  -- to the microsecond: tostring keeps 14 digits, and each slot would lose a little
+  redis.call('SET', key, string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
   return true, send_at - now
 end
 """

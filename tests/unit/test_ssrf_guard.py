@@ -23,7 +23,7 @@ from bridge.delivery.targets import TargetPolicy, address_refused
         ("fe80::1", "link-local"),
         ("224.0.0.1", "multicast"),
         ("ff02::1", "multicast"),
-        ("0.0.0.0", "unspecified"),  # noqa: S104 - an address under test
+        ("0.0.0.0", "unspecified"),
         ("::", "unspecified"),
         ("10.1.2.3", "private"),
         ("0.1.2.3", "private"),  # 0.0.0.0/8
