@@ -139,7 +139,7 @@ class Bridge:
                 metrics=self.metrics,
                 on_event=self._event_written,
                 outage=self.outage,
-                durations=DurationStore(client, s.key_prefix),
+                durations=DurationStore(store),
                 progress=ProgressEvents(
                     deliveries,
                     step=s.poll.progress_step,

@@ -14,7 +14,6 @@ from bridge.clock import to_ms
 from bridge.errors import BridgeError
 from bridge.model import Delivery, DeliveryStatus, Event, Subscription
 from bridge.store import codec
-from bridge.store import delivery_scripts as scripts
 from bridge.store.coalescer import Coalescer
 from bridge.store.delivery_codec import (
     delivery_from_json,
@@ -84,14 +83,14 @@ class DeliveryStore:
         self.store = store
         self.client: aioredis.Redis = store.client
         self.keys: Keys = store.keys
-        reg = self.client.register_script
-        self._fanout = reg(scripts.FANOUT)
-        self._claim = reg(scripts.CLAIM)
-        self._record = reg(scripts.RECORD_MANY)
-        self._requeue = reg(scripts.REQUEUE)
-        self._unpark = reg(scripts.UNPARK)
-        self._emit = reg(scripts.EMIT)
-        self._mark_failing = reg(scripts.MARK_FAILING)
+        run = store.scripts  # registered once, on the shared connection
+        self._fanout = run["delivery_fanout"]
+        self._claim = run["delivery_claim"]
+        self._record = run["delivery_record_many"]
+        self._requeue = run["delivery_requeue"]
+        self._unpark = run["delivery_unpark"]
+        self._emit = run["delivery_emit"]
+        self._mark_failing = run["delivery_mark_failing"]
         self._records: Coalescer[list[Any], str] = Coalescer(self._flush_records)
 
     # ---------------------------------------------------------- subscriptions

@@ -11,11 +11,8 @@ from __future__ import annotations
 import time
 from typing import cast
 
-import redis.asyncio as aioredis
-
 from bridge.poll.duration_policy import Durations, bucket_of
-from bridge.store import scripts
-from bridge.store.keys import Keys
+from bridge.store.redis import RedisStore
 from bridge.store.redis_errors import translated
 
 GENERATION = 500
@@ -25,10 +22,10 @@ CACHE_S = 30.0
 
 @translated
 class DurationStore:
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
-        self._client = client
-        self._keys = Keys(prefix)
-        self._record = client.register_script(scripts.RECORD_DURATION)
+    def __init__(self, store: RedisStore) -> None:
+        self._client = store.client
+        self._keys = store.keys
+        self._record = store.scripts["record_duration"]
         self._cache: dict[tuple[str, str], tuple[float, Durations]] = {}
 
     async def record(self, source: str, kind: str, duration_s: float) -> None:

@@ -1,7 +1,7 @@
 """The Redis store: every read and write of shared state, behind one class.
 
 redis-py enters here and nowhere else. Times passed in are unix seconds from the
-caller's Clock; the rate limiter alone uses Redis server time (see scripts.ACQUIRE).
+caller's Clock; the rate limiter alone uses Redis server time (see lua/acquire.lua).
 """
 
 from __future__ import annotations
@@ -85,20 +85,21 @@ class RedisStore:
         # New registrations count as due this much earlier: the poll worth most goes
         # first, and nothing is passed over for longer (the daemon: poll.max_interval).
         self.head_start_s = head_start_s
-        reg = client.register_script
-        self._register = reg(scripts.REGISTER)
-        self._claim = reg(scripts.CLAIM)
-        self._reschedule = reg(scripts.RESCHEDULE)
-        self._finish = reg(scripts.FINISH)
-        self._delete = reg(scripts.DELETE)
-        self._pause = reg(scripts.PAUSE)
-        self._delete_if_equals = reg(scripts.DELETE_IF_EQUALS)
-        self._extend_if_equals = reg(scripts.EXTEND_IF_EQUALS)
-        self._reschedule_many = reg(scripts.RESCHEDULE_MANY)
-        self._backlogs = reg(scripts.BACKLOGS)
-        self._set_health = reg(scripts.SET_HEALTH)
-        self._acquire = reg(scripts.ACQUIRE)
-        self._page = reg(scripts.PAGE)
+        self.scripts = scripts.register_all(client)  # every script, for every store
+        run = self.scripts
+        self._register = run["register"]
+        self._claim = run["claim"]
+        self._reschedule = run["reschedule"]
+        self._finish = run["finish"]
+        self._delete = run["delete"]
+        self._pause = run["pause"]
+        self._delete_if_equals = run["delete_if_equals"]
+        self._extend_if_equals = run["extend_if_equals"]
+        self._reschedule_many = run["reschedule_many"]
+        self._backlogs = run["backlogs"]
+        self._set_health = run["set_health"]
+        self._acquire = run["acquire"]
+        self._page = run["page"]
         self._reschedules: Coalescer[list[str], str] = Coalescer(self._flush_reschedules)
         self._finishes: Coalescer[tuple[list[str], list[str]], str | BaseException] = Coalescer(
             self._flush_finishes

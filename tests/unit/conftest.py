@@ -66,7 +66,7 @@ async def poller_env(prefix: str):  # type: ignore[no-untyped-def]
         clock=clock,
         metrics=Metrics(),
         rand=lambda: 0.5,
-        durations=DurationStore(client, prefix),
+        durations=DurationStore(store),
     )
     yield store, clock, http, poller
     await client.aclose()

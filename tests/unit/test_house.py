@@ -196,3 +196,21 @@ def test_no_test_module_imports_another() -> None:
         if target.startswith("tests.") and target.rsplit(".", 1)[-1].startswith("test_")
     ]
     assert offenders == []
+
+
+def test_every_lua_script_is_headed_by_its_interface() -> None:
+    """Each script in store/lua/ opens with comment lines naming its KEYS, its ARGV and
+    what it returns; every script is loaded, and nothing else is."""
+    from bridge.store import scripts
+
+    folder = PACKAGE / "store" / "lua"
+    names = {p.stem for p in folder.glob("*.lua")} - set(scripts.LIBRARIES)
+    assert names == set(scripts.SOURCES)
+    for name in names:
+        header = []
+        for line in (folder / f"{name}.lua").read_text().splitlines():
+            if not line.startswith("--"):
+                break
+            header.append(line.lower())
+        text = " ".join(header)
+        assert all(word in text for word in ("keys", "argv", "return")), name

@@ -21,7 +21,7 @@ class LuaLimiter:
         self.keys: dict[str, str] = {}
         runtime = lua51.LuaRuntime(unpack_returned_tuples=True)  # Redis runs Lua 5.1
         runtime.globals().redis = runtime.table(call=self._call)
-        self._reserve = runtime.execute(scripts._PERMIT + "\nreturn reserve")
+        self._reserve = runtime.execute(scripts.library("permit") + "\nreturn reserve")
 
     def _call(self, command: str, key: str, *args: Any) -> Any:
         if command == "GET":

@@ -236,13 +236,13 @@ async def test_learned_durations_age_by_generations(store: RedisStore) -> None:
     """Durations are kept as two generations: when the newer fills, the older goes, so
     the histogram follows a change of the typical duration and stays bounded; a
     histogram nobody updates expires."""
-    durations = DurationStore(store.client, store.keys.prefix)
+    durations = DurationStore(store)
     for _ in range(GENERATION):
         await durations.record("fs", "users", 60)
     for _ in range(GENERATION):
         await durations.record("fs", "users", 600)
     await durations.record("fs", "users", 600)
-    learned = await DurationStore(store.client, store.keys.prefix).load("fs", "users")
+    learned = await DurationStore(store).load("fs", "users")
     assert learned.total == GENERATION + 1
     assert learned.counts[bucket_of(60)] == 0  # the older generation is gone
     assert learned.quantile(0.5) == pytest.approx(600, rel=0.1)
