@@ -14,6 +14,7 @@ from bridge.api.models import encode_cursor, iso
 from bridge.delivery.deliverer import deliveries_for
 from bridge.model import Delivery, DeliveryStatus
 from bridge.store.deliveries import delivery_id
+from bridge.store.verdicts import Verdict
 
 
 def delivery_view(d: Delivery) -> dict[str, Any]:
@@ -65,14 +66,14 @@ async def retry_delivery(request: web.Request) -> web.Response:
     if d is None:
         raise ApiError(404, "delivery_not_found", "no delivery with that id")
     verdict = await store.requeue(d, ctx.clock.now())
-    if verdict == "busy" and d.status is DeliveryStatus.SUCCEEDED:
+    if verdict is Verdict.BUSY and d.status is DeliveryStatus.SUCCEEDED:
         raise ApiError(
             409,
             "delivery_succeeded",
             "the delivery already succeeded; to send the event again, replay it "
             "(POST /v1/events/{id}/replay, or events replay)",
         )
-    if verdict == "busy":
+    if verdict is Verdict.BUSY:
         raise ApiError(
             409,
             "delivery_not_finished",

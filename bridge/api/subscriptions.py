@@ -21,6 +21,7 @@ from bridge.event_types import UnknownEventType, check_pattern
 from bridge.events import ping_event
 from bridge.model import Delivery, DeliveryStatus, Subscription
 from bridge.store.deliveries import delivery_id, new_subscription_id
+from bridge.store.verdicts import Verdict
 
 
 class _SubFields(BaseModel):
@@ -312,7 +313,7 @@ async def recover(request: web.Request) -> web.Response:
         for d in items:
             if (
                 d.status in (DeliveryStatus.DEAD, DeliveryStatus.FAILED)
-                and await store.requeue(d, now) == "ok"
+                and await store.requeue(d, now) is Verdict.OK
             ):
                 requeued += 1
         if cursor is None:

@@ -38,6 +38,7 @@ from bridge.store.deliveries import (
     fanout_mode,
     progress_channel,
 )
+from bridge.store.verdicts import Verdict
 from bridge.workers import WorkerPool, cancel_within
 
 log = structlog.get_logger("bridge.delivery")
@@ -139,9 +140,9 @@ class Deliverer:
             outage=self._outage,
         )
 
-    async def _attempt_recorded(self, claimed: ClaimedDelivery) -> str:
+    async def _attempt_recorded(self, claimed: ClaimedDelivery) -> Verdict:
         verdict = await self.attempt(claimed)
-        if verdict == "ok":  # the attempt's record was written: Redis takes writes
+        if verdict is Verdict.OK:  # the attempt's record was written: Redis takes writes
             self._outage.wrote()
         return verdict
 
@@ -263,7 +264,7 @@ class Deliverer:
                 return created
 
     # ------------------------------------------------------------ one attempt
-    async def attempt(self, claimed: ClaimedDelivery) -> str:
+    async def attempt(self, claimed: ClaimedDelivery) -> Verdict:
         d = claimed.delivery
         now = self._clock.now()
         retention = self._settings.retention
@@ -309,7 +310,7 @@ class Deliverer:
         if not await slots.take(self._slot_wait_s, self._stop_event):
             if self._stopping:
                 await self._hand_back(claimed)
-                return "handed_back"
+                return Verdict.HANDED_BACK
             # At its cap with enough waiters already: look again in about one timeout,
             # not every few hundred milliseconds (that only loads Redis).
             later = replace(d, next_attempt_at=now + self._settings.timeout * (0.5 + self._rand()))
@@ -317,7 +318,7 @@ class Deliverer:
         try:
             if self._stopping:  # shutting down: no request starts now
                 await self._hand_back(claimed)
-                return "handed_back"
+                return Verdict.HANDED_BACK
             result = await self._sender.send(sub.url, body, headers)
         except Exception as exc:  # whatever the failure, it is a failed attempt, retried
             result = SendResult(None, 0.0, error=f"request failed: {type(exc).__name__}")

@@ -43,6 +43,7 @@ from bridge.providers.http import HttpClient
 from bridge.settings import PollSettings
 from bridge.store.durations import DurationStore
 from bridge.store.redis import Claimed, RedisStore, WorkerRoom
+from bridge.store.verdicts import Verdict
 from bridge.workers import WorkerPool
 
 log = structlog.get_logger("bridge.poll")
@@ -164,7 +165,7 @@ class Poller:
         else:
             self._held.pop(source, None)
 
-    async def _poll_held(self, claimed: Claimed) -> str:
+    async def _poll_held(self, claimed: Claimed) -> Verdict:
         try:
             return await self.poll(claimed)
         finally:
@@ -205,10 +206,10 @@ class Poller:
             and await self._store.get_event(event.id) is not None
         )
 
-    async def _reschedule(self, claimed: Claimed, *args: Any, **kwargs: Any) -> str:
+    async def _reschedule(self, claimed: Claimed, *args: Any, **kwargs: Any) -> Verdict:
         return await self._kept(claimed, lambda: self._store.reschedule(claimed, *args, **kwargs))
 
-    async def _kept(self, claimed: Claimed, write: Callable[[], Awaitable[str]]) -> str:
+    async def _kept(self, claimed: Claimed, write: Callable[[], Awaitable[Verdict]]) -> Verdict:
         """The write that ends a poll, tried again while Redis refuses it and the lease
         lasts (each try is compare-and-set on the lease: once is all it can do). The
         outage is said once; past the lease it is raised, and the lease expires."""
@@ -225,7 +226,7 @@ class Poller:
                 await asyncio.sleep(wait)
                 wait = min(WRITE_RETRY_MAX_S, 2 * wait)
             else:
-                if verdict in ("ok", "terminal"):  # written: Redis takes writes
+                if verdict in (Verdict.OK, Verdict.TERMINAL):  # written: Redis takes writes
                     self._outage.wrote()
                 return verdict
 
@@ -233,7 +234,7 @@ class Poller:
         await self._reschedule(claimed, claimed.watch, self._clock.now(), keep_priority=True)
 
     # --------------------------------------------------------------- one poll
-    async def poll(self, claimed: Claimed) -> str:
+    async def poll(self, claimed: Claimed) -> Verdict:
         """Poll one claimed watch and record what happened; returns the store's verdict."""
         watch = claimed.watch
         now = self._clock.now()
@@ -329,7 +330,7 @@ class Poller:
             timeline=noted(watch, now, result),
         )
 
-    async def _record(self, claimed: Claimed, snap: JobSnapshot, now: float) -> str:
+    async def _record(self, claimed: Claimed, snap: JobSnapshot, now: float) -> Verdict:
         """A good answer: finish the watch, or save it and pick the next poll time."""
         w = claimed.watch
         extra: dict[str, Any] | None = None
@@ -435,7 +436,7 @@ class Poller:
         snap: JobSnapshot | None,
         now: float,
         extra: dict[str, Any] | None = None,
-    ) -> str:
+    ) -> Verdict:
         source = self._sources.get(updated.source)
         event = outcome_event(
             watch=updated,
@@ -450,15 +451,15 @@ class Poller:
         final = replace(updated, state=state_for(outcome), outcome=outcome, terminal_at=now)
         tries = 0
 
-        async def write() -> str:
+        async def write() -> Verdict:
             nonlocal tries
             tries += 1
             return await self._store.finish(claimed, final, event, self._settings.retention)
 
         verdict = await self._kept(claimed, write)
-        if verdict == "finished" and tries > 1 and await self._wrote_before(claimed, event):
-            verdict = "terminal"  # an earlier try went through; only its answer was lost
-        if verdict == "terminal":
+        if verdict is Verdict.FINISHED and tries > 1 and await self._wrote_before(claimed, event):
+            verdict = Verdict.TERMINAL  # an earlier try went through; only its answer was lost
+        if verdict is Verdict.TERMINAL:
             if job_omitted(event):
                 log.warning(
                     "event_job_omitted",
@@ -546,7 +547,7 @@ class Poller:
 
     async def _rate_limited(
         self, claimed: Claimed, polled: Watch, source: PolledSource, exc: RateLimitedError
-    ) -> str:
+    ) -> Verdict:
         self._metrics.polls.labels(source.name, "rate_limited").inc()
         await self._store.pause(source.name, exc.retry_after_s)
         log.warning("source_paused", source=source.name, retry_after_s=exc.retry_after_s)
@@ -557,7 +558,7 @@ class Poller:
 
     async def _not_found(
         self, claimed: Claimed, polled: Watch, source: PolledSource, error: str
-    ) -> str:
+    ) -> Verdict:
         self._metrics.polls.labels(source.name, "not_found").inc()
         updated = replace(
             polled, not_found=polled.not_found + 1, last_error=error, poll_reason="backoff"
@@ -573,7 +574,7 @@ class Poller:
         )
         return await self._reschedule(claimed, updated, self._clock.now() + delay)
 
-    async def _retry_later(self, claimed: Claimed, polled: Watch, error: str) -> str:
+    async def _retry_later(self, claimed: Claimed, polled: Watch, error: str) -> Verdict:
         updated = replace(
             polled, errors=polled.errors + 1, last_error=error[:300], poll_reason="backoff"
         )

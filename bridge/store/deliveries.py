@@ -26,6 +26,7 @@ from bridge.store.keys import Keys
 from bridge.store.pipelined import ScriptCall, run_scripts_or_raise
 from bridge.store.redis import Cursor, RedisStore
 from bridge.store.redis_errors import translated
+from bridge.store.verdicts import Verdict
 
 # Deliveries of a re-enabled subscription come back this far apart.
 UNPARK_SPACING_S = 0.005
@@ -356,7 +357,7 @@ class DeliveryStore:
         retention_s: float,
         *,
         park: bool = False,
-    ) -> str:
+    ) -> Verdict:
         k = self.keys
         d = claimed.delivery
         next_ms = "" if updated.next_attempt_at is None else str(to_ms(updated.next_attempt_at))
@@ -374,16 +375,16 @@ class DeliveryStore:
                 to_ms(retention_s),
             ]
         )
-        assert isinstance(result, str)  # the coalescer raises a failed call's exception
+        assert isinstance(result, Verdict)  # the coalescer raises a failed call's exception
         return result
 
-    async def _flush_records(self, items: list[list[Any]]) -> list[str]:
+    async def _flush_records(self, items: list[list[Any]]) -> list[Verdict]:
         k = self.keys
         args: list[Any] = [k.delivery_prefix()]
         for item in items:
             args += item
         results = await self._record(keys=[k.deliveries_due, k.deliveries_leases], args=args)
-        return [str(r) for r in results]
+        return [Verdict(r) for r in results]
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         lease, doc = cast(
@@ -392,11 +393,11 @@ class DeliveryStore:
         )
         return delivery_from_json(doc, int(lease or 0)) if doc else None
 
-    async def requeue(self, delivery: Delivery, now: float) -> str:
+    async def requeue(self, delivery: Delivery, now: float) -> Verdict:
         """Back to the queue with a fresh schedule (API retry and recover)."""
         fresh = replace(delivery, status=DeliveryStatus.PENDING, failures=0, next_attempt_at=now)
         k = self.keys
-        return str(
+        return Verdict(
             await self._requeue(
                 keys=[k.delivery(delivery.id), k.deliveries_due],
                 args=[delivery.id, to_ms(now), delivery_to_json(fresh)],

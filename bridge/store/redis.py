@@ -25,6 +25,7 @@ from bridge.store.coalescer import Coalescer
 from bridge.store.keys import Keys
 from bridge.store.pipelined import run_scripts
 from bridge.store.redis_errors import translated
+from bridge.store.verdicts import Verdict
 
 # Under contention a new watch goes before those overdue by less than this (its first
 # poll is the one most worth making); nobody waits behind new ones longer than this.
@@ -100,8 +101,8 @@ class RedisStore:
         self._set_health = run["set_health"]
         self._acquire = run["acquire"]
         self._page = run["page"]
-        self._reschedules: Coalescer[list[str], str] = Coalescer(self._flush_reschedules)
-        self._finishes: Coalescer[tuple[list[str], list[str]], str | BaseException] = Coalescer(
+        self._reschedules: Coalescer[list[str], Verdict] = Coalescer(self._flush_reschedules)
+        self._finishes: Coalescer[tuple[list[str], list[str]], Verdict | BaseException] = Coalescer(
             self._flush_finishes
         )
         self._pauses: Coalescer[str, float] = Coalescer(self._flush_pauses)
@@ -370,7 +371,7 @@ class RedisStore:
         priority_at: float | None = None,
         *,
         keep_priority: bool = False,
-    ) -> str:
+    ) -> Verdict:
         """Release the lease and make the watch due at next_at, saving its new state.
         priority_at orders it among due watches when its source's budget is short (lower
         first; poll/priority.py); by default its due time. keep_priority: no poll was
@@ -389,7 +390,7 @@ class RedisStore:
             ]
         )
 
-    async def _flush_reschedules(self, items: list[list[str]]) -> list[str]:
+    async def _flush_reschedules(self, items: list[list[str]]) -> list[Verdict]:
         k = self.keys
         if len(items) == 1:  # the plain script: no argument list to build
             watch_id, token, next_ms, doc, prio_ms = items[0]
@@ -397,21 +398,21 @@ class RedisStore:
                 keys=[k.watch(watch_id), k.due, k.leases],
                 args=[watch_id, token, next_ms, doc, prio_ms],
             )
-            return [str(result)]
+            return [Verdict(result)]
         args = [k.watch_prefix()]
         for item in items:
             args += item
-        return [str(v) for v in await self._reschedule_many(keys=[k.due, k.leases], args=args)]
+        return [Verdict(v) for v in await self._reschedule_many(keys=[k.due, k.leases], args=args)]
 
     async def _flush_finishes(
         self, items: list[tuple[list[str], list[str]]]
-    ) -> list[str | BaseException]:
+    ) -> list[Verdict | BaseException]:
         results = await run_scripts(self.client, [(self._finish, k, a) for k, a in items])
-        return [v if isinstance(v, BaseException) else str(v) for v in results]
+        return [v if isinstance(v, BaseException) else Verdict(v) for v in results]
 
     async def finish(
         self, claimed: Claimed, updated: Watch, event: Event, retention_s: float
-    ) -> str:
+    ) -> Verdict:
         """Terminal compare-and-set plus the outbox write, in one atomic step."""
         k = self.keys
         w = claimed.watch
@@ -441,7 +442,7 @@ class RedisStore:
                 ],
             )
         )
-        assert isinstance(result, str)  # the coalescer raises a failed call's exception
+        assert isinstance(result, Verdict)  # the coalescer raises a failed call's exception
         return result
 
     async def backlogs(self) -> dict[str, int]:
