@@ -95,7 +95,7 @@ class Bridge:
     def build_sources(self, store: RedisStore, http: UpstreamHttp) -> dict[str, PolledSource]:
         deps = BuildDeps(
             http=http,
-            tokens=store,
+            tokens=store.sources,
             clock=self.clock,
             token_throttle=lambda name: partial(token_slot, store, name),
         )
@@ -282,14 +282,14 @@ class Bridge:
             return
         try:
             for name, cfg in self.settings.sources.items():
-                used = await self.store.budget_used(name, cfg.rate_limit)
+                used = await self.store.sources.budget_used(name, cfg.rate_limit)
                 if used is not None:
                     self.metrics.budget_used.labels(name).set(used)
-                health = await self.store.get_health(name)
+                health = await self.store.sources.get_health(name)
                 self.metrics.source_healthy.labels(name).set(1 if health.healthy else 0)
                 if self.poller:
                     self.poller.fleet_health(name, health.healthy)
-                self.metrics.paused.labels(name).set(await self.store.pause_left(name))
+                self.metrics.paused.labels(name).set(await self.store.sources.pause_left(name))
         except Exception as exc:  # a gauge is not worth more than a line
             self.outage.failed("budget_gauges", exc)
 
@@ -350,7 +350,7 @@ TOKEN_BURST = 3
 
 async def token_slot(store: RedisStore, source: str) -> None:
     try:
-        delay = await store.acquire(
+        delay = await store.sources.acquire(
             f"{source}:token", 1 / TOKEN_EVERY_S, TOKEN_BURST, TOKEN_EVERY_S, source=source
         )
     except NoSlot as exc:

@@ -17,12 +17,12 @@ async def status(request: web.Request) -> web.Response:
     sources: dict[str, Any] = {}
     backlogs = await store.backlogs()
     for name in ctx.source_kinds:
-        health = await store.get_health(name)
+        health = await store.sources.get_health(name)
         sources[name] = {
             "healthy": health.healthy,
             "reason": health.reason,
             "since": iso(health.since),
-            "paused_for_s": round(await store.pause_left(name), 3),
+            "paused_for_s": round(await store.sources.pause_left(name), 3),
             "budget_used": await _budget(store, name, ctx.source_rates.get(name, 0.0)),
             "waiting_for_budget": backlogs.get(name, 0),
         }
@@ -39,5 +39,5 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def _budget(store: RedisStore, source: str, rate: float) -> float | None:
-    used = await store.budget_used(source, rate)
+    used = await store.sources.budget_used(source, rate)
     return None if used is None else round(used, 3)

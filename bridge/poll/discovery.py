@@ -113,7 +113,7 @@ class Discovery:
             except RateLimitedError as exc:  # the whole source waits, as for a poll
                 log.warning("source_paused", source=src.name, retry_after_s=exc.retry_after_s)
                 try:
-                    await self._store.pause(src.name, exc.retry_after_s)
+                    await self._store.sources.pause(src.name, exc.retry_after_s)
                 except Exception as failed:  # Redis away: the next 429 pauses it again
                     log.warning("discovery_failed", source=src.name, error=type(failed).__name__)
             except (UpstreamError, NoSlot) as exc:
@@ -127,7 +127,7 @@ class Discovery:
         # renewed at each page, long enough for one page's wait for a slot and request
         wait_s = outside_claim_wait_s(src.rate_limit)
         lock, lease_s = f"discover:{src.name}", max(60.0, src.every_s, 2 * wait_s + 60.0)
-        if not await self._store.try_lock(lock, holder, lease_s):
+        if not await self._store.sources.try_lock(lock, holder, lease_s):
             return 0  # another replica is looking right now
         added = refused = 0
         try:
@@ -141,7 +141,7 @@ class Discovery:
             for page in range(MAX_PAGES):
                 if url is None or self._stopping or added >= MAX_NEW_PER_LOOK:
                     break
-                if page and not await self._store.extend_lock(lock, holder, lease_s):
+                if page and not await self._store.sources.extend_lock(lock, holder, lease_s):
                     break  # the lease ran out and another replica looks now
                 listed = await self._page(src, url)
                 if listed.foreign_host is not None:
@@ -174,7 +174,7 @@ class Discovery:
                 if items and older == len(items) and newest_first(items):
                     break  # the rest is older still
         finally:
-            await self._store.unlock(lock, holder)
+            await self._store.sources.unlock(lock, holder)
             if added:
                 log.info("imports_discovered", source=src.name, watches=added)
             if refused:
@@ -194,7 +194,7 @@ class Discovery:
     async def _page(self, src: DiscoveredSource, url: str) -> ListPage:
         """GET one page through the source's limiter (and a retry after a 401)."""
         for attempt in range(2):
-            delay = await self._store.acquire(
+            delay = await self._store.sources.acquire(
                 src.name, src.rate_limit, src.burst, outside_claim_wait_s(src.rate_limit)
             )
             if delay > 0:

@@ -186,13 +186,13 @@ class Poller:
         late = 0.0 if claimed.slot_at is None else time.monotonic() - claimed.slot_at
         if retry or (source.rate_limit and late > 1 / source.rate_limit):
             # rate 0 still asks: the script checks the pause before the limit
-            delay = await self._store.acquire(
+            delay = await self._store.sources.acquire(
                 source.name, source.rate_limit, source.burst, self._horizon_s
             )
             if delay > 0:
                 await asyncio.sleep(delay)
         elif claimed.delay_s > 0:
-            paused = await self._store.pause_left(source.name)
+            paused = await self._store.sources.pause_left(source.name)
             if paused > 0:  # a 429 arrived meanwhile: the slot is not used
                 raise NoSlot("the source was paused meanwhile", retry_after_s=paused, paused=True)
 
@@ -497,7 +497,7 @@ class Poller:
         within_s = 0.2 * self._settings.lease
         try:
             async with asyncio.timeout(within_s):
-                delay = await self._store.acquire(
+                delay = await self._store.sources.acquire(
                     source.name,
                     source.rate_limit,
                     source.burst,
@@ -517,7 +517,7 @@ class Poller:
         if answer.status == 429:  # the whole source waits, as for a status poll
             exc = classify(answer, self._clock.now())
             if isinstance(exc, RateLimitedError):
-                await self._store.pause(source.name, exc.retry_after_s)
+                await self._store.sources.pause(source.name, exc.retry_after_s)
                 log.warning("source_paused", source=source.name, retry_after_s=exc.retry_after_s)
             return None
         if not 200 <= answer.status < 300:
@@ -549,7 +549,7 @@ class Poller:
         self, claimed: Claimed, polled: Watch, source: PolledSource, exc: RateLimitedError
     ) -> Verdict:
         self._metrics.polls.labels(source.name, "rate_limited").inc()
-        await self._store.pause(source.name, exc.retry_after_s)
+        await self._store.sources.pause(source.name, exc.retry_after_s)
         log.warning("source_paused", source=source.name, retry_after_s=exc.retry_after_s)
         now = self._clock.now()
         next_at = now + exc.retry_after_s + self._rand() * self._settings.min_interval
@@ -616,7 +616,7 @@ class Poller:
             reason=reason,
             now=now,
         )
-        changed = await self._store.set_health(
+        changed = await self._store.sources.set_health(
             source, healthy, reason, now, event, self._settings.retention
         )
         # Only once written: a failed write is tried again at the next poll.

@@ -13,18 +13,16 @@ from dataclasses import dataclass, replace
 from typing import TypeVar, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 
 from bridge.clock import to_ms
-from bridge.errors import NoSlot
 from bridge.event_types import type_matches
-from bridge.events import NO_EVENT
 from bridge.model import Event, Watch, WatchKey, WatchState
 from bridge.store import codec, scripts
 from bridge.store.coalescer import Coalescer
 from bridge.store.keys import Keys
 from bridge.store.pipelined import run_scripts
 from bridge.store.redis_errors import translated
+from bridge.store.sources import SourceStore
 from bridge.store.verdicts import Verdict
 
 # Under contention a new watch goes before those overdue by less than this (its first
@@ -65,13 +63,6 @@ class WorkerRoom:
         return [self.own[source]] if most is None else [self.own[source], most]
 
 
-@dataclass(frozen=True)
-class SourceHealth:
-    healthy: bool
-    reason: str | None
-    since: float | None
-
-
 def new_watch_id() -> str:
     return "w_" + secrets.token_hex(10)
 
@@ -93,19 +84,15 @@ class RedisStore:
         self._reschedule = run["reschedule"]
         self._finish = run["finish"]
         self._delete = run["delete"]
-        self._pause = run["pause"]
-        self._delete_if_equals = run["delete_if_equals"]
-        self._extend_if_equals = run["extend_if_equals"]
         self._reschedule_many = run["reschedule_many"]
         self._backlogs = run["backlogs"]
-        self._set_health = run["set_health"]
-        self._acquire = run["acquire"]
         self._page = run["page"]
         self._reschedules: Coalescer[list[str], Verdict] = Coalescer(self._flush_reschedules)
         self._finishes: Coalescer[tuple[list[str], list[str]], Verdict | BaseException] = Coalescer(
             self._flush_finishes
         )
-        self._pauses: Coalescer[str, float] = Coalescer(self._flush_pauses)
+
+        self.sources = SourceStore(client, self.keys, self.scripts)  # per-source state
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -214,7 +201,9 @@ class RedisStore:
             pipe.zscore(self.keys.source_backlog(w.source), w.id)
         scores = await pipe.execute()
         waiting = [w for w, score in zip(watching, scores, strict=True) if score is not None]
-        paused = {src for src in {w.source for w in waiting} if await self.pause_left(src) > 0}
+        paused = {
+            src for src in {w.source for w in waiting} if await self.sources.pause_left(src) > 0
+        }
         return {w.id: "paused" if w.source in paused else "rate_limited" for w in waiting}
 
     async def get_watch(self, watch_id: str) -> Watch | None:
@@ -337,31 +326,6 @@ class RedisStore:
             delay_s = int(flat[i + 3]) / 1000
             out.append(Claimed(codec.watch_from_doc(flat[i + 2], token), token, delay_s))
         return out
-
-    async def acquire(
-        self, limiter: str, rate: float, burst: int, horizon_s: float, source: str | None = None
-    ) -> float:
-        """A slot for one request outside the claim (limiter: a source name, or
-        "NAME:token"; source: whose 429 pause holds, the limiter by default), at most
-        horizon_s ahead; the seconds to wait before sending. NoSlot when the source is
-        paused or has no slot that soon (nothing is taken)."""
-        verdict, ms = await self._acquire(
-            args=[
-                self.keys.source_prefix(),
-                limiter,
-                rate,
-                burst,
-                to_ms(horizon_s),
-                source or limiter,
-            ]
-        )
-        if verdict != "ok":
-            raise NoSlot(
-                f"no slot of {limiter}'s budget now",
-                retry_after_s=int(ms) / 1000,
-                paused=verdict == "paused",
-            )
-        return int(ms) / 1000
 
     async def reschedule(
         self,
@@ -507,10 +471,6 @@ class RedisStore:
         )
         return [dict(fields) for _, fields in rows]
 
-    # ---------------------------------------------------------------- sources
-    async def pause(self, source: str, seconds: float) -> None:
-        await self._pause(keys=[self.keys.source_pause(source)], args=[max(1, to_ms(seconds))])
-
     async def watch_counts(self) -> dict[str, int]:
         """Watches kept, and those still polled (due, in a backlog, or leased)."""
         pipe = self.client.pipeline(transaction=False)
@@ -527,114 +487,6 @@ class RedisStore:
             "waiting_for_budget": waiting,
             "finished": max(0, int(total) - watching),
         }
-
-    async def pause_left(self, source: str) -> float:
-        """Seconds left in the source's 429 pause (Redis server time), 0 when none; the
-        checks of one moment go in one round trip."""
-        return await self._pauses.call(source)
-
-    async def _flush_pauses(self, sources: list[str]) -> list[float]:
-        pipe: Pipeline = self.client.pipeline(transaction=False)
-        for source in sources:
-            pipe.get(self.keys.source_pause(source))
-        pipe.time()
-        *untils, (secs, micros) = await pipe.execute()
-        now_ms = int(secs) * 1000 + int(micros) // 1000
-        return [0.0 if u is None else max(0.0, (float(u) - now_ms) / 1000) for u in untils]
-
-    async def budget_used(self, source: str, rate: float) -> float | None:
-        """Requests granted fleet-wide in the last full 10 s window (Redis server time),
-        as a share of rate_limit times 10 s; None without a limit."""
-        if rate <= 0:
-            return None
-        secs, _ = await self.client.time()
-        window = int(secs) // 10 - 1
-        sent = await self.client.get(f"{self.keys.source_prefix()}{source}:sent:{window}")
-        return int(sent or 0) / (rate * 10)
-
-    async def set_health(
-        self,
-        source: str,
-        healthy: bool,
-        reason: str | None,
-        now: float,
-        event: Event | None = None,
-        retention_s: float = 86400.0,
-    ) -> bool:
-        """Record a source's health and, when this call changed it, write `event` to the
-        outbox in the same step (source.unhealthy / source.recovered: once per change,
-        fleet-wide). True when this call changed it."""
-        k = self.keys
-        if event is None:  # nothing to announce: an event id that is never written
-            event = NO_EVENT
-        changed = await self._set_health(
-            keys=[k.source_health(source), k.event(event.id), k.events, k.outbox],
-            args=[
-                "1" if healthy else "0",
-                reason or "",
-                now,
-                to_ms(now),
-                to_ms(retention_s),
-                event.id,
-                codec.event_to_json(event),
-                event.type,
-            ],
-        )
-        return bool(changed)
-
-    async def get_health(self, source: str) -> SourceHealth:
-        fields = cast(dict[str, str], await self.client.hgetall(self.keys.source_health(source)))
-        if not fields:
-            return SourceHealth(True, None, None)
-        return SourceHealth(
-            fields.get("healthy") != "0",
-            fields.get("reason") or None,
-            float(fields["since"]) if fields.get("since") else None,
-        )
-
-    # ------------------------------------------------------------------ tokens
-    async def get_token(self, source: str) -> tuple[str, float] | None:
-        """The shared access token and its remaining lifetime in seconds."""
-        pipe = self.client.pipeline(transaction=False)
-        key = self.keys.source_token(source)
-        pipe.get(key)
-        pipe.pttl(key)
-        token, pttl = await pipe.execute()
-        if token is None or int(pttl) <= 0:
-            return None
-        return str(token), int(pttl) / 1000
-
-    async def set_token(self, source: str, token: str, ttl_s: float) -> None:
-        await self.client.set(self.keys.source_token(source), token, px=max(1, to_ms(ttl_s)))
-
-    async def drop_token(self, source: str, token: str) -> bool:
-        """Forget the token only if no other replica has replaced it already."""
-        return bool(
-            await self._delete_if_equals(keys=[self.keys.source_token(source)], args=[token])
-        )
-
-    async def lock_token_refresh(self, source: str, holder: str, ttl_s: float) -> bool:
-        return bool(
-            await self.client.set(
-                self.keys.source_token_lock(source), holder, nx=True, px=to_ms(ttl_s)
-            )
-        )
-
-    async def unlock_token_refresh(self, source: str, holder: str) -> None:
-        await self._delete_if_equals(keys=[self.keys.source_token_lock(source)], args=[holder])
-
-    async def try_lock(self, name: str, holder: str, ttl_s: float) -> bool:
-        """A fleet-wide lease on a chore; True when this holder got it."""
-        return bool(await self.client.set(self.keys.lock(name), holder, nx=True, px=to_ms(ttl_s)))
-
-    async def extend_lock(self, name: str, holder: str, ttl_s: float) -> bool:
-        """Renew the lease on a chore; False when this holder lost it."""
-        return bool(
-            await self._extend_if_equals(keys=[self.keys.lock(name)], args=[holder, to_ms(ttl_s)])
-        )
-
-    async def unlock(self, name: str, holder: str) -> None:
-        await self._delete_if_equals(keys=[self.keys.lock(name)], args=[holder])
 
     # ------------------------------------------------------------------ upkeep
     async def trim(self, now: float, retention_s: float, max_age_s: float) -> None:

@@ -82,7 +82,7 @@ def td_provider(store: RedisStore, clock: FakeClock, http: Any) -> TalkdeskProvi
         client_id="id",
         client_secret="shh",
         http=http,
-        tokens=store,
+        tokens=store.sources,
         clock=clock,
         base_url=TD,
         token_url=f"{TD}/oauth/token",

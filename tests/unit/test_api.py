@@ -146,7 +146,7 @@ async def test_readyz_ignores_upstream_credentials(api) -> None:  # type: ignore
     /v1/status instead, so one bad key does not take every replica out of service."""
     client, store, _ = api
     assert (await client.get("/readyz")).status == 200
-    await store.set_health("td", False, "401 invalid authorization", 0.0)
+    await store.sources.set_health("td", False, "401 invalid authorization", 0.0)
     assert (await client.get("/readyz")).status == 200
     status = await (await client.get("/v1/status", headers=AUTH)).json()
     assert status["sources"]["td"]["healthy"] is False
@@ -164,8 +164,8 @@ async def test_status_counts(api) -> None:  # type: ignore[no-untyped-def]
     client, store, _ = api
     for job in ("a", "b", "c"):
         await client.post("/v1/watches", json={"source": "fs", "job_id": job}, headers=AUTH)
-    await store.set_health("td", False, "401 invalid authorization", 0.0)
-    await store.pause("fs", 30)
+    await store.sources.set_health("td", False, "401 invalid authorization", 0.0)
+    await store.sources.pause("fs", 30)
     body = await (await client.get("/v1/status", headers=AUTH)).json()
     assert body["watches"] == {
         "total": 3,
@@ -331,7 +331,7 @@ async def test_a_watch_waiting_for_budget_says_so(api) -> None:  # type: ignore[
     assert [reasons[i] for i in waiting] == ["rate_limited", "rate_limited"]
     one = await (await client.get(f"/v1/watches/{waiting[0]}", headers=AUTH)).json()
     assert one["poll_reason"] == "rate_limited"
-    await store.pause("fs", 60)  # a 429 arrived: they wait for the pause now
+    await store.sources.pause("fs", 60)  # a 429 arrived: they wait for the pause now
     one = await (await client.get(f"/v1/watches/{waiting[0]}", headers=AUTH)).json()
     assert one["poll_reason"] == "paused"
 

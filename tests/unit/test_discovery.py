@@ -119,7 +119,7 @@ async def test_a_429_on_the_list_pauses_the_source(env) -> None:  # type: ignore
     http.queue(LIST, HttpAnswer(429, b"{}", {"Retry-After": "120"}))
     src.last_run = float("-inf")
     await discovery._look_all()
-    assert await store.pause_left("td") > 100
+    assert await store.sources.pause_left("td") > 100
 
 
 async def test_the_list_takes_its_turn_when_polls_use_the_whole_budget(env) -> None:  # type: ignore[no-untyped-def]
@@ -129,7 +129,7 @@ async def test_the_list_takes_its_turn_when_polls_use_the_whole_budget(env) -> N
     rate, claim_horizon = 20.0, 0.5
     while True:  # what the claim does at full demand
         try:
-            await store.acquire("td", rate, 1, claim_horizon)
+            await store.sources.acquire("td", rate, 1, claim_horizon)
         except NoSlot:
             break
     src.rate_limit = rate
@@ -152,7 +152,7 @@ async def test_a_look_under_way_ends_with_the_bridge(env) -> None:  # type: igno
         raise AssertionError("unreachable")
 
     http.request = hanging
-    await store.set_token("td", "t", 3600)  # no token request first
+    await store.sources.set_token("td", "t", 3600)  # no token request first
     await discovery.tick()
     await asyncio.wait_for(answered.wait(), 5)  # the look is under way, the tick returned
     await discovery.stop(0.1)

@@ -133,7 +133,7 @@ async def test_429_pauses_the_whole_source(poller_env) -> None:  # type: ignore[
     await store.register(WatchKey("fs", "users", "b"), clock.now())
     await run_due(store, clock, poller)
     assert http.count(f"{FS}/v2/users/batch/b") == 0
-    assert 29 < await store.pause_left("fs") <= 30
+    assert 29 < await store.sources.pause_left("fs") <= 30
 
 
 async def test_talkdesk_revoked_token_refreshed_once(poller_env) -> None:  # type: ignore[no-untyped-def]
@@ -158,7 +158,7 @@ async def test_talkdesk_revoked_token_refreshed_once(poller_env) -> None:  # typ
     assert http.count(token_url) == 2
     auths = [h["Authorization"] for _, u, h in http.requests if u == job_url]
     assert auths == ["Bearer old", "Bearer old", "Bearer new"]
-    assert (await store.get_health("td")).healthy
+    assert (await store.sources.get_health("td")).healthy
 
 
 async def test_persistent_401_marks_source_unhealthy(poller_env) -> None:  # type: ignore[no-untyped-def]
@@ -168,7 +168,7 @@ async def test_persistent_401_marks_source_unhealthy(poller_env) -> None:  # typ
     http.queue(f"{TD}/bulk-imports/users/t", HttpAnswer(401, b'{"code":"1001","message":"no"}'))
     watch, _ = await store.register(WatchKey("td", "users", "t"), clock.now())
     await run_due(store, clock, poller)
-    health = await store.get_health("td")
+    health = await store.sources.get_health("td")
     assert not health.healthy and "401" in (health.reason or "")
     stored = await store.get_watch(watch.id)
     assert stored and stored.state is WatchState.WATCHING
@@ -317,7 +317,7 @@ async def test_one_forbidden_job_does_not_flip_the_source(poller_env) -> None:  
         await run_due(store, clock, poller)
         clock.advance(5)
     assert http.count(f"{FS}/v2/users/batch/foreign") >= 5
-    assert (await store.get_health("fs")).healthy
+    assert (await store.sources.get_health("fs")).healthy
     assert [e["type"] for e in await store.read_outbox()] == []
     stored = await store.get_watch(foreign.id)
     assert stored is not None and "403" in (stored.last_error or "")
@@ -330,7 +330,7 @@ async def test_forbidden_for_every_job_marks_the_source(poller_env) -> None:  # 
         http.queue(f"{FS}/v2/users/batch/{job}", HttpAnswer(403, b'{"message":"forbidden"}'))
         await store.register(WatchKey("fs", "users", job), clock.now())
     await run_due(store, clock, poller)
-    health = await store.get_health("fs")
+    health = await store.sources.get_health("fs")
     assert not health.healthy and "403" in (health.reason or "")
 
 
@@ -345,9 +345,9 @@ async def test_a_recovery_is_told_after_another_replica_marked_the_source(poller
     await twin._set_health("fs", False, "401 again")
     http.queue(f"{FS}/v2/users/batch/j", ok(fs_body("PROCESSING")))
     await store.register(WatchKey("fs", "users", "j"), clock.now())
-    poller.fleet_health("fs", (await store.get_health("fs")).healthy)
+    poller.fleet_health("fs", (await store.sources.get_health("fs")).healthy)
     await run_due(store, clock, poller)
-    assert (await store.get_health("fs")).healthy
+    assert (await store.sources.get_health("fs")).healthy
     types = [e["type"] for e in await store.read_outbox()]
     assert types[-1] == "source.recovered"
 
@@ -356,7 +356,7 @@ async def test_a_failed_health_write_is_tried_again(poller_env) -> None:  # type
     """Redis refused the write of 'unhealthy': this process does not believe it was
     written, so the next refusal writes it (and its source.unhealthy event)."""
     store, _clock, _http, poller = poller_env
-    real = store.set_health
+    real = store.sources.set_health
     calls = 0
 
     async def flaky(*args: Any, **kwargs: Any) -> bool:
@@ -366,11 +366,11 @@ async def test_a_failed_health_write_is_tried_again(poller_env) -> None:  # type
             raise ConnectionError("Redis went away")
         return await real(*args, **kwargs)
 
-    store.set_health = flaky
+    store.sources.set_health = flaky
     with pytest.raises(ConnectionError):
         await poller._set_health("fs", False, "401")
     await poller._set_health("fs", False, "401")
-    assert not (await store.get_health("fs")).healthy
+    assert not (await store.sources.get_health("fs")).healthy
     assert [e["type"] for e in await store.read_outbox()] == ["source.unhealthy"]
 
 
@@ -418,7 +418,7 @@ async def test_a_429_on_the_errors_page_pauses_the_source(poller_env) -> None:  
     http.queue(f"{url}/errors", HttpAnswer(429, b"{}", {"Retry-After": "40"}))
     await store.register(WatchKey("fs", "users", "g"), clock.now())
     await run_due(store, clock, poller)
-    assert await store.pause_left("fs") > 30
+    assert await store.sources.pause_left("fs") > 30
 
 
 async def test_a_poll_ends_within_its_lease(prefix: str) -> None:

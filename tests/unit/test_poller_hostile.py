@@ -35,13 +35,13 @@ def talkdesk_answering_401_once(poller: Any, http: Any, rate: float, job: str) -
 def record_acquires(store: Any) -> list[str]:
     """The limiters asked for a slot outside the claim, in order (the store keeps working)."""
     asked: list[str] = []
-    real_acquire = store.acquire
+    real_acquire = store.sources.acquire
 
     async def recording(limiter: str, *args: Any, **kwargs: Any) -> float:
         asked.append(limiter)
         return await real_acquire(limiter, *args, **kwargs)  # type: ignore[no-any-return]
 
-    store.acquire = recording
+    store.sources.acquire = recording
     return asked
 
 
@@ -124,7 +124,7 @@ async def test_a_reserved_slot_is_not_used_once_the_source_is_paused(poller_env)
     http.queue(url, HttpAnswer(200, json.dumps(fs_body("PROCESSING")).encode()))
     watch, _ = await store.register(WatchKey("fs", "users", "later"), clock.now())
     [claimed] = await store.claim(clock.now(), 60, 10)
-    await store.pause("fs", 30)
+    await store.sources.pause("fs", 30)
     verdict = await poller.poll(replace(claimed, delay_s=0.001))
     assert verdict == "ok" and http.count(url) == 0
     stored = await store.get_watch(watch.id)
@@ -174,7 +174,7 @@ async def test_a_401_retry_during_a_pause_is_not_sent(poller_env, rate: float) -
     await poller._sources["td"].provider.auth_headers()  # a token in the cache already
     watch, _ = await store.register(WatchKey("td", "users", "q"), clock.now())
     [claimed] = await store.claim(clock.now(), 60, 10)
-    await store.pause("td", 120)
+    await store.sources.pause("td", 120)
     assert await poller.poll(claimed) == "ok"
     assert http.count(job_url) == 1 and http.count(TOKEN_URL) == 1  # nothing after the 401
     stored = await store.get_watch(watch.id)
@@ -187,7 +187,7 @@ async def test_a_retry_without_a_slot_soon_is_rate_limited(poller_env) -> None: 
     store, clock, http, poller = poller_env
     job_url = talkdesk_answering_401_once(poller, http, 0.1, "r")
     watch, _ = await store.register(WatchKey("td", "users", "r"), clock.now())
-    await store.acquire("td", 0.1, 1, 1.0)  # the only slot of the next 10 s is taken
+    await store.sources.acquire("td", 0.1, 1, 1.0)  # the only slot of the next 10 s is taken
     [claimed] = await store.claim(clock.now(), 60, 10)
     assert await poller.poll(claimed) == "ok"
     assert http.count(job_url) == 1

@@ -198,7 +198,7 @@ async def test_an_unusable_access_token_is_refused() -> None:
         http.queue(url, ok({"access_token": bad, "expires_in": 3600}))
         creds = oauth2.ClientCredentials(
             source=f"s{len(bad)}", token_url=url, client_id="c", client_secret="s", scope=None,
-            http=http, tokens=RedisStore(client, "t"), clock=FakeClock(),
+            http=http, tokens=RedisStore(client, "t").sources, clock=FakeClock(),
         )  # fmt: skip
         with pytest.raises(TransientUpstreamError):
             await creds.token()

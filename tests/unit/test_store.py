@@ -202,8 +202,8 @@ async def test_pause_blocks_the_source(store: RedisStore) -> None:
     """A 429 pause holds back every watch of that source, even with the limiter off."""
     await store.register(WatchKey("td", "users", "a"), NOW)
     await store.register(WatchKey("fs", "users", "b"), NOW)
-    await store.pause("td", 5.0)
-    assert 4.0 < await store.pause_left("td") <= 5.0
+    await store.sources.pause("td", 5.0)
+    assert 4.0 < await store.sources.pause_left("td") <= 5.0
     claimed = await store.claim(NOW, 30, 10, {"td": (0.0, 1), "fs": (0.0, 1)})
     assert [c.watch.source for c in claimed] == ["fs"]
     assert await store.backlogs() == {"td": 1}
@@ -213,7 +213,7 @@ async def test_pause_blocks_the_source(store: RedisStore) -> None:
 async def test_deleting_a_waiting_watch_leaves_no_trace(store: RedisStore) -> None:
     """A watch deleted while it waits in a backlog is gone from the backlog too."""
     watch, _ = await store.register(WatchKey("td", "users", "gone"), NOW)
-    await store.pause("td", 5.0)
+    await store.sources.pause("td", 5.0)
     assert await store.claim(NOW, 30, 10, {"td": (0.0, 1)}) == []
     assert await store.backlogs() == {"td": 1}
     assert await store.delete_watch(watch)
@@ -223,13 +223,13 @@ async def test_deleting_a_waiting_watch_leaves_no_trace(store: RedisStore) -> No
 
 async def test_token_is_shared_and_dropped_only_if_unchanged(store: RedisStore) -> None:
     """A token is dropped only by whoever still sees the same token."""
-    await store.set_token("td", "tok-a", 60)
-    got = await store.get_token("td")
+    await store.sources.set_token("td", "tok-a", 60)
+    got = await store.sources.get_token("td")
     assert got is not None and got[0] == "tok-a" and 59 < got[1] <= 60
-    await store.set_token("td", "tok-b", 60)
-    assert not await store.drop_token("td", "tok-a")
-    assert await store.drop_token("td", "tok-b")
-    assert await store.get_token("td") is None
+    await store.sources.set_token("td", "tok-b", 60)
+    assert not await store.sources.drop_token("td", "tok-a")
+    assert await store.sources.drop_token("td", "tok-b")
+    assert await store.sources.get_token("td") is None
 
 
 async def test_learned_durations_age_by_generations(store: RedisStore) -> None:
@@ -269,7 +269,7 @@ async def test_backlogs_do_not_hold_other_sources_back(store: RedisStore) -> Non
     sources' due watches take turns: a due watch of another source is not starved."""
     for i in range(20):
         await store.register(WatchKey("fs", "users", f"b{i}"), NOW)
-    await store.pause("fs", 1.0)
+    await store.sources.pause("fs", 1.0)
     limits = {"fs": (0.0, 1), "td": (0.0, 1)}
     assert await store.claim(NOW, 30, 10, limits) == []
     assert await store.backlogs() == {"fs": 20}
@@ -308,7 +308,7 @@ async def test_the_rollback_script_empties_the_backlogs(store: RedisStore) -> No
     a version without backlogs finds it."""
     for name in ("a", "b"):
         await store.register(WatchKey("td", "users", name), NOW)
-    await store.pause("td", 5.0)
+    await store.sources.pause("td", 5.0)
     assert await store.claim(NOW, 30, 10, {"td": (0.0, 1)}) == []
     script = (Path(__file__).parents[2] / "deploy" / "rollback-backlogs.lua").read_text()
     assert await store.client.eval(script, 0, store.keys.prefix) == 2

@@ -111,17 +111,17 @@ async def test_tickets_outside_the_claim_share_the_budget(store: RedisStore) -> 
     slots, waits = [], []  # each slot on Redis server time, within the span of its call
     for _ in range(4):
         before = await store.server_time()
-        waits.append(await store.acquire("fs", 4.0, 1, 1.0))
+        waits.append(await store.sources.acquire("fs", 4.0, 1, 1.0))
         after = await store.server_time()
         slots.append((before + waits[-1], after + waits[-1]))
     assert waits[0] == 0  # a fresh limiter: the first slot is now
     for (early_a, late_a), (early_b, late_b) in pairwise(slots):
         assert early_b - late_a - 0.002 <= 0.25 <= late_b - early_a + 0.002  # the rate
     with pytest.raises(NoSlot):
-        await store.acquire("fs", 4.0, 1, 0.5)  # the next slot is about 1 s away
-    await store.pause("td", 30)
+        await store.sources.acquire("fs", 4.0, 1, 0.5)  # the next slot is about 1 s away
+    await store.sources.pause("td", 30)
     with pytest.raises(NoSlot) as info:
-        await store.acquire("td", 4.0, 1, 60.0)
+        await store.sources.acquire("td", 4.0, 1, 60.0)
     assert 29 < info.value.retry_after_s <= 30
     assert await store.client.get(store.keys.source_gcra("td")) is None  # nothing taken
 
@@ -131,13 +131,13 @@ async def test_budget_use_is_counted_per_window(store: RedisStore) -> None:
     for i in range(3):
         await store.register(WatchKey("fs", "users", f"u{i}"), NOW)
     claimed = await store.claim(NOW, 30, 10, {"fs": (100.0, 1)}, horizon_s=1)
-    await store.acquire("fs", 100.0, 1, 1.0)
+    await store.sources.acquire("fs", 100.0, 1, 1.0)
     secs, _ = await store.client.time()
     window = int(secs) // 10
     keys = [f"{store.keys.source_prefix()}fs:sent:{w}" for w in (window - 1, window)]
     counted = sum(int(v or 0) for v in await store.client.mget(keys))  # a window may turn
     assert counted == len(claimed) + 1 == 4
-    assert await store.budget_used("fs", 0) is None
+    assert await store.sources.budget_used("fs", 0) is None
 
 
 async def test_one_sources_backlog_does_not_hold_another_back(store: RedisStore) -> None:
@@ -157,10 +157,10 @@ async def test_one_sources_backlog_does_not_hold_another_back(store: RedisStore)
 
 async def test_token_slots_respect_the_sources_pause(store: RedisStore) -> None:
     """The token limiter has its own budget but the source's 429 pause."""
-    assert await store.acquire("td:token", 0.5, 3, 2.0, source="td") < 0.05
-    await store.pause("td", 30)
+    assert await store.sources.acquire("td:token", 0.5, 3, 2.0, source="td") < 0.05
+    await store.sources.pause("td", 30)
     with pytest.raises(NoSlot) as info:
-        await store.acquire("td:token", 0.5, 3, 2.0, source="td")
+        await store.sources.acquire("td:token", 0.5, 3, 2.0, source="td")
     assert info.value.paused
 
 
@@ -186,7 +186,7 @@ async def test_token_requests_are_budgeted_even_without_a_rate_limit(store: Redi
     the pause: a token request during a 429 pause is not sent."""
     from bridge.app import token_slot
 
-    await store.pause("free", 30)
+    await store.sources.pause("free", 30)
     with pytest.raises(NoSlot) as info:
         await token_slot(store, "free")
     assert info.value.paused
