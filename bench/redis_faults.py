@@ -74,7 +74,7 @@ async def timed(call: Any) -> tuple[float, int]:
 
 async def events_per_job(bridge: Bridge, watch_ids: list[str]) -> list[int]:
     assert bridge.store is not None
-    return [len((await bridge.store.list_events(watch_id=w))[0]) for w in watch_ids]
+    return [len((await bridge.store.events.list_events(watch_id=w))[0]) for w in watch_ids]
 
 
 async def every_job_told(bridge: Bridge, watch_ids: list[str]) -> bool:

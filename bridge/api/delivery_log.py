@@ -88,7 +88,7 @@ async def replay_event(request: web.Request) -> web.Response:
     """Deliver an event again to every subscription that matches it (same webhook-id)."""
     ctx = request.app[CTX]
     store = delivery_store(request)
-    event = await ctx.store.get_event(request.match_info["id"])
+    event = await ctx.store.events.get_event(request.match_info["id"])
     if event is None:
         raise ApiError(404, "event_not_found", "no event with that id")
     subs = await store.list_subscriptions()

@@ -25,7 +25,7 @@ async def list_events(request: web.Request) -> web.Response:
         except UnknownEventType as exc:
             field = [{"name": "type", "description": str(exc)}]
             raise ApiError(400, "invalid_type", str(exc), field) from None
-    events, nxt = await ctx.store.list_events(
+    events, nxt = await ctx.store.events.list_events(
         watch_id=q.get("watch_id") or None, type_=pattern, cursor=cursor, limit=limit
     )
     return web.json_response(
@@ -40,7 +40,7 @@ async def list_event_types(request: web.Request) -> web.Response:
 
 
 async def get_event(request: web.Request) -> web.Response:
-    event = await request.app[CTX].store.get_event(request.match_info["id"])
+    event = await request.app[CTX].store.events.get_event(request.match_info["id"])
     if event is None:
         raise ApiError(404, "event_not_found", "no event with that id")
     return web.json_response(event_view(event))

@@ -90,7 +90,7 @@ async def _next(
 ) -> tuple[list[tuple[str, Event]], str]:
     """Events after the cursor, and the cursor to go on from: past the rows read, also
     those whose event has expired (so a run of them never stalls a consumer)."""
-    return await request.app[CTX].store.feed(after, limit)
+    return await request.app[CTX].store.events.feed(after, limit)
 
 
 @contextlib.contextmanager

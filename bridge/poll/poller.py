@@ -203,7 +203,7 @@ class Poller:
         return (
             stored is not None
             and stored.lease == claimed.token
-            and await self._store.get_event(event.id) is not None
+            and await self._store.events.get_event(event.id) is not None
         )
 
     async def _reschedule(self, claimed: Claimed, *args: Any, **kwargs: Any) -> Verdict:

@@ -23,8 +23,9 @@ from bridge.store.delivery_codec import (
     with_state,
 )
 from bridge.store.keys import Keys
+from bridge.store.paging import Cursor
 from bridge.store.pipelined import ScriptCall, run_scripts_or_raise
-from bridge.store.redis import Cursor, RedisStore
+from bridge.store.redis import RedisStore
 from bridge.store.redis_errors import translated
 from bridge.store.verdicts import Verdict
 

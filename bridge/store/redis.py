@@ -15,11 +15,12 @@ from typing import TypeVar, cast
 import redis.asyncio as aioredis
 
 from bridge.clock import to_ms
-from bridge.event_types import type_matches
 from bridge.model import Event, Watch, WatchKey, WatchState
 from bridge.store import codec, scripts
 from bridge.store.coalescer import Coalescer
 from bridge.store.keys import Keys
+from bridge.store.outbox import EventStore
+from bridge.store.paging import Cursor, IndexPager
 from bridge.store.pipelined import run_scripts
 from bridge.store.redis_errors import translated
 from bridge.store.sources import SourceStore
@@ -35,7 +36,6 @@ _LIST_ROUNDS = 10
 
 
 T = TypeVar("T")
-Cursor = tuple[int, str]
 
 
 @dataclass(frozen=True)
@@ -86,13 +86,14 @@ class RedisStore:
         self._delete = run["delete"]
         self._reschedule_many = run["reschedule_many"]
         self._backlogs = run["backlogs"]
-        self._page = run["page"]
         self._reschedules: Coalescer[list[str], Verdict] = Coalescer(self._flush_reschedules)
         self._finishes: Coalescer[tuple[list[str], list[str]], Verdict | BaseException] = Coalescer(
             self._flush_finishes
         )
 
+        self.pager = IndexPager(client, self.scripts["page"])
         self.sources = SourceStore(client, self.keys, self.scripts)  # per-source state
+        self.events = EventStore(client, self.keys, self.pager)  # events and the outbox
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -235,29 +236,8 @@ class RedisStore:
         load: Callable[[list[str]], Awaitable[list[T | None]]],
         keep: Callable[[T], bool],
     ) -> tuple[list[T], Cursor | None]:
-        """Walk a sorted-set index from the cursor, loading and filtering in batches."""
-        found: list[T] = []
-        after = cursor
-        for _ in range(_LIST_ROUNDS):
-            flat = await self._page(
-                keys=[index],
-                args=[str(after[0]) if after else "", after[1] if after else "", _LIST_BATCH],
-            )
-            rows = [(str(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
-            if not rows:
-                return found, None
-            items = await load([m for m, _ in rows])
-            gone = [m for (m, _), item in zip(rows, items, strict=True) if item is None]
-            if gone:  # expired after retention: drop them from the index
-                await self.client.zrem(index, *gone)
-            for (member, score), item in zip(rows, items, strict=True):
-                after = (score, member)
-                if item is None or not keep(item):
-                    continue
-                found.append(item)
-                if len(found) == limit:
-                    return found, after
-        return found, after
+        """Walk a sorted-set index from the cursor (store/paging.py)."""
+        return await self.pager.page(index, cursor, limit, load, keep)
 
     async def _load_many(self, ids: list[str]) -> list[Watch | None]:
         pipe = self.client.pipeline(transaction=False)
@@ -415,62 +395,6 @@ class RedisStore:
         return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     # ----------------------------------------------------------------- events
-    async def get_event(self, event_id: str) -> Event | None:
-        text = cast(str | None, await self.client.get(self.keys.event(event_id)))
-        return codec.event_from_json(text) if text else None
-
-    async def list_events(
-        self,
-        *,
-        watch_id: str | None = None,
-        type_: str | None = None,
-        cursor: Cursor | None = None,
-        limit: int = 50,
-    ) -> tuple[list[Event], Cursor | None]:
-        index = self.keys.watch_events(watch_id) if watch_id else self.keys.events
-
-        async def load(ids: list[str]) -> list[Event | None]:
-            texts = cast(
-                list[str | None], await self.client.mget([self.keys.event(i) for i in ids])
-            )
-            return [codec.event_from_json(t) if t else None for t in texts]
-
-        def keep(e: Event) -> bool:
-            return type_ is None or type_matches(type_, e.type)
-
-        return await self.paginate(index, cursor, limit, load, keep)
-
-    async def feed(self, after: str, limit: int) -> tuple[list[tuple[str, Event]], str]:
-        """Events written after the outbox id `after`, oldest first, each with its id
-        (the pull feed's cursor), and the id of the last row read: events past their
-        retention are skipped, and the cursor moves past them too."""
-        rows = cast(
-            list[tuple[str, dict[str, str]]],
-            await self.client.xrange(self.keys.outbox, min=f"({after}", count=limit),
-        )
-        if not rows:
-            return [], after
-        texts = cast(
-            list[str | None],
-            await self.client.mget([self.keys.event(fields["event_id"]) for _, fields in rows]),
-        )
-        events = [
-            (stream_id, codec.event_from_json(text))
-            for (stream_id, _), text in zip(rows, texts, strict=True)
-            if text
-        ]
-        return events, rows[-1][0]
-
-    async def outbox_length(self) -> int:
-        return int(await self.client.xlen(self.keys.outbox))
-
-    async def read_outbox(self, count: int = 100) -> list[dict[str, str]]:
-        rows = cast(
-            list[tuple[str, dict[str, str]]],
-            await self.client.xrange(self.keys.outbox, count=count),
-        )
-        return [dict(fields) for _, fields in rows]
-
     async def watch_counts(self) -> dict[str, int]:
         """Watches kept, and those still polled (due, in a backlog, or leased)."""
         pipe = self.client.pipeline(transaction=False)

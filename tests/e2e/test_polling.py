@@ -121,7 +121,7 @@ async def bridge_outbox_len(running) -> int:  # type: ignore[no-untyped-def]
     _, bridge, _ = running
     client = connect(bridge._redis_url)
     try:
-        return await RedisStore(client, bridge.settings.key_prefix).outbox_length()
+        return await RedisStore(client, bridge.settings.key_prefix).events.outbox_length()
     finally:
         await client.aclose()
 

@@ -44,7 +44,7 @@ async def test_continuous_failure_disables_and_keeps_deliveries(deliverer_env: E
     assert await deliverer_env.run_due() == ["ok"]  # the new one is parked at its first claim
     assert await deliverer_env.store.parked_count("sub_a") == 2
     assert len(deliverer_env.sender.sent) == 3
-    events, _ = await deliverer_env.store.store.list_events(type_="subscription.disabled")
+    events, _ = await deliverer_env.store.store.events.list_events(type_="subscription.disabled")
     assert len(events) == 1 and events[0].data["subscription_id"] == "sub_a"
 
     await deliverer_env.store.set_state("sub_a", enabled=True, clear_failing=True)

@@ -45,7 +45,7 @@ async def test_fullstory_job_to_completion(poller_env) -> None:  # type: ignore[
     assert http.count(url) == 2
     stored = await store.get_watch(watch.id)
     assert stored and stored.state is WatchState.TERMINAL and stored.polls == 2
-    [event], _ = await store.list_events(watch_id=watch.id)
+    [event], _ = await store.events.list_events(watch_id=watch.id)
     assert event.type == "import.completed"
     assert event.data["previous_status"] == "PROCESSING"
     assert event.data["counts"]["succeeded"] == 42
@@ -70,7 +70,7 @@ async def test_talkdesk_terminal_statuses(poller_env, status: str, outcome: Outc
     http.queue(f"{TD}/bulk-imports/users/t1", ok(td_body(status, 100)))
     watch, _ = await store.register(WatchKey("td", "users", "t1"), clock.now())
     assert await run_due(store, clock, poller) == ["terminal"]
-    [event], _ = await store.list_events(watch_id=watch.id)
+    [event], _ = await store.events.list_events(watch_id=watch.id)
     assert event.type == outcome.event_type
     _, _, headers = http.requests[-1]
     assert headers["Authorization"] == "Bearer a" and headers["Accept"] == "application/json"
@@ -88,7 +88,7 @@ async def test_not_found_after_three_polls(poller_env) -> None:  # type: ignore[
     assert verdicts == ["ok", "ok", "terminal"]
     stored = await store.get_watch(watch.id)
     assert stored and stored.state is WatchState.NOT_FOUND
-    [event], _ = await store.list_events(watch_id=watch.id)
+    [event], _ = await store.events.list_events(watch_id=watch.id)
     assert event.type == "import.not_found"
 
 
@@ -99,7 +99,7 @@ async def test_max_age_expires_without_polling(poller_env) -> None:  # type: ign
     clock.advance(3600)
     assert await run_due(store, clock, poller) == ["terminal"]
     assert http.requests == []
-    [event], _ = await store.list_events(watch_id=watch.id)
+    [event], _ = await store.events.list_events(watch_id=watch.id)
     assert event.type == "import.expired"
 
 
@@ -292,9 +292,9 @@ async def test_a_source_event_once_per_change_fleet_wide(poller_env) -> None:  #
     clock.advance(10)
     await twin._set_health("fs", True, None)
     await poller._set_health("fs", True, None)
-    types = [entry["type"] for entry in await store.read_outbox()]
+    types = [entry["type"] for entry in await store.events.read_outbox()]
     assert types == ["source.unhealthy", "source.recovered"]
-    event = await store.get_event((await store.read_outbox())[0]["event_id"])
+    event = await store.events.get_event((await store.events.read_outbox())[0]["event_id"])
     assert event is not None
     assert event.data == {
         "source": "fs",
@@ -318,7 +318,7 @@ async def test_one_forbidden_job_does_not_flip_the_source(poller_env) -> None:  
         clock.advance(5)
     assert http.count(f"{FS}/v2/users/batch/foreign") >= 5
     assert (await store.sources.get_health("fs")).healthy
-    assert [e["type"] for e in await store.read_outbox()] == []
+    assert [e["type"] for e in await store.events.read_outbox()] == []
     stored = await store.get_watch(foreign.id)
     assert stored is not None and "403" in (stored.last_error or "")
 
@@ -348,7 +348,7 @@ async def test_a_recovery_is_told_after_another_replica_marked_the_source(poller
     poller.fleet_health("fs", (await store.sources.get_health("fs")).healthy)
     await run_due(store, clock, poller)
     assert (await store.sources.get_health("fs")).healthy
-    types = [e["type"] for e in await store.read_outbox()]
+    types = [e["type"] for e in await store.events.read_outbox()]
     assert types[-1] == "source.recovered"
 
 
@@ -371,7 +371,7 @@ async def test_a_failed_health_write_is_tried_again(poller_env) -> None:  # type
         await poller._set_health("fs", False, "401")
     await poller._set_health("fs", False, "401")
     assert not (await store.sources.get_health("fs")).healthy
-    assert [e["type"] for e in await store.read_outbox()] == ["source.unhealthy"]
+    assert [e["type"] for e in await store.events.read_outbox()] == ["source.unhealthy"]
 
 
 def with_errors_sample(poller: Poller) -> None:
@@ -379,8 +379,8 @@ def with_errors_sample(poller: Poller) -> None:
 
 
 async def the_event(store: RedisStore) -> dict[str, Any]:
-    [entry] = await store.read_outbox()
-    event = await store.get_event(entry["event_id"])
+    [entry] = await store.events.read_outbox()
+    event = await store.events.get_event(entry["event_id"])
     assert event is not None
     return {"type": event.type, **event.data}
 
@@ -399,7 +399,7 @@ async def test_errors_sample_keeps_the_previous_status_and_beats_max_age(poller_
     await run_due(store, clock, poller)  # PROCESSING
     clock.advance(3590)
     await run_due(store, clock, poller)  # FAILED, errors not ready
-    assert await store.read_outbox() == []
+    assert await store.events.read_outbox() == []
     clock.advance(20)  # past max_age (3600 s)
     await run_due(store, clock, poller)
     event = await the_event(store)
@@ -481,7 +481,7 @@ async def test_a_huge_job_body_is_not_carried_by_its_event(poller_env) -> None: 
     event = await the_event(store)
     assert event["job"]["omitted"] == "too_large" and event["job"]["bytes"] > 900_000
     assert event["counts"]["succeeded"] == 42  # what was read from it is kept
-    [entry] = await store.read_outbox()
+    [entry] = await store.events.read_outbox()
     stored = await store.client.get(store.keys.event(entry["event_id"]))
     assert len(stored) < poller._settings.max_job_bytes
     assert any(line["event"] == "event_job_omitted" for line in logs)
@@ -537,5 +537,5 @@ async def test_a_terminal_write_whose_answer_was_lost_still_counts(poller_env) -
     claimed = swap(claimed, held_until=time.monotonic() + 30)
     assert await poller.poll(claimed) == "terminal"
     assert len(tries) == 2 and woken == [1]
-    assert len(await store.read_outbox()) == 1
+    assert len(await store.events.read_outbox()) == 1
     assert poller._metrics.events.labels("import.completed")._value.get() == 1

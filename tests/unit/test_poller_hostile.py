@@ -68,7 +68,7 @@ async def test_deeply_nested_completed_job_still_gets_its_event(poller_env) -> N
     http.queue(url, HttpAnswer(200, raw))
     watch, _ = await store.register(WatchKey("fs", "users", "deep"), clock.now())
     assert await run_due(store, clock, poller) == ["terminal"]
-    [event], _ = await store.list_events(watch_id=watch.id)
+    [event], _ = await store.events.list_events(watch_id=watch.id)
     assert event.type == "import.completed" and event.data["counts"]["succeeded"] == 7
 
 
@@ -322,7 +322,7 @@ async def test_a_hanging_upstream_holds_only_its_share_of_the_workers(prefix: st
 
         async def talkdesk_told() -> None:
             while True:
-                events, _ = await store.list_events()
+                events, _ = await store.events.list_events()
                 if sum(e.data["source"] == "td" for e in events) == 2:
                     return
                 poller.wake()  # what the ticker does

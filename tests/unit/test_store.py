@@ -108,14 +108,14 @@ async def test_finish_writes_state_and_outbox_once(store: RedisStore) -> None:
     assert await store.finish(c, watch, event, retention_s=3600) == "terminal"
     # A retried script call (same token) and a stale replica both change nothing.
     assert await store.finish(c, watch, event, retention_s=3600) == "finished"
-    assert await store.outbox_length() == 1
+    assert await store.events.outbox_length() == 1
     stored = await store.get_watch(c.watch.id)
     assert stored is not None and stored.state is WatchState.TERMINAL
     assert stored.outcome is Outcome.COMPLETED
     assert await store.claim(NOW + 3600, 30, 10) == []
-    events, _ = await store.list_events(watch_id=c.watch.id)
+    events, _ = await store.events.list_events(watch_id=c.watch.id)
     assert [e.id for e in events] == [event.id]
-    assert (await store.read_outbox())[0]["event_id"] == event.id
+    assert (await store.events.read_outbox())[0]["event_id"] == event.id
 
 
 async def test_terminal_data_expires_after_retention(store: RedisStore) -> None:
