@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bridge.event_types import type_matches
@@ -195,6 +195,48 @@ class Delivery:
     failures: int = 0
     next_attempt_at: float | None = None
     lease: int = 0
+
+    # The transitions of a delivery, written once (the deliverer decides which).
+    def succeeded(self, attempt: Attempt) -> Delivery:
+        return replace(
+            self,
+            status=DeliveryStatus.SUCCEEDED,
+            attempts=(*self.attempts, attempt),
+            next_attempt_at=None,
+        )
+
+    def failed(self, attempt: Attempt, retry_at: float) -> Delivery:
+        """A failed attempt; the next one at retry_at."""
+        return replace(
+            self,
+            status=DeliveryStatus.FAILED,
+            attempts=(*self.attempts, attempt),
+            failures=self.failures + 1,
+            next_attempt_at=retry_at,
+        )
+
+    def dead(self, attempt: Attempt) -> Delivery:
+        """A failed attempt, and no more: dead-lettered (kept, listable, retryable)."""
+        return replace(
+            self,
+            status=DeliveryStatus.DEAD,
+            attempts=(*self.attempts, attempt),
+            failures=self.failures + 1,
+            next_attempt_at=None,
+        )
+
+    def given_up(self, now: float, why: str) -> Delivery:
+        """Dead without an attempt: nothing left to deliver, or nobody to deliver to."""
+        return replace(
+            self,
+            status=DeliveryStatus.DEAD,
+            attempts=(*self.attempts, Attempt(now, None, 0.0, why)),
+            next_attempt_at=None,
+        )
+
+    def later(self, at: float) -> Delivery:
+        """Not attempted now: due again at `at`."""
+        return replace(self, next_attempt_at=at)
 
 
 class Role(enum.StrEnum):

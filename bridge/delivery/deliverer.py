@@ -189,8 +189,7 @@ class Deliverer:
 
     async def _hand_back(self, claimed: ClaimedDelivery) -> None:
         """Claimed, never attempted: due again now, for any replica."""
-        d = claimed.delivery
-        later = replace(d, next_attempt_at=self._clock.now())
+        later = claimed.delivery.later(self._clock.now())
         await self._store.record(claimed, later, self._settings.retention)
 
     def forget_subscriptions(self) -> None:
@@ -272,14 +271,10 @@ class Deliverer:
             d.subscription_id
         )
         if sub is None:
-            dead = replace(
-                d,
-                status=DeliveryStatus.DEAD,
-                next_attempt_at=None,
-                attempts=(*d.attempts, Attempt(now, None, 0.0, "subscription deleted")),
-            )
             self._metrics.dead.inc()
-            return await self._store.record(claimed, dead, retention)
+            return await self._store.record(
+                claimed, d.given_up(now, "subscription deleted"), retention
+            )
         if not sub.enabled:  # the cache may be a tick old: ask Redis before parking
             sub = await self._store.get_subscription(d.subscription_id) or sub
             self._subs[sub.id] = sub
@@ -287,14 +282,8 @@ class Deliverer:
             return await self._store.record(claimed, d, retention, park=True)
         event = claimed.event
         if event is None:
-            dead = replace(
-                d,
-                status=DeliveryStatus.DEAD,
-                next_attempt_at=None,
-                attempts=(*d.attempts, Attempt(now, None, 0.0, "event expired")),
-            )
             self._metrics.dead.inc()
-            return await self._store.record(claimed, dead, retention)
+            return await self._store.record(claimed, d.given_up(now, "event expired"), retention)
 
         body = formats.render(formats.Format(sub.format), event)
         headers = sendable(sub.headers)
@@ -313,7 +302,7 @@ class Deliverer:
                 return Verdict.HANDED_BACK
             # At its cap with enough waiters already: look again in about one timeout,
             # not every few hundred milliseconds (that only loads Redis).
-            later = replace(d, next_attempt_at=now + self._settings.timeout * (0.5 + self._rand()))
+            later = d.later(now + self._settings.timeout * (0.5 + self._rand()))
             return await self._store.record(claimed, later, retention)
         try:
             if self._stopping:  # shutting down: no request starts now
@@ -338,7 +327,6 @@ class Deliverer:
             rand=self._rand(),
         )
         self._outcomes[decision.verdict].inc()
-        attempts = (*d.attempts, attempt)
         log_ctx = {
             "delivery_id": d.id,
             "subscription_id": sub.id,
@@ -351,44 +339,22 @@ class Deliverer:
             if sub.failing_since is not None:
                 await self._store.set_state(sub.id, clear_failing=True)
                 self._subs[sub.id] = replace(sub, failing_since=None)
-            ok = replace(
-                d, status=DeliveryStatus.SUCCEEDED, attempts=attempts, next_attempt_at=None
-            )
-            return await self._store.record(claimed, ok, retention)
+            return await self._store.record(claimed, d.succeeded(attempt), retention)
         if decision.verdict is policy.Verdict.GONE:
             log.warning("subscription_gone", **log_ctx)
             await self.disable(sub, "the receiver answered 410 Gone", done)
-            kept = replace(
-                d,
-                status=DeliveryStatus.FAILED,
-                attempts=attempts,
-                failures=d.failures + 1,
-                next_attempt_at=done,
-            )
+            kept = d.failed(attempt, retry_at=done)  # parked until enabled again
             return await self._store.record(claimed, kept, retention, park=True)
         if decision.verdict is policy.Verdict.DEAD:
             log.warning("delivery_dead", **log_ctx)
             self._metrics.dead.inc()
-            dead = replace(
-                d,
-                status=DeliveryStatus.DEAD,
-                attempts=attempts,
-                failures=d.failures + 1,
-                next_attempt_at=None,
-            )
-            return await self._store.record(claimed, dead, retention)
+            return await self._store.record(claimed, d.dead(attempt), retention)
         log.info("delivery_failed", **log_ctx)
         failing_since = sub.failing_since
         if failing_since is None:
             failing_since = await self._store.mark_failing(sub.id, done)
             self._subs[sub.id] = sub = replace(sub, failing_since=failing_since)
-        retry = replace(
-            d,
-            status=DeliveryStatus.FAILED,
-            attempts=attempts,
-            failures=d.failures + 1,
-            next_attempt_at=done + (decision.delay_s or 0),
-        )
+        retry = d.failed(attempt, retry_at=done + (decision.delay_s or 0))
         if done - failing_since >= self._settings.disable_after:
             await self.disable(sub, "failing continuously", done)
             return await self._store.record(claimed, retry, retention, park=True)
