@@ -40,7 +40,19 @@ class NoSlot(BridgeError):
 
 
 class StoreError(BridgeError):
-    """Redis answered with an error the bridge did not foresee (a bug, logged)."""
+    """Redis answered with an error the bridge did not foresee (a bug, logged).
+    `cause_name` names the client library's own error (ConnectionError, TimeoutError,
+    OutOfMemoryError…): what an operator reads in logs and /readyz."""
+
+    def __init__(self, message: str, *, cause_name: str | None = None) -> None:
+        super().__init__(message)
+        self.cause_name = cause_name or type(self).__name__
+
+
+def failure_name(exc: BaseException) -> str:
+    """The name to show for a failure: a store error by what Redis or the connection
+    said, anything else by its class."""
+    return exc.cause_name if isinstance(exc, StoreError) else type(exc).__name__
 
 
 class StoreOutage(StoreError):

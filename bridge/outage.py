@@ -15,7 +15,7 @@ import time
 
 import structlog
 
-from bridge.errors import StoreRefusesWrites, StoreUnavailable
+from bridge.errors import StoreRefusesWrites, StoreUnavailable, failure_name
 from bridge.metrics import Metrics
 from bridge.store.connection import COMMAND_TIMEOUT_S
 
@@ -52,7 +52,7 @@ class OutageLog:
                 return  # a call of the outage that just ended
             self.down_since = time.monotonic()
             log.warning(
-                "redis_unavailable", where=where, error=type(exc).__name__, detail=_short(exc)
+                "redis_unavailable", where=where, error=failure_name(exc), detail=_short(exc)
             )
             if self._metrics:
                 self._metrics.redis_up.set(0)

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.api.context import CTX
+from bridge.errors import failure_name
 
 READY_WITHIN_S = 1.5  # /readyz answers 503 this soon when Redis does not answer
 
@@ -26,7 +27,7 @@ async def readyz(request: web.Request) -> web.Response:
         async with asyncio.timeout(READY_WITHIN_S):
             await ctx.store.ping()
     except Exception as exc:  # any failure to reach Redis means not ready
-        checks["redis"] = f"unreachable: {type(exc).__name__}"
+        checks["redis"] = f"unreachable: {failure_name(exc)}"
         return web.json_response({"status": "unavailable", "checks": checks}, status=503)
     checks.update(ctx.readiness())
     checks["redis"] = "ok"

@@ -108,7 +108,7 @@ class WebhookSender:
                 time.perf_counter() - started,
                 error=f"connection failed: {type(exc).__name__}",
             )
-        except OSError as exc:  # the guarded resolver refusing every address lands here
+        except OSError as exc:  # a socket failure aiohttp did not wrap
             return SendResult(None, time.perf_counter() - started, error=str(exc)[:200])
         except (ValueError, TypeError) as exc:  # aiohttp refusing a header or URL it cannot send
             return SendResult(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import structlog
 
 from bridge.clock import Clock
-from bridge.errors import NoSlot, RateLimitedError, UpstreamError
+from bridge.errors import NoSlot, RateLimitedError, UpstreamError, failure_name
 from bridge.job_ids import usable_job_id
 from bridge.metrics import Metrics
 from bridge.model import WatchKey
@@ -115,11 +115,11 @@ class Discovery:
                 try:
                     await self._store.sources.pause(src.name, exc.retry_after_s)
                 except Exception as failed:  # Redis away: the next 429 pauses it again
-                    log.warning("discovery_failed", source=src.name, error=type(failed).__name__)
+                    log.warning("discovery_failed", source=src.name, error=failure_name(failed))
             except (UpstreamError, NoSlot) as exc:
                 log.info("discovery_stopped", source=src.name, error=str(exc))
             except Exception as exc:  # Redis away, an answer nobody foresaw: a line
-                log.warning("discovery_failed", source=src.name, error=type(exc).__name__)
+                log.warning("discovery_failed", source=src.name, error=failure_name(exc))
 
     async def discover(self, src: DiscoveredSource) -> int:
         """One look at the list; returns the watches it added."""

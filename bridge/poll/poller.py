@@ -23,6 +23,7 @@ from bridge.errors import (
     RateLimitedError,
     StoreOutage,
     TransientUpstreamError,
+    failure_name,
 )
 from bridge.events import job_omitted, outcome_event, source_event
 from bridge.metrics import Metrics
@@ -308,7 +309,7 @@ class Poller:
                 later = self._clock.now() + self._settings.min_interval
                 return await self._reschedule(claimed, watch, later, keep_priority=True)
             self._count(source, "error", started)
-            error = f"unexpected answer: {type(exc).__name__}"
+            error = f"unexpected answer: {failure_name(exc)}"
             log.warning("poll_failed", watch_id=watch.id, source=source.name, error=error)
             return await self._retry_later(claimed, self._polled(watch, now), error)
         self._count(source, "ok", started)

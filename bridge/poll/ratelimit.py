@@ -1,6 +1,6 @@
 """Generic cell rate algorithm (GCRA): the pure form of the fleet-wide limiter.
 
-The limiter that runs is the Lua twin of `reserve` in store/scripts.py (it uses Redis
+The limiter that runs is the Lua twin of `reserve` in store/lua/permit.lua (it uses Redis
 server time so that every replica agrees); this function is its specification, what
 the property tests check (over any window of W seconds at most rate·W + burst requests
 are allowed), and a test runs both on the same inputs and compares their answers.
@@ -36,7 +36,7 @@ def reserve(
     """A slot for one request at most horizon_ms ahead: the claim hands out slots for
     the next moments so that a source's whole budget is used, not one burst per tick.
     The slots handed out obey the GCRA bound: over any window of W seconds at
-    most rate·W + burst of them. Pure; the Lua twin is `reserve` in store/scripts.py."""
+    most rate·W + burst of them. Pure; the Lua twin is `reserve` in store/lua/permit.lua."""
     if rate_per_s <= 0 or not math.isfinite(rate_per_s):
         return Reservation(True, tat_ms or now_ms, 0.0)
     interval = 1000.0 / rate_per_s  # the emission interval, ms

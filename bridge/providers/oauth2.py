@@ -35,7 +35,7 @@ class _Token(BaseModel):
 
 
 class TokenCache(Protocol):
-    """The shared token store (implemented by RedisStore)."""
+    """The shared token store (implemented by SourceStore)."""
 
     async def get_token(self, source: str) -> tuple[str, float] | None: ...
     async def set_token(self, source: str, token: str, ttl_s: float) -> None: ...

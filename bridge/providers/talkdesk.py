@@ -33,7 +33,7 @@ ID_HOSTS = {"us": "talkdeskid.com", "eu": "talkdeskid.eu", "ca": "talkdeskidca.c
 SCOPE = "bulk-imports:read"
 
 
-class TalkdeskSource(SourceBase, DiscoveryFields):
+class _TalkdeskFields(SourceBase):
     provider: Literal["talkdesk"]
     account: str = Field(min_length=1, pattern=r"^[A-Za-z0-9-]+$")
     client_id: str = Field(min_length=1)
@@ -42,13 +42,17 @@ class TalkdeskSource(SourceBase, DiscoveryFields):
     token_url: str | None = None
 
     @model_validator(mode="after")
-    def _check_token_url(self) -> TalkdeskSource:
+    def _check_token_url(self) -> _TalkdeskFields:
         if self.token_url is not None:
             try:
                 check_http_url(self.token_url)
             except ValueError as exc:
                 raise ValueError(f"token_url: {exc}") from None
         return self
+
+
+class TalkdeskSource(DiscoveryFields, _TalkdeskFields):
+    """A Talkdesk account; its own fields first, then discovery's (config check)."""
 
 
 STATUS_OUTCOMES: dict[str, Outcome | None] = {

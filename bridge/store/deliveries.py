@@ -93,7 +93,7 @@ class DeliveryStore:
         self._unpark = run["delivery_unpark"]
         self._emit = run["delivery_emit"]
         self._mark_failing = run["delivery_mark_failing"]
-        self._records: Coalescer[list[Any], str] = Coalescer(self._flush_records)
+        self._records: Coalescer[list[Any], Verdict] = Coalescer(self._flush_records)
 
     # ---------------------------------------------------------- subscriptions
     async def save_subscription(self, sub: Subscription) -> None:

@@ -1,6 +1,6 @@
 """Learned job durations in Redis: shared by every replica, bounded, ageing.
 
-Per source and kind, two hashes of at most poll/durations.BUCKETS counters each (two
+Per source and kind, two hashes of at most poll/duration_policy.BUCKETS counters each (two
 generations of GENERATION jobs); a histogram nobody updates for IDLE_S is dropped.
 Replicas read them through a short local cache: the policy needs the shape, not the
 last job.

@@ -90,7 +90,7 @@ class Keys:
 
     def durations(self, source: str, kind: str, generation: str) -> str:
         """Hash: learned job durations of a source and kind, bucket → jobs, plus `n`;
-        generation `current` or `previous` (poll/durations.py, store/durations.py)."""
+        generation `current` or `previous` (poll/duration_policy.py, store/durations.py)."""
         return f"{self._p}:durations:{source}:{kind}:{generation}"
 
     def ui_session(self, session_id: str) -> str:

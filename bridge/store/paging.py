@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from bridge.store.redis_errors import translated
+
 T = TypeVar("T")
 Cursor = tuple[int, str]
 
@@ -14,6 +16,7 @@ _LIST_BATCH = 200
 _LIST_ROUNDS = 10
 
 
+@translated
 class IndexPager:
     def __init__(self, client: Any, page_script: Any) -> None:
         self.client = client

@@ -1,7 +1,7 @@
-"""The Redis store: every read and write of shared state, behind one class.
-
-redis-py enters here and nowhere else. Times passed in are unix seconds from the
-caller's Clock; the rate limiter alone uses Redis server time (see lua/acquire.lua).
+"""The watch store: registering, claiming, rescheduling and finishing watches, on the
+connection every store shares (with `sources`, per-source state, and `events`, events
+and the outbox, built on it). Times passed in are unix seconds from the caller's
+Clock; the limiter, pauses and leases compare on Redis server time (lua/permit.lua).
 """
 
 from __future__ import annotations
@@ -29,10 +29,6 @@ from bridge.store.verdicts import Verdict
 # Under contention a new watch goes before those overdue by less than this (its first
 # poll is the one most worth making); nobody waits behind new ones longer than this.
 NEW_WATCH_HEAD_START_S = 300.0  # the default poll.max_interval
-
-# Watches read per round when filtering a list, and rounds per page at most.
-_LIST_BATCH = 200
-_LIST_ROUNDS = 10
 
 
 T = TypeVar("T")

@@ -36,12 +36,14 @@ def refuses_writes(exc: BaseException) -> bool:
 
 
 def store_error(exc: RedisError) -> StoreError:
-    detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    """The bridge's error for redis-py's, keeping its message and its class's name."""
+    name = type(exc).__name__
+    detail = str(exc).splitlines()[0][:200] if str(exc) else name
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-        return StoreUnavailable(f"{type(exc).__name__}: {detail}")
+        return StoreUnavailable(detail, cause_name=name)
     if refuses_writes(exc):
-        return StoreRefusesWrites(detail)
-    return StoreError(f"{type(exc).__name__}: {detail}")
+        return StoreRefusesWrites(detail, cause_name=name)
+    return StoreError(detail, cause_name=name)
 
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])

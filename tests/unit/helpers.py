@@ -21,6 +21,7 @@ from bridge.providers.http import HttpAnswer
 from bridge.providers.talkdesk import TalkdeskProvider
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.redis import RedisStore
+from bridge.store.verdicts import Verdict
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -102,8 +103,8 @@ def twin_of(poller: Poller) -> Poller:
     )
 
 
-async def run_due(store: RedisStore, clock: FakeClock, poller: Poller) -> list[str]:
-    verdicts = []
+async def run_due(store: RedisStore, clock: FakeClock, poller: Poller) -> list[Verdict]:
+    verdicts: list[Verdict] = []
     for claimed in await store.claim(clock.now(), 60, 100, poller._rate_limits):
         verdicts.append(await poller.poll(claimed))
     return verdicts

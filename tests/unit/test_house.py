@@ -214,3 +214,25 @@ def test_every_lua_script_is_headed_by_its_interface() -> None:
             header.append(line.lower())
         text = " ".join(header)
         assert all(word in text for word in ("keys", "argv", "return")), name
+
+
+def test_every_store_coroutine_speaks_the_bridges_errors() -> None:
+    """Every public coroutine of every class in bridge/store/ is wrapped by the one
+    edge that turns redis-py's exceptions into the bridge's (store/redis_errors.py)."""
+    import importlib
+    import inspect
+
+    unwrapped = []
+    for path in (PACKAGE / "store").glob("*.py"):
+        module = importlib.import_module(module_name(path))
+        for cls_name, cls in vars(module).items():
+            if not inspect.isclass(cls) or cls.__module__ != module.__name__:
+                continue
+            if cls_name == "Coalescer":  # a batching tool, run inside wrapped methods only
+                continue
+            for name, member in vars(cls).items():
+                if name.startswith("_") or not inspect.iscoroutinefunction(member):
+                    continue
+                if not hasattr(member, "__wrapped__"):
+                    unwrapped.append(f"{module.__name__}.{cls_name}.{name}")
+    assert unwrapped == []

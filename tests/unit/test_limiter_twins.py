@@ -1,4 +1,4 @@
-"""The limiter that runs (Lua, in store/scripts.py) and its specification
+"""The limiter that runs (Lua, in store/lua/permit.lua) and its specification
 (poll/ratelimit.reserve) answer alike: the Lua function runs in an embedded Lua (the
 interpreter fakeredis uses) with a dictionary for Redis, on the same clock readings."""
 
