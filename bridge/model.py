@@ -124,6 +124,43 @@ class Watch:
     # The last polls, newest last: (time, why it was made, what it found)
     timeline: tuple[tuple[float, str, str], ...] = ()
 
+    # The transitions of a watch, written once (the poller decides which). A poll makes
+    # one copy of the watch: dataclasses.replace is not cheap on the hot path.
+    def polled(self, now: float, found: str, **changes: Any) -> Watch:
+        """One more poll, noted in the timeline (why it was made, what it found), with
+        whatever else it changed."""
+        entry = (now, self.poll_reason or "new", found[:80])
+        timeline = (*self.timeline, entry)[-TIMELINE_LENGTH:]
+        return replace(self, polls=self.polls + 1, last_polled_at=now, timeline=timeline, **changes)
+
+    def answered(self, now: float, snap: JobSnapshot, **changes: Any) -> Watch:
+        """A good answer: its status, counts and body; the error counters cleared."""
+        return self.polled(
+            now,
+            snap.status,
+            status=snap.status,
+            counts=snap.counts,
+            errors=0,
+            not_found=0,
+            last_error=None,
+            snapshot=snap.raw,
+            **changes,
+        )
+
+    def failed(self, error: str) -> Watch:
+        """A poll that yielded no answer: backed off."""
+        return replace(self, errors=self.errors + 1, last_error=error[:300], poll_reason="backoff")
+
+    def missing(self, error: str) -> Watch:
+        """A poll the upstream answered 404: confirmed after several."""
+        return replace(self, not_found=self.not_found + 1, last_error=error, poll_reason="backoff")
+
+    def ended(self, outcome: Outcome, now: float) -> Watch:
+        return replace(self, state=state_for(outcome), outcome=outcome, terminal_at=now)
+
+
+TIMELINE_LENGTH = 20  # polls a watch's timeline keeps, the newest
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

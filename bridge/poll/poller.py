@@ -27,7 +27,7 @@ from bridge.errors import (
 )
 from bridge.events import job_omitted, outcome_event, source_event
 from bridge.metrics import Metrics
-from bridge.model import Event, JobSnapshot, Outcome, Watch, state_for
+from bridge.model import Event, JobSnapshot, Outcome, Watch
 from bridge.outage import OutageLog
 from bridge.poll import backoff, health, priority
 from bridge.poll.duration_policy import learned_interval
@@ -270,12 +270,12 @@ class Poller:
             exc_text = f"the poll took longer than {self._poll_budget_s:g} s (poll.lease allows)"
             self._count(source, "error", started)
             log.info("poll_failed", watch_id=watch.id, source=source.name, error=exc_text)
-            return await self._retry_later(claimed, self._polled(watch, now), exc_text)
+            return await self._retry_later(claimed, watch.polled(now, "error"), exc_text)
         except NoSlot as exc:  # not sent: paused meanwhile, or no slot for the retry soon
             updated = watch
             if sent:  # the first request did go out (and got a 401): it counts
                 self._count(source, "auth_error", started)
-                updated = self._polled(watch, now)
+                updated = watch.polled(now, "error")
             reason = "paused" if exc.paused else "rate_limited"
             next_at = self._clock.now() + exc.retry_after_s
             next_at += self._rand() * self._settings.min_interval
@@ -286,9 +286,9 @@ class Poller:
                 keep_priority=not sent,  # not polled: it keeps its place
             )
         except RateLimitedError as exc:
-            return await self._rate_limited(claimed, self._polled(watch, now), source, exc)
+            return await self._rate_limited(claimed, watch.polled(now, "error"), source, exc)
         except NotFoundError as exc:
-            return await self._not_found(claimed, self._polled(watch, now), source, str(exc))
+            return await self._not_found(claimed, watch.polled(now, "error"), source, str(exc))
         except AuthError as exc:
             self._count(source, "auth_error", started)
             refusals = self._refusals.get(source.name, health.Refusals())
@@ -298,11 +298,11 @@ class Poller:
             self._refusals[source.name] = refusals
             if unhealthy:
                 await self._set_health(source.name, False, str(exc))
-            return await self._retry_later(claimed, self._polled(watch, now), str(exc))
+            return await self._retry_later(claimed, watch.polled(now, "error"), str(exc))
         except TransientUpstreamError as exc:
             self._count(source, "error", started)
             log.info("poll_failed", watch_id=watch.id, source=source.name, error=str(exc))
-            return await self._retry_later(claimed, self._polled(watch, now), str(exc))
+            return await self._retry_later(claimed, watch.polled(now, "error"), str(exc))
         except Exception as exc:  # an answer nobody foresaw: an error, never silence
             if isinstance(exc, StoreOutage):  # the token cache is in Redis, not upstream
                 self._outage.failed("poller", exc)
@@ -311,7 +311,7 @@ class Poller:
             self._count(source, "error", started)
             error = f"unexpected answer: {failure_name(exc)}"
             log.warning("poll_failed", watch_id=watch.id, source=source.name, error=error)
-            return await self._retry_later(claimed, self._polled(watch, now), error)
+            return await self._retry_later(claimed, watch.polled(now, "error"), error)
         self._count(source, "ok", started)
         self._refusals.pop(source.name, None)
         try:
@@ -321,15 +321,6 @@ class Poller:
                 raise
             self._outage.failed("poller", exc)
         return await self._record(claimed, snapshot, now)
-
-    @staticmethod
-    def _polled(watch: Watch, now: float, result: str = "error") -> Watch:
-        return replace(
-            watch,
-            polls=watch.polls + 1,
-            last_polled_at=now,
-            timeline=noted(watch, now, result),
-        )
 
     async def _record(self, claimed: Claimed, snap: JobSnapshot, now: float) -> Verdict:
         """A good answer: finish the watch, or save it and pick the next poll time."""
@@ -347,11 +338,9 @@ class Poller:
             if sample is None:  # still being prepared: look again soon, not for ever
                 since = w.waiting_since if w.waiting_since is not None else now
                 if now - since < ERRORS_WAIT_S:
-                    waiting = replace(  # the status stays: the event's previous_status
-                        w,
-                        polls=w.polls + 1,
-                        timeline=noted(w, now, f"{snap.status}, errors not ready"),
-                        last_polled_at=now,
+                    waiting = w.polled(  # the status stays: the event's previous_status
+                        now,
+                        f"{snap.status}, errors not ready",
                         counts=snap.counts,
                         snapshot=snap.raw,
                         waiting_since=since,
@@ -363,18 +352,7 @@ class Poller:
                 sample = {"unavailable": f"not ready after {ERRORS_WAIT_S:g} s"}
             extra = {"errors_sample": sample}
         if snap.outcome is not None:
-            updated = replace(
-                w,
-                polls=w.polls + 1,
-                timeline=noted(w, now, snap.status),
-                last_polled_at=now,
-                status=snap.status,
-                counts=snap.counts,
-                errors=0,
-                not_found=0,
-                last_error=None,
-                snapshot=snap.raw,
-            )
+            updated = w.answered(now, snap)
             return await self._finish(claimed, updated, snap.outcome, snap, now, extra)
         if self._progress is not None and source is not None:
             # written before the poll is saved: a retry after a crash names it the same
@@ -408,18 +386,10 @@ class Poller:
         )
         worth = priority.poll_worth(age_s=age, interval_s=interval, eta_s=eta, durations=durations)
         # The hot path: one copy of the watch per poll (dataclasses.replace is not cheap).
-        updated = replace(
-            w,
-            polls=w.polls + 1,
-            last_polled_at=now,
-            status=snap.status,
-            counts=snap.counts,
-            errors=0,
-            not_found=0,
-            last_error=None,
-            snapshot=snap.raw,
+        updated = w.answered(
+            now,
+            snap,
             progress=progress,
-            timeline=noted(w, now, snap.status),
             poll_reason=reason,
             interval_s=interval,
             next_poll_at=now + interval,
@@ -449,7 +419,7 @@ class Poller:
             extra=extra,
             max_job_bytes=self._settings.max_job_bytes,
         )
-        final = replace(updated, state=state_for(outcome), outcome=outcome, terminal_at=now)
+        final = updated.ended(outcome, now)
         tries = 0
 
         async def write() -> Verdict:
@@ -561,9 +531,7 @@ class Poller:
         self, claimed: Claimed, polled: Watch, source: PolledSource, error: str
     ) -> Verdict:
         self._metrics.polls.labels(source.name, "not_found").inc()
-        updated = replace(
-            polled, not_found=polled.not_found + 1, last_error=error, poll_reason="backoff"
-        )
+        updated = polled.missing(error)
         if updated.not_found >= self._settings.not_found_polls:
             return await self._finish(claimed, updated, Outcome.NOT_FOUND, None, self._clock.now())
         # Confirm soon: a fresh job can briefly 404 while the upstream catches up.
@@ -576,9 +544,7 @@ class Poller:
         return await self._reschedule(claimed, updated, self._clock.now() + delay)
 
     async def _retry_later(self, claimed: Claimed, polled: Watch, error: str) -> Verdict:
-        updated = replace(
-            polled, errors=polled.errors + 1, last_error=error[:300], poll_reason="backoff"
-        )
+        updated = polled.failed(error)
         delay = backoff.error_backoff(
             updated.errors, self._settings.min_interval, self._settings.max_interval, self._rand()
         )
@@ -652,16 +618,6 @@ def worker_room(
     free = concurrency - sum(held.get(s, 0) for s in names)
     most = {s: max(0, configured - held.get(s, 0)) for s in names} if configured > 0 else None
     return WorkerRoom(own=own, shared=max(0, free - sum(own.values())), most=most)
-
-
-TIMELINE_LENGTH = 20
-
-
-def noted(watch: Watch, now: float, result: str) -> tuple[tuple[float, str, str], ...]:
-    """The watch's poll timeline with this poll added: when, why it was made (the
-    reason its time was chosen), what it found; the newest TIMELINE_LENGTH kept."""
-    entry = (now, watch.poll_reason or "new", result[:80])
-    return (*watch.timeline, entry)[-TIMELINE_LENGTH:]
 
 
 def parse_time(text: str | None) -> float | None:
