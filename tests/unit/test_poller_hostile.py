@@ -305,8 +305,16 @@ async def test_a_hanging_upstream_holds_only_its_share_of_the_workers(prefix: st
     http.request = request  # type: ignore[method-assign]
     http.queue(TOKEN_URL, HttpAnswer(200, b'{"access_token": "t", "expires_in": 3600}'))
     settings = PollSettings(concurrency=4, lease=60)
+    told, events = asyncio.Event(), []  # FullStory never answers: every event is Talkdesk's
+
+    def written() -> None:
+        events.append(1)
+        if len(events) == 2:
+            told.set()
+
     poller = Poller(
         store=store, http=http, clock=clock, metrics=Metrics(), settings=settings,
+        on_event=written,
         sources={"fs": PolledSource("fs", FullStoryProvider("key", FS), rate_limit=0, burst=1),
                  "td": PolledSource("td", td_provider(store, clock, http), rate_limit=0, burst=1)},
     )  # fmt: skip
@@ -319,16 +327,9 @@ async def test_a_hanging_upstream_holds_only_its_share_of_the_workers(prefix: st
         await store.register(WatchKey("td", "users", f"td{i}"), clock.now())
     poller.start()
     try:
-
-        async def talkdesk_told() -> None:
-            while True:
-                events, _ = await store.events.list_events()
-                if sum(e.data["source"] == "td" for e in events) == 2:
-                    return
-                poller.wake()  # what the ticker does
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(talkdesk_told(), 10)
+        await asyncio.wait_for(told.wait(), 10)
+        stored, _ = await store.events.list_events()
+        assert sorted(e.data["job_id"] for e in stored) == ["td0", "td1"]
         assert len(fs_waiting) == 3  # FullStory holds all but Talkdesk's reserve
     finally:
         hang.set()
