@@ -6,7 +6,6 @@ soon."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -163,12 +162,18 @@ async def test_a_full_redis(tmp_path: Path) -> None:
             body = await refused.json()
             assert refused.status == 503 and body["code"] == "unavailable", body
             assert "Retry-After" in refused.headers
+            refused_before = int((await admin.info("stats"))["total_error_replies"])
 
             async def all_answered() -> bool:
                 return len(sim.status_requests("fullstory")) >= len(jobs)
 
             await wait_until(all_answered, 10, "every first poll answered")
-            await asyncio.sleep(2.0)  # the fault itself: Redis stays full a while longer
+
+            async def refused_again() -> bool:  # each answer's record refused, then retried
+                stats = await admin.info("stats")
+                return int(stats["total_error_replies"]) >= refused_before + 2 * len(jobs)
+
+            await wait_until(refused_again, 20, "the records refused and tried again")
             assert await admin.xlen("{hang}:outbox") == 0  # nothing could be written
             await admin.config_set("maxmemory", "0")
             await one_event_each(receiver, jobs, 15)  # the lease alone would take 60 s
