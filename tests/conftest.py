@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from bridge.store.connection import connect
 from bridge.store.embedded import EmbeddedRedis
 from bridge.store.redis import RedisStore
+from tests.lua_audit import KeyAudit
 
 
 @pytest.fixture(scope="session")
@@ -48,10 +49,20 @@ async def fake_client() -> AsyncIterator[aioredis.Redis]:
 async def store(
     request: pytest.FixtureRequest, prefix: str, redis_server: EmbeddedRedis
 ) -> AsyncIterator[RedisStore]:
-    """The same store tests run on fakeredis and on a real redis-server."""
+    """The same store tests run on fakeredis and on a real redis-server; on the real one
+    every Lua script must touch only the keys it declares (tests/lua_audit.py)."""
     if request.param == "fakeredis":
         client: aioredis.Redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    else:
-        client = connect(redis_server.url)
-    yield RedisStore(client, prefix)
-    await client.aclose()
+        yield RedisStore(client, prefix)
+        await client.aclose()
+        return
+    client = connect(redis_server.url)
+    audit = KeyAudit(str(redis_server.socket))
+    await audit.start()
+    try:
+        yield RedisStore(client, prefix)
+        violations = await audit.check(client)
+    finally:
+        await audit.stop()
+        await client.aclose()
+    assert not violations, "\n".join(sorted({str(v) for v in violations}))

@@ -281,13 +281,14 @@ class DeliveryStore:
         """Outbox entries (entry id, its deliveries) → deliveries, acked; one script call.
         modes: delivery id → FANOUT mode (fanout_mode); plain when absent."""
         k = self.keys
-        args: list[Any] = [Keys.OUTBOX_GROUP, to_ms(now), k.delivery_prefix()]
+        args: list[Any] = [Keys.OUTBOX_GROUP, to_ms(now)]
+        keys = [k.outbox, k.deliveries_due, k.deliveries, k.deliveries_leases]
         for entry_id, deliveries in batch:
             args += [entry_id, len(deliveries)]
             for d in deliveries:
                 mode = (modes or {}).get(d.id, "")
                 args += [d.id, d.subscription_id, delivery_to_json(d), mode]
-        keys = [k.outbox, k.deliveries_due, k.deliveries, k.deliveries_leases]
+                keys.append(k.delivery(d.id))
         return int(await self._fanout(keys=keys, args=args))
 
     async def get_events(self, event_ids: list[str]) -> list[Event | None]:
@@ -332,18 +333,28 @@ class DeliveryStore:
         """Lease due deliveries; also the subscriptions' version at the same instant.
         retention_s: how long a progress delivery superseded here is kept."""
         k = self.keys
-        *flat, version = await self._claim(
-            keys=[k.deliveries_due, k.deliveries_leases],
-            args=[
-                to_ms(now),
-                to_ms(lease_s),
-                limit,
-                k.delivery_prefix(),
-                k.event(""),
-                k.subscriptions_version,
-                to_ms(retention_s),
-            ],
-        )
+        now_ms = to_ms(now)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrangebyscore(k.deliveries_due, "-inf", now_ms, start=0, num=limit)
+        pipe.zrangebyscore(k.deliveries_leases, "-inf", now_ms, start=0, num=limit)
+        due, expired = await pipe.execute()
+        candidates = [(str(i), "due") for i in due] + [(str(i), "expired") for i in expired]
+        keys: list[str] = [k.deliveries_due, k.deliveries_leases, k.subscriptions_version]
+        args: list[Any] = [now_ms, to_ms(lease_s), to_ms(retention_s), limit]
+        if candidates:  # what each waits for and carries, declared to the script
+            pipe = self.client.pipeline(transaction=False)
+            for delivery_id, _ in candidates:
+                pipe.hmget(k.delivery(delivery_id), ["event", "after"])
+            for (delivery_id, why), (event_id, after) in zip(
+                candidates, await pipe.execute(), strict=True
+            ):
+                keys += [
+                    k.delivery(delivery_id),
+                    k.delivery(after or delivery_id),
+                    k.event(event_id or ""),
+                ]
+                args += [delivery_id, why, event_id or "", after or ""]
+        *flat, version = await self._claim(keys=keys, args=args)
         out = []
         for i in range(0, len(flat), 4):
             token = int(flat[i + 1])
@@ -372,8 +383,8 @@ class DeliveryStore:
                 delivery_to_json(updated),
                 next_ms,
                 "1" if park else "0",
-                k.parked(d.subscription_id),
                 to_ms(retention_s),
+                k.parked(d.subscription_id),  # a key: moved to KEYS by _flush_records
             ]
         )
         assert isinstance(result, Verdict)  # the coalescer raises a failed call's exception
@@ -381,10 +392,12 @@ class DeliveryStore:
 
     async def _flush_records(self, items: list[list[Any]]) -> list[Verdict]:
         k = self.keys
-        args: list[Any] = [k.delivery_prefix()]
-        for item in items:
-            args += item
-        results = await self._record(keys=[k.deliveries_due, k.deliveries_leases], args=args)
+        keys: list[str] = [k.deliveries_due, k.deliveries_leases]
+        args: list[Any] = []
+        for *fields, parked in items:
+            keys += [k.delivery(fields[0]), parked]
+            args += fields
+        results = await self._record(keys=keys, args=args)
         return [Verdict(r) for r in results]
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:

@@ -28,9 +28,6 @@ class Keys:
         """Hash: one watch's fields."""
         return f"{self._p}:watch:{watch_id}"
 
-    def watch_prefix(self) -> str:
-        return f"{self._p}:watch:"
-
     def watch_key(self, source: str, kind: str, job_id: str) -> str:
         """String: source+kind+job_id → watch id (idempotent registration)."""
         return f"{self._p}:watchkey:{source}:{kind}:{job_id}"
@@ -70,10 +67,6 @@ class Keys:
         return f"{self._p}:outbox"
 
     # -- per source
-    def source_prefix(self) -> str:
-        """Scripts build per-source keys from this and the source name."""
-        return f"{self._p}:source:"
-
     def source_backlog(self, source: str) -> str:
         """Sorted set: due watches the source's limiter refused, by priority key (ms)."""
         return f"{self._p}:source:{source}:backlog"
@@ -101,8 +94,14 @@ class Keys:
         """String: a short lease on a fleet-wide chore (discovery of one source)."""
         return f"{self._p}:lock:{name}"
 
-    def source_gcra(self, source: str) -> str:
-        return f"{self._p}:source:{source}:gcra"
+    def source_gcra(self, limiter: str) -> str:
+        """String: the GCRA theoretical arrival time (server ms) of a source's limiter,
+        or of its token endpoint's ("NAME:token")."""
+        return f"{self._p}:source:{limiter}:gcra"
+
+    def source_sent(self, limiter: str) -> str:
+        """Hash: requests granted per 10 s window of server time (budget use)."""
+        return f"{self._p}:source:{limiter}:sent"
 
     def source_pause(self, source: str) -> str:
         """String: paused-until (Redis server time, ms) after a 429."""
@@ -139,9 +138,6 @@ class Keys:
     def delivery(self, delivery_id: str) -> str:
         """Hash: {status, sub, lease, doc}."""
         return f"{self._p}:dlv:{delivery_id}"
-
-    def delivery_prefix(self) -> str:
-        return f"{self._p}:dlv:"
 
     @property
     def deliveries(self) -> str:

@@ -81,7 +81,6 @@ class RedisStore:
         self._finish = run["finish"]
         self._delete = run["delete"]
         self._reschedule_many = run["reschedule_many"]
-        self._backlogs = run["backlogs"]
         self._reschedules: Coalescer[list[str], Verdict] = Coalescer(self._flush_reschedules)
         self._finishes: Coalescer[tuple[list[str], list[str]], Verdict | BaseException] = Coalescer(
             self._flush_finishes
@@ -161,23 +160,29 @@ class RedisStore:
             discovered=discovered,
         )
         k = self.keys
-        created, watch_id = await self._register(
-            keys=[
-                k.watch_key(key.source, key.kind, key.job_id),
-                k.watch(watch.id),
-                k.due,
-                k.watches,
-            ],
-            args=[
-                watch.id,
-                to_ms(now),
-                key.source,
-                codec.watch_to_doc(watch),
-                k.watch_prefix(),
-                to_ms(self.head_start_s),
-                "1" if discovered else "0",
-            ],
-        )
+        expected = ""  # the common case: a job not watched yet
+        for _ in range(3):
+            created, watch_id = await self._register(
+                keys=[
+                    k.watch_key(key.source, key.kind, key.job_id),
+                    k.watch(watch.id),
+                    k.due,
+                    k.watches,
+                    k.watch(expected or watch.id),
+                ],
+                args=[
+                    watch.id,
+                    to_ms(now),
+                    key.source,
+                    codec.watch_to_doc(watch),
+                    expected,
+                    to_ms(self.head_start_s),
+                    "1" if discovered else "0",
+                ],
+            )
+            if int(created) != 3:
+                break
+            expected = str(watch_id)  # held by another watch: ask with its hash declared
         if int(created) == 1:
             return watch, "created"
         if int(created) == 2:
@@ -277,31 +282,79 @@ class RedisStore:
         refused by their limiter or their room are queued behind it and not returned.
         """
         k = self.keys
-        flat = await self._claim(
-            keys=[k.due, k.leases, k.backlogs],
-            args=[
-                to_ms(now),
-                to_ms(lease_s),
-                limit,
-                k.watch_prefix(),
-                k.source_prefix(),
-                json.dumps(
-                    {
-                        s: [r, b, *(room.limits(s) if room else [])]
-                        for s, (r, b) in (rate_limits or {}).items()
-                    }
-                    or {"": [0, 1]}
-                ),
-                to_ms(horizon_s),
-                *([] if room is None else [room.shared]),
-            ],
-        )
+        limits = rate_limits or {}
+        candidates = await self._claim_candidates(now, limit, list(limits))
+        expired, due, backlogged, heads = candidates
+        # every source whose keys the script may touch: those with a limit, those with a
+        # backlog (a source no longer configured still hands its backlog out)
+        sources = list(dict.fromkeys([*limits, *backlogged]))
+        if any(s not in heads for s in sources):  # a backlog not read with the rest
+            heads.update(await self._backlog_heads([s for s in sources if s not in heads], limit))
+        ids = list(dict.fromkeys([*expired, *due[::2], *(h for s in sources for h in heads[s])]))
+        keys = [k.due, k.leases, k.backlogs]
+        for s in sources:
+            keys += [k.source_backlog(s), k.source_gcra(s), k.source_pause(s), k.source_sent(s)]
+        keys += [k.watch(i) for i in ids]
+        args: list[str | int] = [
+            to_ms(now),
+            to_ms(lease_s),
+            limit,
+            json.dumps(
+                {s: [r, b, *(room.limits(s) if room else [])] for s, (r, b) in limits.items()}
+                or {"": [0, 1]}
+            ),
+            to_ms(horizon_s),
+            -1 if room is None else room.shared,
+            len(sources),
+            *sources,
+            len(ids),
+            *ids,
+            len(expired),
+            *expired,
+            len(due),
+            *due,
+        ]
+        for s in sources:
+            args += [len(heads[s]), *heads[s]]
+        *flat, _more = await self._claim(keys=keys, args=args)
         out = []
         for i in range(0, len(flat), 4):
             token = int(flat[i + 1])
             delay_s = int(flat[i + 3]) / 1000
             out.append(Claimed(codec.watch_from_doc(flat[i + 2], token), token, delay_s))
         return out
+
+    async def _claim_candidates(
+        self, now: float, limit: int, sources: list[str]
+    ) -> tuple[list[str], list[str], list[str], dict[str, list[str]]]:
+        """What a claim looks at, read just before it (the script checks each again):
+        expired leases, due watches as (id, due ms) pairs, the sources with a backlog,
+        and the first watches of each named source's backlog."""
+        k = self.keys
+        now_ms = to_ms(now)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrangebyscore(k.leases, "-inf", now_ms, start=0, num=limit)
+        scan = max(limit * 16, 1000)  # how far a claim looks past sources out of budget
+        pipe.zrangebyscore(k.due, "-inf", now_ms, start=0, num=scan, withscores=True)
+        pipe.smembers(k.backlogs)
+        for s in sources:
+            pipe.zrange(k.source_backlog(s), 0, limit - 1)
+        expired, due, backlogged, *head_lists = await pipe.execute()
+        flat_due = [str(x) for id_, score in due for x in (id_, int(score))]
+        return (
+            [str(i) for i in expired],
+            flat_due,
+            sorted(str(s) for s in backlogged),
+            {s: [str(h) for h in hs] for s, hs in zip(sources, head_lists, strict=True)},
+        )
+
+    async def _backlog_heads(self, sources: list[str], limit: int) -> dict[str, list[str]]:
+        pipe = self.client.pipeline(transaction=False)
+        for s in sources:
+            pipe.zrange(self.keys.source_backlog(s), 0, limit - 1)
+        return {
+            s: [str(h) for h in hs] for s, hs in zip(sources, await pipe.execute(), strict=True)
+        }
 
     async def reschedule(
         self,
@@ -339,10 +392,9 @@ class RedisStore:
                 args=[watch_id, token, next_ms, doc, prio_ms],
             )
             return [Verdict(result)]
-        args = [k.watch_prefix()]
-        for item in items:
-            args += item
-        return [Verdict(v) for v in await self._reschedule_many(keys=[k.due, k.leases], args=args)]
+        keys = [k.due, k.leases, *(k.watch(item[0]) for item in items)]
+        args = [part for item in items for part in item]
+        return [Verdict(v) for v in await self._reschedule_many(keys=keys, args=args)]
 
     async def _flush_finishes(
         self, items: list[tuple[list[str], list[str]]]
@@ -387,8 +439,11 @@ class RedisStore:
 
     async def backlogs(self) -> dict[str, int]:
         """Per source, the due watches its limiter has refused so far (waiting their turn)."""
-        flat = await self._backlogs(keys=[self.keys.backlogs], args=[self.keys.source_prefix()])
-        return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        sources = sorted(str(s) for s in await self.client.smembers(self.keys.backlogs))
+        pipe = self.client.pipeline(transaction=False)
+        for s in sources:
+            pipe.zcard(self.keys.source_backlog(s))
+        return dict(zip(sources, (int(n) for n in await pipe.execute()), strict=True))
 
     # ----------------------------------------------------------------- events
     async def watch_counts(self) -> dict[str, int]:

@@ -46,15 +46,14 @@ class SourceStore:
         "NAME:token"; source: whose 429 pause holds, the limiter by default), at most
         horizon_s ahead; the seconds to wait before sending. NoSlot when the source is
         paused or has no slot that soon (nothing is taken)."""
+        k = self.keys
         verdict, ms = await self._acquire(
-            args=[
-                self.keys.source_prefix(),
-                limiter,
-                rate,
-                burst,
-                to_ms(horizon_s),
-                source or limiter,
-            ]
+            keys=[
+                k.source_gcra(limiter),
+                k.source_pause(source or limiter),
+                k.source_sent(limiter),
+            ],
+            args=[rate, burst, to_ms(horizon_s)],
         )
         if verdict != "ok":
             raise NoSlot(
@@ -88,7 +87,7 @@ class SourceStore:
             return None
         secs, _ = await self.client.time()
         window = int(secs) // 10 - 1
-        sent = await self.client.get(f"{self.keys.source_prefix()}{source}:sent:{window}")
+        sent = await self.client.hget(self.keys.source_sent(source), str(window))
         return int(sent or 0) / (rate * 10)
 
     async def set_health(

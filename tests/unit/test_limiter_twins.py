@@ -34,7 +34,7 @@ class LuaLimiter:
     def __call__(
         self, now_ms: int, rate: float, burst: int, horizon_ms: int
     ) -> tuple[bool, float, float | None]:
-        answer = self._reserve("p:", "src", "src", rate, burst, now_ms, horizon_ms)
+        answer = self._reserve("p:src:gcra", "p:src:paused_until", rate, burst, now_ms, horizon_ms)
         granted, ms = answer[0], answer[1]
         tat = self.keys.get("p:src:gcra")
         return bool(granted), float(ms), None if tat is None else float(tat)

@@ -134,8 +134,10 @@ async def test_budget_use_is_counted_per_window(store: RedisStore) -> None:
     await store.sources.acquire("fs", 100.0, 1, 1.0)
     secs, _ = await store.client.time()
     window = int(secs) // 10
-    keys = [f"{store.keys.source_prefix()}fs:sent:{w}" for w in (window - 1, window)]
-    counted = sum(int(v or 0) for v in await store.client.mget(keys))  # a window may turn
+    windows = [str(w) for w in (window - 1, window)]
+    counted = sum(  # a window may turn
+        int(v or 0) for v in await store.client.hmget(store.keys.source_sent("fs"), windows)
+    )
     assert counted == len(claimed) + 1 == 4
     assert await store.sources.budget_used("fs", 0) is None
 

@@ -1,9 +1,15 @@
 -- KEYS[1] due zset  KEYS[2] leases zset  KEYS[3] set of sources with a backlog
--- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max watches  ARGV[4] watch hash key prefix
--- ARGV[5] source key prefix  ARGV[6] JSON {source: [rate per s, burst, own?, most?]}
--- ARGV[7] reservation horizon ms  ARGV[8] shared room (optional)
+-- KEYS[4..3+4S] per source in ARGV[8..]: its backlog, GCRA state, paused-until, sent counter
+-- KEYS[4+4S..] the watch hashes of ARGV's ids, in the order of the id list
+-- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max watches
+-- ARGV[4] JSON {source: [rate per s, burst, own?, most?]}  ARGV[5] reservation horizon ms
+-- ARGV[6] shared room (-1: none)  ARGV[7] S, then S source names
+-- then: n and n watch ids (the hashes in KEYS, in this order); e and e expired ids;
+-- d and d (due id, due ms) pairs; per source, h and h backlog heads (best first)
+-- The caller read the candidates just before (RedisStore.claim): each is checked again
+-- here, so one another replica took meanwhile is passed over.
 -- The caller's workers: a source may take `own` watches (those kept for it), then more
--- from the room all sources share (ARGV[8]) while it lasts, `most` at most; beyond
+-- from the room all sources share (ARGV[6]) while it lasts, `most` at most; beyond
 -- that the source is refused as when its limiter is. Without `own`, no such bound.
 -- Moves expired leases back to due (their holder died) and revokes them: the lease
 -- token is bumped, so a late holder's writes are refused as stale. Then grants slots
@@ -14,36 +20,77 @@
 -- joins that backlog (KEYS[3] lists the sources that have one): a backlog is sorted
 -- once, never rescanned, and holds no other source's watches back. Granted watches
 -- are leased (token bumped) with the delay before their request.
--- returns {id, token, doc, delay ms, id, token, doc, delay ms, ...}
+-- returns {id, token, doc, delay ms, ..., more}: more is 1 when every due candidate was
+-- used up and more may be due (the caller asks again with the next ones)
 -- uses: permit
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
-local limits = cjson.decode(ARGV[6])
-local horizon = tonumber(ARGV[7])
-local shared = tonumber(ARGV[8] or '-1')
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
+local limits = cjson.decode(ARGV[4])
+local horizon = tonumber(ARGV[5])
+local shared = tonumber(ARGV[6])
+local nsources = tonumber(ARGV[7])
+local skey = {}  -- source → index of its four keys
+local sources = {}
+for j = 1, nsources do
+  local name = ARGV[7 + j]
+  sources[j] = name
+  skey[name] = 3 + 4 * (j - 1)
+end
+local at = 8 + nsources
+local wkey = {}  -- watch id → its hash key
+local nwatch = tonumber(ARGV[at])
+local base = 3 + 4 * nsources
+for i = 1, nwatch do wkey[ARGV[at + i]] = KEYS[base + i] end
+at = at + nwatch + 1
+local function list()
+  local n = tonumber(ARGV[at])
+  local out = {}
+  for i = 1, n do out[i] = ARGV[at + i] end
+  at = at + n + 1
+  return out
+end
+local expired = list()
+local due_pairs = list()
+local heads = {}
+for j = 1, nsources do heads[sources[j]] = list() end
+
+local ids = {}
+for i = 1, #due_pairs, 2 do
+  local id = due_pairs[i]
+  local score = redis.call('ZSCORE', KEYS[1], id)  -- still due: no other replica took it
+  if score and tonumber(score) <= now then
+    ids[#ids + 1] = id
+    ids[#ids + 1] = score
+  end
+end
 for _, id in ipairs(expired) do
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZADD', KEYS[1], now, id)
-  redis.call('HINCRBY', ARGV[4] .. id, 'lease', 1)
+  local until_ms = redis.call('ZSCORE', KEYS[2], id)
+  if until_ms and tonumber(until_ms) <= now then
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZADD', KEYS[1], now, id)
+    redis.call('HINCRBY', wkey[id], 'lease', 1)
+    ids[#ids + 1] = id
+    ids[#ids + 1] = tostring(now)
+  end
 end
 local server_now = server_ms()
 local sent = {}
 local refused = {}
 local out = {}
-local function backlog(source) return ARGV[5] .. source .. ':backlog' end
+local function backlog(source) return KEYS[skey[source] + 1] end
 -- true and the delay before sending, or false (the source is refused for this claim)
 local function admit(source)
   if refused[source] then return false end
   local lim = limits[source]
-  if not lim then return true, 0 end
+  if not lim or not skey[source] then return true, 0 end
   local taken = sent[source] or 0
   local beyond_own = lim[3] and taken >= tonumber(lim[3])
   if lim[3] and ((lim[4] and taken >= tonumber(lim[4])) or (beyond_own and shared == 0)) then
     refused[source] = true
     return false
   end
-  local granted, ms = reserve(ARGV[5], source, source, tonumber(lim[1]), tonumber(lim[2]),
+  local k = skey[source]
+  local granted, ms = reserve(KEYS[k + 2], KEYS[k + 3], tonumber(lim[1]), tonumber(lim[2]),
                               server_now, horizon)
   if not granted then refused[source] = true; return false end
   if beyond_own and shared > 0 then shared = shared - 1 end
@@ -52,7 +99,7 @@ local function admit(source)
 end
 local function lease(id, key, source, delay)
   redis.call('ZREM', KEYS[1], id)
-  redis.call('ZREM', backlog(source), id)
+  if skey[source] then redis.call('ZREM', backlog(source), id) end
   local token = redis.call('HINCRBY', key, 'lease', 1)
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), id)
   out[#out + 1] = id
@@ -63,31 +110,39 @@ end
 -- one grant from a source's backlog; false when it has none to give now
 local waiting = {}
 local has_backlog = {}
+local next_head = {}
 local function from_backlog(source)
+  local mine = heads[source] or {}
   while true do
-    local head = redis.call('ZRANGE', backlog(source), 0, 0)[1]
+    local i = next_head[source] or 1
+    local head = mine[i]
     if not head then
-      redis.call('SREM', KEYS[3], source)
-      has_backlog[source] = false
-      return false
+      if redis.call('ZCARD', backlog(source)) == 0 then
+        redis.call('SREM', KEYS[3], source)
+        has_backlog[source] = false
+      end
+      return false  -- more heads than were read: the next claim takes them
     end
-    local key = ARGV[4] .. head
-    if redis.call('HGET', key, 'state') ~= 'watching' then
+    if not redis.call('ZSCORE', backlog(source), head) then
+      next_head[source] = i + 1  -- taken meanwhile
+    elseif redis.call('HGET', wkey[head], 'state') ~= 'watching' then
       redis.call('ZREM', backlog(source), head)
+      next_head[source] = i + 1
     else
       local ok, delay = admit(source)
       if not ok then return false end
-      lease(head, key, source, delay)
+      next_head[source] = i + 1
+      lease(head, wkey[head], source, delay)
       return true
     end
   end
 end
 for _, source in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  waiting[#waiting + 1] = source
-  has_backlog[source] = true
+  if skey[source] then
+    waiting[#waiting + 1] = source
+    has_backlog[source] = true
+  end
 end
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
-                       math.max(limit * 16, 1000))
 local next_due = 1
 while #out < limit * 4 do
   local progressed = false
@@ -103,10 +158,12 @@ while #out < limit * 4 do
   while #out < limit * 4 and next_due <= #ids do
     local id, due = ids[next_due], ids[next_due + 1]
     next_due = next_due + 2
-    local key = ARGV[4] .. id
+    local key = wkey[id]
     local h = redis.call('HMGET', key, 'state', 'source', 'prio')
     if h[1] ~= 'watching' then
       redis.call('ZREM', KEYS[1], id)
+    elseif limits[h[2]] and not skey[h[2]] then
+      -- a source this call declared no keys for: left due for a call that does
     else
       local source = h[2]
       local ok, delay = false, 0
@@ -125,5 +182,7 @@ while #out < limit * 4 do
   end
   if not progressed then break end
 end
-for source, n in pairs(sent) do count_sent(ARGV[5], source, server_now, n) end
+for source, n in pairs(sent) do count_sent(KEYS[skey[source] + 4], server_now, n) end
+local more = (next_due > #ids and #due_pairs > 0) and 1 or 0
+out[#out + 1] = more
 return out

@@ -1,6 +1,11 @@
--- KEYS[1] due zset  KEYS[2] leases zset
--- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max deliveries  ARGV[4] delivery hash prefix
--- ARGV[5] event key prefix  ARGV[6] subscriptions version key  ARGV[7] retention ms
+-- KEYS[1] due zset  KEYS[2] leases zset  KEYS[3] subscriptions version
+-- KEYS[4..] per candidate, in ARGV's order: its hash, the hash of the delivery it waits
+--   for (its own when none), its event
+-- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] retention ms  ARGV[4] max deliveries
+-- ARGV[5..] per candidate, 4 each: id, 'due' or 'expired', event id, id it waits for ('')
+-- The caller read the candidates just before (store/deliveries.py): each is checked
+-- again here (still due, or its lease still expired; the same event and the same
+-- delivery ahead), and one that changed meanwhile is left for the next claim.
 -- returns {id, token, doc, event JSON or false, ..., subscriptions version}: the version
 -- read in the same step, so the deliverer attempts with subscriptions as they are now.
 -- Expired leases (a dead process) come back first.
@@ -14,21 +19,38 @@
 -- The doc's status is rewritten in place: orjson writes "status" before any nested
 -- value, and no quote inside a string value is unescaped, so the first match is it.
 local now = tonumber(ARGV[1])
-local limit = tonumber(ARGV[3])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
-for _, id in ipairs(expired) do
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZADD', KEYS[1], now, id)
+local ids = {}
+local keys = {}
+local expired = {}
+local limit = tonumber(ARGV[4])
+for i = 5, #ARGV, 4 do
+  local id, n = ARGV[i], (i - 5) / 4
+  local hash, ahead, event = KEYS[4 + 3 * n], KEYS[5 + 3 * n], KEYS[6 + 3 * n]
+  local score
+  if ARGV[i + 1] == 'expired' then score = redis.call('ZSCORE', KEYS[2], id)
+  else score = redis.call('ZSCORE', KEYS[1], id) end
+  local h = redis.call('HMGET', hash, 'event', 'after')
+  if score and tonumber(score) <= now and (h[1] or '') == ARGV[i + 2] and
+      (h[2] or '') == ARGV[i + 3] then
+    if ARGV[i + 1] == 'expired' then
+      redis.call('ZREM', KEYS[2], id)
+      redis.call('ZADD', KEYS[1], now, id)
+      expired[#expired + 1] = id
+    else
+      ids[#ids + 1] = id
+    end
+    keys[id] = {hash, ahead, event}
+  end
 end
+for _, id in ipairs(expired) do ids[#ids + 1] = id end
 local out = {}
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(ids) do
+  if #out >= limit * 4 then break end  -- the rest stay due
   redis.call('ZREM', KEYS[1], id)
-  local key = ARGV[4] .. id
+  local key, akey = keys[id][1], keys[id][2]
   local status = redis.call('HGET', key, 'status')
   local after = redis.call('HGET', key, 'after')
   if after and (status == 'pending' or status == 'failed') then
-    local akey = ARGV[4] .. after
     local ahead = redis.call('HGET', akey, 'status')
     local due = tonumber(redis.call('ZSCORE', KEYS[1], after) or '')
     if redis.call('ZSCORE', KEYS[2], after) or (ahead == 'pending' and due) or
@@ -43,7 +65,7 @@ for _, id in ipairs(ids) do
         redis.call('HSET', akey, 'status', 'superseded', 'doc', adoc)
         redis.call('HDEL', akey, 'next')
         redis.call('ZREM', KEYS[1], after)
-        redis.call('PEXPIRE', akey, ARGV[7])
+        redis.call('PEXPIRE', akey, ARGV[3])
       end
     end
   end
@@ -53,8 +75,8 @@ for _, id in ipairs(ids) do
     out[#out + 1] = id
     out[#out + 1] = token
     out[#out + 1] = redis.call('HGET', key, 'doc')
-    out[#out + 1] = redis.call('GET', ARGV[5] .. redis.call('HGET', key, 'event'))
+    out[#out + 1] = redis.call('GET', keys[id][3])
   end
 end
-out[#out + 1] = redis.call('GET', ARGV[6]) or '0'
+out[#out + 1] = redis.call('GET', KEYS[3]) or '0'
 return out

@@ -1,7 +1,8 @@
 -- Outbox entries → one delivery per matching subscription each, then each entry is acked.
 -- KEYS[1] outbox stream  KEYS[2] due zset  KEYS[3] deliveries zset  KEYS[4] leases zset
--- ARGV[1] group  ARGV[2] now ms  ARGV[3] delivery hash prefix
--- ARGV[4..] per entry: entry id ('' for none: a replay or a ping), n, then n times
+-- KEYS[5..] the delivery hashes, in ARGV's order
+-- ARGV[1] group  ARGV[2] now ms
+-- ARGV[3..] per entry: entry id ('' for none: a replay or a ping), n, then n times
 --   delivery id, subscription id, doc, mode
 -- Delivery ids are deterministic (event + subscription): a retried call creates nothing twice.
 -- Progress (mode 'progress'): one delivery per job and subscription, a channel: a newer
@@ -11,12 +12,14 @@
 -- now; progress waiting for a later retry, or parked, is superseded by the terminal event.
 -- returns the number of deliveries created
 local created = 0
-local i = 4
+local i = 3
+local nth = 4
 while i <= #ARGV do
   local entry, n = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
   for _ = 1, n do
-    local id, key, mode = ARGV[i], ARGV[3] .. ARGV[i], ARGV[i + 3]
+    nth = nth + 1
+    local id, key, mode = ARGV[i], KEYS[nth], ARGV[i + 3]
     local doc = cjson.decode(ARGV[i + 2])
     if redis.call('EXISTS', key) == 0 then
       redis.call('HSET', key, 'status', 'pending', 'sub', ARGV[i + 1], 'event', doc['event_id'],

@@ -1,13 +1,13 @@
 -- The outcome of attempts, several in one call (writes arrive in bursts).
 -- KEYS[1] due zset  KEYS[2] leases zset
--- ARGV[1] delivery hash prefix
--- ARGV[2..] per delivery, 8 each: id, lease token, new status, doc,
---   next attempt ms ('' for none), '1' to park, the subscription's parked zset, retention ms
--- All keys share the deployment's {hash tag}, so the derived ones live in the same slot.
+-- KEYS[3..] per delivery, in ARGV's order: its hash, its subscription's parked zset
+-- ARGV per delivery, 7 each: id, lease token, new status, doc,
+--   next attempt ms ('' for none), '1' to park, retention ms
 -- returns per delivery 'ok' | 'stale' (the lease was lost) | 'gone'
 local out = {}
-for i = 2, #ARGV, 8 do
-  local id, key = ARGV[i], ARGV[1] .. ARGV[i]
+for i = 1, #ARGV, 7 do
+  local n = (i - 1) / 7
+  local id, key, parked = ARGV[i], KEYS[3 + 2 * n], KEYS[4 + 2 * n]
   if redis.call('EXISTS', key) == 0 then
     redis.call('ZREM', KEYS[2], id)
     out[#out + 1] = 'gone'
@@ -28,12 +28,12 @@ for i = 2, #ARGV, 8 do
       redis.call('ZADD', KEYS[1], 0, id)
     else
       if ARGV[i + 5] == '1' then
-        redis.call('ZADD', ARGV[i + 6], ARGV[i + 4], id)
+        redis.call('ZADD', parked, ARGV[i + 4], id)
       elseif ARGV[i + 4] ~= '' then
         redis.call('ZADD', KEYS[1], ARGV[i + 4], id)
       end
       if status == 'succeeded' or status == 'dead' then
-        redis.call('PEXPIRE', key, ARGV[i + 7])
+        redis.call('PEXPIRE', key, ARGV[i + 6])
       else
         redis.call('PERSIST', key)
       end

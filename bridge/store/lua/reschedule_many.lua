@@ -1,12 +1,11 @@
 -- Many reschedules in one call: the same guard and write as RESCHEDULE, per watch.
--- KEYS[1] due zset  KEYS[2] leases zset
--- ARGV[1] watch hash key prefix, then per watch: id, lease token, next poll ms, doc,
--- priority key ms ('' keeps it)
+-- KEYS[1] due zset  KEYS[2] leases zset  KEYS[3..] the watch hashes, in ARGV's order
+-- ARGV per watch: id, lease token, next poll ms, doc, priority key ms ('' keeps it)
 -- returns one verdict per watch, as RESCHEDULE
 local out = {}
-for i = 2, #ARGV, 5 do
+for i = 1, #ARGV, 5 do
   local id = ARGV[i]
-  local key = ARGV[1] .. id
+  local key = KEYS[2 + (i + 4) / 5]
   local verdict = 'ok'
   local h = redis.call('HMGET', key, 'lease', 'state')
   if not h[2] then
