@@ -335,7 +335,8 @@ class DeliveryStore:
         k = self.keys
         now_ms = to_ms(now)
         pipe = self.client.pipeline(transaction=False)
-        pipe.zrangebyscore(k.deliveries_due, "-inf", now_ms, start=0, num=limit)
+        # twice what it may take: another replica may take some between read and claim
+        pipe.zrangebyscore(k.deliveries_due, "-inf", now_ms, start=0, num=limit * 2)
         pipe.zrangebyscore(k.deliveries_leases, "-inf", now_ms, start=0, num=limit)
         due, expired = await pipe.execute()
         candidates = [(str(i), "due") for i in due] + [(str(i), "expired") for i in expired]

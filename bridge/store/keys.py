@@ -103,6 +103,11 @@ class Keys:
         """Hash: requests granted per 10 s window of server time (budget use)."""
         return f"{self._p}:source:{limiter}:sent"
 
+    def legacy_source_sent(self, limiter: str, window: int) -> str:
+        """String: one 10 s window's count, as versions before the hash wrote it; read
+        alongside source_sent while such replicas may still run (a rolling upgrade)."""
+        return f"{self._p}:source:{limiter}:sent:{window}"
+
     def source_pause(self, source: str) -> str:
         """String: paused-until (Redis server time, ms) after a 429."""
         return f"{self._p}:source:{source}:paused_until"

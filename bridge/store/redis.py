@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar, cast
@@ -29,6 +30,8 @@ from bridge.store.verdicts import Verdict
 # Under contention a new watch goes before those overdue by less than this (its first
 # poll is the one most worth making); nobody waits behind new ones longer than this.
 NEW_WATCH_HEAD_START_S = 300.0  # the default poll.max_interval
+# How many due watches one claim looks through at most for ones whose source has budget.
+LOOK_PAST = 1000
 
 
 T = TypeVar("T")
@@ -57,6 +60,17 @@ class WorkerRoom:
             return []
         most = self.most.get(source) if self.most else None
         return [self.own[source]] if most is None else [self.own[source], most]
+
+    def after(self, taken: Counter[str]) -> WorkerRoom:
+        """The room left once a round of the claim took these (per source)."""
+        spilled = sum(max(0, n - self.own[s]) for s, n in taken.items() if s in self.own)
+        return WorkerRoom(
+            own={s: max(0, n - taken[s]) for s, n in self.own.items()},
+            shared=max(0, self.shared - spilled),
+            most=None
+            if self.most is None
+            else {s: max(0, n - taken[s]) for s, n in self.most.items()},
+        )
 
 
 def new_watch_id() -> str:
@@ -180,17 +194,17 @@ class RedisStore:
                     "1" if discovered else "0",
                 ],
             )
-            if int(created) != 3:
-                break
-            expected = str(watch_id)  # held by another watch: ask with its hash declared
-        if int(created) == 1:
-            return watch, "created"
-        if int(created) == 2:
-            return watch, "skipped"
-        existing = await self.get_watch(str(watch_id))
-        if existing is None:  # expired between the two calls: the next call replaces it
-            return await self._register_as(key, now, discovered=discovered)
-        return existing, "existing"
+            if int(created) == 1:
+                return watch, "created"
+            if int(created) == 2:
+                return watch, "skipped"
+            existing = await self.get_watch(str(watch_id))
+            if existing is not None:
+                return existing, "existing"
+            # the lookup key names a watch that is gone (evicted, expired meanwhile):
+            # ask again with its hash declared, and the script replaces it
+            expected = str(watch_id)
+        raise StoreError("a job's lookup key kept changing while it was registered")
 
     async def waiting_for_budget(self, watches: list[Watch]) -> dict[str, str]:
         """The watches among these that wait in their source's backlog (due, but given
@@ -281,22 +295,62 @@ class RedisStore:
         watches this claim takes (the caller's free workers: WorkerRoom). Watches
         refused by their limiter or their room are queued behind it and not returned.
         """
-        k = self.keys
         limits = rate_limits or {}
-        candidates = await self._claim_candidates(now, limit, list(limits))
-        expired, due, backlogged, heads = candidates
+        out: list[Claimed] = []
+        scan = max(limit * 4, 64)  # due watches read per round; more when a round runs out
+        looked = 0
+        while True:
+            got, more = await self._claim_round(
+                now, lease_s, limit - len(out), limits, horizon_s, room, scan
+            )
+            out += got
+            looked += scan
+            # a round that ran out of what it read asks again, reading further: past a
+            # source out of budget (its watches now wait in its backlog) or past watches
+            # another replica took meanwhile; up to LOOK_PAST due watches in all
+            if not more or len(out) >= limit or looked >= max(limit * 16, LOOK_PAST):
+                return out
+            if room is not None:
+                room = room.after(Counter(c.watch.source for c in got))
+            scan *= 4
+
+    async def _claim_round(
+        self,
+        now: float,
+        lease_s: float,
+        limit: int,
+        limits: dict[str, tuple[float, int]],
+        horizon_s: float,
+        room: WorkerRoom | None,
+        scan: int,
+    ) -> tuple[list[Claimed], bool]:
+        """One claim script call on the candidates read just before it; True when it ran
+        out of them before it had granted `limit`."""
+        k = self.keys
+        now_ms = to_ms(now)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrangebyscore(k.leases, "-inf", now_ms, start=0, num=limit)
+        pipe.zrangebyscore(k.due, "-inf", now_ms, start=0, num=scan + 1)
+        pipe.smembers(k.backlogs)
+        for s in limits:
+            pipe.zrange(k.source_backlog(s), 0, limit - 1)
+        expired, due, backlogged, *head_lists = await pipe.execute()
+        heads = dict(zip(limits, head_lists, strict=True))
         # every source whose keys the script may touch: those with a limit, those with a
         # backlog (a source no longer configured still hands its backlog out)
-        sources = list(dict.fromkeys([*limits, *backlogged]))
-        if any(s not in heads for s in sources):  # a backlog not read with the rest
-            heads.update(await self._backlog_heads([s for s in sources if s not in heads], limit))
-        ids = list(dict.fromkeys([*expired, *due[::2], *(h for s in sources for h in heads[s])]))
+        sources = [*limits, *sorted(s for s in backlogged if s not in limits)]
+        if len(sources) > len(heads):  # a backlog not read with the rest
+            pipe = self.client.pipeline(transaction=False)
+            for s in sources[len(heads) :]:
+                pipe.zrange(k.source_backlog(s), 0, limit - 1)
+            heads.update(zip(sources[len(heads) :], await pipe.execute(), strict=True))
+        more_due = len(due) > scan
+        due = due[:scan]
         keys = [k.due, k.leases, k.backlogs]
         for s in sources:
             keys += [k.source_backlog(s), k.source_gcra(s), k.source_pause(s), k.source_sent(s)]
-        keys += [k.watch(i) for i in ids]
         args: list[str | int] = [
-            to_ms(now),
+            now_ms,
             to_ms(lease_s),
             limit,
             json.dumps(
@@ -307,54 +361,18 @@ class RedisStore:
             -1 if room is None else room.shared,
             len(sources),
             *sources,
-            len(ids),
-            *ids,
-            len(expired),
-            *expired,
-            len(due),
-            *due,
+            "1" if more_due else "0",
         ]
-        for s in sources:
-            args += [len(heads[s]), *heads[s]]
-        *flat, _more = await self._claim(keys=keys, args=args)
+        for ids in (expired, due, *(heads[s] for s in sources)):
+            keys += [k.watch(i) for i in ids]
+            args += [len(ids), *ids]
+        *flat, more = await self._claim(keys=keys, args=args)
         out = []
         for i in range(0, len(flat), 4):
             token = int(flat[i + 1])
             delay_s = int(flat[i + 3]) / 1000
             out.append(Claimed(codec.watch_from_doc(flat[i + 2], token), token, delay_s))
-        return out
-
-    async def _claim_candidates(
-        self, now: float, limit: int, sources: list[str]
-    ) -> tuple[list[str], list[str], list[str], dict[str, list[str]]]:
-        """What a claim looks at, read just before it (the script checks each again):
-        expired leases, due watches as (id, due ms) pairs, the sources with a backlog,
-        and the first watches of each named source's backlog."""
-        k = self.keys
-        now_ms = to_ms(now)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zrangebyscore(k.leases, "-inf", now_ms, start=0, num=limit)
-        scan = max(limit * 16, 1000)  # how far a claim looks past sources out of budget
-        pipe.zrangebyscore(k.due, "-inf", now_ms, start=0, num=scan, withscores=True)
-        pipe.smembers(k.backlogs)
-        for s in sources:
-            pipe.zrange(k.source_backlog(s), 0, limit - 1)
-        expired, due, backlogged, *head_lists = await pipe.execute()
-        flat_due = [str(x) for id_, score in due for x in (id_, int(score))]
-        return (
-            [str(i) for i in expired],
-            flat_due,
-            sorted(str(s) for s in backlogged),
-            {s: [str(h) for h in hs] for s, hs in zip(sources, head_lists, strict=True)},
-        )
-
-    async def _backlog_heads(self, sources: list[str], limit: int) -> dict[str, list[str]]:
-        pipe = self.client.pipeline(transaction=False)
-        for s in sources:
-            pipe.zrange(self.keys.source_backlog(s), 0, limit - 1)
-        return {
-            s: [str(h) for h in hs] for s, hs in zip(sources, await pipe.execute(), strict=True)
-        }
+        return out, int(more) == 1
 
     async def reschedule(
         self,

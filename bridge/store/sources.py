@@ -87,8 +87,11 @@ class SourceStore:
             return None
         secs, _ = await self.client.time()
         window = int(secs) // 10 - 1
-        sent = await self.client.hget(self.keys.source_sent(source), str(window))
-        return int(sent or 0) / (rate * 10)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(self.keys.source_sent(source), str(window))
+        pipe.get(self.keys.legacy_source_sent(source, window))
+        sent, legacy = await pipe.execute()
+        return (int(sent or 0) + int(legacy or 0)) / (rate * 10)
 
     async def set_health(
         self,

@@ -4,6 +4,7 @@ Run on fakeredis and on a real redis-server."""
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
@@ -192,3 +193,55 @@ async def test_token_requests_are_budgeted_even_without_a_rate_limit(store: Redi
     with pytest.raises(NoSlot) as info:
         await token_slot(store, "free")
     assert info.value.paused
+
+
+async def test_a_draining_backlog_keeps_its_turns_within_one_claim(store: RedisStore) -> None:
+    """Two watches wait in a source's backlog and six more fall due: with budget for
+    all, one claim takes all eight (the backlog's head is read live, so watches this
+    claim queues behind the backlog are handed out in the same claim)."""
+    for i in range(2):
+        await store.register(WatchKey("td", "users", f"b{i}"), NOW - 10)
+    await store.sources.pause("td", 0.2)
+    assert await store.claim(NOW, 30, 10, {"td": (100.0, 10)}) == []  # both to the backlog
+    assert await store.backlogs() == {"td": 2}
+    await store.client.delete(store.keys.source_pause("td"))
+    for i in range(6):
+        await store.register(WatchKey("td", "users", f"d{i}"), NOW)
+    claimed = await store.claim(NOW, 30, 10, {"td": (100.0, 10)}, horizon_s=1)
+    assert len(claimed) == 8
+    assert await store.backlogs() == {}
+
+
+async def test_a_claim_whose_candidates_another_replica_took_reads_again(
+    store: RedisStore,
+) -> None:
+    """Between a claim's read and its script another replica takes every watch it read,
+    and new ones fall due: the claim reads again and takes those, rather than coming
+    back empty as if nothing were due."""
+    for i in range(3):
+        await store.register(WatchKey("fs", "users", f"a{i}"), NOW - 5)
+    other = RedisStore(store.client, store.keys.prefix)
+    script = store._claim
+    raced: list[int] = []
+
+    async def late_script(**kw: Any) -> Any:
+        if not raced:  # the first round only: the other replica goes in between
+            raced.append(len(await other.claim(NOW, 30, 10)))
+            for i in range(3):
+                await other.register(WatchKey("fs", "users", f"b{i}"), NOW - 1)
+        return await script(**kw)
+
+    store._claim = late_script  # type: ignore[method-assign]
+    claimed = await store.claim(NOW, 30, 10)
+    assert raced == [3]
+    assert sorted(c.watch.job_id for c in claimed) == ["b0", "b1", "b2"]
+
+
+async def test_budget_use_reads_what_older_replicas_count(store: RedisStore) -> None:
+    """During a rolling upgrade, older replicas still count their grants in one key per
+    window: the budget use adds both."""
+    secs, _ = await store.client.time()
+    window = int(secs) // 10 - 1
+    await store.client.hset(store.keys.source_sent("fs"), str(window), 3)
+    await store.client.set(store.keys.legacy_source_sent("fs", window), 2)
+    assert await store.sources.budget_used("fs", 1.0) == 0.5

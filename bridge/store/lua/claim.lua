@@ -1,13 +1,13 @@
 -- KEYS[1] due zset  KEYS[2] leases zset  KEYS[3] set of sources with a backlog
 -- KEYS[4..3+4S] per source in ARGV[8..]: its backlog, GCRA state, paused-until, sent counter
--- KEYS[4+4S..] the watch hashes of ARGV's ids, in the order of the id list
+-- KEYS[4+4S..] the watch hashes of the ids in ARGV, in their order there
 -- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max watches
 -- ARGV[4] JSON {source: [rate per s, burst, own?, most?]}  ARGV[5] reservation horizon ms
 -- ARGV[6] shared room (-1: none)  ARGV[7] S, then S source names
--- then: n and n watch ids (the hashes in KEYS, in this order); e and e expired ids;
--- d and d (due id, due ms) pairs; per source, h and h backlog heads (best first)
--- The caller read the candidates just before (RedisStore.claim): each is checked again
--- here, so one another replica took meanwhile is passed over.
+-- then: '1' when more are due than the caller read; e and e expired leases; d and d due
+-- watches (due order); per source, h and h of its backlog's first watches (best first)
+-- The caller read these just before (RedisStore.claim): each is checked again here, and
+-- one another replica took meanwhile is passed over.
 -- The caller's workers: a source may take `own` watches (those kept for it), then more
 -- from the room all sources share (ARGV[6]) while it lasts, `most` at most; beyond
 -- that the source is refused as when its limiter is. Without `own`, no such bound.
@@ -20,8 +20,9 @@
 -- joins that backlog (KEYS[3] lists the sources that have one): a backlog is sorted
 -- once, never rescanned, and holds no other source's watches back. Granted watches
 -- are leased (token bumped) with the delay before their request.
--- returns {id, token, doc, delay ms, ..., more}: more is 1 when every due candidate was
--- used up and more may be due (the caller asks again with the next ones)
+-- returns {id, token, doc, delay ms, ..., more}: more is 1 when this call ran out of
+-- what the caller read (more is due, or another replica took some) before it had
+-- granted ARGV[3]: the caller asks again
 -- uses: permit
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
@@ -29,40 +30,32 @@ local limits = cjson.decode(ARGV[4])
 local horizon = tonumber(ARGV[5])
 local shared = tonumber(ARGV[6])
 local nsources = tonumber(ARGV[7])
-local skey = {}  -- source → index of its four keys
+local skey = {}  -- source → index before its four keys
 local sources = {}
 for j = 1, nsources do
-  local name = ARGV[7 + j]
-  sources[j] = name
-  skey[name] = 3 + 4 * (j - 1)
+  sources[j] = ARGV[7 + j]
+  skey[sources[j]] = 3 + 4 * (j - 1)
 end
 local at = 8 + nsources
+local read_all = ARGV[at] ~= '1'
+at = at + 1
+local nth = 3 + 4 * nsources
 local wkey = {}  -- watch id → its hash key
-local nwatch = tonumber(ARGV[at])
-local base = 3 + 4 * nsources
-for i = 1, nwatch do wkey[ARGV[at + i]] = KEYS[base + i] end
-at = at + nwatch + 1
 local function list()
   local n = tonumber(ARGV[at])
   local out = {}
-  for i = 1, n do out[i] = ARGV[at + i] end
+  for i = 1, n do
+    out[i] = ARGV[at + i]
+    wkey[out[i]] = KEYS[nth + i]
+  end
   at = at + n + 1
+  nth = nth + n
   return out
 end
 local expired = list()
-local due_pairs = list()
-local heads = {}
-for j = 1, nsources do heads[sources[j]] = list() end
-
-local ids = {}
-for i = 1, #due_pairs, 2 do
-  local id = due_pairs[i]
-  local score = redis.call('ZSCORE', KEYS[1], id)  -- still due: no other replica took it
-  if score and tonumber(score) <= now then
-    ids[#ids + 1] = id
-    ids[#ids + 1] = score
-  end
-end
+local ids = list()
+for j = 1, nsources do list() end  -- the backlog heads: declared, read live below
+local raced = false  -- a candidate was taken, or a backlog's head changed, meanwhile
 for _, id in ipairs(expired) do
   local until_ms = redis.call('ZSCORE', KEYS[2], id)
   if until_ms and tonumber(until_ms) <= now then
@@ -70,7 +63,6 @@ for _, id in ipairs(expired) do
     redis.call('ZADD', KEYS[1], now, id)
     redis.call('HINCRBY', wkey[id], 'lease', 1)
     ids[#ids + 1] = id
-    ids[#ids + 1] = tostring(now)
   end
 end
 local server_now = server_ms()
@@ -82,7 +74,7 @@ local function backlog(source) return KEYS[skey[source] + 1] end
 local function admit(source)
   if refused[source] then return false end
   local lim = limits[source]
-  if not lim or not skey[source] then return true, 0 end
+  if not lim then return true, 0 end
   local taken = sent[source] or 0
   local beyond_own = lim[3] and taken >= tonumber(lim[3])
   if lim[3] and ((lim[4] and taken >= tonumber(lim[4])) or (beyond_own and shared == 0)) then
@@ -107,32 +99,28 @@ local function lease(id, key, source, delay)
   out[#out + 1] = redis.call('HGET', key, 'doc')
   out[#out + 1] = tostring(math.ceil(delay))
 end
--- one grant from a source's backlog; false when it has none to give now
+-- one grant from a source's backlog, its live head; false when it has none to give now
 local waiting = {}
 local has_backlog = {}
-local next_head = {}
 local function from_backlog(source)
-  local mine = heads[source] or {}
   while true do
-    local i = next_head[source] or 1
-    local head = mine[i]
+    local head = redis.call('ZRANGE', backlog(source), 0, 0)[1]
     if not head then
-      if redis.call('ZCARD', backlog(source)) == 0 then
-        redis.call('SREM', KEYS[3], source)
-        has_backlog[source] = false
-      end
-      return false  -- more heads than were read: the next claim takes them
+      redis.call('SREM', KEYS[3], source)
+      has_backlog[source] = false
+      return false
     end
-    if not redis.call('ZSCORE', backlog(source), head) then
-      next_head[source] = i + 1  -- taken meanwhile
-    elseif redis.call('HGET', wkey[head], 'state') ~= 'watching' then
+    local key = wkey[head]
+    if not key then  -- a head the caller did not read: the next call declares it
+      raced = true
+      return false
+    end
+    if redis.call('HGET', key, 'state') ~= 'watching' then
       redis.call('ZREM', backlog(source), head)
-      next_head[source] = i + 1
     else
       local ok, delay = admit(source)
       if not ok then return false end
-      next_head[source] = i + 1
-      lease(head, wkey[head], source, delay)
+      lease(head, key, source, delay)
       return true
     end
   end
@@ -156,14 +144,17 @@ while #out < limit * 4 do
   waiting = still
   -- the next due watch: leased, or put in its source's backlog
   while #out < limit * 4 and next_due <= #ids do
-    local id, due = ids[next_due], ids[next_due + 1]
-    next_due = next_due + 2
+    local id = ids[next_due]
+    next_due = next_due + 1
+    local due = redis.call('ZSCORE', KEYS[1], id)
     local key = wkey[id]
     local h = redis.call('HMGET', key, 'state', 'source', 'prio')
-    if h[1] ~= 'watching' then
+    if not due or tonumber(due) > now then
+      raced = true  -- another replica took it, or it was put off meanwhile
+    elseif h[1] ~= 'watching' then
       redis.call('ZREM', KEYS[1], id)
     elseif limits[h[2]] and not skey[h[2]] then
-      -- a source this call declared no keys for: left due for a call that does
+      raced = true  -- a source the caller declared no keys for: left due
     else
       local source = h[2]
       local ok, delay = false, 0
@@ -183,6 +174,6 @@ while #out < limit * 4 do
   if not progressed then break end
 end
 for source, n in pairs(sent) do count_sent(KEYS[skey[source] + 4], server_now, n) end
-local more = (next_due > #ids and #due_pairs > 0) and 1 or 0
-out[#out + 1] = more
+local short = #out < limit * 4 and next_due > #ids
+out[#out + 1] = (short and (raced or not read_all)) and 1 or 0
 return out

@@ -8,7 +8,7 @@
 -- delivery ahead), and one that changed meanwhile is left for the next claim.
 -- returns {id, token, doc, event JSON or false, ..., subscriptions version}: the version
 -- read in the same step, so the deliverer attempts with subscriptions as they are now.
--- Expired leases (a dead process) come back first.
+-- Expired leases (a dead process) come back after the due ones (due now).
 -- A job's terminal event waits while its progress channel has an attempt in flight
 -- (one lease at most), a progress event not tried yet in the queue (whatever its due
 -- time: deferred at the subscription's cap, or scored by a replica whose clock runs
