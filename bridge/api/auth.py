@@ -163,9 +163,9 @@ def _within(ip: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
 def guarded(request: web.Request, attempt: Callable[[], Any], *, presented: bool) -> Any:
     """Run a sign-in attempt under the brake: refused at once while the address is
     held back; a refused token (ApiError 401, one was presented) is counted."""
-    brake = request.app[BRAKE]
+    brake = request.config_dict[BRAKE]
     address = client_address(
-        request.remote, request.headers.get("X-Forwarded-For"), request.app[PROXIES]
+        request.remote, request.headers.get("X-Forwarded-For"), request.config_dict[PROXIES]
     )
     brake.check(address)
     try:

@@ -1,11 +1,16 @@
-"""What every admin API handler shares: the request context, and the paging and
-enum parameters. A leaf: handler modules import it, it imports none of them."""
+"""What every admin API operation shares: the context, a call's input and answer, and
+the paging and enum parameters. A leaf: handler modules import it, it imports none of
+them.
+
+An operation takes a Call and returns an Answer (or raises ApiError). api/server.py
+serves each over HTTP; the console calls the same operations in-process, so both have
+exactly the same semantics and errors."""
 
 from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -56,13 +61,30 @@ class ApiContext:
         )
 
 
+@dataclass(frozen=True)
+class Call:
+    """An operation's input, however it came: path parameters, query, parsed body."""
+
+    ctx: ApiContext
+    params: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None  # the JSON body, for operations that take one
+
+
+@dataclass(frozen=True)
+class Answer:
+    body: Any  # JSON-able; None with 204
+    status: int = 200
+
+
+Operation = Callable[[Call], Awaitable[Answer]]
 E = TypeVar("E", bound=enum.StrEnum)
 CTX: web.AppKey[ApiContext] = web.AppKey("ctx", ApiContext)
 MAX_PAGE = 500
 
 
-def delivery_store(request: web.Request) -> DeliveryStore:
-    store = request.app[CTX].deliveries
+def delivery_store(ctx: ApiContext) -> DeliveryStore:
+    store = ctx.deliveries
     if store is None:
         raise ApiError(404, "not_found", "delivery is not configured on this process")
     return store

@@ -6,9 +6,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from aiohttp import web
-
-from bridge.api.context import CTX, delivery_store, enum_param, page_params
+from bridge.api.context import Answer, Call, delivery_store, enum_param, page_params
 from bridge.api.error_shape import ApiError
 from bridge.api.models import encode_cursor, iso
 from bridge.delivery.deliverer import deliveries_for
@@ -40,29 +38,27 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
     }
 
 
-async def list_deliveries(request: web.Request) -> web.Response:
-    q = request.query
+async def list_deliveries(call: Call) -> Answer:
+    q = call.query
     cursor, limit = page_params(q)
     status = enum_param(q.get("status"), DeliveryStatus, "status")
-    items, nxt = await delivery_store(request).list_deliveries(
+    items, nxt = await delivery_store(call.ctx).list_deliveries(
         status=status, subscription_id=q.get("subscription_id") or None, cursor=cursor, limit=limit
     )
-    return web.json_response(
-        {"items": [delivery_view(d) for d in items], "next_cursor": encode_cursor(nxt)}
-    )
+    return Answer({"items": [delivery_view(d) for d in items], "next_cursor": encode_cursor(nxt)})
 
 
-async def get_delivery(request: web.Request) -> web.Response:
-    d = await delivery_store(request).get_delivery(request.match_info["id"])
+async def get_delivery(call: Call) -> Answer:
+    d = await delivery_store(call.ctx).get_delivery(call.params["id"])
     if d is None:
         raise ApiError(404, "delivery_not_found", "no delivery with that id")
-    return web.json_response(delivery_view(d))
+    return Answer(delivery_view(d))
 
 
-async def retry_delivery(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    store = delivery_store(request)
-    d = await store.get_delivery(request.match_info["id"])
+async def retry_delivery(call: Call) -> Answer:
+    ctx = call.ctx
+    store = delivery_store(call.ctx)
+    d = await store.get_delivery(call.params["id"])
     if d is None:
         raise ApiError(404, "delivery_not_found", "no delivery with that id")
     verdict = await store.requeue(d, ctx.clock.now())
@@ -81,18 +77,18 @@ async def retry_delivery(request: web.Request) -> web.Response:
             "dead deliveries are retried",
         )
     ctx.on_delivery_work()
-    return web.json_response({"id": d.id, "status": "pending"}, status=202)
+    return Answer({"id": d.id, "status": "pending"}, 202)
 
 
-async def replay_event(request: web.Request) -> web.Response:
+async def replay_event(call: Call) -> Answer:
     """Deliver an event again to every subscription that matches it (same webhook-id)."""
-    ctx = request.app[CTX]
-    store = delivery_store(request)
-    event = await ctx.store.events.get_event(request.match_info["id"])
+    ctx = call.ctx
+    store = delivery_store(call.ctx)
+    event = await ctx.store.events.get_event(call.params["id"])
     if event is None:
         raise ApiError(404, "event_not_found", "no event with that id")
     subs = await store.list_subscriptions()
-    only = request.query.get("subscription_id")
+    only = call.query.get("subscription_id")
     if only:
         subs = [s for s in subs if s.id == only]
     now = ctx.clock.now()
@@ -103,6 +99,4 @@ async def replay_event(request: web.Request) -> web.Response:
     ]
     await store.add_deliveries(deliveries, now)
     ctx.on_delivery_work()
-    return web.json_response(
-        {"event_id": event.id, "delivery_ids": [d.id for d in deliveries]}, status=202
-    )
+    return Answer({"event_id": event.id, "delivery_ids": [d.id for d in deliveries]}, 202)

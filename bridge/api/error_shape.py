@@ -102,7 +102,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
 
 
 def _outage(request: web.Request) -> OutageLog:
-    return request.app[OUTAGE]
+    return request.config_dict[OUTAGE]
 
 
 def _allow_header(exc: web.HTTPException) -> dict[str, str]:

@@ -6,17 +6,22 @@ from __future__ import annotations
 from aiohttp import web
 
 from bridge.api import feed
-from bridge.api.context import CTX, page_params
+from bridge.api.context import CTX, Answer, Call, page_params
 from bridge.api.error_shape import ApiError
 from bridge.api.models import encode_cursor, event_view
 from bridge.event_types import CATALOGUE, FAMILIES, UnknownEventType, check_pattern
 
 
 async def list_events(request: web.Request) -> web.Response:
+    """The event log, or with `after`/`wait` the pull feed (a long poll)."""
     if feed.is_feed_request(request.query):
         return await feed.long_poll(request)
-    ctx = request.app[CTX]
-    q = request.query
+    answer = await events_page(Call(request.app[CTX], query=request.query))
+    return web.json_response(answer.body, status=answer.status)
+
+
+async def events_page(call: Call) -> Answer:
+    ctx, q = call.ctx, call.query
     cursor, limit = page_params(q)
     pattern = q.get("type") or None
     if pattern is not None:
@@ -28,19 +33,17 @@ async def list_events(request: web.Request) -> web.Response:
     events, nxt = await ctx.store.events.list_events(
         watch_id=q.get("watch_id") or None, type_=pattern, cursor=cursor, limit=limit
     )
-    return web.json_response(
-        {"items": [event_view(e) for e in events], "next_cursor": encode_cursor(nxt)}
-    )
+    return Answer({"items": [event_view(e) for e in events], "next_cursor": encode_cursor(nxt)})
 
 
-async def list_event_types(request: web.Request) -> web.Response:
+async def list_event_types(call: Call) -> Answer:
     """The known event types, each with a line saying when it is sent."""
     items = [{"type": name, "description": text} for name, text in CATALOGUE.items()]
-    return web.json_response({"items": items, "patterns": ["*", *FAMILIES]})
+    return Answer({"items": items, "patterns": ["*", *FAMILIES]})
 
 
-async def get_event(request: web.Request) -> web.Response:
-    event = await request.app[CTX].store.events.get_event(request.match_info["id"])
+async def get_event(call: Call) -> Answer:
+    event = await call.ctx.store.events.get_event(call.params["id"])
     if event is None:
         raise ApiError(404, "event_not_found", "no event with that id")
-    return web.json_response(event_view(event))
+    return Answer(event_view(event))

@@ -1,10 +1,13 @@
 """The admin HTTP API: one application, every route registered here.
 
-Handler modules import the shared context (api/context.py), never this module, so
-imports run one way: here → handlers → context.
+Operation modules import the shared context (api/context.py), never this module, so
+imports run one way: here → operations → context. Each operation is served over HTTP
+by `http` below; the console (a sub-application at /ui) calls the same operations.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -19,13 +22,37 @@ from bridge.api import (
     watches,
 )
 from bridge.api.auth import BRAKE, PROXIES, FailureBrake, auth_middleware, no_store
-from bridge.api.context import CTX, ApiContext
-from bridge.api.error_shape import OUTAGE, error_middleware
+from bridge.api.context import CTX, ApiContext, Call, Operation
+from bridge.api.error_shape import OUTAGE, error_middleware, read_json
 from bridge.api.openapi import openapi
 from bridge.delivery.targets import parse_network
 from bridge.ui import console
 
 PUBLIC_PATHS = ("/livez", "/healthz", "/readyz", "/metrics", "/openapi.json")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def http(op: Operation, body_bytes: Callable[[ApiContext], int] | None = None) -> Handler:
+    """An operation served over HTTP: the path, query and (when body_bytes says how
+    large it may be) the JSON body in; its answer out as JSON."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        ctx = request.app[CTX]
+        body = await read_json(request, body_bytes(ctx)) if body_bytes else None
+        answer = await op(Call(ctx, request.match_info, request.query, body))
+        if answer.status == 204:
+            return web.Response(status=204)
+        return web.json_response(answer.body, status=answer.status)
+
+    return handler
+
+
+def _body(ctx: ApiContext) -> int:
+    return ctx.max_body_bytes
+
+
+def _batch_body(ctx: ApiContext) -> int:
+    return max(ctx.max_body_bytes, watch_batch.MAX_BATCH_BYTES)
 
 
 def build_api(ctx: ApiContext) -> web.Application:
@@ -44,29 +71,29 @@ def build_api(ctx: ApiContext) -> web.Application:
     r.add_get("/readyz", probes.readyz)
     r.add_get("/metrics", probes.metrics)
     r.add_get("/openapi.json", openapi)
-    r.add_post("/v1/watches", watches.create_watch)
-    r.add_post("/v1/watches/batch", watch_batch.create_watches)
-    r.add_get("/v1/watches", watches.list_watches)
-    r.add_get("/v1/watches/{id}", watches.get_watch)
-    r.add_delete("/v1/watches/{id}", watches.delete_watch)
-    r.add_get("/v1/events", event_log.list_events)
-    r.add_get("/v1/event-types", event_log.list_event_types)
+    r.add_post("/v1/watches", http(watches.create_watch, _body))
+    r.add_post("/v1/watches/batch", http(watch_batch.create_watches, _batch_body))
+    r.add_get("/v1/watches", http(watches.list_watches))
+    r.add_get("/v1/watches/{id}", http(watches.get_watch))
+    r.add_delete("/v1/watches/{id}", http(watches.delete_watch))
+    r.add_get("/v1/events", event_log.list_events)  # also the pull feed
+    r.add_get("/v1/event-types", http(event_log.list_event_types))
     r.add_get("/v1/events/stream", feed.stream)  # before /v1/events/{id}: not an event id
-    r.add_get("/v1/events/{id}", event_log.get_event)
-    r.add_post("/v1/events/{id}/replay", delivery_log.replay_event)
-    r.add_get("/v1/status", status.status)
-    r.add_post("/v1/subscriptions", subscriptions.create_subscription)
-    r.add_get("/v1/subscriptions", subscriptions.list_subscriptions)
-    r.add_get("/v1/subscriptions/{id}", subscriptions.get_subscription)
-    r.add_patch("/v1/subscriptions/{id}", subscriptions.patch_subscription)
-    r.add_delete("/v1/subscriptions/{id}", subscriptions.delete_subscription)
-    r.add_post("/v1/subscriptions/{id}/rotate-secret", subscriptions.rotate_secret)
-    r.add_post("/v1/subscriptions/{id}/test", subscriptions.test_subscription)
-    r.add_post("/v1/subscriptions/{id}/recover", subscriptions.recover)
-    r.add_get("/v1/deliveries", delivery_log.list_deliveries)
-    r.add_get("/v1/deliveries/{id}", delivery_log.get_delivery)
-    r.add_post("/v1/deliveries/{id}/retry", delivery_log.retry_delivery)
-    console.add_routes(app)
+    r.add_get("/v1/events/{id}", http(event_log.get_event))
+    r.add_post("/v1/events/{id}/replay", http(delivery_log.replay_event))
+    r.add_get("/v1/status", http(status.status))
+    r.add_post("/v1/subscriptions", http(subscriptions.create_subscription, _body))
+    r.add_get("/v1/subscriptions", http(subscriptions.list_subscriptions))
+    r.add_get("/v1/subscriptions/{id}", http(subscriptions.get_subscription))
+    r.add_patch("/v1/subscriptions/{id}", http(subscriptions.patch_subscription, _body))
+    r.add_delete("/v1/subscriptions/{id}", http(subscriptions.delete_subscription))
+    r.add_post("/v1/subscriptions/{id}/rotate-secret", http(subscriptions.rotate_secret))
+    r.add_post("/v1/subscriptions/{id}/test", http(subscriptions.test_subscription))
+    r.add_post("/v1/subscriptions/{id}/recover", http(subscriptions.recover))
+    r.add_get("/v1/deliveries", http(delivery_log.list_deliveries))
+    r.add_get("/v1/deliveries/{id}", http(delivery_log.get_delivery))
+    r.add_post("/v1/deliveries/{id}/retry", http(delivery_log.retry_delivery))
+    app.add_subapp("/ui", console.build_console(ctx))
     return app
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
-from bridge.api.context import CTX
+from bridge.api.context import Answer, Call
 from bridge.api.models import iso
 from bridge.store.redis import RedisStore
 
 
-async def status(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
+async def status(call: Call) -> Answer:
+    ctx = call.ctx
     store = ctx.store
     sources: dict[str, Any] = {}
     backlogs = await store.backlogs()
@@ -35,7 +33,7 @@ async def status(request: web.Request) -> web.Response:
             "disabled": sum(1 for s in subs if not s.enabled),
         }
         body["queues"] = await ctx.deliveries.queue_counts([s.id for s in subs])
-    return web.json_response(body)
+    return Answer(body)
 
 
 async def _budget(store: RedisStore, source: str, rate: float) -> float | None:

@@ -7,11 +7,10 @@ import math
 from dataclasses import replace
 from typing import Any, Literal
 
-from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bridge.api.context import CTX, delivery_store, page_params
-from bridge.api.error_shape import ApiError, read_json, validation_fields
+from bridge.api.context import Answer, Call, delivery_store, page_params
+from bridge.api.error_shape import ApiError, validation_fields
 from bridge.api.models import encode_cursor, iso
 from bridge.delivery import signing
 from bridge.delivery.formats import Format
@@ -121,28 +120,27 @@ def _check_sources(sources: list[str] | None, known: Any) -> None:
         )
 
 
-async def _parse(request: web.Request, model: type[BaseModel]) -> Any:
-    body = await read_json(request, request.app[CTX].max_body_bytes)
+def _parse(call: Call, model: type[BaseModel]) -> Any:
     try:
-        return model.model_validate(body)
+        return model.model_validate(call.body)
     except ValidationError as exc:
         raise ApiError(
             422, "invalid_request", "the subscription is not valid", validation_fields(exc)
         ) from None
 
 
-async def _get_sub(request: web.Request) -> Subscription:
-    sub = await delivery_store(request).get_subscription(request.match_info["id"])
+async def _get_sub(call: Call) -> Subscription:
+    sub = await delivery_store(call.ctx).get_subscription(call.params["id"])
     if sub is None:
         raise ApiError(404, "subscription_not_found", "no subscription with that id")
     return sub
 
 
 # ------------------------------------------------------------- subscriptions
-async def create_subscription(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    store = delivery_store(request)
-    req: SubscriptionCreate = await _parse(request, SubscriptionCreate)
+async def create_subscription(call: Call) -> Answer:
+    ctx = call.ctx
+    store = delivery_store(call.ctx)
+    req: SubscriptionCreate = _parse(call, SubscriptionCreate)
     await _check_target(req.url, ctx.targets)
     _check_sources(req.sources, ctx.source_kinds)
     if req.secret is not None:
@@ -163,22 +161,22 @@ async def create_subscription(request: web.Request) -> web.Response:
         created_at=ctx.clock.now(),
     )
     await store.save_subscription(sub)
-    return web.json_response({**subscription_view(sub), "secret": secret}, status=201)
+    return Answer({**subscription_view(sub), "secret": secret}, 201)
 
 
-async def list_subscriptions(request: web.Request) -> web.Response:
+async def list_subscriptions(call: Call) -> Answer:
     """Oldest first, a page at a time (cursor: creation ms and id of the last one seen)."""
-    cursor, limit = page_params(request.query)
+    cursor, limit = page_params(call.query)
     # ordered exactly as the cursor compares (whole ms, then id): none skipped or repeated
     subs = sorted(
-        await delivery_store(request).list_subscriptions(),
+        await delivery_store(call.ctx).list_subscriptions(),
         key=lambda s: (round(s.created_at * 1000), s.id),
     )
     if cursor is not None:
         subs = [s for s in subs if (round(s.created_at * 1000), s.id) > cursor]
     page, more = subs[:limit], len(subs) > limit
     last = page[-1] if page else None
-    return web.json_response(
+    return Answer(
         {
             "items": [subscription_view(s) for s in page],
             "next_cursor": encode_cursor((round(last.created_at * 1000), last.id))
@@ -188,17 +186,17 @@ async def list_subscriptions(request: web.Request) -> web.Response:
     )
 
 
-async def get_subscription(request: web.Request) -> web.Response:
-    sub = await _get_sub(request)
-    parked = await delivery_store(request).parked_count(sub.id)
-    return web.json_response(subscription_view(sub, parked))
+async def get_subscription(call: Call) -> Answer:
+    sub = await _get_sub(call)
+    parked = await delivery_store(call.ctx).parked_count(sub.id)
+    return Answer(subscription_view(sub, parked))
 
 
-async def patch_subscription(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    store = delivery_store(request)
-    sub = await _get_sub(request)
-    req: SubscriptionPatch = await _parse(request, SubscriptionPatch)
+async def patch_subscription(call: Call) -> Answer:
+    ctx = call.ctx
+    store = delivery_store(call.ctx)
+    sub = await _get_sub(call)
+    req: SubscriptionPatch = _parse(call, SubscriptionPatch)
     if req.url is not None:
         await _check_target(req.url, ctx.targets)
     _check_sources(req.sources, ctx.source_kinds)
@@ -224,20 +222,20 @@ async def patch_subscription(request: web.Request) -> web.Response:
             ctx.on_delivery_work()
     fresh = await store.get_subscription(sub.id)
     assert fresh is not None
-    return web.json_response(subscription_view(fresh, await store.parked_count(sub.id)))
+    return Answer(subscription_view(fresh, await store.parked_count(sub.id)))
 
 
-async def delete_subscription(request: web.Request) -> web.Response:
-    now = request.app[CTX].clock.now()
-    if not await delivery_store(request).delete_subscription(request.match_info["id"], now):
+async def delete_subscription(call: Call) -> Answer:
+    now = call.ctx.clock.now()
+    if not await delivery_store(call.ctx).delete_subscription(call.params["id"], now):
         raise ApiError(404, "subscription_not_found", "no subscription with that id")
-    return web.Response(status=204)
+    return Answer(None, 204)
 
 
-async def rotate_secret(request: web.Request) -> web.Response:
+async def rotate_secret(call: Call) -> Answer:
     """A new secret signs from now on; the old ones keep signing for the grace period."""
-    ctx = request.app[CTX]
-    sub = await _get_sub(request)
+    ctx = call.ctx
+    sub = await _get_sub(call)
     now = ctx.clock.now()
     secret = signing.new_secret(signing.scheme_of(sub.secrets[0][0]) if sub.secrets else "v1")
     until = now + ctx.rotation_grace
@@ -245,7 +243,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
     # so the signature header never grows past two.
     live = sub.live_secrets_with_expiry(now)
     previous = ((live[0][0], until),) if live else ()
-    await delivery_store(request).save_subscription(
+    await delivery_store(call.ctx).save_subscription(
         replace(sub, secrets=((secret, None), *previous))
     )
     answer: dict[str, Any] = {
@@ -255,14 +253,14 @@ async def rotate_secret(request: web.Request) -> web.Response:
     }
     if (key := signing.public_key(secret)) is not None:
         answer["public_key"] = key
-    return web.json_response(answer)
+    return Answer(answer)
 
 
-async def test_subscription(request: web.Request) -> web.Response:
+async def test_subscription(call: Call) -> Answer:
     """Send a ping event to this subscription now."""
-    ctx = request.app[CTX]
-    store = delivery_store(request)
-    sub = await _get_sub(request)
+    ctx = call.ctx
+    store = delivery_store(call.ctx)
+    sub = await _get_sub(call)
     if not sub.enabled:
         raise ApiError(
             409,
@@ -283,15 +281,15 @@ async def test_subscription(request: web.Request) -> web.Response:
     )
     await store.add_deliveries([delivery], now)
     ctx.on_delivery_work()
-    return web.json_response({"event_id": event.id, "delivery_id": delivery.id}, status=202)
+    return Answer({"event_id": event.id, "delivery_id": delivery.id}, 202)
 
 
-async def recover(request: web.Request) -> web.Response:
+async def recover(call: Call) -> Answer:
     """Requeue a subscription's failed and dead deliveries created since `since`."""
-    ctx = request.app[CTX]
-    store = delivery_store(request)
-    sub = await _get_sub(request)
-    raw = request.query.get("since", "")
+    ctx = call.ctx
+    store = delivery_store(call.ctx)
+    sub = await _get_sub(call)
+    raw = call.query.get("since", "")
     try:
         since = float(raw)
         if not math.isfinite(since) or not 0 <= since < 1e11:
@@ -319,4 +317,4 @@ async def recover(request: web.Request) -> web.Response:
         if cursor is None:
             break
     ctx.on_delivery_work()
-    return web.json_response({"subscription_id": sub.id, "requeued": requeued})
+    return Answer({"subscription_id": sub.id, "requeued": requeued})

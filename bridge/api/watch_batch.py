@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
-from bridge.api.context import CTX
-from bridge.api.error_shape import ApiError, read_json
+from bridge.api.context import Answer, Call
+from bridge.api.error_shape import ApiError
 from bridge.api.watches import watch_key_of
 
 MAX_ITEMS = 1000
@@ -16,9 +14,8 @@ MAX_ITEMS = 1000
 MAX_BATCH_BYTES = 1024 * 1024
 
 
-async def create_watches(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    body = await read_json(request, max(ctx.max_body_bytes, MAX_BATCH_BYTES))
+async def create_watches(call: Call) -> Answer:
+    ctx, body = call.ctx, call.body
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list) or set(body) != {"items"}:
         raise ApiError(
@@ -48,4 +45,4 @@ async def create_watches(request: web.Request) -> web.Response:
         answers.append({"status": 201 if new else 200, "id": watch.id})
     if created:
         ctx.on_registered()
-    return web.json_response({"items": answers})
+    return Answer({"items": answers})

@@ -1,25 +1,24 @@
-"""The watch handlers: register, list, show and delete."""
+"""The watch operations: register, list, show and delete."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
 from pydantic import ValidationError
 
-from bridge.api.context import CTX, ApiContext, enum_param, page_params
-from bridge.api.error_shape import ApiError, read_json, validation_fields
+from bridge.api.context import Answer, ApiContext, Call, enum_param, page_params
+from bridge.api.error_shape import ApiError, validation_fields
 from bridge.api.models import WatchCreate, encode_cursor, watch_view
 from bridge.model import WatchKey, WatchState
 
 
-async def create_watch(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    key = watch_key_of(ctx, await read_json(request, ctx.max_body_bytes))
+async def create_watch(call: Call) -> Answer:
+    ctx = call.ctx
+    key = watch_key_of(ctx, call.body)
     watch, created = await ctx.store.register(key, ctx.clock.now())
     if created:
         ctx.on_registered()
-    return web.json_response(watch_view(watch), status=201 if created else 200)
+    return Answer(watch_view(watch), 201 if created else 200)
 
 
 def watch_key_of(ctx: ApiContext, body: Any) -> WatchKey:
@@ -50,16 +49,15 @@ def watch_key_of(ctx: ApiContext, body: Any) -> WatchKey:
     return WatchKey(req.source, kind, req.job_id)
 
 
-async def list_watches(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    q = request.query
+async def list_watches(call: Call) -> Answer:
+    store, q = call.ctx.store, call.query
     state = enum_param(q.get("state"), WatchState, "state")
     cursor, limit = page_params(q)
-    watches, nxt = await ctx.store.list_watches(
+    watches, nxt = await store.list_watches(
         state=state, source=q.get("source") or None, cursor=cursor, limit=limit
     )
-    waiting = await ctx.store.waiting_for_budget(watches)
-    return web.json_response(
+    waiting = await store.waiting_for_budget(watches)
+    return Answer(
         {
             "items": [watch_view(w, waiting.get(w.id)) for w in watches],
             "next_cursor": encode_cursor(nxt),
@@ -67,18 +65,18 @@ async def list_watches(request: web.Request) -> web.Response:
     )
 
 
-async def get_watch(request: web.Request) -> web.Response:
-    store = request.app[CTX].store
-    watch = await store.get_watch(request.match_info["id"])
+async def get_watch(call: Call) -> Answer:
+    store = call.ctx.store
+    watch = await store.get_watch(call.params["id"])
     if watch is None:
         raise ApiError(404, "watch_not_found", "no watch with that id")
     waiting = await store.waiting_for_budget([watch])
-    return web.json_response(watch_view(watch, waiting.get(watch.id)))
+    return Answer(watch_view(watch, waiting.get(watch.id)))
 
 
-async def delete_watch(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    watch = await ctx.store.get_watch(request.match_info["id"])
+async def delete_watch(call: Call) -> Answer:
+    ctx = call.ctx
+    watch = await ctx.store.get_watch(call.params["id"])
     if watch is None or not await ctx.store.delete_watch(watch, ctx.retention):
         raise ApiError(404, "watch_not_found", "no watch with that id")
-    return web.Response(status=204)
+    return Answer(None, 204)

@@ -16,6 +16,7 @@ from typing import TypeVar, cast
 import redis.asyncio as aioredis
 
 from bridge.clock import to_ms
+from bridge.errors import StoreError
 from bridge.model import Event, Watch, WatchKey, WatchState
 from bridge.store import codec, scripts
 from bridge.store.coalescer import Coalescer

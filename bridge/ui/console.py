@@ -1,11 +1,11 @@
 """The operator console: pages over the admin API, for people who don't live in a terminal.
 
-Sign-in takes an admin token once; the browser then holds only a session id in an
-HttpOnly, SameSite=Strict cookie (the session lives in Redis, so any replica serves
-it). Every form carries the session's CSRF token. Actions are requests to this
-process's own admin API with the token the session was opened with, so the console has exactly the
-API's semantics, and shows its errors in the API's own shape. No token is ever in a
-URL or a page.
+A sub-application (mounted at /ui) that depends on the API's context alone. Sign-in
+takes an admin token once; the browser then holds only a session id in an HttpOnly,
+SameSite=Strict cookie (the session lives in Redis, so any replica serves it). Every
+form carries the session's CSRF token. Pages and actions call the admin API's own
+operations in-process, so the console has exactly the API's semantics, and shows its
+errors in the API's own shape. No token is ever in a URL or a page.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import aiohttp
 from aiohttp import web
 
+from bridge.api import delivery_log, event_log, subscriptions, watches
 from bridge.api.auth import check_token, guarded
-from bridge.api.context import CTX
+from bridge.api.context import CTX, ApiContext, Call, Operation
 from bridge.api.error_shape import ApiError
+from bridge.api.status import status as read_status
 from bridge.ui.html import api_error, e, form, page, table, when
 
 COOKIE = "bridge_session"
@@ -30,21 +31,25 @@ SESSION_S = 8 * 3600
 SESSION_TOKEN = web.RequestKey("ui_token", str)  # the admin token the session acts with
 
 
-def add_routes(app: web.Application) -> None:
+def build_console(ctx: ApiContext) -> web.Application:
+    """The console, to mount at /ui (api/server.py)."""
+    app = web.Application()
+    app[CTX] = ctx
     r = app.router
-    r.add_get("/ui", overview)
-    r.add_get("/ui/login", login_page)
-    r.add_post("/ui/login", login)
-    r.add_post("/ui/logout", logout)
-    r.add_get("/ui/watches", watches)
-    r.add_get("/ui/watches/{id}", watch_detail)
-    r.add_get("/ui/deliveries", deliveries)
-    r.add_post("/ui/deliveries/{id}/retry", delivery_retry)
-    r.add_post("/ui/events/{id}/replay", event_replay)
-    r.add_get("/ui/subscriptions", subscriptions)
-    r.add_post("/ui/subscriptions", subscription_create)
-    r.add_post("/ui/subscriptions/{id}/{action}", subscription_action)
-    r.add_get("/ui/{tail:.*}", not_found)  # last: a page, not the API's JSON
+    r.add_get("", overview)
+    r.add_get("/login", login_page)
+    r.add_post("/login", login)
+    r.add_post("/logout", logout)
+    r.add_get("/watches", watches_page)
+    r.add_get("/watches/{id}", watch_detail)
+    r.add_get("/deliveries", deliveries_page)
+    r.add_post("/deliveries/{id}/retry", delivery_retry)
+    r.add_post("/events/{id}/replay", event_replay)
+    r.add_get("/subscriptions", subscriptions_page)
+    r.add_post("/subscriptions", subscription_create)
+    r.add_post("/subscriptions/{id}/{action}", subscription_action)
+    r.add_get("/{tail:.*}", not_found)  # last: a page, not the API's JSON
+    return app
 
 
 async def not_found(request: web.Request) -> web.Response:
@@ -151,23 +156,22 @@ async def logout(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-# --------------------------------------------------------------- the API, in
+# ------------------------------------------------------------ the API, in-process
 async def _api(
-    request: web.Request, method: str, path: str, body: Any = None, query: Any = None
+    request: web.Request,
+    op: Operation,
+    params: dict[str, str] | None = None,
+    body: Any = None,
+    query: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    """This process's own admin API, with the configured admin token."""
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    host, port = (sockname[0], sockname[1]) if sockname else ("127.0.0.1", 8080)
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - reaching our own listener
-        host = "127.0.0.1"
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}{path}"
-    headers = {"Authorization": f"Bearer {request[SESSION_TOKEN]}"}
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http,
-        http.request(method, url, json=body, params=query, headers=headers) as resp,
-    ):
-        answer = await resp.json(content_type=None) if resp.status != 204 else None
-        return resp.status, answer
+    """One of the admin API's operations, as its HTTP handler would run it: (status,
+    answer), an error answer in the API's own shape."""
+    call = Call(request.app[CTX], params or {}, query or {}, body)
+    try:
+        answer = await op(call)
+    except ApiError as exc:
+        return exc.status, {"code": exc.code, "message": exc.message, "fields": exc.fields}
+    return answer.status, answer.body
 
 
 def _html(text: str, status: int = 200) -> web.Response:
@@ -222,8 +226,8 @@ def _notice(request: web.Request, csrf: str) -> str:
 # --------------------------------------------------------------------- pages
 async def overview(request: web.Request) -> web.Response:
     csrf = await _signed_in(request)
-    _, status = await _api(request, "GET", "/v1/status")
-    w = status["watches"]
+    _, answer = await _api(request, read_status)
+    w = answer["watches"]
     rows = [
         [
             e(name),
@@ -234,9 +238,9 @@ async def overview(request: web.Request) -> web.Response:
             e(info.get("paused_for_s")),
             e(info.get("waiting_for_budget")),
         ]
-        for name, info in status["sources"].items()
+        for name, info in answer["sources"].items()
     ]
-    queues = status.get("queues", {})
+    queues = answer.get("queues", {})
     body = (
         _notice(request, csrf)
         + f"<p>Watches: {e(w['watching'])} watching ({e(w['polling_now'])} polling now, "
@@ -249,10 +253,10 @@ async def overview(request: web.Request) -> web.Response:
     return _html(page("Overview", body, csrf=csrf))
 
 
-async def watches(request: web.Request) -> web.Response:
+async def watches_page(request: web.Request) -> web.Response:
     csrf = await _signed_in(request)
     query = {k: request.query[k] for k in ("state", "source", "cursor") if request.query.get(k)}
-    status, listing = await _api(request, "GET", "/v1/watches", query={**query, "limit": 100})
+    status, listing = await _api(request, watches.list_watches, query={**query, "limit": "100"})
     if status != 200:
         return _html(page("Watches", api_error(listing), csrf=csrf), status)
     rows = [
@@ -284,7 +288,7 @@ async def watches(request: web.Request) -> web.Response:
 async def watch_detail(request: web.Request) -> web.Response:
     csrf = await _signed_in(request)
     watch_id = request.match_info["id"]
-    status, w = await _api(request, "GET", f"/v1/watches/{quote(watch_id, safe='')}")
+    status, w = await _api(request, watches.get_watch, {"id": watch_id})
     if status != 200:
         return _html(page("Watch", api_error(w), csrf=csrf), status)
     stored = await request.app[CTX].store.get_watch(watch_id)
@@ -294,7 +298,7 @@ async def watch_detail(request: web.Request) -> web.Response:
         "last_error", "created_at", "last_polled_at", "next_poll_at", "poll_reason",
         "terminal_at", "discovered")]  # fmt: skip
     polls = [[when(t), e(why), e(found)] for t, why, found in reversed(timeline)]
-    _, events = await _api(request, "GET", "/v1/events", query={"watch_id": watch_id})
+    _, events = await _api(request, event_log.events_page, query={"watch_id": watch_id})
     event_rows = [
         [e(ev["id"]), e(ev["type"]), e(ev["timestamp"]),
          form(f"/ui/events/{quote(ev['id'])}/replay", csrf, "Replay")]
@@ -310,12 +314,14 @@ async def watch_detail(request: web.Request) -> web.Response:
     return _html(page(f"Watch {watch_id}", _notice(request, csrf) + body, csrf=csrf))
 
 
-async def deliveries(request: web.Request) -> web.Response:
+async def deliveries_page(request: web.Request) -> web.Response:
     csrf = await _signed_in(request)
     query = {
         k: request.query[k] for k in ("status", "subscription_id", "cursor") if request.query.get(k)
     }
-    status, listing = await _api(request, "GET", "/v1/deliveries", query={**query, "limit": 100})
+    status, listing = await _api(
+        request, delivery_log.list_deliveries, query={**query, "limit": "100"}
+    )
     if status != 200:
         return _html(page("Deliveries", api_error(listing), csrf=csrf), status)
     rows = []
@@ -344,7 +350,7 @@ async def deliveries(request: web.Request) -> web.Response:
 async def delivery_retry(request: web.Request) -> web.Response:
     csrf, _ = await _posted(request)
     status, answer = await _api(
-        request, "POST", f"/v1/deliveries/{quote(request.match_info['id'], safe='')}/retry"
+        request, delivery_log.retry_delivery, {"id": request.match_info["id"]}
     )
     if status >= 400:
         return _done("/ui/deliveries", csrf, error=answer.get("code"))
@@ -354,15 +360,15 @@ async def delivery_retry(request: web.Request) -> web.Response:
 async def event_replay(request: web.Request) -> web.Response:
     csrf, _ = await _posted(request)
     event_id = request.match_info["id"]
-    status, answer = await _api(request, "POST", f"/v1/events/{quote(event_id, safe='')}/replay")
+    status, answer = await _api(request, delivery_log.replay_event, {"id": event_id})
     if status >= 400:
         return _done("/ui/deliveries", csrf, error=answer.get("code"))
     return _done("/ui/deliveries", csrf, f"{event_id} queued for every subscriber again")
 
 
-async def subscriptions(request: web.Request) -> web.Response:
+async def subscriptions_page(request: web.Request) -> web.Response:
     csrf = await _signed_in(request)
-    status, listing = await _api(request, "GET", "/v1/subscriptions", query={"limit": 500})
+    status, listing = await _api(request, subscriptions.list_subscriptions, query={"limit": "500"})
     if status != 200:
         return _html(page("Subscriptions", api_error(listing), csrf=csrf), status)
     rows = []
@@ -420,7 +426,7 @@ async def subscription_create(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"url": fields.get("url", "")}
     if types:
         body["event_types"] = types
-    status, answer = await _api(request, "POST", "/v1/subscriptions", body)
+    status, answer = await _api(request, subscriptions.create_subscription, body=body)
     if status != 201:
         return _html(page("New subscription", api_error(answer), csrf=csrf), status)
     return _secret_page(csrf, "Subscription created", answer["id"], answer)
@@ -429,18 +435,17 @@ async def subscription_create(request: web.Request) -> web.Response:
 async def subscription_action(request: web.Request) -> web.Response:
     csrf, _ = await _posted(request)
     sid, action = request.match_info["id"], request.match_info["action"]
-    path = f"/v1/subscriptions/{quote(sid, safe='')}"
-    calls: dict[str, tuple[str, str, Any, Any]] = {
-        "enable": ("PATCH", path, {"enabled": True}, None),
-        "disable": ("PATCH", path, {"enabled": False}, None),
-        "test": ("POST", path + "/test", None, None),
-        "rotate": ("POST", path + "/rotate-secret", None, None),
-        "recover": ("POST", path + "/recover", None, {"since": "0"}),
+    calls: dict[str, tuple[Operation, Any, dict[str, str] | None]] = {
+        "enable": (subscriptions.patch_subscription, {"enabled": True}, None),
+        "disable": (subscriptions.patch_subscription, {"enabled": False}, None),
+        "test": (subscriptions.test_subscription, None, None),
+        "rotate": (subscriptions.rotate_secret, None, None),
+        "recover": (subscriptions.recover, None, {"since": "0"}),
     }
     if action not in calls:
         raise ApiError(404, "not_found", "no such action")
-    method, target, body, query = calls[action]
-    status, answer = await _api(request, method, target, body, query)
+    op, body, query = calls[action]
+    status, answer = await _api(request, op, {"id": sid}, body, query)
     if status >= 400:
         return _done("/ui/subscriptions", csrf, error=answer.get("code"))
     if action == "rotate":

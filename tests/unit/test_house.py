@@ -236,3 +236,41 @@ def test_every_store_coroutine_speaks_the_bridges_errors() -> None:
                 if not hasattr(member, "__wrapped__"):
                     unwrapped.append(f"{module.__name__}.{cls_name}.{name}")
     assert unwrapped == []
+
+
+def console_reaches_out(package: Path) -> list[str]:
+    """Where the console could make an HTTP request (to itself or anywhere): an aiohttp
+    client, or aiohttp imported for more than its server side (aiohttp.web)."""
+    found = []
+    for path in sorted((package / "ui").rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name | ast.Attribute) and "ClientSession" in ast.unparse(node):
+                found.append(f"{path.name}:{node.lineno} uses an HTTP client")
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                if name.split(".")[0] == "aiohttp" and not name.startswith("aiohttp.web"):
+                    found.append(f"{path.name}:{node.lineno} imports {name}")
+    return sorted(set(found))
+
+
+def test_the_console_calls_the_operations_not_itself() -> None:
+    """The console is a sub-application over the API's context: it calls the same
+    operations the HTTP handlers serve, never its own API over HTTP."""
+    assert console_reaches_out(PACKAGE) == []
+
+
+def test_the_console_rail_sees_an_http_client(tmp_path: Path) -> None:
+    (tmp_path / "ui").mkdir()
+    (tmp_path / "ui" / "console.py").write_text(
+        "import aiohttp\nasync def f():\n    async with aiohttp.ClientSession() as s:\n"
+        "        return s\n"
+    )
+    assert console_reaches_out(tmp_path) == [
+        "console.py:1 imports aiohttp",
+        "console.py:3 uses an HTTP client",
+    ]
