@@ -31,7 +31,7 @@ from bridge.providers.deps import BuildDeps
 from bridge.providers.http import UpstreamHttp, default_session
 from bridge.providers.registry import build_provider
 from bridge.settings import Settings
-from bridge.store.connection import connect
+from bridge.store.connection import RedisTarget, connect
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.durations import DurationStore
 from bridge.store.redis import RedisStore
@@ -64,7 +64,7 @@ class Bridge:
         self,
         settings: Settings,
         *,
-        redis_url: str,
+        redis_url: str | RedisTarget,
         roles: Iterable[Role] = ALL_ROLES,
         clock: Clock | None = None,
         local_clock: Clock | None = None,
@@ -112,7 +112,8 @@ class Bridge:
             self._redis_url, max_connections=s.poll.concurrency + s.delivery.concurrency + 32
         )
         store = self.store = RedisStore(client, s.key_prefix, head_start_s=s.poll.max_interval)
-        await _first_answer(store.ping(), "Redis does not answer")
+        where = "redis_sentinels" if s.redis_mode == "sentinel" else "redis_url"
+        await _first_answer(store.ping(), f"{where}: Redis does not answer")
         deliveries = self._deliveries = DeliveryStore(store)
         self.watchdog = Watchdog(
             store=store,
@@ -121,7 +122,7 @@ class Bridge:
             outage=self.outage,
             on_data_lost=self._rebuild,
         )
-        await _first_answer(self.watchdog.start(), "Redis does not answer")
+        await _first_answer(self.watchdog.start(), f"{where}: Redis does not answer")
         self._session = default_session(s.poll.concurrency, trust_env=s.http.trust_env)
         http = UpstreamHttp(
             self._session, timeout_s=s.poll.request_timeout, max_body_bytes=s.poll.max_body_bytes
@@ -379,10 +380,10 @@ async def _first_answer(call: Awaitable[Any], what: str) -> Any:
     try:
         return await asyncio.wait_for(call, _REDIS_START_S)
     except TimeoutError:
-        raise StartupError(f"redis_url: {what} within {_REDIS_START_S:g} s") from None
+        raise StartupError(f"{what} within {_REDIS_START_S:g} s") from None
     except Exception as exc:
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise StartupError(f"redis_url: {what}: {detail}") from None
+        raise StartupError(f"{what}: {detail}") from None
 
 
 async def run_until_signalled(bridge: Bridge, stop: asyncio.Event) -> None:

@@ -26,6 +26,7 @@ from bridge.event_types import UnknownEventType, check_pattern
 from bridge.providers.config import DiscoveryFields
 from bridge.providers.registry import PLUGINS, SourceConfig
 from bridge.sections import Section
+from bridge.store.connection import RedisTarget, split_address
 from bridge.store.connection import check_url as check_redis_url
 
 ENV_PREFIX = "BRIDGE_"
@@ -185,6 +186,13 @@ class Settings(BaseSettings):
     )
 
     redis_url: SecretStr | None = None
+    # single: redis_url (or, without it, the embedded Redis); sentinel: the primary the
+    # Sentinels name redis_sentinel_master (redis_url, if set, gives its scheme,
+    # credentials and database). Cluster mode is not supported by this version.
+    redis_mode: Literal["single", "sentinel"] = "single"
+    redis_sentinels: list[str] = Field(default_factory=list)
+    redis_sentinel_master: str | None = Field(default=None, min_length=1, max_length=200)
+    redis_sentinel_password: SecretStr | None = None
     # SIGTERM: work in flight gets this long; the process exits within grace + 2 s.
     shutdown_grace: float = Field(default=10.0, ge=0, le=3600)
     key_prefix: str = Field(default="bridge", pattern=r"^[A-Za-z0-9_.:-]+$")
@@ -195,6 +203,43 @@ class Settings(BaseSettings):
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     subscriptions: list[StaticSubscription] = Field(default_factory=list)
 
+    def _check_redis_mode(self) -> None:
+        if self.redis_mode == "single":
+            if self.redis_sentinels or self.redis_sentinel_master:
+                raise ValueError(
+                    "redis_sentinels and redis_sentinel_master are for redis_mode = "
+                    '"sentinel"; set it, or remove them'
+                )
+            return
+        if not self.redis_sentinels:
+            raise ValueError(
+                'redis_sentinels: redis_mode = "sentinel" needs the Sentinels, e.g. '
+                '["10.0.0.5:26379", "10.0.0.6:26379", "10.0.0.7:26379"]'
+            )
+        for i, entry in enumerate(self.redis_sentinels):
+            try:
+                split_address(entry)
+            except ValueError as exc:
+                raise ValueError(f"redis_sentinels[{i}]: {exc}") from None
+        if not self.redis_sentinel_master:
+            raise ValueError(
+                'redis_sentinel_master: redis_mode = "sentinel" needs the name the '
+                "Sentinels monitor the primary by (sentinel monitor NAME …)"
+            )
+
+    def redis_target(self) -> RedisTarget | None:
+        """Where Redis is; None: start the embedded one."""
+        url = self.redis_url.get_secret_value() if self.redis_url else None
+        if self.redis_mode == "sentinel":
+            password = self.redis_sentinel_password
+            return RedisTarget(
+                url=url,
+                sentinels=tuple(split_address(e) for e in self.redis_sentinels),
+                master=self.redis_sentinel_master,
+                sentinel_password=password.get_secret_value() if password else None,
+            )
+        return None if url is None else RedisTarget(url=url)
+
     @model_validator(mode="after")
     def _check_source_names(self) -> Settings:
         for name in self.sources:
@@ -204,6 +249,7 @@ class Settings(BaseSettings):
             REDIS_SCHEMES
         ):
             raise ValueError("redis_url: must start with redis://, rediss:// or unix://")
+        self._check_redis_mode()
         if self.redis_url is not None:
             try:  # the client's own reading of it, so that `config check` is `run`'s
                 check_redis_url(self.redis_url.get_secret_value())

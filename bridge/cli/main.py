@@ -274,6 +274,7 @@ def _run(args: argparse.Namespace) -> int:
     from bridge import logs
     from bridge.app import Bridge
     from bridge.settings import load_settings
+    from bridge.store.connection import RedisTarget
     from bridge.store.embedded import EmbeddedRedis
 
     log = structlog.get_logger("bridge.cli")
@@ -289,7 +290,8 @@ def _run(args: argparse.Namespace) -> int:
     if Role.POLLER in roles and not settings.sources:
         log.warning("no_sources", message="no [sources.*] configured: there is nothing to poll")
     embedded: EmbeddedRedis | None = None
-    if settings.redis_url is None:
+    target = settings.redis_target()
+    if target is None:
         embedded = EmbeddedRedis(Path(args.data_dir).resolve())
         embedded.start()
         log.warning(
@@ -297,11 +299,9 @@ def _run(args: argparse.Namespace) -> int:
             message=f"embedded Redis at {embedded.socket}; set redis_url for production",
             binary=str(embedded.binary),
         )
-        url = embedded.url
-    else:
-        url = settings.redis_url.get_secret_value()
+        target = RedisTarget(url=embedded.url)
     try:
-        bridge = Bridge(settings, redis_url=url, roles=roles)
+        bridge = Bridge(settings, redis_url=target, roles=roles)
         asyncio.run(_serve(bridge, on_second_signal=embedded.stop if embedded else None))
     finally:
         if embedded:

@@ -14,10 +14,6 @@ from __future__ import annotations
 
 from bridge.poll.duration_policy import Durations, chance_of_end
 
-# A new registration: poll it first (it may have ended before it was registered, and
-# its owner is waiting to hear that the watch works).
-NEW_WATCH_WORTH = 1.0
-
 
 def poll_worth(
     *,

@@ -1,12 +1,15 @@
-"""The redis-py client as the bridge builds it: a blocking pool and C command packing."""
+"""The redis-py client as the bridge builds it: a blocking pool and C command packing,
+to one server or to the primary a set of Sentinels names (followed across failovers)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -28,24 +31,86 @@ def check_url(url: str) -> None:
     parse_url(url)  # type: ignore[no-untyped-call]
 
 
-def connect(url: str, *, max_connections: int = 128) -> aioredis.Redis:
-    """A client with a blocking pool: bursts wait for a connection instead of failing."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=COMMAND_TIMEOUT_S,
-        decode_responses=True,
-        socket_connect_timeout=COMMAND_TIMEOUT_S,
-        socket_timeout=COMMAND_TIMEOUT_S,
-        retry=Retry(
+def split_address(entry: str) -> tuple[str, int]:
+    """ "host:port" (an IPv6 host in brackets) → (host, port); ValueError otherwise."""
+    host, sep, port = entry.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("not HOST:PORT (e.g. 10.0.0.5:26379)")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where the bridge's Redis is: one server (`url`), or the primary that a set of
+    Sentinels name `master`. With Sentinel, `url` (optional) gives the primary's scheme
+    (rediss:// for TLS), user, password and database; its host is not used."""
+
+    url: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master: str | None = None
+    sentinel_password: str | None = None
+
+    @property
+    def mode(self) -> str:
+        return "sentinel" if self.sentinels else "single"
+
+
+def _options(max_connections: int) -> dict[str, Any]:
+    return {
+        "max_connections": max_connections,
+        "timeout": COMMAND_TIMEOUT_S,
+        "decode_responses": True,
+        "socket_connect_timeout": COMMAND_TIMEOUT_S,
+        "socket_timeout": COMMAND_TIMEOUT_S,
+        "retry": Retry(
             ExponentialWithJitterBackoff(base=0.05, cap=0.5),
             RETRIES,
             supported_errors=(RedisConnectionError,),
         ),
-        retry_on_timeout=False,
-    )
+        "retry_on_timeout": False,
+    }
+
+
+def connect(target: str | RedisTarget, *, max_connections: int = 128) -> aioredis.Redis:
+    """A client with a blocking pool: bursts wait for a connection instead of failing."""
+    if isinstance(target, str):
+        target = RedisTarget(url=target)
+    if target.mode == "sentinel":
+        return _connect_sentinel(target, max_connections)
+    assert target.url is not None
+    pool = aioredis.BlockingConnectionPool.from_url(target.url, **_options(max_connections))
     pool.connection_class = with_fast_packing(pool.connection_class)
     return aioredis.Redis(connection_pool=pool)
+
+
+class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """Sentinel's pool (it asks the Sentinels for the primary on every new connection,
+    and drops idle ones when the primary changed) that waits for a free connection."""
+
+
+def _connect_sentinel(target: RedisTarget, max_connections: int) -> aioredis.Redis:
+    primary: dict[str, Any] = {}
+    if target.url:
+        primary = dict(parse_url(target.url))  # type: ignore[no-untyped-call]
+        for unused in ("host", "port", "path"):
+            primary.pop(unused, None)
+        if primary.pop("connection_class", None) is not None and target.url.startswith("rediss"):
+            primary["ssl"] = True
+    timeouts = {"socket_timeout": COMMAND_TIMEOUT_S, "socket_connect_timeout": COMMAND_TIMEOUT_S}
+    sentinel_kwargs: dict[str, Any] = {**timeouts, "decode_responses": True}
+    if target.sentinel_password:
+        sentinel_kwargs["password"] = target.sentinel_password
+    manager = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
+    client = manager.master_for(
+        target.master or "",
+        redis_class=aioredis.Redis,
+        connection_pool_class=BlockingSentinelPool,
+        **{**_options(max_connections), **primary},
+    )
+    pool = client.connection_pool
+    pool.connection_class = with_fast_packing(pool.connection_class)
+    return cast(aioredis.Redis, client)
 
 
 class _HiredisPacking:

@@ -111,6 +111,17 @@ provider = "nope"
         ('redis_url = "redis://secret-host:notaport/0"\n', "redis_url: not a usable Redis URL"),
         ('redis_url = "redis://secret-host:99999/0"\n', "redis_url: not a usable Redis URL"),
         ('redis_url = "redis://:secret-pw@[bad"\n', "redis_url: not a usable Redis URL"),
+        ('redis_mode = "sentinel"\n', 'redis_sentinels: redis_mode = "sentinel" needs'),
+        (
+            'redis_mode = "sentinel"\nredis_sentinels = ["nowhere-secret"]\n',
+            "redis_sentinels[0]: not HOST:PORT",
+        ),
+        (
+            'redis_mode = "sentinel"\nredis_sentinels = ["h:26379"]\n',
+            'redis_sentinel_master: redis_mode = "sentinel" needs the name',
+        ),
+        ('redis_sentinels = ["h:26379"]\n', 'are for redis_mode = "sentinel"'),
+        ('redis_mode = "cluster"\n', "redis_mode: Input should be 'single' or 'sentinel'"),
         (
             '[sources.f]\nprovider = "fullstory"\napi_key = "k"\nbase_url = "ftp://h"\n',
             "sources.f.base_url: must be an http(s) URL",
@@ -222,3 +233,33 @@ def test_a_list_in_the_environment_or_a_secret_file_that_is_not_json(
     [line] = info.value.problems
     assert line.startswith("secret file bridge_api__tokens: not valid JSON")
     assert "plain-token" not in line
+
+
+def test_sentinel_mode_names_the_primary_by_the_sentinels(tmp_path: Path) -> None:
+    """The Sentinels and the primary's name; redis_url, when set, gives the primary's
+    scheme, credentials and database; the Sentinels' password comes from a secret."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        'redis_mode = "sentinel"\n'
+        'redis_sentinels = ["10.0.0.5:26379", "[fd00::6]:26380"]\n'
+        'redis_sentinel_master = "mymaster"\n'
+        'redis_url = "rediss://app:pw@ignored/2"\n'
+    )
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "bridge_redis_sentinel_password").write_text("from-a-secret")
+    target = load_settings(path, secrets_dir=secrets).redis_target()
+    assert target is not None and target.mode == "sentinel"
+    assert target.sentinels == (("10.0.0.5", 26379), ("fd00::6", 26380))
+    assert target.master == "mymaster"
+    assert target.url == "rediss://app:pw@ignored/2"
+    assert target.sentinel_password == "from-a-secret"
+
+
+def test_single_mode_without_a_url_is_the_embedded_redis(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("")
+    assert load_settings(path).redis_target() is None
+    path.write_text('redis_url = "redis://h:6379/0"\n')
+    target = load_settings(path).redis_target()
+    assert target is not None and target.mode == "single" and target.url == "redis://h:6379/0"

@@ -1,0 +1,78 @@
+"""Redis behind Sentinel, on real processes: a primary, a replica and three Sentinels.
+The store works through the Sentinels and follows a failover with the same client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.errors import StoreError
+from bridge.model import WatchKey
+from bridge.store.connection import RedisTarget, connect
+from bridge.store.redis import RedisStore
+from tests.topologies import MASTER, SentinelSet
+
+NOW = 1_800_000_000.0
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
+    topology = SentinelSet(tmp_path, password=SENTINEL_PASSWORD)
+    topology.start()
+    yield topology
+    topology.stop()
+
+
+SENTINEL_PASSWORD = "sentinel-secret"
+
+
+def target(topology: SentinelSet, password: str | None = SENTINEL_PASSWORD) -> RedisTarget:
+    return RedisTarget(sentinels=topology.sentinels, master=MASTER, sentinel_password=password)
+
+
+async def until_answered(store: RedisStore, within_s: float = 30.0) -> None:
+    """Calls fail (StoreError) while no primary is named; then answer again."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        try:
+            await store.ping()
+            return
+        except StoreError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def test_the_store_follows_the_primary_across_a_failover(sentinels: SentinelSet) -> None:
+    client = connect(target(sentinels))
+    store = RedisStore(client, "bridge")
+    try:
+        watch, created = await store.register(WatchKey("fs", "users", "job-1"), NOW)
+        assert created
+        assert await client.execute_command("WAIT", 1, 2000) == 1  # on the replica too
+        old = sentinels.kill_primary()
+        assert sentinels.wait_for_promotion(old)[1] == sentinels.replica_port
+        await until_answered(store)
+        # the same client, now on the promoted replica: the watch is there, writes go
+        assert (await store.get_watch(watch.id)) == watch
+        again, created = await store.register(WatchKey("fs", "users", "job-2"), NOW)
+        assert created
+        [claimed, *_] = await store.claim(NOW, 30, 10)
+        assert claimed.watch.id in (watch.id, again.id)
+    finally:
+        await client.aclose()
+
+
+async def test_a_wrong_sentinel_password_is_a_clear_error(sentinels: SentinelSet) -> None:
+    client = connect(target(sentinels, password="wrong"))
+    store = RedisStore(client, "bridge")
+    try:
+        with pytest.raises(StoreError) as failed:
+            await store.ping()
+        assert "wrong" not in str(failed.value)
+    finally:
+        await client.aclose()
