@@ -191,3 +191,24 @@ def test_a_slot_within_the_horizon_and_the_one_beyond() -> None:
     # a burst of 3 lets two more go at once
     assert reserve(1500.0, 1000.0, 2.0, 3, 0.0) == Reservation(True, 2000.0, 0.0)
     assert reserve(1000.0, 3000.0, 2.0, 1, 0.0) == Reservation(True, 3500.0, 0.0)  # idle
+
+
+def test_a_count_no_float_holds_exactly_is_no_information() -> None:
+    assert read_progress((), now=1.0, created_at=0.0, total=2**53 + 1, done=1) == ((), None, 0.0)
+
+
+def test_estimates_under_a_second_and_small_minimums() -> None:
+    fine = {"lag_target": 0.5, "min_s": 0.1, "max_s": 300.0}
+    assert next_interval(age_s=100.0, eta_s=0.0, **fine) == (0.1, "eta")  # no wait yet
+    assert next_interval(age_s=100.0, eta_s=0.9, **fine)[0] == pytest.approx(0.9 * 0.35)
+
+
+def test_error_backoff_with_a_minimum_under_a_second() -> None:
+    assert error_backoff(6, 0.5, 60.0, 0.5) == 8.0  # ceiling 0.5 · 2⁵ = 16
+    assert error_backoff(9, 0.5, 60.0, 0.5) == 30.0  # 0.5 · 2⁸ = 128: the maximum
+
+
+def test_a_reservation_cannot_be_changed() -> None:
+    slot = reserve(None, 0.0, 1.0, 1, 0.0)
+    with pytest.raises(AttributeError):
+        slot.granted = False  # type: ignore[misc]
