@@ -46,6 +46,7 @@ MODULES = {
     "bridge/delivery/policy.py": ["test_delivery_policy_edges.py", "test_delivery_policies.py"],
     "bridge/delivery/signing.py": ["test_delivery_policy_edges.py", "test_delivery_policies.py"],
     "bridge/delivery/targets.py": [
+        "test_target_guard_edges.py",
         "test_ssrf_guard.py",
         "test_delivery_policies.py",
         "test_outgoing_http.py",

@@ -31,7 +31,7 @@ from bridge.providers.deps import BuildDeps
 from bridge.providers.http import UpstreamHttp, default_session
 from bridge.providers.registry import build_provider
 from bridge.settings import Settings
-from bridge.store.connection import RedisTarget, connect
+from bridge.store.connection import RedisTarget, connect, explain_sentinels
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.durations import DurationStore
 from bridge.store.redis import RedisStore
@@ -112,8 +112,16 @@ class Bridge:
             self._redis_url, max_connections=s.poll.concurrency + s.delivery.concurrency + 32
         )
         store = self.store = RedisStore(client, s.key_prefix, head_start_s=s.poll.max_interval)
+        target = self._redis_url
         where = "redis_sentinels" if s.redis_mode == "sentinel" else "redis_url"
-        await _first_answer(store.ping(), f"{where}: Redis does not answer")
+        try:
+            await _first_answer(store.ping(), f"{where}: Redis does not answer")
+        except StartupError:
+            if isinstance(target, RedisTarget) and target.mode == "sentinel":
+                # say which setting is wrong: the Sentinels, the name, or the password
+                why = await _first_answer(explain_sentinels(target), "redis_sentinels")
+                raise StartupError(why) from None
+            raise
         deliveries = self._deliveries = DeliveryStore(store)
         self.watchdog = Watchdog(
             store=store,

@@ -205,12 +205,17 @@ class Settings(BaseSettings):
 
     def _check_redis_mode(self) -> None:
         if self.redis_mode == "single":
-            if self.redis_sentinels or self.redis_sentinel_master:
+            if self.redis_sentinels or self.redis_sentinel_master or self.redis_sentinel_password:
                 raise ValueError(
-                    "redis_sentinels and redis_sentinel_master are for redis_mode = "
-                    '"sentinel"; set it, or remove them'
+                    "redis_sentinels, redis_sentinel_master and redis_sentinel_password are "
+                    'for redis_mode = "sentinel"; set it, or remove them'
                 )
             return
+        if self.redis_url is not None and self.redis_url.get_secret_value().startswith("unix:"):
+            raise ValueError(
+                'redis_url: with redis_mode = "sentinel" the primary is reached over TCP; '
+                "give redis:// or rediss:// (for its credentials and database) or none"
+            )
         if not self.redis_sentinels:
             raise ValueError(
                 'redis_sentinels: redis_mode = "sentinel" needs the Sentinels, e.g. '

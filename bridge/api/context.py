@@ -63,12 +63,18 @@ class ApiContext:
 
 @dataclass(frozen=True)
 class Call:
-    """An operation's input, however it came: path parameters, query, parsed body."""
+    """An operation's input, however it came: path parameters, query, and the body,
+    read when the operation asks for it (so a 404 for what the path names comes before
+    a 400 for the body, as it always has)."""
 
     ctx: ApiContext
     params: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
-    body: Any = None  # the JSON body, for operations that take one
+    body: Any = None  # the JSON body, when the caller has it parsed already
+    read_body: Callable[[], Awaitable[Any]] | None = None  # else: how to read it
+
+    async def json(self) -> Any:
+        return self.body if self.read_body is None else await self.read_body()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ by `http` below; the console (a sub-application at /ui) calls the same operation
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -38,8 +39,11 @@ def http(op: Operation, body_bytes: Callable[[ApiContext], int] | None = None) -
 
     async def handler(request: web.Request) -> web.StreamResponse:
         ctx = request.app[CTX]
-        body = await read_json(request, body_bytes(ctx)) if body_bytes else None
-        answer = await op(Call(ctx, request.match_info, request.query, body))
+
+        async def read_body() -> Any:
+            return await read_json(request, body_bytes(ctx)) if body_bytes else None
+
+        answer = await op(Call(ctx, request.match_info, request.query, read_body=read_body))
         if answer.status == 204:
             return web.Response(status=204)
         return web.json_response(answer.body, status=answer.status)

@@ -120,9 +120,10 @@ def _check_sources(sources: list[str] | None, known: Any) -> None:
         )
 
 
-def _parse(call: Call, model: type[BaseModel]) -> Any:
+async def _parse(call: Call, model: type[BaseModel]) -> Any:
+    body = await call.json()
     try:
-        return model.model_validate(call.body)
+        return model.model_validate(body)
     except ValidationError as exc:
         raise ApiError(
             422, "invalid_request", "the subscription is not valid", validation_fields(exc)
@@ -140,7 +141,7 @@ async def _get_sub(call: Call) -> Subscription:
 async def create_subscription(call: Call) -> Answer:
     ctx = call.ctx
     store = delivery_store(call.ctx)
-    req: SubscriptionCreate = _parse(call, SubscriptionCreate)
+    req: SubscriptionCreate = await _parse(call, SubscriptionCreate)
     await _check_target(req.url, ctx.targets)
     _check_sources(req.sources, ctx.source_kinds)
     if req.secret is not None:
@@ -196,7 +197,7 @@ async def patch_subscription(call: Call) -> Answer:
     ctx = call.ctx
     store = delivery_store(call.ctx)
     sub = await _get_sub(call)
-    req: SubscriptionPatch = _parse(call, SubscriptionPatch)
+    req: SubscriptionPatch = await _parse(call, SubscriptionPatch)
     if req.url is not None:
         await _check_target(req.url, ctx.targets)
     _check_sources(req.sources, ctx.source_kinds)

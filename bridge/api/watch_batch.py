@@ -15,7 +15,7 @@ MAX_BATCH_BYTES = 1024 * 1024
 
 
 async def create_watches(call: Call) -> Answer:
-    ctx, body = call.ctx, call.body
+    ctx, body = call.ctx, await call.json()
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list) or set(body) != {"items"}:
         raise ApiError(

@@ -14,7 +14,7 @@ from bridge.model import WatchKey, WatchState
 
 async def create_watch(call: Call) -> Answer:
     ctx = call.ctx
-    key = watch_key_of(ctx, call.body)
+    key = watch_key_of(ctx, await call.json())
     watch, created = await ctx.store.register(key, ctx.clock.now())
     if created:
         ctx.on_registered()

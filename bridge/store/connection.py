@@ -12,8 +12,9 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.connection import parse_url
+from redis.exceptions import AuthenticationError, DataError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # A pooled connection that went stale in a Redis restart or failover fails once: retry
 # on a fresh one, briefly. Only refused or broken connections are retried: a command
@@ -84,6 +85,14 @@ def connect(target: str | RedisTarget, *, max_connections: int = 128) -> aioredi
     return aioredis.Redis(connection_pool=pool)
 
 
+async def close_client(client: aioredis.Redis) -> None:
+    """Close a client built by `connect`, and with Sentinel the clients of the Sentinels."""
+    await client.aclose()
+    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    for sentinel in getattr(manager, "sentinels", ()):
+        await sentinel.aclose()
+
+
 class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
     """Sentinel's pool (it asks the Sentinels for the primary on every new connection,
     and drops idle ones when the primary changed) that waits for a free connection."""
@@ -130,3 +139,67 @@ def with_fast_packing(cls: type[Any]) -> type[Any]:
     if not hasattr(hiredis, "pack_command") or issubclass(cls, _HiredisPacking):
         return cls
     return type(f"Fast{cls.__name__}", (_HiredisPacking, cls), {})
+
+
+async def explain_sentinels(target: RedisTarget) -> str:
+    """Why no primary answers, asked of each Sentinel in turn and then of the primary
+    they name: one line for a start-up error, naming the setting to fix."""
+    found: list[str] = []
+    named: tuple[str, int] | None = None
+    for host, port in target.sentinels:
+        client = aioredis.Redis(
+            host=host,
+            port=port,
+            password=target.sentinel_password,
+            socket_timeout=COMMAND_TIMEOUT_S,
+            socket_connect_timeout=COMMAND_TIMEOUT_S,
+            decode_responses=True,
+        )
+        where = f"{host}:{port}"
+        try:
+            answer: Any = await client.sentinel_get_master_addr_by_name(target.master or "")
+        except AuthenticationError:
+            found.append(f"{where} refused redis_sentinel_password")
+        except (RedisConnectionError, RedisTimeoutError):
+            found.append(f"{where} could not be reached")
+        except RedisError as exc:
+            found.append(f"{where} answered {type(exc).__name__}")
+        else:
+            if answer:
+                named = (str(answer[0]), int(answer[1]))
+            else:
+                found.append(f"{where} monitors no primary named by redis_sentinel_master")
+        finally:
+            await client.aclose()
+        if named:
+            break
+    if named is None:
+        return "redis_sentinels: no Sentinel names the primary: " + "; ".join(found)
+    return await _explain_primary(target, named)
+
+
+async def _explain_primary(target: RedisTarget, address: tuple[str, int]) -> str:
+    primary: dict[str, Any] = {}
+    if target.url:
+        primary = dict(parse_url(target.url))  # type: ignore[no-untyped-call]
+        for unused in ("host", "port", "path", "connection_class"):
+            primary.pop(unused, None)
+    tls = bool(target.url and target.url.startswith("rediss"))
+    client = aioredis.Redis(
+        host=address[0],
+        port=address[1],
+        socket_timeout=COMMAND_TIMEOUT_S,
+        socket_connect_timeout=COMMAND_TIMEOUT_S,
+        ssl=tls,
+        **primary,
+    )
+    where = f"the primary the Sentinels name ({address[0]}:{address[1]})"
+    try:
+        await client.ping()
+    except AuthenticationError:
+        return f"redis_url: {where} refused the user or password"
+    except RedisError as exc:
+        return f"redis_sentinels: {where} does not answer: {type(exc).__name__}"
+    finally:
+        await client.aclose()
+    return f"redis_sentinels: {where} answers now; it did not a moment ago"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import secrets
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -59,6 +60,10 @@ def static_subscription_id(url: str) -> str:
     return "sub_static_" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
+# Deliveries whose event and predecessor this process remembers (about 100 B each).
+KNOWN_MAX = 100_000
+
+
 def delivery_id(event_id: str, sub_id: str, replay: int = 0) -> str:
     raw = f"{event_id}\x1f{sub_id}\x1f{replay}"
     return "dlv_" + hashlib.sha256(raw.encode()).hexdigest()[:32]
@@ -94,6 +99,18 @@ class DeliveryStore:
         self._emit = run["delivery_emit"]
         self._mark_failing = run["delivery_mark_failing"]
         self._records: Coalescer[list[Any], Verdict] = Coalescer(self._flush_records)
+        # What each delivery this process created carries and waits for (event id, the
+        # delivery ahead of it or ""): its claim declares those keys without reading
+        # them first. A stale entry (a newer progress event, another replica's fan-out)
+        # is told apart by the claim script, which passes the delivery over; it is then
+        # read afresh.
+        self._known: dict[str, tuple[str, str]] = {}
+
+    def _remember(self, delivery_id: str, event_id: str, after: str) -> None:
+        if len(self._known) >= KNOWN_MAX:  # oldest first out: the dict keeps insertion order
+            for old in list(itertools.islice(self._known, KNOWN_MAX // 10)):
+                del self._known[old]
+        self._known[delivery_id] = (event_id, after)
 
     # ---------------------------------------------------------- subscriptions
     async def save_subscription(self, sub: Subscription) -> None:
@@ -289,6 +306,7 @@ class DeliveryStore:
                 mode = (modes or {}).get(d.id, "")
                 args += [d.id, d.subscription_id, delivery_to_json(d), mode]
                 keys.append(k.delivery(d.id))
+                self._remember(d.id, d.event_id, mode[6:] if mode.startswith("after:") else "")
         return int(await self._fanout(keys=keys, args=args))
 
     async def get_events(self, event_ids: list[str]) -> list[Event | None]:
@@ -332,6 +350,15 @@ class DeliveryStore:
     ) -> tuple[list[ClaimedDelivery], int]:
         """Lease due deliveries; also the subscriptions' version at the same instant.
         retention_s: how long a progress delivery superseded here is kept."""
+        out, version, passed = await self._claim_once(now, lease_s, limit, retention_s)
+        if passed and len(out) < limit:  # read afresh now, rather than at the next claim
+            more, version, _ = await self._claim_once(now, lease_s, limit - len(out), retention_s)
+            out += more
+        return out, version
+
+    async def _claim_once(
+        self, now: float, lease_s: float, limit: int, retention_s: float
+    ) -> tuple[list[ClaimedDelivery], int, int]:
         k = self.keys
         now_ms = to_ms(now)
         pipe = self.client.pipeline(transaction=False)
@@ -340,28 +367,31 @@ class DeliveryStore:
         pipe.zrangebyscore(k.deliveries_leases, "-inf", now_ms, start=0, num=limit)
         due, expired = await pipe.execute()
         candidates = [(str(i), "due") for i in due] + [(str(i), "expired") for i in expired]
+        unknown = [c for c, _ in candidates if c not in self._known]
+        if unknown:  # what each waits for and carries, read for the script to declare
+            pipe = self.client.pipeline(transaction=False)
+            for delivery_id in unknown:
+                pipe.hmget(k.delivery(delivery_id), ["event", "after"])
+            for delivery_id, (event_id, after) in zip(unknown, await pipe.execute(), strict=True):
+                self._remember(delivery_id, event_id or "", after or "")
         keys: list[str] = [k.deliveries_due, k.deliveries_leases, k.subscriptions_version]
         args: list[Any] = [now_ms, to_ms(lease_s), to_ms(retention_s), limit]
-        if candidates:  # what each waits for and carries, declared to the script
-            pipe = self.client.pipeline(transaction=False)
-            for delivery_id, _ in candidates:
-                pipe.hmget(k.delivery(delivery_id), ["event", "after"])
-            for (delivery_id, why), (event_id, after) in zip(
-                candidates, await pipe.execute(), strict=True
-            ):
-                keys += [
-                    k.delivery(delivery_id),
-                    k.delivery(after or delivery_id),
-                    k.event(event_id or ""),
-                ]
-                args += [delivery_id, why, event_id or "", after or ""]
+        hash_of, event_of = k.delivery(""), k.event("")  # + id, as Keys builds them
+        for delivery_id, why in candidates:
+            event_id, after = self._known[delivery_id]
+            keys += [hash_of + delivery_id, hash_of + (after or delivery_id), event_of + event_id]
+            args += [delivery_id, why, event_id, after]
         *flat, version = await self._claim(keys=keys, args=args)
+        passed = int(flat.pop())  # candidates whose event or predecessor changed meanwhile
+        for delivery_id in flat[len(flat) - passed :]:
+            self._known.pop(str(delivery_id), None)
+        del flat[len(flat) - passed :]
         out = []
         for i in range(0, len(flat), 4):
             token = int(flat[i + 1])
             event = codec.event_from_json(flat[i + 3]) if flat[i + 3] else None
             out.append(ClaimedDelivery(delivery_from_json(flat[i + 2], token), token, event))
-        return out, int(version)
+        return out, int(version), passed
 
     async def record(
         self,
@@ -376,6 +406,8 @@ class DeliveryStore:
         next_ms = "" if updated.next_attempt_at is None else str(to_ms(updated.next_attempt_at))
         if park:
             next_ms = str(to_ms(updated.created_at))
+        if updated.status in (DeliveryStatus.SUCCEEDED, DeliveryStatus.DEAD):
+            self._known.pop(d.id, None)  # a progress channel is read afresh if it goes on
         result = await self._records.call(
             [
                 d.id,

@@ -20,6 +20,7 @@ from bridge.errors import StoreError
 from bridge.model import Event, Watch, WatchKey, WatchState
 from bridge.store import codec, scripts
 from bridge.store.coalescer import Coalescer
+from bridge.store.connection import close_client
 from bridge.store.keys import Keys
 from bridge.store.outbox import EventStore
 from bridge.store.paging import Cursor, IndexPager
@@ -106,7 +107,7 @@ class RedisStore:
         self.events = EventStore(client, self.keys, self.pager)  # events and the outbox
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await close_client(self.client)
 
     async def ping(self) -> bool:
         return bool(await self.client.ping())
@@ -298,7 +299,7 @@ class RedisStore:
         """
         limits = rate_limits or {}
         out: list[Claimed] = []
-        scan = max(limit * 4, 64)  # due watches read per round; more when a round runs out
+        scan = max(limit * 2, 32)  # due watches read per round; more when a round runs out
         looked = 0
         while True:
             got, more = await self._claim_round(
@@ -364,8 +365,9 @@ class RedisStore:
             *sources,
             "1" if more_due else "0",
         ]
+        hash_of = k.watch("")  # + id: a watch's hash (Keys.watch, without a call per id)
         for ids in (expired, due, *(heads[s] for s in sources)):
-            keys += [k.watch(i) for i in ids]
+            keys += [hash_of + i for i in ids]
             args += [len(ids), *ids]
         *flat, more = await self._claim(keys=keys, args=args)
         out = []

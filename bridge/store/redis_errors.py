@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from redis.asyncio.sentinel import MasterNotFoundError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -39,6 +40,8 @@ def store_error(exc: RedisError) -> StoreError:
     """The bridge's error for redis-py's, keeping its message and its class's name."""
     name = type(exc).__name__
     detail = str(exc).splitlines()[0][:200] if str(exc) else name
+    if isinstance(exc, MasterNotFoundError):  # its text is the client's long repr
+        detail = "the Sentinels name no primary (unreachable, or not monitoring that name)"
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         return StoreUnavailable(detail, cause_name=name)
     if refuses_writes(exc):

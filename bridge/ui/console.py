@@ -28,7 +28,6 @@ from bridge.ui.html import api_error, e, form, page, table, when
 
 COOKIE = "bridge_session"
 SESSION_S = 8 * 3600
-SESSION_TOKEN = web.RequestKey("ui_token", str)  # the admin token the session acts with
 
 
 def build_console(ctx: ApiContext) -> web.Application:
@@ -64,8 +63,8 @@ def _fingerprint(token: str) -> str:
 
 async def _session(request: web.Request) -> str | None:
     """The session's CSRF token, or None when not signed in. A session holds the
-    fingerprint of the admin token it was opened with and acts with that token: once
-    the token is no longer in api.tokens, the session is over."""
+    fingerprint of the admin token it was opened with: once that token is no longer in
+    api.tokens, the session is over."""
     sid = request.cookies.get(COOKIE, "")
     if not sid or len(sid) > 100 or not sid.isascii():
         return None
@@ -74,7 +73,6 @@ async def _session(request: web.Request) -> str | None:
     csrf, _, fingerprint = str(value or "").partition(" ")
     for token in request.app[CTX].tokens:
         if token and hmac.compare_digest(fingerprint.encode(), _fingerprint(token).encode()):
-            request[SESSION_TOKEN] = token
             return csrf
     if value:
         await sessions.drop(sid)

@@ -11,8 +11,9 @@ import pytest
 
 from bridge.errors import StoreError
 from bridge.model import WatchKey
-from bridge.store.connection import RedisTarget, connect
+from bridge.store.connection import RedisTarget, connect, explain_sentinels
 from bridge.store.redis import RedisStore
+from tests.e2e.harness import free_port
 from tests.topologies import MASTER, SentinelSet
 
 NOW = 1_800_000_000.0
@@ -76,3 +77,25 @@ async def test_a_wrong_sentinel_password_is_a_clear_error(sentinels: SentinelSet
         assert "wrong" not in str(failed.value)
     finally:
         await client.aclose()
+
+
+async def test_a_start_up_failure_names_what_to_fix(sentinels: SentinelSet) -> None:
+    """The Sentinels unreachable, the wrong name, the wrong password: each its own line,
+    naming the setting, never the password."""
+    wrong_name = RedisTarget(sentinels=sentinels.sentinels, master="nope",
+                             sentinel_password=SENTINEL_PASSWORD)  # fmt: skip
+    line = await explain_sentinels(wrong_name)
+    assert line.startswith("redis_sentinels: no Sentinel names the primary")
+    assert "monitors no primary named by redis_sentinel_master" in line
+    line = await explain_sentinels(target(sentinels, password="wrong-secret"))
+    assert "refused redis_sentinel_password" in line and "wrong-secret" not in line
+    closed = RedisTarget(sentinels=(("127.0.0.1", free_port()),), master=MASTER)
+    assert "could not be reached" in await explain_sentinels(closed)
+    bad_primary = RedisTarget(
+        url="redis://app:wrong-pw@ignored/0",
+        sentinels=sentinels.sentinels,
+        master=MASTER,
+        sentinel_password=SENTINEL_PASSWORD,
+    )
+    line = await explain_sentinels(bad_primary)
+    assert line.startswith("redis_url: the primary the Sentinels name") and "wrong-pw" not in line

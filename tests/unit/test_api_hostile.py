@@ -234,3 +234,10 @@ async def test_recover_requeues_every_dead_delivery_of_one_millisecond(api: Api)
     await pipe.execute()
     status, answer = await api.call("POST", f"/v1/subscriptions/sub_r/recover?since={now - 1}")
     assert status == 200 and answer["requeued"] == 300
+
+
+async def test_what_the_path_names_is_looked_up_before_the_body_is_read(api: Api) -> None:
+    """A PATCH of a subscription that does not exist is a 404, whatever its body."""
+    for body in (b"", b"{not json"):
+        status, answer = await api.call("PATCH", "/v1/subscriptions/sub_nope", body)
+        assert status == 404 and answer["code"] == "subscription_not_found", answer

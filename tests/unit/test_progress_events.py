@@ -207,3 +207,17 @@ async def test_a_progress_event_never_tried_is_not_superseded(
     assert await deliveries.claim(NOW + 1, 30, 10) == []
     [again] = await deliveries.claim(NOW + 20, 30, 10)
     assert again.delivery.event_id == "evt_progress_w6_1"
+
+
+async def test_a_channel_another_replica_moved_on_is_claimed_with_its_new_event(
+    store: RedisStore,
+) -> None:
+    """A replica remembers the progress event it fanned out; another replica's newer one
+    replaces it before either claims. The claim sees the channel's event is not the one
+    remembered, reads it afresh and leases the channel with the newer event."""
+    mine, other = DeliveryStore(store), DeliveryStore(store)
+    await fan(mine, progress("w7", 1))
+    await fan(other, progress("w7", 2))
+    [claimed] = await mine.claim(NOW + 1, 30, 10)
+    assert claimed.delivery.event_id == "evt_progress_w7_2"
+    assert claimed.event is not None and claimed.event.id == "evt_progress_w7_2"

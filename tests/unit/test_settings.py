@@ -122,6 +122,12 @@ provider = "nope"
         ),
         ('redis_sentinels = ["h:26379"]\n', 'are for redis_mode = "sentinel"'),
         ('redis_mode = "cluster"\n', "redis_mode: Input should be 'single' or 'sentinel'"),
+        ('redis_sentinel_password = "secret-pw"\n', 'are for redis_mode = "sentinel"'),
+        (
+            'redis_mode = "sentinel"\nredis_sentinels = ["h:1"]\nredis_sentinel_master = "m"\n'
+            'redis_url = "unix:///secret-host/redis.sock"\n',
+            'redis_url: with redis_mode = "sentinel" the primary is reached over TCP',
+        ),
         (
             '[sources.f]\nprovider = "fullstory"\napi_key = "k"\nbase_url = "ftp://h"\n',
             "sources.f.base_url: must be an http(s) URL",

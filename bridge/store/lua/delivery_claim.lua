@@ -3,10 +3,13 @@
 --   for (its own when none), its event
 -- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] retention ms  ARGV[4] max deliveries
 -- ARGV[5..] per candidate, 4 each: id, 'due' or 'expired', event id, id it waits for ('')
--- The caller read the candidates just before (store/deliveries.py): each is checked
--- again here (still due, or its lease still expired; the same event and the same
--- delivery ahead), and one that changed meanwhile is left for the next claim.
--- returns {id, token, doc, event JSON or false, ..., subscriptions version}: the version
+-- The caller read the candidates just before, or remembers what it created
+-- (store/deliveries.py): each is checked again here (still due, or its lease still
+-- expired; the same event and the same delivery ahead). One whose event or delivery
+-- ahead is not what the caller declared is left for the next claim and named in the
+-- answer, so the caller reads it afresh.
+-- returns {id, token, doc, event JSON or false, ..., ids passed over, their count,
+-- subscriptions version}: the version
 -- read in the same step, so the deliverer attempts with subscriptions as they are now.
 -- Expired leases (a dead process) come back after the due ones (due now).
 -- A job's terminal event waits while its progress channel has an attempt in flight
@@ -22,6 +25,7 @@ local now = tonumber(ARGV[1])
 local ids = {}
 local keys = {}
 local expired = {}
+local passed = {}
 local limit = tonumber(ARGV[4])
 for i = 5, #ARGV, 4 do
   local id, n = ARGV[i], (i - 5) / 4
@@ -30,8 +34,10 @@ for i = 5, #ARGV, 4 do
   if ARGV[i + 1] == 'expired' then score = redis.call('ZSCORE', KEYS[2], id)
   else score = redis.call('ZSCORE', KEYS[1], id) end
   local h = redis.call('HMGET', hash, 'event', 'after')
-  if score and tonumber(score) <= now and (h[1] or '') == ARGV[i + 2] and
-      (h[2] or '') == ARGV[i + 3] then
+  local same = (h[1] or '') == ARGV[i + 2] and (h[2] or '') == ARGV[i + 3]
+  if score and tonumber(score) <= now and not same then
+    passed[#passed + 1] = id
+  elseif score and tonumber(score) <= now then
     if ARGV[i + 1] == 'expired' then
       redis.call('ZREM', KEYS[2], id)
       redis.call('ZADD', KEYS[1], now, id)
@@ -78,5 +84,7 @@ for _, id in ipairs(ids) do
     out[#out + 1] = redis.call('GET', keys[id][3])
   end
 end
+for _, id in ipairs(passed) do out[#out + 1] = id end
+out[#out + 1] = #passed
 out[#out + 1] = redis.call('GET', KEYS[3]) or '0'
 return out
