@@ -11,9 +11,10 @@ import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from bridge.clock import to_ms
 from bridge.errors import StoreError
@@ -46,6 +47,20 @@ class Claimed:
     delay_s: float = 0.0  # the source's limiter reserved a slot this far ahead
     slot_at: float | None = None  # that slot on this process's monotonic clock (the pool's)
     held_until: float | None = None  # the lease's end on that clock (a little before)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What a claim looks at, read before it (RedisStore._claim_round)."""
+
+    sources: tuple[str, ...]  # the sources with a limit it was read for
+    limit: int
+    scan: int
+    expired: list[str]
+    due: list[str]
+    read_all: bool  # every due watch then was read
+    backlogged: list[str]  # the sources whose backlog heads were read
+    heads: dict[str, list[str]]
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,7 @@ class RedisStore:
         self._delete = run["delete"]
         self._reschedule_many = run["reschedule_many"]
         self._reschedules: Coalescer[list[str], Verdict] = Coalescer(self._flush_reschedules)
+        self._ahead: Candidates | None = None  # read with the last claim, for the next
         self._finishes: Coalescer[tuple[list[str], list[str]], Verdict | BaseException] = Coalescer(
             self._flush_finishes
         )
@@ -302,8 +318,8 @@ class RedisStore:
         scan = max(limit * 2, 32)  # due watches read per round; more when a round runs out
         looked = 0
         while True:
-            got, more = await self._claim_round(
-                now, lease_s, limit - len(out), limits, horizon_s, room, scan
+            got, more, stale = await self._claim_round(
+                now, lease_s, limit - len(out), limits, horizon_s, room, scan, first=looked == 0
             )
             out += got
             looked += scan
@@ -314,7 +330,8 @@ class RedisStore:
                 return out
             if room is not None:
                 room = room.after(Counter(c.watch.source for c in got))
-            scan *= 4
+            if not stale:  # what the previous claim read ran out: the same width again
+                scan *= 4
 
     async def _claim_round(
         self,
@@ -325,29 +342,37 @@ class RedisStore:
         horizon_s: float,
         room: WorkerRoom | None,
         scan: int,
-    ) -> tuple[list[Claimed], bool]:
-        """One claim script call on the candidates read just before it; True when it ran
-        out of them before it had granted `limit`."""
+        first: bool,
+    ) -> tuple[list[Claimed], bool, bool]:
+        """One claim script call on candidates read before it: what it granted, whether it
+        ran out of them before it had granted `limit`, and whether they were read with
+        the previous claim.
+
+        The candidates are those read in the same round trip as the previous claim's
+        script (right after it) while more was due than that read took in: one round
+        trip a claim while the queue is long. Otherwise they are read first. The script
+        checks each again either way, and says when they ran out."""
         k = self.keys
         now_ms = to_ms(now)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zrangebyscore(k.leases, "-inf", now_ms, start=0, num=limit)
-        pipe.zrangebyscore(k.due, "-inf", now_ms, start=0, num=scan + 1)
-        pipe.smembers(k.backlogs)
-        for s in limits:
-            pipe.zrange(k.source_backlog(s), 0, limit - 1)
-        expired, due, backlogged, *head_lists = await pipe.execute()
-        heads = dict(zip(limits, head_lists, strict=True))
-        # every source whose keys the script may touch: those with a limit, those with a
-        # backlog (a source no longer configured still hands its backlog out)
-        sources = [*limits, *sorted(s for s in backlogged if s not in limits)]
-        if len(sources) > len(heads):  # a backlog not read with the rest
+        ahead, self._ahead = self._ahead, None
+        # used while more was due than it read (the busy case, where a read of its own
+        # would cost most); otherwise it may miss what fell due since: read afresh
+        fits = (
+            ahead is not None
+            and not ahead.read_all
+            and ahead.sources == tuple(limits)
+            and ahead.limit >= limit
+            and ahead.scan >= scan
+        )
+        stale = False
+        if ahead is None or not fits:
             pipe = self.client.pipeline(transaction=False)
-            for s in sources[len(heads) :]:
-                pipe.zrange(k.source_backlog(s), 0, limit - 1)
-            heads.update(zip(sources[len(heads) :], await pipe.execute(), strict=True))
-        more_due = len(due) > scan
-        due = due[:scan]
+            self._queue_read(pipe, now_ms, limit, limits, scan)
+            ahead = await self._candidates(await pipe.execute(), limit, limits, scan)
+        elif first:  # read with the previous claim: more may have fallen due since
+            ahead, stale = replace(ahead, read_all=False), True
+        expired, due, heads, sources = ahead.expired, ahead.due, ahead.heads, ahead.backlogged
+        sources = [*limits, *(s for s in sources if s not in limits)]
         keys = [k.due, k.leases, k.backlogs]
         for s in sources:
             keys += [k.source_backlog(s), k.source_gcra(s), k.source_pause(s), k.source_sent(s)]
@@ -363,19 +388,65 @@ class RedisStore:
             -1 if room is None else room.shared,
             len(sources),
             *sources,
-            "1" if more_due else "0",
+            "0" if ahead.read_all else "1",
         ]
         hash_of = k.watch("")  # + id: a watch's hash (Keys.watch, without a call per id)
-        for ids in (expired, due, *(heads[s] for s in sources)):
+        for ids in (expired, due, *(heads.get(s, []) for s in sources)):
             keys += [hash_of + i for i in ids]
             args += [len(ids), *ids]
-        *flat, more = await self._claim(keys=keys, args=args)
+        # the script, then the next claim's read, in one round trip
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command("EVALSHA", self._claim.sha, len(keys), *keys, *args)
+        self._queue_read(pipe, now_ms, limit, limits, scan)
+        answer, *reads = await pipe.execute(raise_on_error=False)
+        if isinstance(answer, NoScriptError):  # Redis lost its scripts: load and ask again
+            answer = await self._claim(keys=keys, args=args)
+        elif isinstance(answer, BaseException):
+            raise answer
+        if not any(isinstance(r, BaseException) for r in reads):
+            self._ahead = await self._candidates(reads, limit, limits, scan)
+        *flat, more = answer
         out = []
         for i in range(0, len(flat), 4):
             token = int(flat[i + 1])
             delay_s = int(flat[i + 3]) / 1000
             out.append(Claimed(codec.watch_from_doc(flat[i + 2], token), token, delay_s))
-        return out, int(more) == 1
+        return out, int(more) == 1, stale
+
+    def _queue_read(
+        self, pipe: Any, now_ms: int, limit: int, limits: dict[str, Any], scan: int
+    ) -> None:
+        """What a claim looks at: expired leases, due watches (one more than scan, to
+        tell whether there are more), the sources with a backlog, each named source's
+        first backlogged watches."""
+        k = self.keys
+        pipe.zrangebyscore(k.leases, "-inf", now_ms, start=0, num=limit)
+        pipe.zrangebyscore(k.due, "-inf", now_ms, start=0, num=scan + 1)
+        pipe.smembers(k.backlogs)
+        for s in limits:
+            pipe.zrange(k.source_backlog(s), 0, limit - 1)
+
+    async def _candidates(
+        self, reads: list[Any], limit: int, limits: dict[str, Any], scan: int
+    ) -> Candidates:
+        expired, due, backlogged, *head_lists = reads
+        heads = dict(zip(limits, head_lists, strict=True))
+        others = sorted(s for s in backlogged if s not in limits)
+        if others:  # a source no longer configured still hands its backlog out
+            more = self.client.pipeline(transaction=False)
+            for s in others:
+                more.zrange(self.keys.source_backlog(s), 0, limit - 1)
+            heads.update(zip(others, await more.execute(), strict=True))
+        return Candidates(
+            sources=tuple(limits),
+            limit=limit,
+            scan=scan,
+            expired=list(expired),
+            due=list(due[:scan]),
+            read_all=len(due) <= scan,
+            backlogged=[*limits, *others],
+            heads=heads,
+        )
 
     async def reschedule(
         self,

@@ -221,17 +221,18 @@ async def test_a_claim_whose_candidates_another_replica_took_reads_again(
     for i in range(3):
         await store.register(WatchKey("fs", "users", f"a{i}"), NOW - 5)
     other = RedisStore(store.client, store.keys.prefix)
-    script = store._claim
+    read = store._candidates
     raced: list[int] = []
 
-    async def late_script(**kw: Any) -> Any:
-        if not raced:  # the first round only: the other replica goes in between
+    async def then_the_other_replica(*args: Any) -> Any:
+        found = await read(*args)
+        if not raced:  # the first read only: the other replica goes in between
             raced.append(len(await other.claim(NOW, 30, 10)))
             for i in range(3):
                 await other.register(WatchKey("fs", "users", f"b{i}"), NOW - 1)
-        return await script(**kw)
+        return found
 
-    store._claim = late_script  # type: ignore[method-assign]
+    store._candidates = then_the_other_replica  # type: ignore[method-assign]
     claimed = await store.claim(NOW, 30, 10)
     assert raced == [3]
     assert sorted(c.watch.job_id for c in claimed) == ["b0", "b1", "b2"]
@@ -245,3 +246,28 @@ async def test_budget_use_reads_what_older_replicas_count(store: RedisStore) -> 
     await store.client.hset(store.keys.source_sent("fs"), str(window), 3)
     await store.client.set(store.keys.legacy_source_sent("fs", window), 2)
     assert await store.sources.budget_used("fs", 1.0) == 0.5
+
+
+async def test_a_busy_queue_is_claimed_in_one_round_trip_a_claim(store: RedisStore) -> None:
+    """While more is due than a claim reads, the next claim works on what was read in
+    the same round trip as the previous script; watches another replica took from that
+    read meanwhile are passed over and the claim still fills up."""
+    for i in range(100):
+        await store.register(WatchKey("fs", "users", f"q{i}"), NOW - 10)
+    reads: list[int] = []
+    queue_read = store._queue_read
+
+    def counted(*args: Any) -> None:
+        reads.append(1)
+        queue_read(*args)
+
+    store._queue_read = counted  # type: ignore[method-assign]
+    first = await store.claim(NOW, 30, 4)
+    assert len(first) == 4 and len(reads) == 2  # a read, then the script and the next read
+    second = await store.claim(NOW, 30, 4)
+    assert len(second) == 4 and len(reads) == 3  # the script and the next read alone
+    other = RedisStore(store.client, store.keys.prefix)
+    taken = await other.claim(NOW, 30, 40)  # what the read-ahead holds, and more
+    third = await store.claim(NOW, 30, 4)
+    ids = [c.watch.id for c in (*first, *second, *taken, *third)]
+    assert len(third) == 4 and len(set(ids)) == len(ids)  # none leased twice
