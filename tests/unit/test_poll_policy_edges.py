@@ -212,3 +212,7 @@ def test_a_reservation_cannot_be_changed() -> None:
     slot = reserve(None, 0.0, 1.0, 1, 0.0)
     with pytest.raises(AttributeError):
         slot.granted = False  # type: ignore[misc]
+
+
+def test_an_estimate_under_a_second_is_not_an_end() -> None:
+    assert poll_worth(age_s=50.0, interval_s=0.25, eta_s=0.5) == 0.5
