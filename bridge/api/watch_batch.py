@@ -8,6 +8,7 @@ from typing import Any
 from bridge.api.context import Answer, Call
 from bridge.api.error_shape import ApiError
 from bridge.api.watches import watch_key_of
+from bridge.model import WatchKey
 
 MAX_ITEMS = 1000
 # A thousand items of the longest job ids fit; a larger body is refused before parsing.
@@ -32,17 +33,17 @@ async def create_watches(call: Call) -> Answer:
             [{"name": "items", "description": f"{len(items)} given"}],
         )
     answers: list[dict[str, Any]] = []
-    created = 0
+    valid: list[tuple[int, WatchKey]] = []
     for item in items:
         try:
-            key = watch_key_of(ctx, item)
+            valid.append((len(answers), watch_key_of(ctx, item)))
+            answers.append({})
         except ApiError as exc:
             error = {"code": exc.code, "message": exc.message, "fields": exc.fields}
             answers.append({"status": exc.status, "error": error})
-            continue
-        watch, new = await ctx.store.register(key, ctx.clock.now())
-        created += new
-        answers.append({"status": 201 if new else 200, "id": watch.id})
-    if created:
+    registered = await ctx.store.register_many([key for _, key in valid], ctx.clock.now())
+    for (at, _), (watch, new) in zip(valid, registered, strict=True):
+        answers[at] = {"status": 201 if new else 200, "id": watch.id}
+    if any(new for _, new in registered):
         ctx.on_registered()
     return Answer({"items": answers})

@@ -149,6 +149,32 @@ class RedisStore:
         watch, outcome = await self._register_as(key, now, discovered=False)
         return watch, outcome == "created"
 
+    async def register_many(self, keys: list[WatchKey], now: float) -> list[tuple[Watch, bool]]:
+        """Many registrations in one round trip (the batch endpoint); each answer as
+        `register` gives it, in order. Jobs already watched cost a second round trip
+        together, to read their watches."""
+        fresh = [self._new_watch(key, now, discovered=False) for key in keys]
+        calls = [(self._register, *self._register_call(w, "", now)) for w in fresh]
+        results = await run_scripts(self.client, calls)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        out: list[tuple[Watch, bool] | None] = [
+            (w, True) if int(r[0]) == 1 else None for w, r in zip(fresh, results, strict=True)
+        ]
+        held = [i for i, r in enumerate(results) if int(r[0]) == 3]
+        if held:
+            pipe = self.client.pipeline(transaction=False)
+            for i in held:
+                pipe.hmget(self.keys.watch(str(results[i][1])), ["lease", "doc"])
+            for i, (lease, doc) in zip(held, await pipe.execute(), strict=True):
+                if doc:
+                    out[i] = (codec.watch_from_doc(doc, int(lease or 0)), False)
+        for i, answer in enumerate(out):
+            if answer is None:  # a job key naming a watch that is gone: one at a time
+                out[i] = await self.register(keys[i], now)
+        return [answer for answer in out if answer is not None]
+
     async def register_discovered(self, key: WatchKey, now: float) -> bool:
         """Watch a job that discovery found; False when already watched, or when an
         operator deleted its watch (within poll.retention): discovery leaves it be."""
@@ -176,11 +202,8 @@ class RedisStore:
         member = f"{key.kind}:{key.job_id}"
         return await self.client.zscore(self.keys.source_discovered(key.source), member) is not None
 
-    async def _register_as(
-        self, key: WatchKey, now: float, *, discovered: bool
-    ) -> tuple[Watch, str]:
-        """(the watch, 'created' | 'existing' | 'skipped')."""
-        watch = Watch(
+    def _new_watch(self, key: WatchKey, now: float, *, discovered: bool) -> Watch:
+        return Watch(
             id=new_watch_id(),
             source=key.source,
             kind=key.kind,
@@ -191,27 +214,40 @@ class RedisStore:
             poll_reason="age",  # polled at once: its age is zero
             discovered=discovered,
         )
+
+    def _register_call(
+        self, watch: Watch, expected: str, now: float
+    ) -> tuple[list[str], list[str | int]]:
+        """REGISTER's keys and arguments; `expected`: the watch the caller expects the
+        job's key to name ("" for none)."""
         k = self.keys
+        keys = [
+            k.watch_key(watch.source, watch.kind, watch.job_id),
+            k.watch(watch.id),
+            k.due,
+            k.watches,
+            k.watch(expected or watch.id),
+        ]
+        args: list[str | int] = [
+            watch.id,
+            to_ms(now),
+            watch.source,
+            codec.watch_to_doc(watch),
+            expected,
+            to_ms(self.head_start_s),
+            "1" if watch.discovered else "0",
+        ]
+        return keys, args
+
+    async def _register_as(
+        self, key: WatchKey, now: float, *, discovered: bool
+    ) -> tuple[Watch, str]:
+        """(the watch, 'created' | 'existing' | 'skipped')."""
+        watch = self._new_watch(key, now, discovered=discovered)
         expected = ""  # the common case: a job not watched yet
         for _ in range(3):
-            created, watch_id = await self._register(
-                keys=[
-                    k.watch_key(key.source, key.kind, key.job_id),
-                    k.watch(watch.id),
-                    k.due,
-                    k.watches,
-                    k.watch(expected or watch.id),
-                ],
-                args=[
-                    watch.id,
-                    to_ms(now),
-                    key.source,
-                    codec.watch_to_doc(watch),
-                    expected,
-                    to_ms(self.head_start_s),
-                    "1" if discovered else "0",
-                ],
-            )
+            keys, args = self._register_call(watch, expected, now)
+            created, watch_id = await self._register(keys=keys, args=args)
             if int(created) == 1:
                 return watch, "created"
             if int(created) == 2:

@@ -335,3 +335,21 @@ async def test_a_claim_keeps_each_sources_own_workers(store: RedisStore) -> None
     assert second.count("a") == 1 and second.count("b") == left["b"]
     rest = [c.watch.source for c in await store.claim(NOW, 30, 20, limits)]
     assert rest == ["a"] * (left["a"] - 1)
+
+
+async def test_many_registrations_answer_as_one_at_a_time(store: RedisStore) -> None:
+    """New jobs, a job already watched, the same job twice in one batch, and a job
+    whose key names a watch that is gone: each answer is what `register` gives."""
+    before, _ = await store.register(WatchKey("fs", "users", "old"), NOW)
+    gone, _ = await store.register(WatchKey("fs", "users", "gone"), NOW)
+    await store.client.delete(store.keys.watch(gone.id))  # evicted, say
+    keys = [WatchKey("fs", "users", j) for j in ("a", "old", "b", "a", "gone")]
+    answers = await store.register_many(keys, NOW)
+    assert [new for _, new in answers] == [True, False, True, False, True]
+    assert answers[1][0] == before
+    assert answers[3][0].id == answers[0][0].id
+    assert answers[4][0].id != gone.id
+    for key, (watch, _) in zip(keys, answers, strict=True):
+        assert (watch.source, watch.kind, watch.job_id) == (key.source, key.kind, key.job_id)
+        assert await store.get_watch(watch.id) is not None
+    assert await store.register_many([], NOW) == []
