@@ -382,6 +382,10 @@ def _dotted(loc: list[str]) -> str:
     return out
 
 
+# Top-level keys that are lists: from the environment they are JSON lists, not sections.
+TOP_LEVEL_LISTS = ("redis_sentinels", "subscriptions")
+
+
 def describe_settings_error(exc: Exception, secrets_dir: Path | None = None) -> str:
     """pydantic-settings' own errors (a value from the environment or a secret file that
     is not the JSON its key needs) in plain words, naming where it came from."""
@@ -399,7 +403,7 @@ def describe_settings_error(exc: Exception, secrets_dir: Path | None = None) -> 
     if nested:
         var = nested[0]
     name = var if where == "environment variable" else var.lower()
-    if where == "secret file" or nested:
+    if where == "secret file" or nested or field in TOP_LEVEL_LISTS:
         return (
             f"{where} {name}: not valid JSON (lists and tables are JSON there, e.g. "
             f"{ENV_PREFIX}API__TOKENS='[\"a-long-random-token\"]')"

@@ -241,6 +241,17 @@ def test_a_list_in_the_environment_or_a_secret_file_that_is_not_json(
     assert "plain-token" not in line
 
 
+def test_a_top_level_list_in_the_environment_is_shown_as_a_json_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRIDGE_REDIS_SENTINELS", "10.0.0.5:26379")
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    [line] = info.value.problems
+    assert line.startswith("environment variable BRIDGE_REDIS_SENTINELS: not valid JSON")
+    assert "lists and tables are JSON there" in line and "__KEY" not in line
+
+
 def test_sentinel_mode_names_the_primary_by_the_sentinels(tmp_path: Path) -> None:
     """The Sentinels and the primary's name; redis_url, when set, gives the primary's
     scheme, credentials and database; the Sentinels' password comes from a secret."""
