@@ -60,8 +60,9 @@ def static_subscription_id(url: str) -> str:
     return "sub_static_" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-# Deliveries whose event and predecessor this process remembers (about 100 B each).
-KNOWN_MAX = 100_000
+# Deliveries whose event and predecessor this process remembers (about 340 B each, so
+# about 7 MB): more than are due at once; a forgotten one is read again.
+KNOWN_MAX = 20_000
 
 
 def delivery_id(event_id: str, sub_id: str, replay: int = 0) -> str:

@@ -35,6 +35,8 @@ from bridge.store.verdicts import Verdict
 NEW_WATCH_HEAD_START_S = 300.0  # the default poll.max_interval
 # How many due watches one claim looks through at most for ones whose source has budget.
 LOOK_PAST = 1000
+# A claim uses the candidates read with the previous one only this soon after.
+READ_AHEAD_MAX_AGE_S = 0.5
 
 
 T = TypeVar("T")
@@ -54,6 +56,7 @@ class Candidates:
     """What a claim looks at, read before it (RedisStore._claim_round)."""
 
     sources: tuple[str, ...]  # the sources with a limit it was read for
+    read_ms: int  # when (the claim's clock)
     limit: int
     scan: int
     expired: list[str]
@@ -355,7 +358,15 @@ class RedisStore:
         looked = 0
         while True:
             got, more, stale = await self._claim_round(
-                now, lease_s, limit - len(out), limits, horizon_s, room, scan, first=looked == 0
+                now,
+                lease_s,
+                limit - len(out),
+                limits,
+                horizon_s,
+                room,
+                scan,
+                first=looked == 0,
+                read_limit=limit,
             )
             out += got
             looked += scan
@@ -379,6 +390,7 @@ class RedisStore:
         room: WorkerRoom | None,
         scan: int,
         first: bool,
+        read_limit: int,
     ) -> tuple[list[Claimed], bool, bool]:
         """One claim script call on candidates read before it: what it granted, whether it
         ran out of them before it had granted `limit`, and whether they were read with
@@ -391,20 +403,29 @@ class RedisStore:
         k = self.keys
         now_ms = to_ms(now)
         ahead, self._ahead = self._ahead, None
-        # used while more was due than it read (the busy case, where a read of its own
-        # would cost most); otherwise it may miss what fell due since: read afresh
+        # A claim's first round uses it while more was due than it read (the busy case,
+        # where a read of its own would cost most) and it is recent; otherwise it may miss
+        # what fell due since. Later rounds use the one read right after the last script.
         fits = (
             ahead is not None
-            and not ahead.read_all
+            and (not ahead.read_all or not first)
             and ahead.sources == tuple(limits)
             and ahead.limit >= limit
             and ahead.scan >= scan
+            and 0 <= now_ms - ahead.read_ms <= to_ms(READ_AHEAD_MAX_AGE_S)
         )
         stale = False
         if ahead is None or not fits:
             pipe = self.client.pipeline(transaction=False)
-            self._queue_read(pipe, now_ms, limit, limits, scan)
-            ahead = await self._candidates(await pipe.execute(), limit, limits, scan)
+            self._queue_read(pipe, now_ms, read_limit, limits, scan)
+            reads = await pipe.execute()
+            ahead = self._candidates(reads, now_ms, read_limit, limits, scan)
+            others = [s for s in ahead.backlogged if s not in ahead.heads]
+            if others:  # a source no longer configured still hands its backlog out
+                pipe = self.client.pipeline(transaction=False)
+                for s in others:
+                    pipe.zrange(k.source_backlog(s), 0, read_limit - 1)
+                ahead.heads.update(zip(others, await pipe.execute(), strict=True))
         elif first:  # read with the previous claim: more may have fallen due since
             ahead, stale = replace(ahead, read_all=False), True
         expired, due, heads, sources = ahead.expired, ahead.due, ahead.heads, ahead.backlogged
@@ -433,14 +454,18 @@ class RedisStore:
         # the script, then the next claim's read, in one round trip
         pipe = self.client.pipeline(transaction=False)
         pipe.execute_command("EVALSHA", self._claim.sha, len(keys), *keys, *args)
-        self._queue_read(pipe, now_ms, limit, limits, scan)
+        self._queue_read(pipe, now_ms, read_limit, limits, scan)
         answer, *reads = await pipe.execute(raise_on_error=False)
         if isinstance(answer, NoScriptError):  # Redis lost its scripts: load and ask again
-            answer = await self._claim(keys=keys, args=args)
+            answer = await self._claim(keys=keys, args=args)  # (the reads came before it)
         elif isinstance(answer, BaseException):
             raise answer
-        if not any(isinstance(r, BaseException) for r in reads):
-            self._ahead = await self._candidates(reads, limit, limits, scan)
+        elif not any(isinstance(r, BaseException) for r in reads):
+            read = self._candidates(reads, now_ms, read_limit, limits, scan)
+            # heads of sources without a limit are read only by a claim's own read: no
+            # I/O after the script, so what it granted always reaches the caller
+            if all(s in read.heads for s in read.backlogged):
+                self._ahead = read
         *flat, more = answer
         out = []
         for i in range(0, len(flat), 4):
@@ -462,26 +487,22 @@ class RedisStore:
         for s in limits:
             pipe.zrange(k.source_backlog(s), 0, limit - 1)
 
-    async def _candidates(
-        self, reads: list[Any], limit: int, limits: dict[str, Any], scan: int
+    def _candidates(
+        self, reads: list[Any], now_ms: int, limit: int, limits: dict[str, Any], scan: int
     ) -> Candidates:
+        """The read's answers; heads only of the sources with a limit."""
         expired, due, backlogged, *head_lists = reads
-        heads = dict(zip(limits, head_lists, strict=True))
         others = sorted(s for s in backlogged if s not in limits)
-        if others:  # a source no longer configured still hands its backlog out
-            more = self.client.pipeline(transaction=False)
-            for s in others:
-                more.zrange(self.keys.source_backlog(s), 0, limit - 1)
-            heads.update(zip(others, await more.execute(), strict=True))
         return Candidates(
             sources=tuple(limits),
+            read_ms=now_ms,
             limit=limit,
             scan=scan,
             expired=list(expired),
             due=list(due[:scan]),
             read_all=len(due) <= scan,
             backlogged=[*limits, *others],
-            heads=heads,
+            heads=dict(zip(limits, head_lists, strict=True)),
         )
 
     async def reschedule(

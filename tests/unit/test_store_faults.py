@@ -3,11 +3,13 @@ Run on fakeredis and on a real redis-server."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
 import pytest
 
+from bridge.clock import to_ms
 from bridge.errors import NoSlot
 from bridge.model import Delivery, DeliveryStatus, WatchKey
 from bridge.store.deliveries import DeliveryStore, delivery_id
@@ -220,19 +222,16 @@ async def test_a_claim_whose_candidates_another_replica_took_reads_again(
     back empty as if nothing were due."""
     for i in range(3):
         await store.register(WatchKey("fs", "users", f"a{i}"), NOW - 5)
+    # what this replica read before its script...
+    pipe = store.client.pipeline(transaction=False)
+    store._queue_read(pipe, to_ms(NOW), 10, {}, 32)
+    read = store._candidates(await pipe.execute(), to_ms(NOW), 10, {}, 32)
+    # ...then the other replica takes all of it, and new ones fall due
     other = RedisStore(store.client, store.keys.prefix)
-    read = store._candidates
-    raced: list[int] = []
-
-    async def then_the_other_replica(*args: Any) -> Any:
-        found = await read(*args)
-        if not raced:  # the first read only: the other replica goes in between
-            raced.append(len(await other.claim(NOW, 30, 10)))
-            for i in range(3):
-                await other.register(WatchKey("fs", "users", f"b{i}"), NOW - 1)
-        return found
-
-    store._candidates = then_the_other_replica  # type: ignore[method-assign]
+    raced = [len(await other.claim(NOW, 30, 10))]
+    for i in range(3):
+        await other.register(WatchKey("fs", "users", f"b{i}"), NOW - 1)
+    store._ahead = replace(read, read_all=False)  # as a busy queue's read-ahead would be
     claimed = await store.claim(NOW, 30, 10)
     assert raced == [3]
     assert sorted(c.watch.job_id for c in claimed) == ["b0", "b1", "b2"]
@@ -262,12 +261,60 @@ async def test_a_busy_queue_is_claimed_in_one_round_trip_a_claim(store: RedisSto
         queue_read(*args)
 
     store._queue_read = counted  # type: ignore[method-assign]
-    first = await store.claim(NOW, 30, 4)
-    assert len(first) == 4 and len(reads) == 2  # a read, then the script and the next read
+    first = await store.claim(NOW, 30, 4)  # (loads the script where it is not yet)
+    assert len(first) == 4
+    reads.clear()
+    store._ahead = None  # as after a restart
     second = await store.claim(NOW, 30, 4)
-    assert len(second) == 4 and len(reads) == 3  # the script and the next read alone
+    assert len(second) == 4 and len(reads) == 2  # a read, then the script and the next read
+    reads.clear()
+    more = await store.claim(NOW, 30, 4)
+    assert len(more) == 4 and len(reads) == 1  # the script and the next read alone
+    second += more
     other = RedisStore(store.client, store.keys.prefix)
     taken = await other.claim(NOW, 30, 40)  # what the read-ahead holds, and more
     third = await store.claim(NOW, 30, 4)
     ids = [c.watch.id for c in (*first, *second, *taken, *third)]
     assert len(third) == 4 and len(set(ids)) == len(ids)  # none leased twice
+
+
+async def test_a_backlog_head_changed_since_the_read_keeps_its_turn(store: RedisStore) -> None:
+    """A claim works on a read made before another replica put a better watch at the
+    head of a source's backlog: it stops at the head it was not given and reads again,
+    so the source still gets its turn in this claim, best watch first."""
+    limits = {"fs": (100.0, 10), "td": (0.0, 1)}
+    for i in range(3):
+        await store.register(WatchKey("fs", "users", f"b{i}"), NOW - 10)
+    await store.sources.pause("fs", 0.2)
+    assert await store.claim(NOW, 30, 10, limits) == []  # fs's three wait in its backlog
+    await store.client.delete(store.keys.source_pause("fs"))
+    for i in range(40):
+        await store.register(WatchKey("td", "users", f"t{i}"), NOW)
+    pipe = store.client.pipeline(transaction=False)
+    store._queue_read(pipe, to_ms(NOW), 4, limits, 32)
+    stale = store._candidates(await pipe.execute(), to_ms(NOW), 4, limits, 32)
+    best, _ = await store.register(WatchKey("fs", "users", "best"), NOW - 20)
+    other = RedisStore(store.client, store.keys.prefix)
+    await other.sources.pause("fs", 0.2)
+    await other.claim(NOW, 30, 1, limits)  # queues "best" first in fs's backlog
+    head = await store.client.zrange(store.keys.source_backlog("fs"), 0, 0)
+    assert head == [best.id] and best.id not in stale.heads["fs"]
+    await store.client.delete(store.keys.source_pause("fs"))
+    store._ahead = replace(stale, read_all=False)
+    claimed = await store.claim(NOW, 30, 4, limits, horizon_s=1)
+    assert best.id in [c.watch.id for c in claimed]
+
+
+async def test_a_source_no_longer_configured_is_read_before_the_script(
+    store: RedisStore,
+) -> None:
+    """Its backlog heads need a read of their own: that read comes before the script,
+    never after it, so what the script granted always reaches the caller."""
+    for i in range(2):
+        await store.register(WatchKey("gone", "users", f"g{i}"), NOW - 10)
+    await store.sources.pause("gone", 0.2)
+    assert await store.claim(NOW, 30, 10, {"gone": (0.0, 1)}) == []
+    await store.client.delete(store.keys.source_pause("gone"))
+    claimed = await store.claim(NOW, 30, 10, {"fs": (0.0, 1)})  # "gone" left the config
+    assert sorted(c.watch.job_id for c in claimed) == ["g0", "g1"]
+    assert store._ahead is None or all(s in store._ahead.heads for s in store._ahead.backlogged)

@@ -22,7 +22,7 @@
 -- are leased (token bumped) with the delay before their request.
 -- returns {id, token, doc, delay ms, ..., more}: more is 1 when this call ran out of
 -- what the caller read (more is due, or another replica took some) before it had
--- granted ARGV[3]: the caller asks again
+-- granted ARGV[3], or stopped at a backlog head it was not given: the caller asks again
 -- uses: permit
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
@@ -55,7 +55,8 @@ end
 local expired = list()
 local ids = list()
 for j = 1, nsources do list() end  -- the backlog heads: declared, read live below
-local raced = false  -- a candidate was taken, or a backlog's head changed, meanwhile
+local raced = false  -- a candidate was taken meanwhile
+local halted = false  -- a backlog's head is one the caller did not read
 for _, id in ipairs(expired) do
   local until_ms = redis.call('ZSCORE', KEYS[2], id)
   if until_ms and tonumber(until_ms) <= now then
@@ -111,8 +112,10 @@ local function from_backlog(source)
       return false
     end
     local key = wkey[head]
-    if not key then  -- a head the caller did not read: the next call declares it
-      raced = true
+    if not key then
+      -- a head the caller did not read (another replica changed the backlog): grant
+      -- nothing more, so the source keeps its turn in the caller's next round
+      halted = true
       return false
     end
     if redis.call('HGET', key, 'state') ~= 'watching' then
@@ -142,6 +145,7 @@ while #out < limit * 4 do
     end
   end
   waiting = still
+  if halted then break end
   -- the next due watch: leased, or put in its source's backlog
   while #out < limit * 4 and next_due <= #ids do
     local id = ids[next_due]
@@ -175,5 +179,5 @@ while #out < limit * 4 do
 end
 for source, n in pairs(sent) do count_sent(KEYS[skey[source] + 4], server_now, n) end
 local short = #out < limit * 4 and next_due > #ids
-out[#out + 1] = (short and (raced or not read_all)) and 1 or 0
+out[#out + 1] = (halted or (short and (raced or not read_all))) and 1 or 0
 return out
