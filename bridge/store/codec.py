@@ -99,10 +99,18 @@ def watch_from_doc(text: str, lease: int = 0) -> Watch:
         progress_events=int(d.get("progress_events", 0)),
         progress_event_at=d.get("progress_event_at"),
         progress_step=int(d.get("progress_step", -1)),
-        timeline=tuple(
-            (float(t[0]), str(t[1]), str(t[2])) for t in d.get("timeline") or () if len(t) == 3
-        ),
+        timeline=_timeline(d.get("timeline")),
     )
+
+
+def _timeline(entries: list[Any] | None) -> tuple[tuple[float, str, str], ...]:
+    # decoded on every claim: the entries as they are when well formed (as this
+    # version writes them), converted one by one otherwise
+    if not entries:
+        return ()
+    if all(len(t) == 3 and type(t[0]) is float for t in entries):
+        return tuple(map(tuple, entries))
+    return tuple((float(t[0]), str(t[1]), str(t[2])) for t in entries if len(t) == 3)
 
 
 def _progress(d: dict[str, Any]) -> tuple[tuple[float, float, int], ...]:

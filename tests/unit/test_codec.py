@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.model import Counts, Outcome, Watch, WatchState
@@ -93,3 +93,23 @@ def test_every_watch_round_trips_defaults_left_out(
 
 def test_a_new_watch_document_is_small() -> None:
     assert len(codec.watch_to_doc(watch(poll_reason="age"))) < 150
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    entries=st.lists(
+        st.tuples(
+            st.one_of(st.floats(0, 2e9), st.integers(0, 2**31)),
+            st.text(max_size=8),
+            st.text(max_size=8),
+        ),
+        max_size=25,
+    )
+)
+def test_a_timeline_reads_back_as_floats_and_texts(entries: list[tuple[Any, str, str]]) -> None:
+    """Times written as integers (or by hand) still read back as floats; the fast path
+    for documents this version wrote gives the same tuples."""
+    doc = json.dumps({**json.loads(codec.watch_to_doc(watch())), "timeline": entries})
+    timeline = codec.watch_from_doc(doc, 0).timeline
+    assert timeline == tuple((float(t), a, b) for t, a, b in entries)
+    assert all(type(t[0]) is float for t in timeline)

@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.model import WatchKey, WatchState
-from bridge.providers.base import MAX_JSON_DEPTH, TOO_DEEP, bounded_depth
+from bridge.providers.base import MAX_JSON_DEPTH, TOO_DEEP, bounded_depth, decode_json
 from bridge.providers.http import HttpAnswer
 from tests.unit.helpers import FS, fs_body, run_due
 
@@ -357,3 +359,15 @@ def test_worker_room(concurrency: int, configured: int, held: dict[str, int],
     assert (room.own, room.shared, room.most) == (own, shared, None)
     capped = worker_room(64, 10, ["a", "b"], {"a": 4})
     assert capped.most == {"a": 6, "b": 10}
+
+
+@settings(max_examples=200, deadline=None)
+@given(depth=st.integers(0, MAX_JSON_DEPTH + 20), strings=st.integers(0, 80))
+def test_decode_json_cuts_what_bounded_depth_cuts(depth: int, strings: int) -> None:
+    """The walk is skipped only for bodies that cannot be too deep: brackets inside
+    strings count too, so the answer is always the walked one."""
+    value: Any = {"s": "[" * strings}
+    for _ in range(depth):
+        value = {"a": [value]} if depth % 2 else [value]
+    body = json.dumps(value).encode()
+    assert decode_json(body) == bounded_depth(json.loads(body), MAX_JSON_DEPTH)
