@@ -8,7 +8,7 @@ CHAOS_FUZZ_S ?= 60
 FAULT_TESTS := tests/e2e/test_redis_faults.py tests/e2e/test_process_lifecycle.py \
 	tests/e2e/test_clock_skew.py tests/e2e/test_delivery_crash.py tests/unit/test_api_hostile.py \
 	tests/unit/test_poller_hostile.py tests/unit/test_deliverer_faults.py \
-	tests/unit/test_store_faults.py tests/e2e/test_sentinel_failover.py
+	tests/unit/test_store_faults.py tests/e2e/test_sentinel_failover.py tests/e2e/test_cluster.py
 
 .PHONY: install test lint run sim demo bench chaos mutate clean
 

@@ -31,7 +31,7 @@ from bridge.providers.deps import BuildDeps
 from bridge.providers.http import UpstreamHttp, default_session
 from bridge.providers.registry import build_provider
 from bridge.settings import Settings
-from bridge.store.connection import RedisTarget, connect, explain_sentinels
+from bridge.store.connection import RedisTarget, connect, explain_cluster, explain_sentinels
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.durations import DurationStore
 from bridge.store.redis import RedisStore
@@ -114,6 +114,7 @@ class Bridge:
         store = self.store = RedisStore(client, s.key_prefix, head_start_s=s.poll.max_interval)
         target = self._redis_url
         where = "redis_sentinels" if s.redis_mode == "sentinel" else "redis_url"
+        mode = target.mode if isinstance(target, RedisTarget) else "single"
         try:
             await _first_answer(store.ping(), f"{where}: Redis does not answer")
         except StartupError:
@@ -121,7 +122,16 @@ class Bridge:
                 # say which setting is wrong: the Sentinels, the name, or the password
                 why = await _first_answer(explain_sentinels(target), "redis_sentinels")
                 raise StartupError(why) from None
+            if isinstance(target, RedisTarget) and target.mode == "cluster" and target.url:
+                why = await _first_answer(explain_cluster(target.url), "redis_url")
+                if why:
+                    raise StartupError(why) from None
             raise
+        if mode != "cluster" and await _first_answer(store.is_cluster_node(), where):
+            # it would answer MOVED for every key another node serves
+            raise StartupError(
+                f'{where}: this Redis is a node of a Redis Cluster; set redis_mode = "cluster"'
+            )
         deliveries = self._deliveries = DeliveryStore(store)
         self.watchdog = Watchdog(
             store=store,

@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -188,8 +189,9 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     # single: redis_url (or, without it, the embedded Redis); sentinel: the primary the
     # Sentinels name redis_sentinel_master (redis_url, if set, gives its scheme,
-    # credentials and database). Cluster mode is not supported by this version.
-    redis_mode: Literal["single", "sentinel"] = "single"
+    # credentials and database); cluster: redis_url names any one node of a Redis
+    # Cluster, the others are found.
+    redis_mode: Literal["single", "sentinel", "cluster"] = "single"
     redis_sentinels: list[str] = Field(default_factory=list)
     redis_sentinel_master: str | None = Field(default=None, min_length=1, max_length=200)
     redis_sentinel_password: SecretStr | None = None
@@ -204,12 +206,14 @@ class Settings(BaseSettings):
     subscriptions: list[StaticSubscription] = Field(default_factory=list)
 
     def _check_redis_mode(self) -> None:
-        if self.redis_mode == "single":
+        if self.redis_mode != "sentinel":
             if self.redis_sentinels or self.redis_sentinel_master or self.redis_sentinel_password:
                 raise ValueError(
                     "redis_sentinels, redis_sentinel_master and redis_sentinel_password are "
                     'for redis_mode = "sentinel"; set it, or remove them'
                 )
+            if self.redis_mode == "cluster":
+                self._check_cluster_url()
             return
         if self.redis_url is not None and self.redis_url.get_secret_value().startswith("unix:"):
             raise ValueError(
@@ -232,6 +236,18 @@ class Settings(BaseSettings):
                 "Sentinels monitor the primary by (sentinel monitor NAME …)"
             )
 
+    def _check_cluster_url(self) -> None:
+        url = self.redis_url.get_secret_value() if self.redis_url else ""
+        if not url.startswith(("redis://", "rediss://")):
+            raise ValueError(
+                'redis_url: redis_mode = "cluster" needs one node of the cluster, '
+                "e.g. redis://10.0.0.5:6379 (the others are found from it)"
+            )
+        if urlsplit(url).path.strip("/") not in ("", "0"):
+            raise ValueError(
+                'redis_url: a Redis Cluster has only database 0; remove the "/N" from the URL'
+            )
+
     def redis_target(self) -> RedisTarget | None:
         """Where Redis is; None: start the embedded one."""
         url = self.redis_url.get_secret_value() if self.redis_url else None
@@ -243,7 +259,9 @@ class Settings(BaseSettings):
                 master=self.redis_sentinel_master,
                 sentinel_password=password.get_secret_value() if password else None,
             )
-        return None if url is None else RedisTarget(url=url)
+        if url is None:
+            return None
+        return RedisTarget(url=url, cluster=self.redis_mode == "cluster")
 
     @model_validator(mode="after")
     def _check_source_names(self) -> Settings:

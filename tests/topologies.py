@@ -1,8 +1,11 @@
-"""Real Redis topologies for the suite: a primary with a replica behind three Sentinels
-(redis-server --sentinel, the same binary the embedded Redis uses), on loopback.
+"""Real Redis topologies for the suite, on loopback, with the binary the embedded Redis
+uses: a primary with a replica behind three Sentinels (redis-server --sentinel), and a
+cluster of three primaries, each with a replica (cluster-enabled, slots assigned by
+CLUSTER ADDSLOTS the way `redis-cli --cluster create` splits them).
 
 Each process is a child of the test run; `stop()` kills them all. Ports are picked as
-free (a server's port, nothing else: Sentinel needs no bus port)."""
+free; a cluster node's bus listens on its port + 10000, so a node's port is picked
+with that one free too."""
 
 from __future__ import annotations
 
@@ -22,16 +25,55 @@ MASTER = "bridgeprimary"
 
 
 @dataclass
-class SentinelSet:
+class _Processes:
+    """Child redis-server processes by port; stop() kills them all."""
+
+    root: Path
+    _procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, kw_only=True)
+
+    def kill(self, port: int) -> None:
+        """kill -9 one process."""
+        proc = self._procs.pop(port)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in self._procs.values():
+            proc.send_signal(signal.SIGKILL)
+        for proc in self._procs.values():
+            proc.wait()
+        self._procs.clear()
+
+    def _spawn(self, port: int, args: list[str]) -> None:
+        log = open(self.root / f"{port}.log", "wb")  # noqa: SIM115 - the child keeps it
+        self._procs[port] = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ}, start_new_session=True,
+        )  # fmt: skip
+
+    @staticmethod
+    def _until(check: object, within_s: float = 15.0) -> None:
+        deadline = time.monotonic() + within_s
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                if check():  # type: ignore[operator]
+                    return
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
+                last = exc
+            time.sleep(0.05)
+        raise TimeoutError(f"not ready within {within_s} s ({last})")
+
+
+@dataclass
+class SentinelSet(_Processes):
     """A primary, one replica and three Sentinels (quorum 2), failing over within
     about two seconds of the primary's death."""
 
-    root: Path
     password: str | None = None  # the Sentinels' own (requirepass), when set
     primary_port: int = 0
     replica_port: int = 0
     sentinel_ports: list[int] = field(default_factory=list)
-    _procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self) -> None:
         binary = str(find_redis_server())
@@ -72,9 +114,7 @@ class SentinelSet:
     def kill_primary(self) -> int:
         """kill -9 the current primary; its port."""
         _, port = self.primary()
-        proc = self._procs.pop(port)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        self.kill(port)
         return port
 
     def wait_for_promotion(self, old_port: int, within_s: float = 30.0) -> tuple[str, int]:
@@ -94,13 +134,6 @@ class SentinelSet:
         self._until(promoted, within_s)
         return self.primary()
 
-    def stop(self) -> None:
-        for proc in self._procs.values():
-            proc.send_signal(signal.SIGKILL)
-        for proc in self._procs.values():
-            proc.wait()
-        self._procs.clear()
-
     # -------------------------------------------------------------- internals
     def _server(self, binary: str, port: int, extra: list[str]) -> None:
         data = self.root / f"redis-{port}"
@@ -110,13 +143,6 @@ class SentinelSet:
         self._spawn(port, args)
         self._until(lambda: redis.Redis(port=port).ping())
 
-    def _spawn(self, port: int, args: list[str]) -> None:
-        log = open(self.root / f"{port}.log", "wb")  # noqa: SIM115 - the child keeps it
-        self._procs[port] = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ}, start_new_session=True,
-        )  # fmt: skip
-
     def _sentinel(self, port: int) -> redis.Redis:
         return redis.Redis(port=port, password=self.password, decode_responses=True,
                            socket_timeout=2)  # fmt: skip
@@ -125,15 +151,122 @@ class SentinelSet:
         replica = redis.Redis(port=self.replica_port, decode_responses=True)
         self._until(lambda: replica.info("replication").get("master_link_status") == "up")
 
+
+SLOTS = 16384
+
+
+@dataclass
+class ClusterSet(_Processes):
+    """Three primaries, each with one replica; a primary's replica takes over within
+    about two seconds of its death (cluster-node-timeout 1000 ms)."""
+
+    primaries: int = 3
+    node_timeout_ms: int = 1000
+    ports: list[int] = field(default_factory=list)  # primaries first, then replicas
+
+    def start(self) -> None:
+        binary = str(find_redis_server())
+        n = self.primaries
+        while len(self.ports) < 2 * n:
+            port = free_port()
+            if port + 10000 < 65536 and _free(port + 10000) and port not in self.ports:
+                self.ports.append(port)
+        for port in self.ports:
+            self._node(binary, port)
+        per = SLOTS // n
+        for i, port in enumerate(self.ports[:n]):
+            last = SLOTS - 1 if i == n - 1 else (i + 1) * per - 1
+            self._client(port).execute_command("CLUSTER", "ADDSLOTS", *range(i * per, last + 1))
+        first = self._client(self.ports[0])
+        for port in self.ports[1:]:
+            first.execute_command("CLUSTER", "MEET", "127.0.0.1", port)
+        for port in self.ports:
+            self._until(lambda p=port: len(self._nodes(p).splitlines()) == 2 * n)
+        for primary, replica in zip(self.ports[:n], self.ports[n:], strict=True):
+            node_id = self._client(primary).execute_command("CLUSTER", "MYID")
+            self._until(lambda r=replica, i=node_id: i in self._nodes(r))
+            self._client(replica).execute_command("CLUSTER", "REPLICATE", node_id)
+        self.wait_ok()
+
+    @property
+    def url(self) -> str:
+        """Any one node: the others are discovered."""
+        return f"redis://127.0.0.1:{self.ports[0]}"
+
+    def wait_ok(self, within_s: float = 30.0) -> None:
+        """Until every running node says cluster_state:ok and every replica is linked."""
+
+        def ok() -> bool:
+            for port in self._procs:
+                c = self._client(port)
+                if "cluster_state:ok" not in c.execute_command("CLUSTER", "INFO"):
+                    return False
+                role = c.info("replication")
+                if role.get("role") == "slave" and role.get("master_link_status") != "up":
+                    return False
+            return True
+
+        self._until(ok, within_s)
+
+    def primary_of(self, key: str) -> int:
+        """The port of the primary that serves key's slot now."""
+        c = self._client(self.ports[0])
+        slot = int(c.execute_command("CLUSTER", "KEYSLOT", key))
+        for start, end, (_, port, *_), *_ in c.execute_command("CLUSTER", "SLOTS"):
+            if int(start) <= slot <= int(end):
+                return int(port)
+        raise LookupError(f"no node serves slot {slot}")
+
+    def wait_for_promotion(self, old_port: int, within_s: float = 30.0) -> None:
+        """Until the slots old_port served are served by another node, and the cluster
+        is ok again."""
+
+        def promoted() -> bool:
+            for port in self._procs:
+                slots = self._client(port).execute_command("CLUSTER", "SLOTS")
+                if any(int(node[1]) == old_port for _, _, node, *_ in slots):
+                    return False
+            return True
+
+        self._until(promoted, within_s)
+        self._until(lambda: all(
+            "cluster_state:ok" in self._client(p).execute_command("CLUSTER", "INFO")
+            for p in self._procs
+        ), within_s)  # fmt: skip
+
+    def keys_per_primary(self) -> dict[int, int]:
+        out = {}
+        for port in self._procs:
+            c = self._client(port)
+            if c.info("replication").get("role") == "master":
+                out[port] = int(c.dbsize())
+        return out
+
+    # -------------------------------------------------------------- internals
+    def _node(self, binary: str, port: int) -> None:
+        data = self.root / f"node-{port}"
+        data.mkdir(parents=True, exist_ok=True)
+        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+                "--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
+                "--cluster-config-file", f"nodes-{port}.conf",
+                "--cluster-node-timeout", str(self.node_timeout_ms)]  # fmt: skip
+        self._spawn(port, args)
+        self._until(lambda: self._client(port).ping())
+
+    def _nodes(self, port: int) -> str:
+        return str(self._client(port).execute_command("CLUSTER", "NODES"))
+
     @staticmethod
-    def _until(check: object, within_s: float = 15.0) -> None:
-        deadline = time.monotonic() + within_s
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            try:
-                if check():  # type: ignore[operator]
-                    return
-            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
-                last = exc
-            time.sleep(0.05)
-        raise TimeoutError(f"not ready within {within_s} s ({last})")
+    def _client(port: int) -> redis.Redis:
+        return redis.Redis(port=port, decode_responses=True, socket_timeout=2)
+
+
+def _free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

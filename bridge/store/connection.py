@@ -1,5 +1,7 @@
 """The redis-py client as the bridge builds it: a blocking pool and C command packing,
-to one server or to the primary a set of Sentinels names (followed across failovers)."""
+to one server or to the primary a set of Sentinels names (followed across failovers);
+or redis-py's cluster client, which finds every node from any one and follows MOVED,
+ASK and promotions itself."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any, cast
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
@@ -25,6 +28,10 @@ RETRIES = 3
 # answer later than this means Redis is not answering. Waiting for a pooled connection
 # is bounded the same way, so an API call fails within about twice this.
 COMMAND_TIMEOUT_S = 2.0
+# The cluster client retries a command whose node went away or whose slot has no
+# primary yet (ClusterDownError) after asking the cluster where the slots are now: a
+# replica's promotion takes a few seconds (cluster-node-timeout and an election).
+CLUSTER_RETRIES = 6
 
 
 def check_url(url: str) -> None:
@@ -51,10 +58,11 @@ class RedisTarget:
     sentinels: tuple[tuple[str, int], ...] = ()
     master: str | None = None
     sentinel_password: str | None = None
+    cluster: bool = False  # url names one node of a Redis Cluster; the rest are found
 
     @property
     def mode(self) -> str:
-        return "sentinel" if self.sentinels else "single"
+        return "sentinel" if self.sentinels else "cluster" if self.cluster else "single"
 
 
 def _options(max_connections: int) -> dict[str, Any]:
@@ -80,6 +88,8 @@ def connect(target: str | RedisTarget, *, max_connections: int = 128) -> aioredi
     if target.mode == "sentinel":
         return _connect_sentinel(target, max_connections)
     assert target.url is not None
+    if target.mode == "cluster":
+        return _connect_cluster(target.url, max_connections)
     pool = aioredis.BlockingConnectionPool.from_url(target.url, **_options(max_connections))
     pool.connection_class = with_fast_packing(pool.connection_class)
     return aioredis.Redis(connection_pool=pool)
@@ -88,7 +98,7 @@ def connect(target: str | RedisTarget, *, max_connections: int = 128) -> aioredi
 async def close_client(client: aioredis.Redis) -> None:
     """Close a client built by `connect`, and with Sentinel the clients of the Sentinels."""
     await client.aclose()
-    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
     for sentinel in getattr(manager, "sentinels", ()):
         await sentinel.aclose()
 
@@ -122,6 +132,22 @@ def _connect_sentinel(target: RedisTarget, max_connections: int) -> aioredis.Red
     return cast(aioredis.Redis, client)
 
 
+def _connect_cluster(url: str, max_connections: int) -> aioredis.Redis:
+    """The cluster client. Its pool holds up to max_connections per node and does not
+    wait for a free one (it raises, and the command is retried): the bridge's workers
+    and API bound what runs at once, as with one server."""
+    options = _options(max_connections)
+    for unused in ("timeout", "retry", "retry_on_timeout"):
+        options.pop(unused)
+    client = RedisCluster.from_url(
+        url,
+        **options,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), CLUSTER_RETRIES),
+    )
+    # The same calls as on one server (the stores use only what both clients have).
+    return cast(aioredis.Redis, client)
+
+
 class _HiredisPacking:
     """Commands packed by hiredis' C packer: redis-py's own costs about seven times the
     CPU, and every bridge operation is a few commands."""
@@ -139,6 +165,23 @@ def with_fast_packing(cls: type[Any]) -> type[Any]:
     if not hasattr(hiredis, "pack_command") or issubclass(cls, _HiredisPacking):
         return cls
     return type(f"Fast{cls.__name__}", (_HiredisPacking, cls), {})
+
+
+async def explain_cluster(url: str) -> str | None:
+    """Why cluster mode finds no cluster at url when the server there answers (it is
+    no cluster node): a start-up error naming the setting; None otherwise."""
+    client = aioredis.Redis.from_url(
+        url, socket_timeout=COMMAND_TIMEOUT_S, socket_connect_timeout=COMMAND_TIMEOUT_S
+    )
+    try:
+        info = await client.info("cluster")
+    except RedisError:
+        return None
+    finally:
+        await client.aclose()
+    if int(info.get("cluster_enabled", 0)):
+        return None
+    return 'redis_url: this Redis is not a node of a Redis Cluster; set redis_mode = "single"'
 
 
 async def explain_sentinels(target: RedisTarget) -> str:

@@ -131,6 +131,11 @@ class RedisStore:
     async def ping(self) -> bool:
         return bool(await self.client.ping())
 
+    async def is_cluster_node(self) -> bool:
+        """Whether the server is a node of a Redis Cluster (asked of one server only)."""
+        info = await self.client.info("cluster")
+        return bool(int(info.get("cluster_enabled", 0)))
+
     async def server_time(self) -> float:
         """Redis server time in unix seconds."""
         secs, micros = await self.client.time()

@@ -3,6 +3,8 @@ httpcore's at its one edge): every public coroutine of a store class is wrapped,
 caller ever sees a redis-py exception.
 
     ConnectionError, TimeoutError            → StoreUnavailable
+    a cluster's slot without a primary yet   → StoreUnavailable (CLUSTERDOWN, TRYAGAIN,
+                                               MOVED or ASK past the client's retries)
     OOM, READONLY, MISCONF error replies     → StoreRefusesWrites
     any other RedisError                     → StoreError
 """
@@ -15,8 +17,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from redis.asyncio.sentinel import MasterNotFoundError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge.errors import StoreError, StoreRefusesWrites, StoreUnavailable
@@ -36,13 +47,18 @@ def refuses_writes(exc: BaseException) -> bool:
     return text.startswith(_REFUSING) or any(f"-{r}" in text or f": {r}" in text for r in _REFUSING)
 
 
-def store_error(exc: RedisError) -> StoreError:
+# What a cluster answers while a slot moves or its primary is being replaced, once
+# the client's own retries are spent: it will pass.
+_PASSING = (ClusterDownError, TryAgainError, AskError, RedisClusterException)
+
+
+def store_error(exc: RedisError | RedisClusterException) -> StoreError:
     """The bridge's error for redis-py's, keeping its message and its class's name."""
     name = type(exc).__name__
     detail = str(exc).splitlines()[0][:200] if str(exc) else name
     if isinstance(exc, MasterNotFoundError):  # its text is the client's long repr
         detail = "the Sentinels name no primary (unreachable, or not monitoring that name)"
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, *_PASSING)):
         return StoreUnavailable(detail, cause_name=name)
     if refuses_writes(exc):
         return StoreRefusesWrites(detail, cause_name=name)
@@ -58,7 +74,7 @@ def _mapped(method: F) -> F:
     async def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return await method(*args, **kwargs)
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             raise store_error(exc) from exc
 
     return call  # type: ignore[return-value]

@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
-from redis.asyncio.client import Pipeline
-
 from bridge.clock import to_ms
 from bridge.errors import NoSlot
 from bridge.events import NO_EVENT
@@ -34,6 +32,7 @@ class SourceStore:
         self.keys = keys
         self._acquire = run["acquire"]
         self._pause = run["pause"]
+        self._pause_left = run["pause_left"]
         self._set_health = run["set_health"]
         self._delete_if_equals = run["delete_if_equals"]
         self._extend_if_equals = run["extend_if_equals"]
@@ -72,13 +71,8 @@ class SourceStore:
         return await self._pauses.call(source)
 
     async def _flush_pauses(self, sources: list[str]) -> list[float]:
-        pipe: Pipeline = self.client.pipeline(transaction=False)
-        for source in sources:
-            pipe.get(self.keys.source_pause(source))
-        pipe.time()
-        *untils, (secs, micros) = await pipe.execute()
-        now_ms = int(secs) * 1000 + int(micros) // 1000
-        return [0.0 if u is None else max(0.0, (float(u) - now_ms) / 1000) for u in untils]
+        left = await self._pause_left(keys=[self.keys.source_pause(s) for s in sources])
+        return [int(ms) / 1000 for ms in left]
 
     async def budget_used(self, source: str, rate: float) -> float | None:
         """Requests granted fleet-wide in the last full 10 s window (Redis server time),

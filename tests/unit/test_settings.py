@@ -121,7 +121,20 @@ provider = "nope"
             'redis_sentinel_master: redis_mode = "sentinel" needs the name',
         ),
         ('redis_sentinels = ["h:26379"]\n', 'are for redis_mode = "sentinel"'),
-        ('redis_mode = "cluster"\n', "redis_mode: Input should be 'single' or 'sentinel'"),
+        ('redis_mode = "cluster"\n', 'redis_url: redis_mode = "cluster" needs one node'),
+        (
+            'redis_mode = "cluster"\nredis_url = "unix:///secret-host/redis.sock"\n',
+            'redis_url: redis_mode = "cluster" needs one node',
+        ),
+        (
+            'redis_mode = "cluster"\nredis_url = "redis://secret-host:7000/3"\n',
+            "redis_url: a Redis Cluster has only database 0",
+        ),
+        (
+            'redis_mode = "cluster"\nredis_url = "redis://h:1"\nredis_sentinels = ["h:2"]\n',
+            'are for redis_mode = "sentinel"',
+        ),
+        ('redis_mode = "shards"\n', "redis_mode: Input should be 'single', 'sentinel' or"),
         ('redis_sentinel_password = "secret-pw"\n', 'are for redis_mode = "sentinel"'),
         (
             'redis_mode = "sentinel"\nredis_sentinels = ["h:1"]\nredis_sentinel_master = "m"\n'
@@ -271,6 +284,15 @@ def test_sentinel_mode_names_the_primary_by_the_sentinels(tmp_path: Path) -> Non
     assert target.master == "mymaster"
     assert target.url == "rediss://app:pw@ignored/2"
     assert target.sentinel_password == "from-a-secret"
+
+
+def test_cluster_mode_names_one_node(tmp_path: Path) -> None:
+    """One node's URL (TLS and an ACL user included); the others are found from it."""
+    path = tmp_path / "c.toml"
+    path.write_text('redis_mode = "cluster"\nredis_url = "rediss://app:pw@10.0.0.5:7000"\n')
+    target = load_settings(path).redis_target()
+    assert target is not None and target.mode == "cluster"
+    assert target.url == "rediss://app:pw@10.0.0.5:7000"
 
 
 def test_single_mode_without_a_url_is_the_embedded_redis(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
-"""The store's contracts, run on fakeredis and on a real redis-server."""
+"""The store's contracts, run on fakeredis, a real redis-server, a real Sentinel setup
+and a real 3-primary cluster (tests/conftest.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +15,7 @@ from bridge.store.redis import NEW_WATCH_HEAD_START_S, Claimed, RedisStore
 
 NOW = 1_800_000_000.0
 KEY = WatchKey("fs", "users", "job-1")
+pytestmark = pytest.mark.contract
 
 
 async def test_register_is_idempotent(store: RedisStore) -> None:
@@ -301,19 +302,6 @@ async def test_a_poll_not_made_keeps_its_place(store: RedisStore) -> None:
     [c] = await store.claim(NOW + 5, 30, 10)
     assert await store.reschedule(c, c.watch, NOW + 10) == "ok"
     assert int(await store.client.hget(key, "prio")) == round((NOW + 10) * 1000)
-
-
-async def test_the_rollback_script_empties_the_backlogs(store: RedisStore) -> None:
-    """deploy/rollback-backlogs.lua puts every waiting watch back in the due set, where
-    a version without backlogs finds it."""
-    for name in ("a", "b"):
-        await store.register(WatchKey("td", "users", name), NOW)
-    await store.sources.pause("td", 5.0)
-    assert await store.claim(NOW, 30, 10, {"td": (0.0, 1)}) == []
-    script = (Path(__file__).parents[2] / "deploy" / "rollback-backlogs.lua").read_text()
-    assert await store.client.eval(script, 0, store.keys.prefix) == 2
-    assert await store.client.zcard(store.keys.due) == 2
-    assert await store.backlogs() == {}
 
 
 async def test_a_claim_keeps_each_sources_own_workers(store: RedisStore) -> None:
