@@ -31,7 +31,7 @@ from bridge.job_ids import usable_job_id
 from bridge.metrics import Metrics
 from bridge.model import WatchKey
 from bridge.poll.poller import parse_time
-from bridge.poll.ratelimit import outside_claim_wait_s
+from bridge.poll.ratelimit import limiter_burst, outside_claim_wait_s
 from bridge.providers.base import Discoverable, ListPage, classify, decode_json
 from bridge.providers.http import HttpClient
 from bridge.store.redis import RedisStore
@@ -195,7 +195,10 @@ class Discovery:
         """GET one page through the source's limiter (and a retry after a 401)."""
         for attempt in range(2):
             delay = await self._store.sources.acquire(
-                src.name, src.rate_limit, src.burst, outside_claim_wait_s(src.rate_limit)
+                src.name,
+                src.rate_limit,
+                limiter_burst(src.burst),
+                outside_claim_wait_s(src.rate_limit),
             )
             if delay > 0:
                 await asyncio.sleep(delay)

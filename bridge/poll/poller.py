@@ -32,7 +32,7 @@ from bridge.outage import OutageLog
 from bridge.poll import backoff, health, priority
 from bridge.poll.duration_policy import learned_interval
 from bridge.poll.progress import ProgressEvents
-from bridge.poll.ratelimit import outside_claim_wait_s
+from bridge.poll.ratelimit import late_allowance_s, limiter_burst, outside_claim_wait_s
 from bridge.providers.base import (
     FailureDetails,
     Provider,
@@ -100,7 +100,7 @@ class Poller:
         self._health: dict[str, bool] = {}  # as last written or read fleet-wide
         self._refusals: dict[str, health.Refusals] = {}
         self._metric_children: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._rate_limits = {n: (s.rate_limit, s.burst) for n, s in sources.items()}
+        self._rate_limits = {n: (s.rate_limit, limiter_burst(s.burst)) for n, s in sources.items()}
         # A source that hangs holds no more than what the others leave it: each source
         # keeps a few workers free for itself (as the deliverer caps each subscription).
         self._held: dict[str, int] = {}  # claimed, not yet ended, per source
@@ -181,14 +181,15 @@ class Poller:
     async def _before_send(self, source: PolledSource, claimed: Claimed, retry: bool) -> None:
         """The last word before a request (and before any token request it needs). A
         retry takes a slot of its own. A first request reserved ahead checks the 429
-        pause again; any first request that starts well after its slot (the pool was
-        busy) takes a fresh one, which checks the pause too: late requests must not go
-        out back to back. NoSlot: not sent."""
+        pause again; any first request that starts later after its slot than the
+        source's burst allows (the pool was busy; ratelimit.late_allowance_s) takes a
+        fresh one, which checks the pause too: late requests must not go out back to
+        back. NoSlot: not sent."""
         late = 0.0 if claimed.slot_at is None else time.monotonic() - claimed.slot_at
-        if retry or (source.rate_limit and late > 1 / source.rate_limit):
+        if retry or late > late_allowance_s(source.rate_limit, source.burst):
             # rate 0 still asks: the script checks the pause before the limit
             delay = await self._store.sources.acquire(
-                source.name, source.rate_limit, source.burst, self._horizon_s
+                source.name, source.rate_limit, limiter_burst(source.burst), self._horizon_s
             )
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -471,7 +472,7 @@ class Poller:
                 delay = await self._store.sources.acquire(
                     source.name,
                     source.rate_limit,
-                    source.burst,
+                    limiter_burst(source.burst),
                     min(outside_claim_wait_s(source.rate_limit), within_s / 2),
                 )
                 if delay > 0:

@@ -23,6 +23,27 @@ def outside_claim_wait_s(rate_per_s: float) -> float:
     return max(10.0, 2.0 / rate_per_s)
 
 
+def limiter_burst(burst: int) -> int:
+    """The burst the limiter grants of a source's configured one: about half. The rest
+    is lateness the requests may have (late_allowance_s): in Python a request never
+    goes out on the millisecond of its slot, and at hundreds of requests a second a
+    worker's turn comes several slots late."""
+    return (burst + 1) // 2
+
+
+def late_allowance_s(rate_per_s: float, burst: int) -> float:
+    """How late after its slot a request may still go out on that slot. The limiter
+    grants at most rate·W + limiter_burst slots in any window of W seconds; requests
+    each sent at most D after their slots then send at most rate·(W + D) +
+    limiter_burst, within the configured rate·W + burst while D ≤ (burst −
+    limiter_burst) / rate. One emission interval at least (a slot's own timer jitter;
+    with a burst of 1 or 2 that is one request over, as before). Later than this, a
+    request takes a fresh slot: late requests must not go out back to back."""
+    if rate_per_s <= 0 or not math.isfinite(rate_per_s):
+        return math.inf
+    return max(1, burst - limiter_burst(burst)) / rate_per_s
+
+
 @dataclass(frozen=True)
 class Reservation:
     granted: bool

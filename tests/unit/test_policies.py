@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bridge import retry_after
 from bridge.poll import backoff
-from bridge.poll.ratelimit import reserve
+from bridge.poll.ratelimit import late_allowance_s, limiter_burst, reserve
 
 bounds = st.tuples(
     st.floats(0.01, 100, allow_nan=False), st.floats(1, 10_000, allow_nan=False)
@@ -271,6 +271,49 @@ def test_reserved_slots_respect_the_rate(
         for j in range(i, len(sends)):
             window = sends[j] - sends[i]
             assert j - i + 1 <= window / interval + burst + 1e-6
+
+
+@settings(max_examples=300)
+@given(
+    rate=st.floats(0.5, 2000),
+    burst=st.integers(1, 200),
+    horizon_ms=st.floats(0, 2000),
+    gaps=st.lists(st.floats(0, 300), min_size=1, max_size=150),
+    lateness=st.lists(st.floats(0, 1), min_size=1, max_size=150),
+)
+def test_requests_late_within_the_allowance_keep_the_configured_bound(
+    rate: float,
+    burst: int,
+    horizon_ms: float,
+    gaps: list[float],
+    lateness: list[float],
+) -> None:
+    """The limiter grants limiter_burst of the configured burst; requests that each go
+    out up to late_allowance_s after their slots then send at most rate·W + burst in any
+    window W (one more with a burst of 1: a slot's own jitter, as always)."""
+    burst = max(1, min(burst, int(rate)))
+    allowance_ms = late_allowance_s(rate, burst) * 1000
+    tat: float | None = None
+    now = 0.0
+    sends: list[float] = []
+    for k, gap in enumerate(gaps):
+        now += gap
+        r = reserve(tat, now, rate, limiter_burst(burst), horizon_ms)
+        tat = r.tat_ms
+        if r.granted:
+            sends.append(now + r.delay_ms + lateness[k % len(lateness)] * allowance_ms)
+    sends.sort()
+    extra = 1 if burst == 1 else 0
+    for i in range(len(sends)):
+        for j in range(i, len(sends)):
+            window_s = (sends[j] - sends[i]) / 1000
+            assert j - i + 1 <= rate * window_s + burst + extra + 1e-6
+
+
+def test_the_allowance_is_one_interval_at_least_and_none_without_a_limit() -> None:
+    assert late_allowance_s(10, 1) == late_allowance_s(10, 2) == 0.1
+    assert late_allowance_s(1000, 100) == 0.05 and limiter_burst(100) == 50
+    assert late_allowance_s(0, 5) == float("inf")
 
 
 def test_reservations_use_the_whole_budget() -> None:

@@ -221,6 +221,31 @@ async def test_a_request_starting_late_takes_a_fresh_slot(poller_env) -> None:  
     assert asked == ["fs"]
 
 
+async def test_a_request_late_within_its_burst_keeps_its_slot(poller_env) -> None:  # type: ignore[no-untyped-def]
+    """At 10/s with a burst of 5 a request may go out 0.2 s after its slot (the limiter
+    keeps 3 of the 5 for itself): 0.15 s late keeps the slot, 0.3 s late takes a fresh
+    one. A strict one-interval allowance cost busy sources half their budget."""
+    import time as clock_time
+    from dataclasses import replace
+
+    from bridge.poll.poller import PolledSource
+
+    store, clock, http, poller = poller_env
+    fs = poller._sources["fs"]
+    poller._sources["fs"] = PolledSource("fs", fs.provider, rate_limit=10.0, burst=5)
+    asked = record_acquires(store)
+    for job in ("a-bit-late", "too-late"):
+        url = f"{FS}/v2/users/batch/{job}"
+        http.queue(url, HttpAnswer(200, json.dumps(fs_body("PROCESSING")).encode()))
+        await store.register(WatchKey("fs", "users", job), clock.now())
+    claimed = {c.watch.job_id: c for c in await store.claim(clock.now(), 60, 10)}
+    now = clock_time.monotonic()
+    assert await poller.poll(replace(claimed["a-bit-late"], slot_at=now - 0.15)) == "ok"
+    assert asked == []
+    assert await poller.poll(replace(claimed["too-late"], slot_at=now - 0.3)) == "ok"
+    assert asked == ["fs"]
+
+
 async def test_polls_that_waited_for_a_token_take_fresh_slots(
     poller_env,
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]

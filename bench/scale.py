@@ -1,0 +1,281 @@
+"""Scale: what a watch costs as their number grows, and one process polling many.
+
+Part 1, at each step (10k, 100k, 1M watches by default): registers watches through
+POST /v1/watches/batch (1,000 a call, 4 clients) up to the step's total, and reports
+Redis memory per watch (INFO used_memory), the registration rate, and the latency of
+a claim (16 watches) and of a record (a poll's result written back) at that size,
+p50 and p99, with this process's CPU per claimed watch.
+
+Part 2 (--active N): one bridge process (poller role) polls N running jobs on the
+simulator (a separate process) with the source's rate limit binding (--rate, far
+below what N watches would ask for), for --seconds; jobs end at random times within
+the run. Reports polls per second against the limit, the process's CPU and peak RSS,
+and time-to-notice (the bridge's own histogram) of the jobs that ended.
+
+    .venv/bin/python bench/scale.py [--steps 10000,100000,1000000]
+        [--active 100000] [--rate 2000] [--seconds 60]
+
+Everything runs on loopback against the embedded redis-server (persistence off) and
+stops by itself. Prints a Markdown table per part and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from memory import TOKEN, register_batch, used_memory
+from poll_throughput import free_port, wait_for
+from sim_rig import sim_sources_toml
+
+from bridge import logs
+from bridge.app import Bridge
+from bridge.model import Role, WatchKey
+from bridge.settings import load_settings
+from bridge.store.connection import connect
+from bridge.store.embedded import EmbeddedRedis
+from bridge.store.redis import RedisStore
+
+PROBE_CLAIMS = 300  # claims of 16 timed at each step
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def probe(redis_url: str, prefix: str) -> dict[str, float]:
+    """Claim and record latency with this many watches stored: PROBE_CLAIMS claims of
+    16 due watches, each watch then recorded (rescheduled far ahead, so the next claim
+    takes others), as the poller does."""
+    store = RedisStore(connect(redis_url), prefix)
+    claims: list[float] = []
+    records: list[float] = []
+    taken = 0
+    far = time.time() + 10**7
+    cpu0 = time.process_time()
+    try:
+        for _ in range(PROBE_CLAIMS):
+            started = time.perf_counter()
+            got = await store.claim(time.time(), 30, 16, {"fs": (0.0, 1)})
+            claims.append(time.perf_counter() - started)
+            taken += len(got)
+
+            async def record(c: Any) -> None:
+                began = time.perf_counter()
+                await store.reschedule(c, c.watch, far)
+                records.append(time.perf_counter() - began)
+
+            await asyncio.gather(*(record(c) for c in got))
+    finally:
+        cpu = time.process_time() - cpu0
+        await store.close()
+    return {
+        "claim_p50_ms": quantile(claims, 0.5) * 1e3,
+        "claim_p99_ms": quantile(claims, 0.99) * 1e3,
+        "record_p50_ms": quantile(records, 0.5) * 1e3 if records else 0.0,
+        "record_p99_ms": quantile(records, 0.99) * 1e3 if records else 0.0,
+        "cpu_us_per_watch": cpu / max(taken, 1) * 1e6,
+        "claimed": taken,
+    }
+
+
+async def part_one(steps: list[int], tmp: Path, redis: EmbeddedRedis) -> list[dict[str, Any]]:
+    cfg = tmp / "api.toml"
+    cfg.write_text(
+        f'key_prefix = "scale"\n[api]\nlisten = "127.0.0.1:0"\ntokens = ["{TOKEN}"]\n'
+        + sim_sources_toml(9)  # never called: the API role polls nothing
+    )
+    bridge = Bridge(load_settings(cfg), redis_url=redis.url, roles={Role.API})
+    await bridge.start()
+    api = f"http://127.0.0.1:{bridge.api_port}"
+    rows = []
+    registered = 0
+    try:
+        base = await used_memory(redis.url)
+        for total in steps:
+            n = total - registered
+            took = await register_batch(api, n, 4, f"s{total}")
+            grown = await used_memory(redis.url)
+            registered = total
+            row = {
+                "watches": total,
+                "bytes_per_watch": round((grown - base) / total),
+                "registered_per_s": round(n / took),
+                **{k: round(v, 2) for k, v in (await probe(redis.url, "scale")).items()},
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        await bridge.stop(grace_s=1)
+    return rows
+
+
+async def create_jobs(sim: str, n: int, seconds: float) -> dict[str, float]:
+    """n running FullStory jobs; a tenth end at random times within the run (the rest
+    outlast it). Returns each job's id and duration."""
+    durations = {
+        f"a{i:07d}": random.uniform(5, seconds - 5) if i % 10 == 0 else 10.0**6 for i in range(n)
+    }
+    queue: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+    for item in durations.items():
+        queue.put_nowait(item)
+    async with aiohttp.ClientSession() as http:
+
+        async def worker() -> None:
+            while not queue.empty():
+                job_id, duration = queue.get_nowait()
+                body = {"provider": "fullstory", "id": job_id, "duration": duration}
+                async with http.post(f"{sim}/_sim/jobs", json=body) as resp:
+                    assert resp.status == 201, await resp.text()
+
+        await asyncio.gather(*(worker() for _ in range(16)))
+    return durations
+
+
+def histogram_quantile(bridge: Bridge, q: float) -> float | None:
+    """q-quantile of time-to-notice from the histogram's buckets (their upper bound)."""
+    buckets: list[tuple[float, float]] = []
+    for metric in bridge.metrics.time_to_notice.collect():
+        for s in metric.samples:
+            if s.name.endswith("_bucket"):
+                buckets.append((float(s.labels["le"]), s.value))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    for bound, count in sorted(buckets):
+        if count >= q * total:
+            return bound
+    return None
+
+
+async def part_two(
+    active: int, rate: float, seconds: float, tmp: Path, redis: EmbeddedRedis, concurrency: int
+) -> dict[str, Any]:
+    port = free_port()
+    sim_proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bridge", "sim", "--listen", f"127.0.0.1:{port}"),
+        *("--log-limit", "1000"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sim = f"http://127.0.0.1:{port}"
+    try:
+        await wait_for(f"{sim}/_sim/jobs")
+        durations = await create_jobs(sim, active, seconds)
+        cfg = tmp / "poller.toml"
+        cfg.write_text(f"""
+key_prefix = "active"
+[api]
+listen = "127.0.0.1:0"
+[poll]
+min_interval = 2
+max_interval = 60
+concurrency = {concurrency}
+[sources.fs]
+provider = "fullstory"
+api_key = "sim-fullstory-key"
+base_url = "{sim}"
+rate_limit = {rate}
+burst = {max(1, int(rate // 10))}
+""")
+        bridge = Bridge(load_settings(cfg), redis_url=redis.url, roles={Role.POLLER})
+        await bridge.start()
+        assert bridge.store is not None
+        keys = [WatchKey("fs", "users", job_id) for job_id in durations]
+        for start in range(0, len(keys), 1000):
+            await bridge.store.register_many(keys[start : start + 1000], time.time())
+        assert bridge.poller is not None
+        bridge.poller.wake()
+
+        def polls() -> float:
+            return sum(
+                s.value
+                for m in bridge.metrics.polls.collect()
+                for s in m.samples
+                if s.name == "bridge_polls_total"
+            )
+
+        started, cpu0, polls0 = time.monotonic(), time.process_time(), polls()
+        await asyncio.sleep(seconds)
+        wall, cpu, done = time.monotonic() - started, time.process_time() - cpu0, polls() - polls0
+        noticed = sum(
+            s.value
+            for m in bridge.metrics.time_to_notice.collect()
+            for s in m.samples
+            if s.name.endswith("_count")
+        )
+        result = {
+            "active_watches": active,
+            "concurrency": concurrency,
+            "rate_limit": rate,
+            "polls_per_s": round(done / wall),
+            "share_of_limit": round(done / wall / rate, 3),
+            "cpu_share_of_one_core": round(cpu / wall, 3),
+            "cpu_us_per_poll": round(cpu / max(done, 1) * 1e6),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "jobs_ended": sum(1 for d in durations.values() if d < seconds),
+            "jobs_noticed": int(noticed),
+            "time_to_notice_p50_le_s": histogram_quantile(bridge, 0.5),
+            "time_to_notice_p99_le_s": histogram_quantile(bridge, 0.99),
+        }
+        await bridge.stop(grace_s=2)
+        return result
+    finally:
+        sim_proc.terminate()
+        await sim_proc.wait()
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", default="10000,100000,1000000")
+    parser.add_argument("--active", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=2000)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--concurrency", type=int, default=64, help="poll.concurrency")
+    args = parser.parse_args()
+    steps = [int(s) for s in args.steps.split(",") if s]
+    logs.configure("warning")
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmpdir:
+        tmp = Path(tmpdir)
+        redis = EmbeddedRedis(tmp / "redis", persist=False)
+        redis.start()
+        try:
+            rows = await part_one(steps, tmp, redis) if steps else []
+            active = await part_two(
+                args.active, args.rate, args.seconds, tmp, redis, args.concurrency
+            )
+        finally:
+            redis.stop()
+    print("| watches | bytes/watch | registered/s | claim p50 / p99 ms | record p50 / p99 ms |"
+          " CPU µs per claimed watch |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['watches']:,} | {r['bytes_per_watch']:,} | {r['registered_per_s']:,} "
+            f"| {r['claim_p50_ms']} / {r['claim_p99_ms']} | {r['record_p50_ms']} / "
+            f"{r['record_p99_ms']} | {r['cpu_us_per_watch']} |"
+        )
+    print(json.dumps(active))
+    print(json.dumps({"steps": rows, "active": active, "python": sys.version.split()[0],
+                      "median_bytes_per_watch": statistics.median(
+                          [r["bytes_per_watch"] for r in rows]) if rows else None}))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
