@@ -35,7 +35,7 @@ def late_allowance_s(rate_per_s: float, burst: int) -> float:
     """How late after its slot a request may still go out on that slot. The limiter
     grants at most rate·W + limiter_burst slots in any window of W seconds; requests
     each sent at most D after their slots then send at most rate·(W + D) +
-    limiter_burst, within the configured rate·W + burst while D ≤ (burst −
+    limiter_burst, within the configured rate·W + burst while D ≤ (burst -
     limiter_burst) / rate. One emission interval at least (a slot's own timer jitter;
     with a burst of 1 or 2 that is one request over, as before). Later than this, a
     request takes a fresh slot: late requests must not go out back to back."""
