@@ -7,13 +7,14 @@ a claim (16 watches) and of a record (a poll's result written back) at that size
 p50 and p99, with this process's CPU per claimed watch.
 
 Part 2 (--active N): one bridge process (poller role) polls N running jobs on the
-simulator (a separate process) with the source's rate limit binding (--rate, far
-below what N watches would ask for), for --seconds; jobs end at random times within
+simulator (a separate process) with the rate limit binding (--rate, far below what N
+watches would ask for; with --sources S, S sources share the jobs and the rate
+evenly), for --seconds; jobs end at random times within
 the run. Reports polls per second against the limit, the process's CPU and peak RSS,
 and time-to-notice (the bridge's own histogram) of the jobs that ended.
 
     .venv/bin/python bench/scale.py [--steps 10000,100000,1000000]
-        [--active 100000] [--rate 2000] [--seconds 60]
+        [--active 100000] [--rate 2000] [--seconds 60] [--concurrency 64] [--sources 1]
 
 Everything runs on loopback against the embedded redis-server (persistence off) and
 stops by itself. Prints a Markdown table per part and one JSON line.
@@ -148,23 +149,42 @@ async def create_jobs(sim: str, n: int, seconds: float) -> dict[str, float]:
 
 
 def histogram_quantile(bridge: Bridge, q: float) -> float | None:
-    """q-quantile of time-to-notice from the histogram's buckets (their upper bound)."""
-    buckets: list[tuple[float, float]] = []
+    """q-quantile of time-to-notice from the histogram's buckets (their upper bound),
+    every source's together."""
+    counts: dict[float, float] = {}
     for metric in bridge.metrics.time_to_notice.collect():
         for s in metric.samples:
             if s.name.endswith("_bucket"):
-                buckets.append((float(s.labels["le"]), s.value))
-    if not buckets or buckets[-1][1] == 0:
+                le = float(s.labels["le"])
+                counts[le] = counts.get(le, 0.0) + s.value
+    total = counts.get(float("inf"), 0.0)
+    if not total:
         return None
-    total = buckets[-1][1]
-    for bound, count in sorted(buckets):
-        if count >= q * total:
+    for bound in sorted(counts):
+        if counts[bound] >= q * total:
             return bound
     return None
 
 
+def sources_toml(sim: str, sources: int, rate: float) -> str:
+    """`sources` FullStory sources on the simulator, each limited to rate/sources."""
+    each = rate / sources
+    burst = max(1, int(each // 10))
+    return "".join(
+        f'[sources.s{i}]\nprovider = "fullstory"\napi_key = "sim-fullstory-key"\n'
+        f'base_url = "{sim}"\nrate_limit = {each}\nburst = {burst}\n'
+        for i in range(sources)
+    )
+
+
 async def part_two(
-    active: int, rate: float, seconds: float, tmp: Path, redis: EmbeddedRedis, concurrency: int
+    active: int,
+    rate: float,
+    seconds: float,
+    tmp: Path,
+    redis: EmbeddedRedis,
+    concurrency: int,
+    sources: int = 1,
 ) -> dict[str, Any]:
     port = free_port()
     sim_proc = await asyncio.create_subprocess_exec(
@@ -186,17 +206,11 @@ listen = "127.0.0.1:0"
 min_interval = 2
 max_interval = 60
 concurrency = {concurrency}
-[sources.fs]
-provider = "fullstory"
-api_key = "sim-fullstory-key"
-base_url = "{sim}"
-rate_limit = {rate}
-burst = {max(1, int(rate // 10))}
-""")
+{sources_toml(sim, sources, rate)}""")
         bridge = Bridge(load_settings(cfg), redis_url=redis.url, roles={Role.POLLER})
         await bridge.start()
         assert bridge.store is not None
-        keys = [WatchKey("fs", "users", job_id) for job_id in durations]
+        keys = [WatchKey(f"s{i % sources}", "users", job_id) for i, job_id in enumerate(durations)]
         for start in range(0, len(keys), 1000):
             await bridge.store.register_many(keys[start : start + 1000], time.time())
         assert bridge.poller is not None
@@ -222,6 +236,7 @@ burst = {max(1, int(rate // 10))}
         result = {
             "active_watches": active,
             "concurrency": concurrency,
+            "sources": sources,
             "rate_limit": rate,
             "polls_per_s": round(done / wall),
             "share_of_limit": round(done / wall / rate, 3),
@@ -247,6 +262,9 @@ async def main() -> int:
     parser.add_argument("--rate", type=float, default=2000)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--concurrency", type=int, default=64, help="poll.concurrency")
+    parser.add_argument(
+        "--sources", type=int, default=1, help="sources sharing --rate and --active evenly"
+    )
     args = parser.parse_args()
     steps = [int(s) for s in args.steps.split(",") if s]
     logs.configure("warning")
@@ -257,7 +275,7 @@ async def main() -> int:
         try:
             rows = await part_one(steps, tmp, redis) if steps else []
             active = await part_two(
-                args.active, args.rate, args.seconds, tmp, redis, args.concurrency
+                args.active, args.rate, args.seconds, tmp, redis, args.concurrency, args.sources
             )
         finally:
             redis.stop()

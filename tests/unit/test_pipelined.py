@@ -34,3 +34,22 @@ async def test_errors_are_per_call(store: RedisStore) -> None:
     with pytest.raises(ResponseError):
         await run_scripts_or_raise(client, [(incr, [key], [1]), (fail, [key], [])])
     assert int(await client.get(key)) == 2
+
+
+async def test_a_claim_after_a_flushed_cache_reads_and_claims(store: RedisStore) -> None:
+    """A claim's read (every source's backlog heads in one script call) and its script
+    both load again after SCRIPT FLUSH; so does the read sent with the last claim."""
+    from bridge.model import WatchKey
+
+    now = 1_800_000_000.0
+    for i in range(6):
+        await store.register(WatchKey("fs" if i % 2 else "td", "users", f"j{i}"), now)
+    limits = {"fs": (0.0, 1), "td": (0.0, 1)}
+    first = await store.claim(now, 30, 2, limits)
+    await store.client.script_flush()
+    second = await store.claim(now, 30, 2, limits)
+    await store.client.script_flush()
+    store._ahead = None  # no read-ahead: the claim's own read meets the flushed cache
+    third = await store.claim(now, 30, 2, limits)
+    ids = [c.watch.id for c in (*first, *second, *third)]
+    assert len(ids) == 6 == len(set(ids))
