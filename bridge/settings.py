@@ -29,6 +29,7 @@ from bridge.providers.registry import PLUGINS, SourceConfig
 from bridge.sections import Section
 from bridge.store.connection import RedisTarget, split_address
 from bridge.store.connection import check_url as check_redis_url
+from bridge.store.connection import parse_url as parse_redis_url
 
 ENV_PREFIX = "BRIDGE_"
 
@@ -243,9 +244,13 @@ class Settings(BaseSettings):
                 'redis_url: redis_mode = "cluster" needs one node of the cluster, '
                 "e.g. redis://10.0.0.5:6379 (the others are found from it)"
             )
-        if urlsplit(url).path.strip("/") not in ("", "0"):
+        try:
+            db = int(parse_redis_url(url).get("db") or 0)
+        except ValueError:
+            return  # not a usable URL: said below, as in every mode
+        if urlsplit(url).path.strip("/") not in ("", "0") or db != 0:
             raise ValueError(
-                'redis_url: a Redis Cluster has only database 0; remove the "/N" from the URL'
+                'redis_url: a Redis Cluster has only database 0; remove the "/N" or "?db=N"'
             )
 
     def redis_target(self) -> RedisTarget | None:

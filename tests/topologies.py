@@ -37,8 +37,16 @@ class _Processes:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
 
+    def freeze(self, port: int) -> None:
+        """SIGSTOP: the process holds its sockets open and answers nothing."""
+        self._procs[port].send_signal(signal.SIGSTOP)
+
+    def thaw(self, port: int) -> None:
+        self._procs[port].send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         for proc in self._procs.values():
+            proc.send_signal(signal.SIGCONT)  # a frozen one too
             proc.send_signal(signal.SIGKILL)
         for proc in self._procs.values():
             proc.wait()

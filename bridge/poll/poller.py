@@ -144,6 +144,9 @@ class Poller:
         room = worker_room(
             self._settings.concurrency, self._settings.source_concurrency, self._sources, self._held
         )
+        # before the claim: its slots and leases were granted after this, so a poll's
+        # lateness and its lease's end are never taken as better than they are
+        at = time.monotonic()
         claimed = await self._store.claim(
             self._clock.now(),
             self._settings.lease,
@@ -152,7 +155,6 @@ class Poller:
             self._horizon_s,
             room=room,
         )
-        at = time.monotonic()
         for c in claimed:
             self._held[c.watch.source] = self._held.get(c.watch.source, 0) + 1
         held_until = at + self._settings.lease - WRITE_RETRY_MAX_S
@@ -185,18 +187,22 @@ class Poller:
         source's burst allows (the pool was busy; ratelimit.late_allowance_s) takes a
         fresh one, which checks the pause too: late requests must not go out back to
         back. NoSlot: not sent."""
-        late = 0.0 if claimed.slot_at is None else time.monotonic() - claimed.slot_at
-        if retry or late > late_allowance_s(source.rate_limit, source.burst):
+        allowance = late_allowance_s(source.rate_limit, source.burst)
+
+        def late() -> bool:
+            return claimed.slot_at is not None and time.monotonic() - claimed.slot_at > allowance
+
+        if not retry and not late() and claimed.delay_s > 0:
+            paused = await self._store.sources.pause_left(source.name)
+            if paused > 0:  # a 429 arrived meanwhile: the slot is not used
+                raise NoSlot("the source was paused meanwhile", retry_after_s=paused, paused=True)
+        if retry or late():  # (asked again: the pause check takes a round trip)
             # rate 0 still asks: the script checks the pause before the limit
             delay = await self._store.sources.acquire(
                 source.name, source.rate_limit, limiter_burst(source.burst), self._horizon_s
             )
             if delay > 0:
                 await asyncio.sleep(delay)
-        elif claimed.delay_s > 0:
-            paused = await self._store.sources.pause_left(source.name)
-            if paused > 0:  # a 429 arrived meanwhile: the slot is not used
-                raise NoSlot("the source was paused meanwhile", retry_after_s=paused, paused=True)
 
     async def _wrote_before(self, claimed: Claimed, event: Event) -> bool:
         """Whether this lease's own earlier try wrote the terminal step (its answer was

@@ -5,8 +5,10 @@ ASK and promotions itself."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import hiredis
 import redis.asyncio as aioredis
@@ -14,8 +16,14 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.connection import parse_url
-from redis.exceptions import AuthenticationError, DataError, RedisError
+from redis.connection import parse_url as _parse_url
+from redis.exceptions import (
+    AuthenticationError,
+    ClusterDownError,
+    DataError,
+    RedisError,
+    SlotNotCoveredError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -30,13 +38,22 @@ RETRIES = 3
 COMMAND_TIMEOUT_S = 2.0
 # The cluster client retries a command whose node went away or whose slot has no
 # primary yet (ClusterDownError) after asking the cluster where the slots are now: a
-# replica's promotion takes a few seconds (cluster-node-timeout and an election).
+# replica's promotion takes a few seconds (cluster-node-timeout and an election). A
+# call gets CLUSTER_CALL_BOUND_S in all, retries included.
 CLUSTER_RETRIES = 6
+CLUSTER_CALL_BOUND_S = 6.0
+
+T = TypeVar("T")
 
 
 def check_url(url: str) -> None:
     """ValueError when the client could not use this URL (as `connect` would read it)."""
-    parse_url(url)  # type: ignore[no-untyped-call]
+    parse_url(url)
+
+
+def parse_url(url: str) -> dict[str, Any]:
+    """The URL as the client reads it (host, port, db, credentials, …)."""
+    return dict(_parse_url(url))  # type: ignore[no-untyped-call]
 
 
 def split_address(entry: str) -> tuple[str, int]:
@@ -111,7 +128,7 @@ class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPo
 def _connect_sentinel(target: RedisTarget, max_connections: int) -> aioredis.Redis:
     primary: dict[str, Any] = {}
     if target.url:
-        primary = dict(parse_url(target.url))  # type: ignore[no-untyped-call]
+        primary = parse_url(target.url)
         for unused in ("host", "port", "path"):
             primary.pop(unused, None)
         if primary.pop("connection_class", None) is not None and target.url.startswith("rediss"):
@@ -132,14 +149,59 @@ def _connect_sentinel(target: RedisTarget, max_connections: int) -> aioredis.Red
     return cast(aioredis.Redis, client)
 
 
+class BridgeCluster(RedisCluster):
+    """redis-py's cluster client as the bridge needs it.
+
+    - A call waits for room instead of failing: redis-py's cluster pool raises
+      MaxConnectionsError when a node's connections are all in use (one server's pool
+      waits), so at most max_connections calls run at once.
+    - A call ends within CLUSTER_CALL_BOUND_S in all, its retries after a failover
+      included: a node that stops answering is told to the caller (API 503, readiness)
+      as with one server, not after six more timeouts.
+    - A command that timed out is not sent again (it may have run)."""
+
+    ERRORS_ALLOW_RETRY = (  # type: ignore[assignment]  # redis-py's, less TimeoutError
+        RedisConnectionError,
+        ClusterDownError,
+        SlotNotCoveredError,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._room = asyncio.Semaphore(int(kwargs.get("max_connections", 100)))
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._room:
+            return await _bounded(super().execute_command(*args, **kwargs))
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
+
+        async def bounded_execute(*args: Any, **kwargs: Any) -> Any:
+            async with self._room:
+                return await _bounded(execute(*args, **kwargs))
+
+        pipe.execute = bounded_execute  # type: ignore[method-assign]
+        return pipe
+
+
+async def _bounded(call: Awaitable[T]) -> T:
+    try:
+        async with asyncio.timeout(CLUSTER_CALL_BOUND_S):
+            return await call
+    except TimeoutError:
+        raise RedisTimeoutError(
+            f"no answer from the cluster within {CLUSTER_CALL_BOUND_S:g} s"
+        ) from None
+
+
 def _connect_cluster(url: str, max_connections: int) -> aioredis.Redis:
-    """The cluster client. Its pool holds up to max_connections per node and does not
-    wait for a free one (it raises, and the command is retried): the bridge's workers
-    and API bound what runs at once, as with one server."""
+    """The cluster client (BridgeCluster), up to max_connections calls at once."""
     options = _options(max_connections)
     for unused in ("timeout", "retry", "retry_on_timeout"):
         options.pop(unused)
-    client = RedisCluster.from_url(
+    client = BridgeCluster.from_url(
         url,
         **options,
         retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), CLUSTER_RETRIES),
@@ -224,7 +286,7 @@ async def explain_sentinels(target: RedisTarget) -> str:
 async def _explain_primary(target: RedisTarget, address: tuple[str, int]) -> str:
     primary: dict[str, Any] = {}
     if target.url:
-        primary = dict(parse_url(target.url))  # type: ignore[no-untyped-call]
+        primary = parse_url(target.url)
         for unused in ("host", "port", "path", "connection_class"):
             primary.pop(unused, None)
     tls = bool(target.url and target.url.startswith("rediss"))

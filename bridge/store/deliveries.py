@@ -493,6 +493,13 @@ class DeliveryStore:
         for sub_id in sub_ids:
             pipe.zcard(k.parked(sub_id))
         due, leased, total, outbox, pending, *parked = await pipe.execute(raise_on_error=False)
+        for answer in (due, leased, total, outbox, pending, *parked):
+            # the group may not exist yet; any other error (a cluster in a failover
+            # answers in place) is the call's
+            if isinstance(answer, BaseException) and answer is not pending:
+                raise answer
+        if isinstance(pending, BaseException) and "NOGROUP" not in str(pending):
+            raise pending
         return {
             "deliveries_due": int(due),
             "deliveries_in_flight": int(leased),

@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoPermissionError, NoScriptError
 
 from bridge.clock import to_ms
 from bridge.errors import StoreError
@@ -123,6 +123,7 @@ class RedisStore:
         self._register = run["register"]
         self._claim = run["claim"]
         self._heads = run["heads"]
+        self._time = run["time"]
         self._reschedule = run["reschedule"]
         self._finish = run["finish"]
         self._delete = run["delete"]
@@ -142,16 +143,24 @@ class RedisStore:
         await close_client(self.client)
 
     async def ping(self) -> bool:
-        return bool(await self.client.ping())
+        """Whether the server that holds the bridge's keys answers (on a cluster, the
+        node of their slot: a PING would go to any node)."""
+        await self.server_time()
+        return True
 
     async def is_cluster_node(self) -> bool:
-        """Whether the server is a node of a Redis Cluster (asked of one server only)."""
-        info = await self.client.info("cluster")
+        """Whether the server is a node of a Redis Cluster (asked of one server only);
+        False when the user may not ask (INFO is in ACL's @dangerous, which the README
+        suggests taking from the bridge's user)."""
+        try:
+            info = await self.client.info("cluster")
+        except NoPermissionError:
+            return False
         return bool(int(info.get("cluster_enabled", 0)))
 
     async def server_time(self) -> float:
         """Redis server time in unix seconds."""
-        secs, micros = await self.client.time()
+        secs, micros = await self._time(keys=[self.keys.marker])
         return int(secs) + int(micros) / 1e6
 
     async def claim_marker(self, value: str) -> bool:

@@ -25,6 +25,7 @@ from redis.exceptions import (
     RedisClusterException,
     RedisError,
     ResponseError,
+    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -49,7 +50,12 @@ def refuses_writes(exc: BaseException) -> bool:
 
 # What a cluster answers while a slot moves or its primary is being replaced, once
 # the client's own retries are spent: it will pass.
-_PASSING = (ClusterDownError, TryAgainError, AskError, RedisClusterException)
+_PASSING = (ClusterDownError, TryAgainError, AskError, SlotNotCoveredError)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    # redis-py's cluster client says no node answered with this exception's base class
+    return type(exc) is RedisClusterException and "cannot be connected" in str(exc)
 
 
 def store_error(exc: RedisError | RedisClusterException) -> StoreError:
@@ -58,7 +64,7 @@ def store_error(exc: RedisError | RedisClusterException) -> StoreError:
     detail = str(exc).splitlines()[0][:200] if str(exc) else name
     if isinstance(exc, MasterNotFoundError):  # its text is the client's long repr
         detail = "the Sentinels name no primary (unreachable, or not monitoring that name)"
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, *_PASSING)):
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, *_PASSING)) or _unreachable(exc):
         return StoreUnavailable(detail, cause_name=name)
     if refuses_writes(exc):
         return StoreRefusesWrites(detail, cause_name=name)

@@ -33,6 +33,7 @@ class SourceStore:
         self._acquire = run["acquire"]
         self._pause = run["pause"]
         self._pause_left = run["pause_left"]
+        self._time = run["time"]
         self._set_health = run["set_health"]
         self._delete_if_equals = run["delete_if_equals"]
         self._extend_if_equals = run["extend_if_equals"]
@@ -79,7 +80,7 @@ class SourceStore:
         as a share of rate_limit times 10 s; None without a limit."""
         if rate <= 0:
             return None
-        secs, _ = await self.client.time()
+        secs, _ = await self._time(keys=[self.keys.marker])  # the clock the limiter uses
         window = int(secs) // 10 - 1
         pipe = self.client.pipeline(transaction=False)
         pipe.hget(self.keys.source_sent(source), str(window))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -234,7 +235,7 @@ async def test_a_request_late_within_its_burst_keeps_its_slot(poller_env) -> Non
     fs = poller._sources["fs"]
     poller._sources["fs"] = PolledSource("fs", fs.provider, rate_limit=10.0, burst=5)
     asked = record_acquires(store)
-    for job in ("a-bit-late", "too-late"):
+    for job in ("a-bit-late", "too-late", "late-after-the-pause-check"):
         url = f"{FS}/v2/users/batch/{job}"
         http.queue(url, HttpAnswer(200, json.dumps(fs_body("PROCESSING")).encode()))
         await store.register(WatchKey("fs", "users", job), clock.now())
@@ -244,6 +245,19 @@ async def test_a_request_late_within_its_burst_keeps_its_slot(poller_env) -> Non
     assert asked == []
     assert await poller.poll(replace(claimed["too-late"], slot_at=now - 0.3)) == "ok"
     assert asked == ["fs"]
+    # reserved ahead: the pause is checked first, and that check itself took 30 ms
+    slow_pause_check = store.sources.pause_left
+
+    async def pause_left(source: str) -> float:
+        await asyncio.sleep(0.03)
+        return await slow_pause_check(source)
+
+    store.sources.pause_left = pause_left
+    on_the_edge = replace(
+        claimed["late-after-the-pause-check"], delay_s=0.1, slot_at=clock_time.monotonic() - 0.19
+    )
+    assert await poller.poll(on_the_edge) == "ok"
+    assert asked == ["fs", "fs"]
 
 
 async def test_polls_that_waited_for_a_token_take_fresh_slots(

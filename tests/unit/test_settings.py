@@ -131,6 +131,14 @@ provider = "nope"
             "redis_url: a Redis Cluster has only database 0",
         ),
         (
+            'redis_mode = "cluster"\nredis_url = "redis://secret-host:7000?db=2"\n',
+            "redis_url: a Redis Cluster has only database 0",
+        ),
+        (
+            'redis_mode = "cluster"\nredis_url = "redis://secret-host:nope"\n',
+            "redis_url: not a usable Redis URL",
+        ),
+        (
             'redis_mode = "cluster"\nredis_url = "redis://h:1"\nredis_sentinels = ["h:2"]\n',
             'are for redis_mode = "sentinel"',
         ),

@@ -318,3 +318,34 @@ async def test_a_source_no_longer_configured_is_read_before_the_script(
     claimed = await store.claim(NOW, 30, 10, {"fs": (0.0, 1)})  # "gone" left the config
     assert sorted(c.watch.job_id for c in claimed) == ["g0", "g1"]
     assert store._ahead is None or all(s in store._ahead.heads for s in store._ahead.backlogged)
+
+
+def test_a_cluster_in_a_failover_is_unavailable_a_misconfigured_one_an_error() -> None:
+    """What a cluster answers while a slot has no primary or moves (past the client's
+    retries), or when no node answers, passes: 503. A client error does not."""
+    from redis.exceptions import (
+        ClusterDownError,
+        MaxConnectionsError,
+        MovedError,
+        RedisClusterException,
+        SlotNotCoveredError,
+        TryAgainError,
+    )
+
+    from bridge.errors import StoreError, StoreUnavailable
+    from bridge.store.redis_errors import store_error
+
+    passing = [
+        ClusterDownError("CLUSTERDOWN The cluster is down"),
+        TryAgainError("TRYAGAIN Multiple keys request during rehashing of slot"),
+        MovedError("3999 127.0.0.1:6381"),
+        SlotNotCoveredError("slot 12 is not covered"),
+        MaxConnectionsError("Too many connections"),
+        RedisClusterException(
+            "Redis Cluster cannot be connected. Please provide at least one reachable node"
+        ),
+    ]
+    for exc in passing:
+        assert isinstance(store_error(exc), StoreUnavailable), exc
+    wrong = store_error(RedisClusterException("ClusterPipeline: bad command stack"))
+    assert isinstance(wrong, StoreError) and not isinstance(wrong, StoreUnavailable)

@@ -18,6 +18,6 @@ async def test_the_rollback_script_empties_the_backlogs(store: RedisStore) -> No
     await store.sources.pause("td", 5.0)
     assert await store.claim(NOW, 30, 10, {"td": (0.0, 1)}) == []
     script = (Path(__file__).parents[2] / "deploy" / "rollback-backlogs.lua").read_text()
-    assert await store.client.eval(script, 0, store.keys.prefix) == 2
+    assert await store.client.eval(script, 1, store.keys.backlogs, store.keys.prefix) == 2
     assert await store.client.zcard(store.keys.due) == 2
     assert await store.backlogs() == {}
