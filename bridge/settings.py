@@ -94,8 +94,9 @@ class PollSettings(Section):
     source_concurrency: int = Field(default=0, ge=0, le=10_000)
     request_timeout: float = Field(default=30.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
-    # The upstream body an event carries (data.job), at most, as JSON bytes; a larger
-    # one is replaced by {"omitted": "too_large", "bytes": N}: a webhook stays small.
+    # The upstream body a watch keeps and an event carries (data.job), at most, as JSON
+    # bytes; a larger one is replaced by {"omitted": "too_large", "bytes": N}: the watch
+    # (rewritten at every poll) and every webhook stay small.
     max_job_bytes: int = Field(default=64 * 1024, ge=0)
     lease: float = Field(default=60.0, gt=0)
     not_found_polls: int = Field(default=3, ge=1)

@@ -25,7 +25,7 @@ from bridge.errors import (
     TransientUpstreamError,
     failure_name,
 )
-from bridge.events import job_omitted, outcome_event, source_event
+from bridge.events import bounded_job, job_omitted, outcome_event, source_event
 from bridge.metrics import Metrics
 from bridge.model import Event, JobSnapshot, Outcome, Watch
 from bridge.outage import OutageLog
@@ -327,6 +327,11 @@ class Poller:
             if not isinstance(exc, StoreOutage):
                 raise
             self._outage.failed("poller", exc)
+        # the body kept in the watch (rewritten at every poll) and carried by its event
+        # is bounded once, here: a 900 KB answer is a short note, not 900 KB a poll
+        kept = bounded_job(snapshot.raw, self._settings.max_job_bytes)
+        if kept is not snapshot.raw:
+            snapshot = replace(snapshot, raw=kept)
         return await self._record(claimed, snapshot, now)
 
     async def _record(self, claimed: Claimed, snap: JobSnapshot, now: float) -> Verdict:

@@ -488,6 +488,23 @@ async def test_a_huge_job_body_is_not_carried_by_its_event(poller_env) -> None: 
     assert poller._metrics.guarded.labels("event_job_omitted")._value.get() == 1
 
 
+async def test_a_huge_running_job_body_is_not_kept_in_its_watch(poller_env) -> None:  # type: ignore[no-untyped-def]
+    """A running job answering 900 KB at every poll: the watch (rewritten at each poll)
+    keeps a note of the size, not the body; the status and counts read from it stay."""
+    store, clock, http, poller = poller_env
+    body = fs_body("PROCESSING", 7)
+    body["job"]["padding"] = "x" * 900_000
+    http.queue(f"{FS}/v2/users/batch/big-running", ok(body))
+    watch, _ = await store.register(WatchKey("fs", "users", "big-running"), clock.now())
+    assert await run_due(store, clock, poller) == ["ok"]
+    stored = await store.get_watch(watch.id)
+    assert stored is not None and stored.status == "PROCESSING"
+    assert stored.snapshot is not None and stored.snapshot["omitted"] == "too_large"
+    assert stored.snapshot["bytes"] > 900_000
+    doc = await store.client.hget(store.keys.watch(watch.id), "doc")
+    assert len(doc) < 2_000
+
+
 async def test_no_upstream_text_makes_an_event_large(poller_env) -> None:  # type: ignore[no-untyped-def]
     """Past data.job: a 900 KB status of a running job (carried later as the terminal
     event's previous_status) and a 900 KB creation time are cut, whatever the provider."""
