@@ -41,6 +41,8 @@ class JobSpec(BaseModel):
     final_status: str = "COMPLETED"
     total: int = Field(default=100, ge=0)
     failed: int = Field(default=0, ge=0)
+    # characters of filler in the answer ("notes"): a larger body, for the benchmarks
+    padding: int = Field(default=0, ge=0, le=10_000_000)
 
 
 class FaultSpec(BaseModel):
@@ -149,6 +151,8 @@ class Simulator:
             body["job"]["finished"] = _iso(job.created + spec.duration)
             if status == "FAILED":
                 body["errors"] = spec.failed
+        if spec.padding:
+            body["job"]["notes"] = "x" * spec.padding
         return body
 
     def talkdesk_body(self, job: SimJob, now: float) -> dict[str, Any]:
