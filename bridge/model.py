@@ -156,7 +156,11 @@ class Watch:
         return replace(self, not_found=self.not_found + 1, last_error=error, poll_reason="backoff")
 
     def ended(self, outcome: Outcome, now: float) -> Watch:
-        return replace(self, state=state_for(outcome), outcome=outcome, terminal_at=now)
+        """Terminal. The upstream body is dropped: the watch's one event carries it (it
+        was kept only for an event made without a fresh answer), so it is stored once."""
+        return replace(
+            self, state=state_for(outcome), outcome=outcome, terminal_at=now, snapshot=None
+        )
 
 
 TIMELINE_LENGTH = 20  # polls a watch's timeline keeps, the newest

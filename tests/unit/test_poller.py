@@ -488,6 +488,22 @@ async def test_a_huge_job_body_is_not_carried_by_its_event(poller_env) -> None: 
     assert poller._metrics.guarded.labels("event_job_omitted")._value.get() == 1
 
 
+async def test_a_finished_jobs_body_is_stored_once_in_its_event(poller_env) -> None:  # type: ignore[no-untyped-def]
+    """The terminal watch keeps no copy of the last answer: its event carries it."""
+    store, clock, http, poller = poller_env
+    body = fs_body("COMPLETED", 3)
+    body["job"]["notes"] = "n" * 2048
+    http.queue(f"{FS}/v2/users/batch/once", ok(body))
+    watch, _ = await store.register(WatchKey("fs", "users", "once"), clock.now())
+    assert await run_due(store, clock, poller) == ["terminal"]
+    event = await the_event(store)
+    assert event["job"]["job"]["notes"] == "n" * 2048
+    stored = await store.get_watch(watch.id)
+    assert stored is not None and stored.snapshot is None
+    doc = await store.client.hget(store.keys.watch(watch.id), "doc")
+    assert "nnnn" not in doc
+
+
 async def test_a_huge_running_job_body_is_not_kept_in_its_watch(poller_env) -> None:  # type: ignore[no-untyped-def]
     """A running job answering 900 KB at every poll: the watch (rewritten at each poll)
     keeps a note of the size, not the body; the status and counts read from it stay."""
