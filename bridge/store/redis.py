@@ -121,6 +121,7 @@ class RedisStore:
         self.scripts = scripts.register_all(client)  # every script, for every store
         run = self.scripts
         self._register = run["register"]
+        self._register_many = run["register_many"]
         self._claim = run["claim"]
         self._heads = run["heads"]
         self._time = run["time"]
@@ -184,11 +185,17 @@ class RedisStore:
         `register` gives it, in order. Jobs already watched cost a second round trip
         together, to read their watches."""
         fresh = [self._new_watch(key, now, discovered=False) for key in keys]
-        calls = [(self._register, *self._register_call(w, "", now)) for w in fresh]
-        results = await run_scripts(self.client, calls)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        if not fresh:
+            return []
+        k = self.keys
+        script_keys = [k.due, k.watches]
+        args: list[str | int] = [to_ms(now), to_ms(self.head_start_s)]
+        for w in fresh:
+            hash_key = k.watch(w.id)
+            script_keys += [k.watch_key(w.source, w.kind, w.job_id), hash_key, hash_key]
+            args += [w.id, w.source, codec.watch_to_doc(w), "", "0"]
+        flat = await self._register_many(keys=script_keys, args=args)
+        results = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
         out: list[tuple[Watch, bool] | None] = [
             (w, True) if int(r[0]) == 1 else None for w, r in zip(fresh, results, strict=True)
         ]

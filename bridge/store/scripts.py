@@ -17,7 +17,7 @@ import re
 from importlib import resources
 from typing import Any
 
-LIBRARIES = ("permit", "guard")  # shared parts, not scripts of their own
+LIBRARIES = ("permit", "guard", "registering")  # shared parts, not scripts of their own
 _USES = re.compile(r"^-- uses: (.+)$", re.MULTILINE)
 
 
