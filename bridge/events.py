@@ -37,6 +37,8 @@ def bounded_job(body: Any, max_bytes: int | None) -> Any:
     else a note of its size, so no webhook carries an upstream's arbitrary bulk."""
     if body is None or max_bytes is None:
         return body
+    if isinstance(body, dict) and body.get("omitted") == OMITTED:
+        return body  # already the note (the watch keeps it): its size is the body's
     try:
         size = len(orjson.dumps(body))
     except (TypeError, orjson.JSONEncodeError):  # nested past what JSON writers take

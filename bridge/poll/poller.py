@@ -144,8 +144,8 @@ class Poller:
         room = worker_room(
             self._settings.concurrency, self._settings.source_concurrency, self._sources, self._held
         )
-        # before the claim: its slots and leases were granted after this, so a poll's
-        # lateness and its lease's end are never taken as better than they are
+        # before the claim: its leases were granted after this, so a lease's end is never
+        # taken as later than it is (each slot counts from its own script: granted_at)
         at = time.monotonic()
         claimed = await self._store.claim(
             self._clock.now(),
@@ -158,7 +158,14 @@ class Poller:
         for c in claimed:
             self._held[c.watch.source] = self._held.get(c.watch.source, 0) + 1
         held_until = at + self._settings.lease - WRITE_RETRY_MAX_S
-        return [replace(c, slot_at=at + c.delay_s, held_until=held_until) for c in claimed]
+        return [
+            replace(
+                c,
+                slot_at=(at if c.granted_at is None else c.granted_at) + c.delay_s,
+                held_until=held_until,
+            )
+            for c in claimed
+        ]
 
     def _release(self, claimed: Claimed) -> None:
         source = claimed.watch.source

@@ -7,6 +7,7 @@ Clock; the limiter, pauses and leases compare on Redis server time (lua/permit.l
 from __future__ import annotations
 
 import secrets
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -49,6 +50,7 @@ class Claimed:
     watch: Watch
     token: int
     delay_s: float = 0.0  # the source's limiter reserved a slot this far ahead
+    granted_at: float | None = None  # monotonic, just before the script that granted it
     slot_at: float | None = None  # that slot on this process's monotonic clock (the pool's)
     held_until: float | None = None  # the lease's end on that clock (a little before)
 
@@ -93,15 +95,6 @@ class WorkerRoom:
             if self.most is None
             else {s: max(0, n - taken[s]) for s, n in self.most.items()},
         )
-
-
-def heads_per_source(limit: int, sources: int) -> int:
-    """How many of each backlog's first watches a claim of `limit` reads. The claim
-    takes turns, one watch from each source with budget, so with many sources each
-    gives a few at most; a source that could give more than were read stops the claim
-    there (the script's `halted`), and the next round reads further. Reading `limit`
-    of each of 1,000 sources handed the script 16,000 watches for 16 places."""
-    return min(limit, max(1, -(-2 * limit // max(1, sources))))
 
 
 def new_watch_id() -> str:
@@ -488,6 +481,7 @@ class RedisStore:
         pipe = self.client.pipeline(transaction=False)
         pipe.execute_command("EVALSHA", self._claim.sha, len(keys), *keys, *args)
         self._queue_read(pipe, now_ms, read_limit, limits, scan)
+        granted_at = time.monotonic()  # the slots' delays count from no earlier than this
         answer, *reads = await pipe.execute(raise_on_error=False)
         if isinstance(answer, NoScriptError):  # Redis lost its scripts: load and ask again
             answer = await self._claim(keys=keys, args=args)  # (the reads came before it)
@@ -504,7 +498,8 @@ class RedisStore:
         for i in range(0, len(flat), 4):
             token = int(flat[i + 1])
             delay_s = int(flat[i + 3]) / 1000
-            out.append(Claimed(codec.watch_from_doc(flat[i + 2], token), token, delay_s))
+            watch = codec.watch_from_doc(flat[i + 2], token)
+            out.append(Claimed(watch, token, delay_s, granted_at=granted_at))
         return out, int(more) == 1, stale
 
     async def _read(self, now_ms: int, limit: int, limits: dict[str, Any], scan: int) -> list[Any]:
@@ -550,8 +545,7 @@ class RedisStore:
         pipe.smembers(k.backlogs)
         if limits:
             backlogs = [self._limiter_keys(s)[0] for s in limits]
-            heads = heads_per_source(limit, len(limits))
-            pipe.execute_command("EVALSHA", self._heads.sha, len(backlogs), *backlogs, heads)
+            pipe.execute_command("EVALSHA", self._heads.sha, len(backlogs), *backlogs, limit)
 
     def _candidates(
         self, reads: list[Any], now_ms: int, limit: int, limits: dict[str, Any], scan: int

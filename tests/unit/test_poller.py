@@ -572,3 +572,13 @@ async def test_a_terminal_write_whose_answer_was_lost_still_counts(poller_env) -
     assert len(tries) == 2 and woken == [1]
     assert len(await store.events.read_outbox()) == 1
     assert poller._metrics.events.labels("import.completed")._value.get() == 1
+
+
+def test_a_size_note_is_kept_as_it_is() -> None:
+    """The watch keeps the note of an oversized body; an event made from it later
+    carries the same note, with the body's size, not the note's."""
+    from bridge.events import bounded_job
+
+    body = {"x": "y" * 5000}
+    note = bounded_job(body, 0)
+    assert bounded_job(note, 0) == note and note["bytes"] > 5000

@@ -410,3 +410,29 @@ def test_decode_json_cuts_what_bounded_depth_cuts(depth: int, strings: int) -> N
         value = {"a": [value]} if depth % 2 else [value]
     body = json.dumps(value).encode()
     assert decode_json(body) == bounded_depth(json.loads(body), MAX_JSON_DEPTH)
+
+
+async def test_a_slow_claim_does_not_make_its_slots_late(poller_env) -> None:  # type: ignore[no-untyped-def]
+    """A claim that takes 20 ms before its script (a read, earlier rounds): its slots
+    count from the script that granted them, so at 100/s with a burst of 2 (10 ms of
+    lateness allowed) a poll started at once keeps its slot."""
+    from bridge.poll.poller import PolledSource
+
+    store, clock, http, poller = poller_env
+    fs = poller._sources["fs"]
+    poller._sources["fs"] = PolledSource("fs", fs.provider, rate_limit=100.0, burst=2)
+    poller._rate_limits["fs"] = (100.0, 1)
+    asked = record_acquires(store)
+    url = f"{FS}/v2/users/batch/slow-claim"
+    http.queue(url, HttpAnswer(200, json.dumps(fs_body("PROCESSING")).encode()))
+    await store.register(WatchKey("fs", "users", "slow-claim"), clock.now())
+    real_claim = store.claim
+
+    async def slow_claim(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.02)
+        return await real_claim(*args, **kwargs)
+
+    store.claim = slow_claim
+    [claimed] = await poller._claim(4)
+    assert await poller.poll(claimed) == "ok"
+    assert asked == []

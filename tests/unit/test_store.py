@@ -341,3 +341,17 @@ async def test_many_registrations_answer_as_one_at_a_time(store: RedisStore) -> 
         assert (watch.source, watch.kind, watch.job_id) == (key.source, key.kind, key.job_id)
         assert await store.get_watch(watch.id) is not None
     assert await store.register_many([], NOW) == []
+
+
+async def test_one_backlog_among_many_sources_gives_a_whole_claim(store: RedisStore) -> None:
+    """100 sources configured, only one with a backlog: its heads are read as if it
+    were alone, and one claim takes 16 of them (not one, then a halt per round)."""
+    for i in range(40):
+        await store.register(WatchKey("s0", "users", f"j{i}"), NOW)
+    sources = [f"s{i}" for i in range(100)]
+    await store.sources.pause("s0", 5.0)
+    assert await store.claim(NOW, 30, 16, dict.fromkeys(sources, (0.0, 1))) == []
+    assert (await store.backlogs())["s0"] == 40
+    await store.client.delete(store.keys.source_pause("s0"))
+    fast = dict.fromkeys(sources, (10_000.0, 1_000))
+    assert len(await store.claim(NOW, 30, 16, fast, 0.1)) == 16
