@@ -349,3 +349,38 @@ def test_a_cluster_in_a_failover_is_unavailable_a_misconfigured_one_an_error() -
         assert isinstance(store_error(exc), StoreUnavailable), exc
     wrong = store_error(RedisClusterException("ClusterPipeline: bad command stack"))
     assert isinstance(wrong, StoreError) and not isinstance(wrong, StoreUnavailable)
+
+
+async def test_a_failover_answer_inside_a_read_is_the_calls_error(store: RedisStore) -> None:
+    """A cluster pipeline read without raising gives a failover's error in place of an
+    answer: the queue counts raise it (503), not a TypeError (500); a missing outbox
+    group alone still counts as nothing pending."""
+    from redis.exceptions import ClusterDownError, ResponseError
+
+    from bridge.errors import StoreUnavailable
+    from bridge.store.deliveries import DeliveryStore
+
+    deliveries = DeliveryStore(store)
+    assert (await deliveries.queue_counts([]))["outbox_unacked"] == 0  # no group yet
+    real_pipeline = store.client.pipeline
+
+    def answering(error: Exception, at: int) -> Any:
+        def pipeline(*args: Any, **kwargs: Any) -> Any:
+            pipe = real_pipeline(*args, **kwargs)
+            execute = pipe.execute
+
+            async def with_error(*a: Any, **kw: Any) -> list[Any]:
+                answers = list(await execute(*a, **kw))
+                answers[at] = error
+                return answers
+
+            pipe.execute = with_error
+            return pipe
+
+        return pipeline
+
+    store.client.pipeline = answering(ClusterDownError("CLUSTERDOWN The cluster is down"), 0)
+    with pytest.raises(StoreUnavailable):
+        await deliveries.queue_counts([])
+    store.client.pipeline = answering(ResponseError("NOGROUP No such key"), 4)
+    assert (await deliveries.queue_counts([]))["outbox_unacked"] == 0
