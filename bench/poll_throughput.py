@@ -53,6 +53,35 @@ async def wait_for(url: str, timeout_s: float = 20) -> None:
                 await asyncio.sleep(0.1)
 
 
+async def start_sim_process() -> tuple[asyncio.subprocess.Process, str]:
+    """The simulator as a separate process on a free loopback port, answering; its URL."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bridge", "sim", "--listen", f"127.0.0.1:{port}"),
+        *("--log-limit", "1000"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sim = f"http://127.0.0.1:{port}"
+    try:
+        await wait_for(f"{sim}/_sim/jobs")
+    except BaseException:
+        proc.terminate()
+        await proc.wait()
+        raise
+    return proc, sim
+
+
+def polls_total(bridge: Bridge) -> float:
+    """Polls made so far, every source's (the bridge_polls_total metric)."""
+    return sum(
+        s.value
+        for m in bridge.metrics.polls.collect()
+        for s in m.samples
+        if s.name == "bridge_polls_total"
+    )
+
+
 async def create_jobs(sim: str, n: int) -> list[str]:
     ids = [f"bench{i}" for i in range(n)]
     async with aiohttp.ClientSession() as http:
@@ -120,18 +149,10 @@ rate_limit = 0
     assert bridge.poller is not None
     bridge.poller.wake()
 
-    def polls() -> float:
-        return sum(
-            s.value
-            for m in bridge.metrics.polls.collect()
-            for s in m.samples
-            if s.name == "bridge_polls_total"
-        )
-
     await asyncio.sleep(1)  # warm-up: connection pools, first claims
-    start_polls, started, cpu0 = polls(), time.monotonic(), time.process_time()
+    start_polls, started, cpu0 = polls_total(bridge), time.monotonic(), time.process_time()
     await asyncio.sleep(seconds)
-    done = polls() - start_polls
+    done = polls_total(bridge) - start_polls
     rate, cpu = done / (time.monotonic() - started), (time.process_time() - cpu0) / done
     await bridge.stop(grace_s=5)
     return rate, cpu
@@ -149,16 +170,8 @@ async def main() -> None:
         tmp = Path(tmpdir)
         redis = EmbeddedRedis(tmp / "redis", persist=False)
         redis.start()
-        port = free_port()
-        sim_proc = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "bridge", "sim", "--listen", f"127.0.0.1:{port}"),
-            *("--log-limit", "1000"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        sim = f"http://127.0.0.1:{port}"
+        sim_proc, sim = await start_sim_process()
         try:
-            await wait_for(f"{sim}/_sim/jobs")
             ids = await create_jobs(sim, args.jobs)
             await bare_loop(sim, ids, 2, args.concurrency)  # warm-up
             bares: list[float] = []

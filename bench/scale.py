@@ -28,7 +28,6 @@ import json
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from memory import TOKEN, register_batch, used_memory
-from poll_throughput import free_port, wait_for
+from poll_throughput import polls_total, start_sim_process
 from sim_rig import sim_sources_toml
 
 from bridge import logs
@@ -186,16 +185,8 @@ async def part_two(
     concurrency: int,
     sources: int = 1,
 ) -> dict[str, Any]:
-    port = free_port()
-    sim_proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "bridge", "sim", "--listen", f"127.0.0.1:{port}"),
-        *("--log-limit", "1000"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    sim = f"http://127.0.0.1:{port}"
+    sim_proc, sim = await start_sim_process()
     try:
-        await wait_for(f"{sim}/_sim/jobs")
         durations = await create_jobs(sim, active, seconds)
         cfg = tmp / "poller.toml"
         cfg.write_text(f"""
@@ -216,17 +207,13 @@ concurrency = {concurrency}
         assert bridge.poller is not None
         bridge.poller.wake()
 
-        def polls() -> float:
-            return sum(
-                s.value
-                for m in bridge.metrics.polls.collect()
-                for s in m.samples
-                if s.name == "bridge_polls_total"
-            )
-
-        started, cpu0, polls0 = time.monotonic(), time.process_time(), polls()
+        started, cpu0, polls0 = time.monotonic(), time.process_time(), polls_total(bridge)
         await asyncio.sleep(seconds)
-        wall, cpu, done = time.monotonic() - started, time.process_time() - cpu0, polls() - polls0
+        wall, cpu, done = (
+            time.monotonic() - started,
+            time.process_time() - cpu0,
+            polls_total(bridge) - polls0,
+        )
         noticed = sum(
             s.value
             for m in bridge.metrics.time_to_notice.collect()
