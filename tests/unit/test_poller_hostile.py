@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -33,6 +34,35 @@ def talkdesk_answering_401_once(poller: Any, http: Any, rate: float, job: str) -
     job_url = f"http://td.test/bulk-imports/users/{job}"
     http.queue(job_url, HttpAnswer(401, b"{}"), HttpAnswer(200, b'{"status": "IN_PROGRESS"}'))
     return job_url
+
+
+class FakeMonotonic:
+    """The poller's and the store's monotonic clock (slots, lateness), moved by hand."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 1_000.0
+        monkeypatch.setattr("bridge.poll.poller.time", self)
+        monkeypatch.setattr("bridge.store.redis.time", self)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    perf_counter = staticmethod(time.perf_counter)  # durations for the metrics: real
+
+
+async def limited_fs_jobs(env: Any, rate: float, burst: int, jobs: list[str]) -> list[str]:
+    """The fs source at `rate` with `burst`, running jobs registered for each name;
+    returns the list the limiters asked for a slot outside the claim are noted in."""
+    from bridge.poll.poller import PolledSource
+
+    store, clock, http, poller = env
+    fs = poller._sources["fs"]
+    poller._sources["fs"] = PolledSource("fs", fs.provider, rate_limit=rate, burst=burst)
+    for job in jobs:
+        url = f"{FS}/v2/users/batch/{job}"
+        http.queue(url, HttpAnswer(200, json.dumps(fs_body("PROCESSING")).encode()))
+        await store.register(WatchKey("fs", "users", job), clock.now())
+    return record_acquires(store)
 
 
 def record_acquires(store: Any) -> list[str]:
@@ -222,39 +252,34 @@ async def test_a_request_starting_late_takes_a_fresh_slot(poller_env) -> None:  
     assert asked == ["fs"]
 
 
-async def test_a_request_late_within_its_burst_keeps_its_slot(poller_env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_request_late_within_its_burst_keeps_its_slot(
+    poller_env,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
     """At 10/s with a burst of 5 a request may go out 0.2 s after its slot (the limiter
     keeps 3 of the 5 for itself): 0.15 s late keeps the slot, 0.3 s late takes a fresh
     one. A strict one-interval allowance cost busy sources half their budget."""
-    import time as clock_time
     from dataclasses import replace
 
-    from bridge.poll.poller import PolledSource
-
-    store, clock, http, poller = poller_env
-    fs = poller._sources["fs"]
-    poller._sources["fs"] = PolledSource("fs", fs.provider, rate_limit=10.0, burst=5)
-    asked = record_acquires(store)
-    for job in ("a-bit-late", "too-late", "late-after-the-pause-check"):
-        url = f"{FS}/v2/users/batch/{job}"
-        http.queue(url, HttpAnswer(200, json.dumps(fs_body("PROCESSING")).encode()))
-        await store.register(WatchKey("fs", "users", job), clock.now())
+    store, clock, _, poller = poller_env
+    mono = FakeMonotonic(monkeypatch)
+    jobs = ["a-bit-late", "too-late", "late-after-the-pause-check"]
+    asked = await limited_fs_jobs(poller_env, 10.0, 5, jobs)
     claimed = {c.watch.job_id: c for c in await store.claim(clock.now(), 60, 10)}
-    now = clock_time.monotonic()
-    assert await poller.poll(replace(claimed["a-bit-late"], slot_at=now - 0.15)) == "ok"
+    assert await poller.poll(replace(claimed["a-bit-late"], slot_at=mono.now - 0.15)) == "ok"
     assert asked == []
-    assert await poller.poll(replace(claimed["too-late"], slot_at=now - 0.3)) == "ok"
+    assert await poller.poll(replace(claimed["too-late"], slot_at=mono.now - 0.3)) == "ok"
     assert asked == ["fs"]
     # reserved ahead: the pause is checked first, and that check itself took 30 ms
-    slow_pause_check = store.sources.pause_left
+    pause_check = store.sources.pause_left
 
-    async def pause_left(source: str) -> float:
-        await asyncio.sleep(0.03)
-        return await slow_pause_check(source)
+    async def slow_pause_check(source: str) -> float:
+        mono.now += 0.03
+        return await pause_check(source)  # type: ignore[no-any-return]
 
-    store.sources.pause_left = pause_left
+    store.sources.pause_left = slow_pause_check
     on_the_edge = replace(
-        claimed["late-after-the-pause-check"], delay_s=0.1, slot_at=clock_time.monotonic() - 0.19
+        claimed["late-after-the-pause-check"], delay_s=0.1, slot_at=mono.now - 0.19
     )
     assert await poller.poll(on_the_edge) == "ok"
     assert asked == ["fs", "fs"]
@@ -267,7 +292,6 @@ async def test_polls_that_waited_for_a_token_take_fresh_slots(
     """Two polls find no token and wait for one (a slow token endpoint): once it comes
     they are late for their slots, so each takes a fresh one of the source's limiter
     rather than going out together over the rate limit."""
-    import asyncio
     import time
     import types
 
@@ -319,7 +343,6 @@ async def test_a_deep_token_answer_is_a_malformed_answer(poller_env) -> None:  #
 async def test_a_hanging_upstream_holds_only_its_share_of_the_workers(prefix: str) -> None:
     """FullStory never answers and has more running jobs than the poller has workers:
     it holds all but the workers kept for Talkdesk, whose jobs are polled meanwhile."""
-    import asyncio
 
     import fakeredis
 
@@ -412,24 +435,21 @@ def test_decode_json_cuts_what_bounded_depth_cuts(depth: int, strings: int) -> N
     assert decode_json(body) == bounded_depth(json.loads(body), MAX_JSON_DEPTH)
 
 
-async def test_a_slow_claim_does_not_make_its_slots_late(poller_env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_slow_claim_does_not_make_its_slots_late(
+    poller_env,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
     """A claim that takes 20 ms before its script (a read, earlier rounds): its slots
     count from the script that granted them, so at 100/s with a burst of 2 (10 ms of
     lateness allowed) a poll started at once keeps its slot."""
-    from bridge.poll.poller import PolledSource
-
-    store, clock, http, poller = poller_env
-    fs = poller._sources["fs"]
-    poller._sources["fs"] = PolledSource("fs", fs.provider, rate_limit=100.0, burst=2)
+    store, _, _, poller = poller_env
+    mono = FakeMonotonic(monkeypatch)
+    asked = await limited_fs_jobs(poller_env, 100.0, 2, ["slow-claim"])
     poller._rate_limits["fs"] = (100.0, 1)
-    asked = record_acquires(store)
-    url = f"{FS}/v2/users/batch/slow-claim"
-    http.queue(url, HttpAnswer(200, json.dumps(fs_body("PROCESSING")).encode()))
-    await store.register(WatchKey("fs", "users", "slow-claim"), clock.now())
     real_claim = store.claim
 
     async def slow_claim(*args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(0.02)
+        mono.now += 0.02
         return await real_claim(*args, **kwargs)
 
     store.claim = slow_claim
