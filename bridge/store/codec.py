@@ -1,7 +1,15 @@
-"""Watches and events to and from their Redis representation (flat string fields)."""
+"""Watches and events to and from their Redis representation (flat string fields).
+
+A watch is a hash: `state`, `source`, `lease`, `prio` (read by the claim script),
+`kind`, `job`, `at` (created, unix seconds) and `doc`, the rest as JSON with every
+field at its default left out. Each value of a watch not yet answered fits Redis's
+compact hash encoding (64 bytes). Versions before 0.3 kept everything in `doc` under a
+random id (22 characters); such a record is still read, and written back as it was.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
@@ -27,10 +35,31 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# The hash fields a watch is read from, in watch_from_record's order.
+RECORD_FIELDS = ["lease", "state", "source", "kind", "job", "at", "doc"]
+LEGACY_ID_LENGTH = 22  # "w_" and 20 random hex digits
+
+
+def watch_id(source: str, kind: str, job_id: str) -> str:
+    """A job's watch id, the same on every replica: registration needs no lookup key."""
+    digest = hashlib.sha256("\x1f".join((source, kind, job_id)).encode()).hexdigest()
+    return "w_" + digest[:24]
+
+
+def is_legacy(watch_id: str) -> bool:
+    """A watch registered before 0.3: one JSON document, found through a lookup key."""
+    return len(watch_id) == LEGACY_ID_LENGTH
+
+
+def identity_fields(watch: Watch) -> list[str]:
+    """What a new watch's hash holds beside its doc: kind, job, at."""
+    return [watch.kind, watch.job_id, repr(float(watch.created_at))]
+
+
 def watch_to_doc(watch: Watch) -> str:
-    """A watch as one JSON document (the lease token lives beside it, not in it). A
-    field at its default (none, zero, empty) is left out: a new watch's document is a
-    third of the size, and every reader, older versions' too, takes the default."""
+    """A watch's `doc` (the lease token lives beside it, not in it). A field at its
+    default (none, zero, empty) is left out, and so are those the hash holds: a new
+    watch's doc is a few dozen bytes. A legacy watch's doc keeps them all."""
     optional: dict[str, Any] = {
         "status": watch.status,
         "outcome": watch.outcome.value if watch.outcome else None,
@@ -47,15 +76,16 @@ def watch_to_doc(watch: Watch) -> str:
         "poll_reason": watch.poll_reason,
         "snapshot": watch.snapshot,
     }
-    doc: dict[str, Any] = {
-        "id": watch.id,
-        "source": watch.source,
-        "kind": watch.kind,
-        "job_id": watch.job_id,
-        "state": watch.state.value,
-        "created_at": watch.created_at,
-        **{k: v for k, v in optional.items() if v != DEFAULTS[k]},
-    }
+    doc: dict[str, Any] = {k: v for k, v in optional.items() if v != DEFAULTS[k]}
+    if is_legacy(watch.id):
+        doc.update(
+            id=watch.id,
+            source=watch.source,
+            kind=watch.kind,
+            job_id=watch.job_id,
+            state=watch.state.value,
+            created_at=watch.created_at,
+        )
     if watch.discovered:
         doc["discovered"] = True
     if watch.waiting_since is not None:
@@ -69,8 +99,25 @@ def watch_to_doc(watch: Watch) -> str:
     return orjson.dumps(doc).decode()
 
 
+def watch_from_record(watch_id: str, fields: list[Any]) -> Watch | None:
+    """A watch from its hash fields in RECORD_FIELDS' order; None when there is none
+    (no hash, or one that says the watch was deleted)."""
+    lease, state, source, kind, job, at, doc = fields
+    if not doc or state == "deleted":
+        return None
+    if kind is None:  # a legacy record: all in the doc
+        return watch_from_doc(doc, int(lease or 0))
+    d = orjson.loads(doc)
+    d.update(id=watch_id, source=source, kind=kind, job_id=job, state=state, created_at=float(at))
+    return _watch(d, int(lease or 0))
+
+
 def watch_from_doc(text: str, lease: int = 0) -> Watch:
-    d = orjson.loads(text)
+    """A legacy record's doc, which holds the whole watch."""
+    return _watch(orjson.loads(text), lease)
+
+
+def _watch(d: dict[str, Any], lease: int) -> Watch:
     counts = d.get("counts") or {}
     return Watch(
         id=d["id"],

@@ -6,12 +6,11 @@ Clock; the limiter, pauses and leases compare on Redis server time (lua/permit.l
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -95,10 +94,6 @@ class WorkerRoom:
             if self.most is None
             else {s: max(0, n - taken[s]) for s, n in self.most.items()},
         )
-
-
-def new_watch_id() -> str:
-    return "w_" + secrets.token_hex(10)
 
 
 @translated
@@ -186,22 +181,23 @@ class RedisStore:
         for w in fresh:
             hash_key = k.watch(w.id)
             script_keys += [k.watch_key(w.source, w.kind, w.job_id), hash_key, hash_key]
-            args += [w.id, w.source, codec.watch_to_doc(w), "", "0"]
+            args += [w.id, w.source, *codec.identity_fields(w), codec.watch_to_doc(w), "", "0"]
         flat = await self._register_many(keys=script_keys, args=args)
-        results = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+        results = [(int(flat[i]), str(flat[i + 1])) for i in range(0, len(flat), 2)]
         out: list[tuple[Watch, bool] | None] = [
-            (w, True) if int(r[0]) == 1 else None for w, r in zip(fresh, results, strict=True)
+            (w, True) if r[0] == 1 else None for w, r in zip(fresh, results, strict=True)
         ]
-        held = [i for i, r in enumerate(results) if int(r[0]) == 3]
+        held = [i for i, r in enumerate(results) if r[0] in (0, 3)]  # watched already
         if held:
             pipe = self.client.pipeline(transaction=False)
             for i in held:
-                pipe.hmget(self.keys.watch(str(results[i][1])), ["lease", "doc"])
-            for i, (lease, doc) in zip(held, await pipe.execute(), strict=True):
-                if doc:
-                    out[i] = (codec.watch_from_doc(doc, int(lease or 0)), False)
+                pipe.hmget(self.keys.watch(results[i][1]), codec.RECORD_FIELDS)
+            for i, fields in zip(held, await pipe.execute(), strict=True):
+                watch = codec.watch_from_record(results[i][1], fields)
+                if watch is not None:
+                    out[i] = (watch, False)
         for i, answer in enumerate(out):
-            if answer is None:  # a job key naming a watch that is gone: one at a time
+            if answer is None:  # a lookup key naming a watch that is gone: one at a time
                 out[i] = await self.register(keys[i], now)
         return [answer for answer in out if answer is not None]
 
@@ -234,7 +230,7 @@ class RedisStore:
 
     def _new_watch(self, key: WatchKey, now: float, *, discovered: bool) -> Watch:
         return Watch(
-            id=new_watch_id(),
+            id=codec.watch_id(key.source, key.kind, key.job_id),
             source=key.source,
             kind=key.kind,
             job_id=key.job_id,
@@ -249,7 +245,7 @@ class RedisStore:
         self, watch: Watch, expected: str, now: float
     ) -> tuple[list[str], list[str | int]]:
         """REGISTER's keys and arguments; `expected`: the watch the caller expects the
-        job's key to name ("" for none)."""
+        job's legacy lookup key to name ("" for none)."""
         k = self.keys
         keys = [
             k.watch_key(watch.source, watch.kind, watch.job_id),
@@ -262,6 +258,7 @@ class RedisStore:
             watch.id,
             to_ms(now),
             watch.source,
+            *codec.identity_fields(watch),
             codec.watch_to_doc(watch),
             expected,
             to_ms(self.head_start_s),
@@ -285,8 +282,8 @@ class RedisStore:
             existing = await self.get_watch(str(watch_id))
             if existing is not None:
                 return existing, "existing"
-            # the lookup key names a watch that is gone (evicted, expired meanwhile):
-            # ask again with its hash declared, and the script replaces it
+            # a legacy lookup key names a watch that is gone (evicted, expired
+            # meanwhile): ask again with its hash declared, and the script drops it
             expected = str(watch_id)
         raise StoreError("a job's lookup key kept changing while it was registered")
 
@@ -307,10 +304,8 @@ class RedisStore:
         return {w.id: "paused" if w.source in paused else "rate_limited" for w in waiting}
 
     async def get_watch(self, watch_id: str) -> Watch | None:
-        lease, doc = cast(
-            list[str | None], await self.client.hmget(self.keys.watch(watch_id), ["lease", "doc"])
-        )
-        return codec.watch_from_doc(doc, int(lease or 0)) if doc else None
+        fields = await self.client.hmget(self.keys.watch(watch_id), codec.RECORD_FIELDS)
+        return codec.watch_from_record(watch_id, fields)
 
     async def list_watches(
         self,
@@ -341,13 +336,13 @@ class RedisStore:
     async def _load_many(self, ids: list[str]) -> list[Watch | None]:
         pipe = self.client.pipeline(transaction=False)
         for watch_id in ids:
-            pipe.hget(self.keys.watch(watch_id), "doc")
-        results = cast(list[str | None], await pipe.execute())
-        return [codec.watch_from_doc(r) if r else None for r in results]
+            pipe.hmget(self.keys.watch(watch_id), codec.RECORD_FIELDS)
+        results = await pipe.execute()
+        return [codec.watch_from_record(i, r) for i, r in zip(ids, results, strict=True)]
 
     async def delete_watch(self, watch: Watch, retention_s: float = 7 * 86400.0) -> bool:
-        """Stop watching. For retention_s the job's lookup key says 'deleted', so
-        discovery does not watch it again."""
+        """Stop watching. For retention_s the watch's hash says 'deleted' (a legacy
+        watch's lookup key too), so discovery does not watch the job again."""
         k = self.keys
         deleted = await self._delete(
             keys=[
@@ -498,7 +493,9 @@ class RedisStore:
         for i in range(0, len(flat), 4):
             token = int(flat[i + 1])
             delay_s = int(flat[i + 3]) / 1000
-            watch = codec.watch_from_doc(flat[i + 2], token)
+            watch = codec.watch_from_record(flat[i], [token, "watching", *flat[i + 2]])
+            if watch is None:  # a hash without a doc: no version writes one
+                raise StoreError(f"watch {flat[i]} has no document")
             out.append(Claimed(watch, token, delay_s, granted_at=granted_at))
         return out, int(more) == 1, stale
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import orjson
 import pytest
 
+from bridge.clock import to_ms
 from bridge.events import outcome_event
-from bridge.model import Outcome, WatchKey, WatchState
+from bridge.model import Outcome, Watch, WatchKey, WatchState
 from bridge.poll.duration_policy import bucket_of
+from bridge.store import codec
 from bridge.store.durations import GENERATION, DurationStore
 from bridge.store.redis import NEW_WATCH_HEAD_START_S, Claimed, RedisStore
 
@@ -327,7 +330,7 @@ async def test_a_claim_keeps_each_sources_own_workers(store: RedisStore) -> None
 
 async def test_many_registrations_answer_as_one_at_a_time(store: RedisStore) -> None:
     """New jobs, a job already watched, the same job twice in one batch, and a job
-    whose key names a watch that is gone: each answer is what `register` gives."""
+    whose watch is gone: each answer is what `register` gives."""
     before, _ = await store.register(WatchKey("fs", "users", "old"), NOW)
     gone, _ = await store.register(WatchKey("fs", "users", "gone"), NOW)
     await store.client.delete(store.keys.watch(gone.id))  # evicted, say
@@ -336,7 +339,7 @@ async def test_many_registrations_answer_as_one_at_a_time(store: RedisStore) -> 
     assert [new for _, new in answers] == [True, False, True, False, True]
     assert answers[1][0] == before
     assert answers[3][0].id == answers[0][0].id
-    assert answers[4][0].id != gone.id
+    assert answers[4][0].id == gone.id  # watched again under its job's id
     for key, (watch, _) in zip(keys, answers, strict=True):
         assert (watch.source, watch.kind, watch.job_id) == (key.source, key.kind, key.job_id)
         assert await store.get_watch(watch.id) is not None
@@ -355,3 +358,84 @@ async def test_one_backlog_among_many_sources_gives_a_whole_claim(store: RedisSt
     await store.client.delete(store.keys.source_pause("s0"))
     fast = dict.fromkeys(sources, (10_000.0, 1_000))
     assert len(await store.claim(NOW, 30, 16, fast, 0.1)) == 16
+
+
+async def test_a_deleted_job_watched_again_keeps_its_id_not_its_holders(store: RedisStore) -> None:
+    """A job's watch id derives from the job: deleted and registered again by hand, it
+    is the same id, yet a poll leased before the delete can no longer write to it;
+    discovery leaves a deleted job be."""
+    watch, _ = await store.register(KEY, NOW)
+    [before] = await store.claim(NOW, 30, 10)
+    assert await store.delete_watch(watch)
+    assert not await store.delete_watch(watch)  # nothing left to delete
+    assert not await store.register_discovered(KEY, NOW + 1)
+    assert await store.get_watch(watch.id) is None
+    again, created = await store.register(KEY, NOW + 2)
+    assert created and again.id == watch.id and again.polls == 0
+    assert await store.reschedule(before, before.watch, NOW + 3) == "stale"
+    [after] = await store.claim(NOW + 10, 30, 10)
+    assert after.token > before.token
+    assert await store.reschedule(after, after.watch, NOW + 20) == "ok"
+
+
+async def _legacy_watch(store: RedisStore, key: WatchKey, watch_id: str) -> Watch:
+    """A watch as 0.2 wrote it: a random id, the whole watch in `doc`, a lookup key."""
+    watch = Watch(id=watch_id, source=key.source, kind=key.kind, job_id=key.job_id,
+                  state=WatchState.WATCHING, created_at=NOW - 60, next_poll_at=NOW - 1,
+                  polls=2, poll_reason="eta")  # fmt: skip
+    doc = orjson.dumps({**orjson.loads(codec.watch_to_doc(watch)), "id": watch_id}).decode()
+    k = store.keys
+    await store.client.set(k.watch_key(key.source, key.kind, key.job_id), watch_id)
+    await store.client.hset(
+        k.watch(watch_id),
+        mapping={
+            "state": "watching",
+            "source": key.source,
+            "lease": 4,
+            "doc": doc,
+            "prio": to_ms(NOW - 1),
+        },
+    )
+    await store.client.zadd(k.due, {watch_id: to_ms(NOW - 1)})
+    await store.client.zadd(k.watches, {watch_id: to_ms(NOW - 60)})
+    return replace(watch, lease=4)
+
+
+async def test_watches_of_older_versions_are_read_written_and_deleted(store: RedisStore) -> None:
+    """A deployment upgraded in place: a watch 0.2 registered is found by its job, claimed,
+    rescheduled in its own format (0.2 can still read it), finished and deleted; a
+    deleted one's job is left to discovery as before."""
+    old = await _legacy_watch(store, KEY, "w_" + "1a" * 10)
+    assert (await store.get_watch(old.id)) == old
+    found, created = await store.register(KEY, NOW)
+    assert not created and found == old
+    [many] = await store.register_many([KEY], NOW)
+    assert many == (old, False)
+    [c] = await store.claim(NOW, 30, 10)
+    assert c.watch == replace(old, lease=5) and c.token == 5
+    assert await store.reschedule(c, replace(c.watch, polls=3), NOW + 5) == "ok"
+    doc = orjson.loads(await store.client.hget(store.keys.watch(old.id), "doc"))
+    assert doc["job_id"] == KEY.job_id and doc["polls"] == 3  # whole, as 0.2 reads it
+    assert await store.delete_watch(old)
+    assert not await store.register_discovered(KEY, NOW + 6)
+    second = WatchKey("fs", "users", "job-2")
+    old2 = await _legacy_watch(store, second, "w_" + "2b" * 10)
+    [c2] = await store.claim(NOW, 30, 10)
+    assert c2.watch.id == old2.id
+    done, event = _terminal(c2)
+    assert await store.finish(c2, done, event, 3600) == "terminal"
+    finished = await store.get_watch(old2.id)
+    assert finished is not None and finished.state is WatchState.TERMINAL
+    again, created = await store.register(second, NOW + 2)
+    assert not created and again.id == old2.id
+
+
+async def test_a_legacy_key_naming_a_vanished_watch_registers_afresh(store: RedisStore) -> None:
+    """A 0.2 lookup key whose watch was evicted is dropped, not followed."""
+    key = WatchKey("fs", "users", "orphan")
+    await store.client.set(store.keys.watch_key(key.source, key.kind, key.job_id), "w_gone")
+    watch, created = await store.register(key, NOW)
+    assert created and watch.id == codec.watch_id(key.source, key.kind, key.job_id)
+    assert await store.client.get(store.keys.watch_key(key.source, key.kind, key.job_id)) is None
+    [(again, created_again)] = await store.register_many([key], NOW)
+    assert not created_again and again.id == watch.id

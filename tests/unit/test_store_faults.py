@@ -83,17 +83,6 @@ async def test_deliveries_of_one_fan_out_are_all_listed(store: RedisStore) -> No
     assert sorted(seen) == sorted(d.id for d in batch)
 
 
-async def test_orphaned_lookup_key_registers_afresh(store: RedisStore) -> None:
-    """A lookup key whose watch vanished (an eviction) is replaced, not followed forever."""
-    key = WatchKey("fs", "users", "orphan")
-    await store.client.set(store.keys.watch_key(key.source, key.kind, key.job_id), "w_gone")
-    watch, created = await store.register(key, NOW)
-    assert created and watch.id != "w_gone"
-    assert (await store.get_watch(watch.id)) is not None
-    again, created_again = await store.register(key, NOW)
-    assert not created_again and again.id == watch.id
-
-
 async def test_a_claim_reserves_slots_ahead_within_the_horizon(store: RedisStore) -> None:
     """One claim hands out every slot of the next half second, spaced by the rate, on
     Redis server time; a second claim at once gets only what is left of the horizon."""

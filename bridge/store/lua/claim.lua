@@ -20,7 +20,7 @@
 -- joins that backlog (KEYS[3] lists the sources that have one): a backlog is sorted
 -- once, never rescanned, and holds no other source's watches back. Granted watches
 -- are leased (token bumped) with the delay before their request.
--- returns {id, token, doc, delay ms, ..., more}: more is 1 when this call ran out of
+-- returns {id, token, {source, kind, job, at, doc}, delay ms, ..., more}: more is 1 when this call ran out of
 -- what the caller read (more is due, or another replica took some) before it had
 -- granted ARGV[3], or stopped at a backlog head it was not given: the caller asks again
 -- uses: permit
@@ -97,7 +97,7 @@ local function lease(id, key, source, delay)
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), id)
   out[#out + 1] = id
   out[#out + 1] = token
-  out[#out + 1] = redis.call('HGET', key, 'doc')
+  out[#out + 1] = redis.call('HMGET', key, 'source', 'kind', 'job', 'at', 'doc')
   out[#out + 1] = tostring(math.ceil(delay))
 end
 -- one grant from a source's backlog, its live head; false when it has none to give now

@@ -1,5 +1,5 @@
 -- The transactional outbox: the terminal compare-and-set and the event in one step.
--- KEYS[1] watch hash  KEYS[2] due zset  KEYS[3] leases zset  KEYS[4] watch key
+-- KEYS[1] watch hash  KEYS[2] due zset  KEYS[3] leases zset  KEYS[4] legacy lookup key
 -- KEYS[5] event string  KEYS[6] events zset  KEYS[7] watch events zset  KEYS[8] outbox stream
 -- ARGV[1] watch id  ARGV[2] lease token  ARGV[3] now ms  ARGV[4] retention ms
 -- ARGV[5] event id  ARGV[6] event type  ARGV[7] event JSON  ARGV[8] new state  ARGV[9] doc

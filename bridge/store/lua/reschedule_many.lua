@@ -8,7 +8,7 @@ for i = 1, #ARGV, 5 do
   local key = KEYS[2 + (i + 4) / 5]
   local verdict = 'ok'
   local h = redis.call('HMGET', key, 'lease', 'state')
-  if not h[2] then
+  if not h[2] or h[2] == 'deleted' then
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
     verdict = 'gone'
