@@ -235,8 +235,8 @@ class RedisStore:
             kind=key.kind,
             job_id=key.job_id,
             state=WatchState.WATCHING,
-            created_at=now,
-            next_poll_at=now,
+            created_at=to_ms(now) / 1000,  # as the record keeps it
+            next_poll_at=to_ms(now) / 1000,
             poll_reason="age",  # polled at once: its age is zero
             discovered=discovered,
         )

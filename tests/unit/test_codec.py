@@ -28,7 +28,7 @@ def watch(**kw: Any) -> Watch:
 
 def record(w: Watch, doc: str | None = None) -> list[Any]:
     """The hash fields the store writes for w (codec.RECORD_FIELDS), as Redis returns them."""
-    if codec.is_legacy(w.id):
+    if codec.is_legacy(w):
         return [
             str(w.lease),
             w.state.value,
@@ -86,6 +86,8 @@ counts = st.one_of(st.none(), st.integers(0, 5))
     snapshot=st.one_of(st.none(), st.just({"state": "RUNNING"}), st.just({})),
     discovered=st.booleans(),
     legacy=st.booleans(),
+    state=st.sampled_from(list(WatchState)),
+    next_poll=st.sampled_from(["created", None, 7.5]),
 )
 def test_every_watch_round_trips_defaults_left_out(
     status: str | None,
@@ -102,6 +104,8 @@ def test_every_watch_round_trips_defaults_left_out(
     snapshot: dict[str, Any] | None,
     discovered: bool,
     legacy: bool,
+    state: WatchState,
+    next_poll: str | float | None,
 ) -> None:
     """Whatever a watch holds comes back as it was (empty strings, zero counts and empty
     snapshots included), and a field at its reader's default is not written; a watch
@@ -109,13 +113,18 @@ def test_every_watch_round_trips_defaults_left_out(
     w = watch(status=status, outcome=outcome, counts=Counts(total, succeeded, None),
               polls=polls, errors=errors, interval_s=interval, last_polled_at=polled,
               terminal_at=terminal, last_error=error, poll_reason=reason, snapshot=snapshot,
-              discovered=discovered, lease=3)  # fmt: skip
+              discovered=discovered, lease=3, state=state,
+              next_poll_at=1.0 if next_poll == "created" else next_poll)  # fmt: skip
     if legacy:
         w = replace(w, id="w_" + "ab" * 10)
     doc = codec.watch_to_doc(w)
     assert round_trip(w) == w
     written = json.loads(doc)
-    assert not any(k in written and written[k] == v for k, v in codec.DEFAULTS.items())
+    explicit_none = not legacy and state is WatchState.WATCHING and next_poll is None
+    assert not any(
+        k in written and written[k] == v and not (k == "next_poll_at" and explicit_none)
+        for k, v in codec.DEFAULTS.items()
+    )
     assert ("job_id" in written) is legacy  # the hash holds it, beside the doc
     if legacy:
         assert codec.watch_from_doc(doc, 3) == w  # as 0.2 wrote and read it
@@ -124,8 +133,9 @@ def test_every_watch_round_trips_defaults_left_out(
 def test_a_new_watch_fits_redis_compact_hash_encoding() -> None:
     """Every value of a watch not yet answered fits hash-max-listpack-value (64 bytes),
     so Redis keeps the hash compact (README, capacity model)."""
-    w = watch(job_id="8f14e45f-ceea-467f-a0e6-3a1c7b4e9d21", created_at=1765100000.123456,
-              next_poll_at=1765100000.123456, poll_reason="age")  # fmt: skip
+    job = "8f14e45f-ceea-467f-a0e6-3a1c7b4e9d21"
+    w = watch(id=codec.watch_id("td", "users", job), job_id=job, created_at=1765100000.123,
+              next_poll_at=1765100000.123, poll_reason="age")  # fmt: skip
     values = [str(v) for v in record(w) if v is not None]
     assert max(len(v.encode()) for v in values) <= 64, values
 
@@ -134,8 +144,8 @@ def test_a_watch_id_derives_from_its_job() -> None:
     one = codec.watch_id("td", "users", "j")
     assert one == codec.watch_id("td", "users", "j")
     assert one != codec.watch_id("td", "events", "j") != codec.watch_id("t", "dusers", "j")
-    assert one.startswith("w_") and not codec.is_legacy(one)
-    assert codec.is_legacy("w_" + "0" * 20)
+    assert one.startswith("w_") and len(one) == 22 and not codec.is_legacy(watch())
+    assert codec.is_legacy(watch(id="w_" + "0" * 20))  # a random id, as 0.2 gave
 
 
 def test_a_deleted_or_missing_record_is_no_watch() -> None:
