@@ -81,6 +81,13 @@ class Keys:
         """Set: the sources that have a backlog."""
         return f"{self._p}:backlogs"
 
+    @property
+    def ready(self) -> str:
+        """Sorted set: the sources that have a backlog, by when (server ms) their limiter
+        may grant again; now or earlier when it may at once. A claim reads the first few
+        instead of every source (lua/claim.lua)."""
+        return f"{self._p}:ready"
+
     def durations(self, source: str, kind: str, generation: str) -> str:
         """Hash: learned job durations of a source and kind, bucket → jobs, plus `n`;
         generation `current` or `previous` (poll/duration_policy.py, store/durations.py)."""

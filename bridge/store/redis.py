@@ -39,6 +39,12 @@ LOOK_PAST = 1000
 READ_AHEAD_MAX_AGE_S = 0.5
 # Sources whose limiter keys are kept built (more are built on each claim).
 SOURCE_KEYS_KEPT = 100_000
+# Up to this many sources with a limit, a claim names them all (each takes its turn);
+# beyond, only the ready ones (KEYS.ready) and those its due watches belong to.
+FEW_SOURCES = 64
+# Watch id → source, learned from what the store wrote and read (claims of many sources
+# name the sources of their due watches): emptied beyond this many.
+SOURCES_OF_WATCHES_KEPT = 200_000
 
 
 T = TypeVar("T")
@@ -59,14 +65,16 @@ class Candidates:
     """What a claim looks at, read before it (RedisStore._claim_round)."""
 
     sources: tuple[str, ...]  # the sources with a limit it was read for
+    limits: dict[str, Any]  # as the caller passed them (the same object: the same limits)
     read_ms: int  # when (the claim's clock)
     limit: int
     scan: int
     expired: list[str]
     due: list[str]
     read_all: bool  # every due watch then was read
-    backlogged: list[str]  # the sources whose backlog heads were read
+    ready: list[str]  # sources with a backlog whose limiter may grant soon, first first
     heads: dict[str, list[str]]
+    unmarked: bool  # more sources have a backlog than a place in ready (an older writer)
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,7 @@ class RedisStore:
         self._reschedules: Coalescer[list[str], Verdict] = Coalescer(self._flush_reschedules)
         self._ahead: Candidates | None = None  # read with the last claim, for the next
         self._source_keys: dict[str, list[str]] = {}  # _limiter_keys, built once a source
+        self._source_of: dict[str, str] = {}  # watch id → source (SOURCES_OF_WATCHES_KEPT)
         self._finishes: Coalescer[tuple[list[str], list[str]], Verdict | BaseException] = Coalescer(
             self._flush_finishes
         )
@@ -184,6 +193,8 @@ class RedisStore:
             args += [w.id, w.source, *codec.identity_fields(w), codec.watch_to_doc(w), "", "0"]
         flat = await self._register_many(keys=script_keys, args=args)
         results = [(int(flat[i]), str(flat[i + 1])) for i in range(0, len(flat), 2)]
+        for w in fresh:
+            self._note_source(w.id, w.source)
         out: list[tuple[Watch, bool] | None] = [
             (w, True) if r[0] == 1 else None for w, r in zip(fresh, results, strict=True)
         ]
@@ -275,6 +286,7 @@ class RedisStore:
         for _ in range(3):
             keys, args = self._register_call(watch, expected, now)
             created, watch_id = await self._register(keys=keys, args=args)
+            self._note_source(str(watch_id or watch.id), key.source)
             if int(created) == 1:
                 return watch, "created"
             if int(created) == 2:
@@ -431,51 +443,62 @@ class RedisStore:
         fits = (
             ahead is not None
             and (not ahead.read_all or not first)
-            and ahead.sources == tuple(limits)
+            and (ahead.limits is limits or ahead.sources == tuple(limits))
             and ahead.limit >= limit
             and ahead.scan >= scan
             and 0 <= now_ms - ahead.read_ms <= to_ms(READ_AHEAD_MAX_AGE_S)
         )
         stale = False
+        horizon_ms = to_ms(horizon_s)
         if ahead is None or not fits:
-            ahead = self._candidates(
-                await self._read(now_ms, read_limit, limits, scan), now_ms, read_limit, limits, scan
-            )
-            others = [s for s in ahead.backlogged if s not in ahead.heads]
-            if others:  # a source no longer configured still hands its backlog out
-                pipe = self.client.pipeline(transaction=False)
-                for s in others:
-                    pipe.zrange(k.source_backlog(s), 0, read_limit - 1)
-                ahead.heads.update(zip(others, await pipe.execute(), strict=True))
+            reads = await self._read(now_ms, read_limit, limits, scan, horizon_ms)
+            ahead = self._candidates(reads, now_ms, read_limit, limits, scan)
+            if ahead.unmarked:
+                await self.scripts["ready_repair"](keys=[k.backlogs, k.ready])
         elif first:  # read with the previous claim: more may have fallen due since
             ahead, stale = replace(ahead, read_all=False), True
-        expired, due, heads, sources = ahead.expired, ahead.due, ahead.heads, ahead.backlogged
-        sources = [*limits, *(s for s in sources if s not in limits)]
-        keys = [k.due, k.leases, k.backlogs]
+        expired, due = ahead.expired, ahead.due
+        few = len(limits) <= FEW_SOURCES
+        if few:  # every source with a limit takes its turn, and any other with a backlog
+            turns = [*limits, *(s for s in ahead.ready if s not in limits)]
+            sources = turns
+        else:  # the ready ones take turns; the sources of the due watches are named
+            turns = ahead.ready
+            of = await self._sources_of([*expired, *due])
+            taking_turns = set(turns)
+            sources = [*turns, *dict.fromkeys(s for s in of if s not in taking_turns)]
+        heads = ahead.heads
+        unread = [s for s in turns if s not in heads]
+        if unread:  # a source no longer configured still hands its backlog out
+            heads = {**heads, **await self._heads_of(unread, read_limit)}
+        keys = [k.due, k.leases, k.backlogs, k.ready]
         for s in sources:
             keys += self._limiter_keys(s)
+        named = {s: limits[s] for s in sources if s in limits} if not few else limits
         args: list[str | int | bytes] = [
             now_ms,
             to_ms(lease_s),
             limit,
             orjson.dumps(
-                {s: [r, b, *(room.limits(s) if room else [])] for s, (r, b) in limits.items()}
+                {s: [r, b, *(room.limits(s) if room else [])] for s, (r, b) in named.items()}
                 or {"": [0, 1]}
             ),
-            to_ms(horizon_s),
+            horizon_ms,
             -1 if room is None else room.shared,
             len(sources),
             *sources,
+            len(turns),
+            "1" if few else "0",
             "0" if ahead.read_all else "1",
         ]
         hash_of = k.watch("")  # + id: a watch's hash (Keys.watch, without a call per id)
-        for ids in (expired, due, *(heads.get(s, []) for s in sources)):
+        for ids in (expired, due, *(heads.get(s, []) for s in turns)):
             keys += [hash_of + i for i in ids]
             args += [len(ids), *ids]
         # the script, then the next claim's read, in one round trip
         pipe = self.client.pipeline(transaction=False)
         pipe.execute_command("EVALSHA", self._claim.sha, len(keys), *keys, *args)
-        self._queue_read(pipe, now_ms, read_limit, limits, scan)
+        self._queue_read(pipe, now_ms, read_limit, limits, scan, horizon_ms)
         granted_at = time.monotonic()  # the slots' delays count from no earlier than this
         answer, *reads = await pipe.execute(raise_on_error=False)
         if isinstance(answer, NoScriptError):  # Redis lost its scripts: load and ask again
@@ -483,11 +506,9 @@ class RedisStore:
         elif isinstance(answer, BaseException):
             raise answer
         elif not any(isinstance(r, BaseException) for r in reads):
-            read = self._candidates(reads, now_ms, read_limit, limits, scan)
-            # heads of sources without a limit are read only by a claim's own read: no
-            # I/O after the script, so what it granted always reaches the caller
-            if all(s in read.heads for s in read.backlogged):
-                self._ahead = read
+            # no I/O after the script, so what it granted always reaches the caller:
+            # heads the read lacks are read before the next claim's script
+            self._ahead = self._candidates(reads, now_ms, read_limit, limits, scan)
         *flat, more = answer
         out = []
         for i in range(0, len(flat), 4):
@@ -496,15 +517,18 @@ class RedisStore:
             watch = codec.watch_from_record(flat[i], [token, "watching", *flat[i + 2]])
             if watch is None:  # a hash without a doc: no version writes one
                 raise StoreError(f"watch {flat[i]} has no document")
+            self._note_source(watch.id, watch.source)
             out.append(Claimed(watch, token, delay_s, granted_at=granted_at))
         return out, int(more) == 1, stale
 
-    async def _read(self, now_ms: int, limit: int, limits: dict[str, Any], scan: int) -> list[Any]:
+    async def _read(
+        self, now_ms: int, limit: int, limits: dict[str, Any], scan: int, horizon_ms: int
+    ) -> list[Any]:
         """A claim's read on its own (see _queue_read); the heads script loaded again
         when Redis lost it."""
         for _ in range(2):
             pipe = self.client.pipeline(transaction=False)
-            self._queue_read(pipe, now_ms, limit, limits, scan)
+            self._queue_read(pipe, now_ms, limit, limits, scan, horizon_ms)
             reads = list(await pipe.execute(raise_on_error=False))
             if not any(isinstance(r, NoScriptError) for r in reads):
                 break
@@ -531,37 +555,71 @@ class RedisStore:
         return found
 
     def _queue_read(
-        self, pipe: Any, now_ms: int, limit: int, limits: dict[str, Any], scan: int
+        self,
+        pipe: Any,
+        now_ms: int,
+        limit: int,
+        limits: dict[str, Any],
+        scan: int,
+        horizon_ms: int,
     ) -> None:
         """What a claim looks at: expired leases, due watches (one more than scan, to
-        tell whether there are more), the sources with a backlog, each named source's
-        first backlogged watches."""
+        tell whether there are more), the first sources in ready (whose limiter may grant
+        within the horizon), how many have a backlog and a place in ready, and with few
+        sources each one's first backlogged watches."""
         k = self.keys
         pipe.zrangebyscore(k.leases, "-inf", now_ms, start=0, num=limit)
         pipe.zrangebyscore(k.due, "-inf", now_ms, start=0, num=scan + 1)
-        pipe.smembers(k.backlogs)
-        if limits:
+        pipe.zrangebyscore(k.ready, "-inf", now_ms + horizon_ms, start=0, num=2 * limit)
+        pipe.scard(k.backlogs)
+        pipe.zcard(k.ready)
+        if limits and len(limits) <= FEW_SOURCES:
             backlogs = [self._limiter_keys(s)[0] for s in limits]
             pipe.execute_command("EVALSHA", self._heads.sha, len(backlogs), *backlogs, limit)
 
     def _candidates(
         self, reads: list[Any], now_ms: int, limit: int, limits: dict[str, Any], scan: int
     ) -> Candidates:
-        """The read's answers; heads only of the sources with a limit."""
-        expired, due, backlogged, *rest = reads
+        """The read's answers; heads of the sources with a limit when they are few."""
+        expired, due, ready, backlogged, placed, *rest = reads
         head_lists = rest[0] if rest else []
-        others = sorted(s for s in backlogged if s not in limits)
         return Candidates(
             sources=tuple(limits),
+            limits=limits,
             read_ms=now_ms,
             limit=limit,
             scan=scan,
             expired=list(expired),
             due=list(due[:scan]),
             read_all=len(due) <= scan,
-            backlogged=[*limits, *others],
-            heads=dict(zip(limits, head_lists, strict=True)),
+            ready=list(ready),
+            heads=dict(zip(limits, head_lists, strict=False)),
+            unmarked=int(backlogged) > int(placed),
         )
+
+    async def _heads_of(self, sources: list[str], limit: int) -> dict[str, list[str]]:
+        """The first backlogged watches of these sources (lua/heads.lua), one call."""
+        backlogs = [self._limiter_keys(s)[0] for s in sources]
+        lists = await self._heads(keys=backlogs, args=[limit])
+        return dict(zip(sources, lists, strict=True))
+
+    def _note_source(self, watch_id: str, source: str) -> None:
+        if len(self._source_of) >= SOURCES_OF_WATCHES_KEPT:
+            self._source_of.clear()
+        self._source_of[watch_id] = source
+
+    async def _sources_of(self, watch_ids: list[str]) -> list[str]:
+        """The sources of these watches: remembered, or read in one round trip (a watch
+        gone meanwhile has none; the claim passes it over)."""
+        unknown = [i for i in watch_ids if i not in self._source_of]
+        if unknown:
+            pipe = self.client.pipeline(transaction=False)
+            for watch_id in unknown:
+                pipe.hget(self.keys.watch(watch_id), "source")
+            for watch_id, source in zip(unknown, await pipe.execute(), strict=True):
+                if source:
+                    self._note_source(watch_id, str(source))
+        return [self._source_of[i] for i in watch_ids if i in self._source_of]
 
     async def reschedule(
         self,

@@ -1,11 +1,17 @@
 -- KEYS[1] due zset  KEYS[2] leases zset  KEYS[3] set of sources with a backlog
--- KEYS[4..3+4S] per source in ARGV[8..]: its backlog, GCRA state, paused-until, sent counter
--- KEYS[4+4S..] the watch hashes of the ids in ARGV, in their order there
+-- KEYS[4] ready: the sources with a backlog, by when their limiter may grant again
+-- (server ms; now or earlier when it may at once)
+-- KEYS[5..4+4S] per source in ARGV[8..]: its backlog, GCRA state, paused-until, sent counter
+-- KEYS[5+4S..] the watch hashes of the ids in ARGV, in their order there
 -- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max watches
 -- ARGV[4] JSON {source: [rate per s, burst, own?, most?]}  ARGV[5] reservation horizon ms
--- ARGV[6] shared room (-1: none)  ARGV[7] S, then S source names
--- then: '1' when more are due than the caller read; e and e expired leases; d and d due
--- watches (due order); per source, h and h of its backlog's first watches (best first)
+-- ARGV[6] shared room (-1: none)  ARGV[7] S, then S source names: the first T take
+-- turns from their backlogs, the others only meet their due watches
+-- then: T; '1' when a source not named has no limit (the caller named every source
+-- that has one), else it is left due; '1' when more are due than the caller read;
+-- e and e expired leases; d and d
+-- due watches (due order); per turn-taking source, h and h of its backlog's first
+-- watches (best first)
 -- The caller read these just before (RedisStore.claim): each is checked again here, and
 -- one another replica took meanwhile is passed over.
 -- The caller's workers: a source may take `own` watches (those kept for it), then more
@@ -18,7 +24,10 @@
 -- field, due time less the poll's worth, see poll/priority.py), then the next due
 -- watch in due order, and again. A due watch whose source has a backlog, or refuses,
 -- joins that backlog (KEYS[3] lists the sources that have one): a backlog is sorted
--- once, never rescanned, and holds no other source's watches back. Granted watches
+-- once, never rescanned, and holds no other source's watches back. A source refused
+-- by its limiter is scored in KEYS[4] by when asking again helps, so a caller with
+-- thousands of sources names only those ready and those its due watches belong to,
+-- not every source (RedisStore._claim_round). Granted watches
 -- are leased (token bumped) with the delay before their request.
 -- returns {id, token, {source, kind, job, at, doc}, delay ms, ..., more}: more is 1 when this call ran out of
 -- what the caller read (more is due, or another replica took some) before it had
@@ -34,12 +43,14 @@ local skey = {}  -- source → index before its four keys
 local sources = {}
 for j = 1, nsources do
   sources[j] = ARGV[7 + j]
-  skey[sources[j]] = 3 + 4 * (j - 1)
+  skey[sources[j]] = 4 + 4 * (j - 1)
 end
 local at = 8 + nsources
-local read_all = ARGV[at] ~= '1'
-at = at + 1
-local nth = 3 + 4 * nsources
+local turns = tonumber(ARGV[at])
+local all_named = ARGV[at + 1] == '1'
+local read_all = ARGV[at + 2] ~= '1'
+at = at + 3
+local nth = 4 + 4 * nsources
 local wkey = {}  -- watch id → its hash key
 local function list()
   local n = tonumber(ARGV[at])
@@ -54,7 +65,7 @@ local function list()
 end
 local expired = list()
 local ids = list()
-for j = 1, nsources do list() end  -- the backlog heads: declared, read live below
+for j = 1, turns do list() end  -- the backlog heads: declared, read live below
 local raced = false  -- a candidate was taken meanwhile
 local halted = false  -- a backlog's head is one the caller did not read
 for _, id in ipairs(expired) do
@@ -71,7 +82,9 @@ local sent = {}
 local refused = {}
 local out = {}
 local function backlog(source) return KEYS[skey[source] + 1] end
--- true and the delay before sending, or false (the source is refused for this claim)
+-- true and the delay before sending, or false (the source is refused for this claim;
+-- its place in ready says when asking again helps: now when only this caller's room
+-- ran out)
 local function admit(source)
   if refused[source] then return false end
   local lim = limits[source]
@@ -80,12 +93,17 @@ local function admit(source)
   local beyond_own = lim[3] and taken >= tonumber(lim[3])
   if lim[3] and ((lim[4] and taken >= tonumber(lim[4])) or (beyond_own and shared == 0)) then
     refused[source] = true
+    redis.call('ZADD', KEYS[4], server_now, source)
     return false
   end
   local k = skey[source]
   local granted, ms = reserve(KEYS[k + 2], KEYS[k + 3], tonumber(lim[1]), tonumber(lim[2]),
                               server_now, horizon)
-  if not granted then refused[source] = true; return false end
+  if not granted then
+    refused[source] = true
+    redis.call('ZADD', KEYS[4], server_now + ms, source)
+    return false
+  end
   if beyond_own and shared > 0 then shared = shared - 1 end
   sent[source] = (sent[source] or 0) + 1
   return true, ms
@@ -108,6 +126,7 @@ local function from_backlog(source)
     local head = redis.call('ZRANGE', backlog(source), 0, 0)[1]
     if not head then
       redis.call('SREM', KEYS[3], source)
+      redis.call('ZREM', KEYS[4], source)
       has_backlog[source] = false
       return false
     end
@@ -128,10 +147,11 @@ local function from_backlog(source)
     end
   end
 end
-for _, source in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  if skey[source] then
-    waiting[#waiting + 1] = source
+for j = 1, nsources do
+  local source = sources[j]
+  if redis.call('SISMEMBER', KEYS[3], source) == 1 then
     has_backlog[source] = true
+    if j <= turns then waiting[#waiting + 1] = source end
   end
 end
 local next_due = 1
@@ -157,7 +177,7 @@ while #out < limit * 4 do
       raced = true  -- another replica took it, or it was put off meanwhile
     elseif h[1] ~= 'watching' then
       redis.call('ZREM', KEYS[1], id)
-    elseif limits[h[2]] and not skey[h[2]] then
+    elseif not skey[h[2]] and (limits[h[2]] or not all_named) then
       raced = true  -- a source the caller declared no keys for: left due
     else
       local source = h[2]
@@ -169,6 +189,7 @@ while #out < limit * 4 do
         redis.call('ZREM', KEYS[1], id)
         redis.call('ZADD', backlog(source), tonumber(h[3] or due), id)
         redis.call('SADD', KEYS[3], source)
+        redis.call('ZADD', KEYS[4], 'NX', server_now, source)
         has_backlog[source] = true
       end
       progressed = true
