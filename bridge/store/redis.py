@@ -453,8 +453,10 @@ class RedisStore:
         if ahead is None or not fits:
             reads = await self._read(now_ms, read_limit, limits, scan, horizon_ms)
             ahead = self._candidates(reads, now_ms, read_limit, limits, scan)
-            if ahead.unmarked:
+            if ahead.unmarked:  # sources an older version queued: placed, then read again
                 await self.scripts["ready_repair"](keys=[k.backlogs, k.ready])
+                reads = await self._read(now_ms, read_limit, limits, scan, horizon_ms)
+                ahead = self._candidates(reads, now_ms, read_limit, limits, scan)
         elif first:  # read with the previous claim: more may have fallen due since
             ahead, stale = replace(ahead, read_all=False), True
         expired, due = ahead.expired, ahead.due

@@ -4,6 +4,7 @@ and a real 3-primary cluster (tests/conftest.py)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import orjson
 import pytest
@@ -13,6 +14,7 @@ from bridge.events import outcome_event
 from bridge.model import Outcome, Watch, WatchKey, WatchState
 from bridge.poll.duration_policy import bucket_of
 from bridge.store import codec
+from bridge.store import redis as redis_store
 from bridge.store.durations import GENERATION, DurationStore
 from bridge.store.redis import NEW_WATCH_HEAD_START_S, Claimed, RedisStore
 
@@ -356,6 +358,7 @@ async def test_one_backlog_among_many_sources_gives_a_whole_claim(store: RedisSt
     assert await store.claim(NOW, 30, 16, dict.fromkeys(sources, (0.0, 1))) == []
     assert (await store.backlogs())["s0"] == 40
     await store.client.delete(store.keys.source_pause("s0"))
+    await store.client.zadd(store.keys.ready, {"s0": 0})  # as when the pause ends
     fast = dict.fromkeys(sources, (10_000.0, 1_000))
     assert len(await store.claim(NOW, 30, 16, fast, 0.1)) == 16
 
@@ -439,3 +442,111 @@ async def test_a_legacy_key_naming_a_vanished_watch_registers_afresh(store: Redi
     assert await store.client.get(store.keys.watch_key(key.source, key.kind, key.job_id)) is None
     [(again, created_again)] = await store.register_many([key], NOW)
     assert not created_again and again.id == watch.id
+
+
+@pytest.fixture
+def many_sources(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[float, int]]:
+    """Limits for 1,000 sources, past the count up to which a claim names them all
+    (lowered to 2 here, so that a few sources with watches take the many-sources path)."""
+    monkeypatch.setattr(redis_store, "FEW_SOURCES", 2)
+    return {f"s{i}": (1.0, 1) for i in range(1000)}
+
+
+def _named_per_claim(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
+    """The sources each claim names (whose limiter keys it passes), claim by claim."""
+    named: list[set[str]] = []
+    build = store._limiter_keys
+    read = store._read
+
+    async def reading(*args: Any) -> list[Any]:
+        named.append(set())
+        return await read(*args)
+
+    def counted(source: str) -> list[str]:
+        if named:
+            named[-1].add(source)
+        return build(source)
+
+    monkeypatch.setattr(store, "_limiter_keys", counted)
+    monkeypatch.setattr(store, "_read", reading)
+    return named
+
+
+async def test_a_claim_among_many_sources_names_only_those_it_may_serve(
+    store: RedisStore, many_sources: dict[str, tuple[float, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 1,000 sources configured, a claim names the sources of its due watches and
+    the ready ones, not all; each source with watches gets its slot, the rest wait in
+    its backlog, scored in ready by when its limiter may grant again."""
+    for source in ("s1", "s2", "s3"):
+        for i in range(4):
+            await store.register(WatchKey(source, "users", f"{source}-{i}"), NOW - 10)
+    named = _named_per_claim(store, monkeypatch)
+    first = await store.claim(NOW, 30, 12, many_sources, horizon_s=0.2)
+    assert sorted(c.watch.source for c in first) == ["s1", "s2", "s3"]  # a slot each
+    assert named and all(n <= {"s1", "s2", "s3"} for n in named)
+    assert await store.backlogs() == {"s1": 3, "s2": 3, "s3": 3}
+    for source in ("s1", "s2", "s3"):  # a slot a second: ready again in about a second
+        score = await store.client.zscore(store.keys.ready, source)
+        assert score is not None and to_ms(NOW) + 500 < score <= to_ms(NOW) + 1100
+    named.clear()
+    assert await store.claim(NOW, 30, 12, many_sources, horizon_s=0.2) == []
+    assert all(not n for n in named)  # nobody ready, nothing due: no source named
+    for source in ("s1", "s2", "s3"):  # as when their time comes
+        await store.client.delete(store.keys.source_gcra(source))
+    await store.client.zadd(store.keys.ready, {"s2": 0})
+    [again] = await store.claim(NOW, 30, 12, many_sources, horizon_s=0.2)
+    assert again.watch.source == "s2"  # the ready one, from its backlog
+
+
+async def test_many_sources_due_watches_another_replica_registered_are_served(
+    store: RedisStore, many_sources: dict[str, tuple[float, int]]
+) -> None:
+    """A claim learns the source of a due watch it has not seen (registered by another
+    replica) from Redis, and applies that source's limit; a source without a limit is
+    served in full."""
+    other = RedisStore(store.client, store.keys.prefix)
+    for i in range(3):
+        await other.register(WatchKey("s7", "users", f"limited-{i}"), NOW - 5)
+        await other.register(WatchKey("free", "users", f"free-{i}"), NOW - 5)
+    claimed = await store.claim(NOW, 30, 10, many_sources, horizon_s=0.2)
+    assert sorted(c.watch.source for c in claimed) == ["free", "free", "free", "s7"]
+    assert await store.backlogs() == {"s7": 2}
+
+
+async def test_a_backlog_an_older_version_left_gets_a_place_in_ready(
+    store: RedisStore, many_sources: dict[str, tuple[float, int]]
+) -> None:
+    """Versions before 0.3 kept the sources with a backlog in a set only: a claim gives
+    each a place in ready, and their backlogs are served."""
+    for i in range(2):
+        await store.register(WatchKey("s5", "users", f"old-{i}"), NOW - 5)
+    await store.sources.pause("s5", 0.2)
+    assert await store.claim(NOW, 30, 10, many_sources) == []
+    await store.client.delete(store.keys.ready, store.keys.source_pause("s5"))
+    assert await store.backlogs() == {"s5": 2}
+    store._ahead = None
+    [claimed] = await store.claim(NOW, 30, 10, many_sources, horizon_s=0.2)
+    assert claimed.watch.source == "s5"
+    assert await store.client.zscore(store.keys.ready, "s5") is not None
+
+
+async def test_ready_sources_among_many_take_turns(
+    store: RedisStore, many_sources: dict[str, tuple[float, int]]
+) -> None:
+    """Sources with budget and a backlog are served in turn, one watch each, however
+    many there are beyond what one claim reads: none waits behind the same few."""
+    plenty = {s: (1000.0, 100) for s in many_sources}
+    sources = [f"s{i}" for i in range(10)]
+    for source in sources:
+        for i in range(3):
+            await store.register(WatchKey(source, "users", f"{source}-{i}"), NOW - 10)
+        await store.sources.pause(source, 0.2)
+    assert await store.claim(NOW, 30, 50, plenty) == []  # all wait in their backlogs
+    for t, source in enumerate(sources):
+        await store.client.delete(store.keys.source_pause(source))
+        await store.client.zadd(store.keys.ready, {source: t})  # as when the pauses end
+    served: list[str] = []
+    for _ in range(5):
+        served += [c.watch.source for c in await store.claim(NOW, 30, 2, plenty)]
+    assert sorted(served) == sources  # ten claimed, one from each source

@@ -304,6 +304,7 @@ async def test_a_source_no_longer_configured_is_read_before_the_script(
     await store.sources.pause("gone", 0.2)
     assert await store.claim(NOW, 30, 10, {"gone": (0.0, 1)}) == []
     await store.client.delete(store.keys.source_pause("gone"))
+    await store.client.zadd(store.keys.ready, {"gone": 0})  # as when the pause ends
     claimed = await store.claim(NOW, 30, 10, {"fs": (0.0, 1)})  # "gone" left the config
     assert sorted(c.watch.job_id for c in claimed) == ["g0", "g1"]
 

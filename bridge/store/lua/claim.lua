@@ -1,6 +1,6 @@
 -- KEYS[1] due zset  KEYS[2] leases zset  KEYS[3] set of sources with a backlog
 -- KEYS[4] ready: the sources with a backlog, by when their limiter may grant again
--- (server ms; now or earlier when it may at once)
+-- (ms on the callers' clock, as due times are; now or earlier when it may at once)
 -- KEYS[5..4+4S] per source in ARGV[8..]: its backlog, GCRA state, paused-until, sent counter
 -- KEYS[5+4S..] the watch hashes of the ids in ARGV, in their order there
 -- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max watches
@@ -93,7 +93,7 @@ local function admit(source)
   local beyond_own = lim[3] and taken >= tonumber(lim[3])
   if lim[3] and ((lim[4] and taken >= tonumber(lim[4])) or (beyond_own and shared == 0)) then
     refused[source] = true
-    redis.call('ZADD', KEYS[4], server_now, source)
+    redis.call('ZADD', KEYS[4], now, source)
     return false
   end
   local k = skey[source]
@@ -101,7 +101,7 @@ local function admit(source)
                               server_now, horizon)
   if not granted then
     refused[source] = true
-    redis.call('ZADD', KEYS[4], server_now + ms, source)
+    redis.call('ZADD', KEYS[4], now + ms, source)
     return false
   end
   if beyond_own and shared > 0 then shared = shared - 1 end
@@ -143,6 +143,7 @@ local function from_backlog(source)
       local ok, delay = admit(source)
       if not ok then return false end
       lease(head, key, source, delay)
+      redis.call('ZADD', KEYS[4], 'XX', now, source)  -- behind those ready before: turns
       return true
     end
   end
@@ -189,7 +190,7 @@ while #out < limit * 4 do
         redis.call('ZREM', KEYS[1], id)
         redis.call('ZADD', backlog(source), tonumber(h[3] or due), id)
         redis.call('SADD', KEYS[3], source)
-        redis.call('ZADD', KEYS[4], 'NX', server_now, source)
+        redis.call('ZADD', KEYS[4], 'NX', now, source)
         has_backlog[source] = true
       end
       progressed = true
