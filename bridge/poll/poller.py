@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -621,8 +621,29 @@ def reserve_per_source(concurrency: int, sources: int) -> int:
     return max(1, concurrency // (2 * max(1, sources)))
 
 
+class Allowance(Mapping[str, int]):
+    """Per source: `each` less what it holds, never below zero; computed when asked (a
+    claim among thousands of sources asks of a few)."""
+
+    def __init__(self, sources: Collection[str], each: int, held: Mapping[str, int]) -> None:
+        self._sources = sources
+        self._each = each
+        self._held = held
+
+    def __getitem__(self, source: str) -> int:
+        if source not in self._sources:
+            raise KeyError(source)
+        return max(0, self._each - self._held.get(source, 0))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sources)
+
+    def __len__(self) -> int:
+        return len(self._sources)
+
+
 def worker_room(
-    concurrency: int, configured: int, sources: Iterable[str], held: Mapping[str, int]
+    concurrency: int, configured: int, sources: Collection[str], held: Mapping[str, int]
 ) -> WorkerRoom:
     """What the next claim may take, per source. Pure.
 
@@ -630,13 +651,16 @@ def worker_room(
     (reserve_per_source each, less what they already hold): a busy source alone has
     most of the pool, and one that hangs cannot take the workers another source needs
     to be polled on time. configured (poll.source_concurrency), when set, caps each
-    source's polls as well."""
-    names = list(sources)
-    reserve = reserve_per_source(concurrency, len(names))
-    own = {s: max(0, reserve - held.get(s, 0)) for s in names}
-    free = concurrency - sum(held.get(s, 0) for s in names)
-    most = {s: max(0, configured - held.get(s, 0)) for s in names} if configured > 0 else None
-    return WorkerRoom(own=own, shared=max(0, free - sum(own.values())), most=most)
+    source's polls as well. Costs what the held sources number, not all sources."""
+    held = dict(held)  # as it is now: polls end while the claim runs
+    reserve = reserve_per_source(concurrency, len(sources))
+    in_use = [n for s, n in held.items() if s in sources]
+    kept = len(sources) * reserve - sum(min(reserve, n) for n in in_use)
+    return WorkerRoom(
+        own=Allowance(sources, reserve, held),
+        shared=max(0, concurrency - sum(in_use) - kept),
+        most=Allowance(sources, configured, held) if configured > 0 else None,
+    )
 
 
 def parse_time(text: str | None) -> float | None:

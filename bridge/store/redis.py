@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -77,14 +77,32 @@ class Candidates:
     unmarked: bool  # more sources have a backlog than a place in ready (an older writer)
 
 
+class Less(Mapping[str, int]):
+    """A count per source less what was taken, never below zero; computed when asked
+    (a claim among thousands of sources asks of a few)."""
+
+    def __init__(self, base: Mapping[str, int], taken: Mapping[str, int]) -> None:
+        self._base = base
+        self._taken = taken
+
+    def __getitem__(self, source: str) -> int:
+        return max(0, self._base[source] - self._taken.get(source, 0))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._base)
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+
 @dataclass(frozen=True)
 class WorkerRoom:
     """What one claim may take of the caller's free workers: per source, those kept
     for it (own) and its cap (most, when it has one); then the room all share."""
 
-    own: dict[str, int]
+    own: Mapping[str, int]
     shared: int
-    most: dict[str, int] | None = None
+    most: Mapping[str, int] | None = None
 
     def limits(self, source: str) -> list[int]:
         if source not in self.own:
@@ -96,11 +114,9 @@ class WorkerRoom:
         """The room left once a round of the claim took these (per source)."""
         spilled = sum(max(0, n - self.own[s]) for s, n in taken.items() if s in self.own)
         return WorkerRoom(
-            own={s: max(0, n - taken[s]) for s, n in self.own.items()},
+            own=Less(self.own, taken),
             shared=max(0, self.shared - spilled),
-            most=None
-            if self.most is None
-            else {s: max(0, n - taken[s]) for s, n in self.most.items()},
+            most=None if self.most is None else Less(self.most, taken),
         )
 
 

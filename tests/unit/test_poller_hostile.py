@@ -456,3 +456,39 @@ async def test_a_slow_claim_does_not_make_its_slots_late(
     [claimed] = await poller._claim(4)
     assert await poller.poll(claimed) == "ok"
     assert asked == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    concurrency=st.integers(1, 300),
+    configured=st.integers(0, 20),
+    count=st.integers(1, 40),
+    held=st.dictionaries(st.integers(0, 50), st.integers(0, 60), max_size=12),
+    taken=st.dictionaries(st.integers(0, 45), st.integers(0, 30), max_size=12),
+)
+def test_the_worker_room_computed_when_asked_is_the_whole_table(
+    concurrency: int, configured: int, count: int, held: dict[int, int], taken: dict[int, int]
+) -> None:
+    """worker_room answers per source when asked (a claim among thousands asks of a few):
+    the same as the table of every source, before and after a round takes some; held
+    sources no longer configured count for nothing."""
+    from collections import Counter
+
+    from bridge.poll.poller import reserve_per_source, worker_room
+
+    sources = [f"s{i}" for i in range(count)]
+    holds = {f"s{i}": n for i, n in held.items()}
+    reserve = reserve_per_source(concurrency, count)
+    own = {s: max(0, reserve - holds.get(s, 0)) for s in sources}
+    free = concurrency - sum(holds.get(s, 0) for s in sources)
+    most = {s: max(0, configured - holds.get(s, 0)) for s in sources} if configured else None
+    room = worker_room(concurrency, configured, dict.fromkeys(sources), holds)
+    assert (dict(room.own), room.shared) == (own, max(0, free - sum(own.values())))
+    assert (None if room.most is None else dict(room.most)) == most
+    took = Counter({f"s{i}": n for i, n in taken.items()})
+    spilled = sum(max(0, n - own[s]) for s, n in took.items() if s in own)
+    after = room.after(took)
+    assert dict(after.own) == {s: max(0, n - took[s]) for s, n in own.items()}
+    assert after.shared == max(0, room.shared - spilled)
+    if most is not None and after.most is not None:
+        assert dict(after.most) == {s: max(0, n - took[s]) for s, n in most.items()}
