@@ -15,4 +15,5 @@ for _, source in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   redis.call('DEL', queue)
 end
 redis.call('DEL', KEYS[1])
+redis.call('DEL', p .. ':ready')  -- where 0.3 and later keep the sources with a backlog
 return moved

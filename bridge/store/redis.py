@@ -208,11 +208,12 @@ class RedisStore:
             script_keys += [k.watch_key(w.source, w.kind, w.job_id), hash_key, hash_key]
             args += [w.id, w.source, *codec.identity_fields(w), codec.watch_to_doc(w), "", "0"]
         flat = await self._register_many(keys=script_keys, args=args)
-        results = [(int(flat[i]), str(flat[i + 1])) for i in range(0, len(flat), 2)]
+        results = [(int(flat[i]), str(flat[i + 1]), flat[i + 2]) for i in range(0, len(flat), 3)]
         for w in fresh:
             self._note_source(w.id, w.source)
         out: list[tuple[Watch, bool] | None] = [
-            (w, True) if r[0] == 1 else None for w, r in zip(fresh, results, strict=True)
+            (replace(w, lease=int(r[2])), True) if r[0] == 1 else None
+            for w, r in zip(fresh, results, strict=True)
         ]
         held = [i for i, r in enumerate(results) if r[0] in (0, 3)]  # watched already
         if held:
@@ -301,10 +302,10 @@ class RedisStore:
         expected = ""  # the common case: a job not watched yet
         for _ in range(3):
             keys, args = self._register_call(watch, expected, now)
-            created, watch_id = await self._register(keys=keys, args=args)
+            created, watch_id, lease = await self._register(keys=keys, args=args)
             self._note_source(str(watch_id or watch.id), key.source)
             if int(created) == 1:
-                return watch, "created"
+                return replace(watch, lease=int(lease)), "created"
             if int(created) == 2:
                 return watch, "skipped"
             existing = await self.get_watch(str(watch_id))
@@ -469,12 +470,12 @@ class RedisStore:
         if ahead is None or not fits:
             reads = await self._read(now_ms, read_limit, limits, scan, horizon_ms)
             ahead = self._candidates(reads, now_ms, read_limit, limits, scan)
-            if ahead.unmarked:  # sources an older version queued: placed, then read again
-                await self.scripts["ready_repair"](keys=[k.backlogs, k.ready])
-                reads = await self._read(now_ms, read_limit, limits, scan, horizon_ms)
-                ahead = self._candidates(reads, now_ms, read_limit, limits, scan)
         elif first:  # read with the previous claim: more may have fallen due since
             ahead, stale = replace(ahead, read_all=False), True
+        if ahead.unmarked:  # sources an older version queued: placed, then read again
+            await self.scripts["ready_repair"](keys=[k.backlogs, k.ready])
+            reads = await self._read(now_ms, read_limit, limits, scan, horizon_ms)
+            ahead, stale = self._candidates(reads, now_ms, read_limit, limits, scan), False
         expired, due = ahead.expired, ahead.due
         few = len(limits) <= FEW_SOURCES
         if few:  # every source with a limit takes its turn, and any other with a backlog
@@ -622,22 +623,24 @@ class RedisStore:
         return dict(zip(sources, lists, strict=True))
 
     def _note_source(self, watch_id: str, source: str) -> None:
-        if len(self._source_of) >= SOURCES_OF_WATCHES_KEPT:
-            self._source_of.clear()
+        if len(self._source_of) >= SOURCES_OF_WATCHES_KEPT:  # the oldest learned goes
+            del self._source_of[next(iter(self._source_of))]
         self._source_of[watch_id] = source
 
     async def _sources_of(self, watch_ids: list[str]) -> list[str]:
         """The sources of these watches: remembered, or read in one round trip (a watch
         gone meanwhile has none; the claim passes it over)."""
-        unknown = [i for i in watch_ids if i not in self._source_of]
+        found = {i: s for i in watch_ids if (s := self._source_of.get(i)) is not None}
+        unknown = [i for i in watch_ids if i not in found]
         if unknown:
             pipe = self.client.pipeline(transaction=False)
             for watch_id in unknown:
                 pipe.hget(self.keys.watch(watch_id), "source")
             for watch_id, source in zip(unknown, await pipe.execute(), strict=True):
                 if source:
+                    found[watch_id] = str(source)
                     self._note_source(watch_id, str(source))
-        return [self._source_of[i] for i in watch_ids if i in self._source_of]
+        return [found[i] for i in watch_ids if i in found]
 
     async def reschedule(
         self,

@@ -4,6 +4,7 @@ and a real 3-primary cluster (tests/conftest.py)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -550,3 +551,66 @@ async def test_ready_sources_among_many_take_turns(
     for _ in range(5):
         served += [c.watch.source for c in await store.claim(NOW, 30, 2, plenty)]
     assert sorted(served) == sources  # ten claimed, one from each source
+
+
+async def test_a_job_watched_again_after_its_record_expired_fences_old_holders(
+    store: RedisStore,
+) -> None:
+    """The same job has the same watch id; once its record is gone (its retention
+    passed, or a failover lost it) and the job is watched again, a holder from before
+    still cannot write: lease tokens start from the server clock, not from 0."""
+    watch, _ = await store.register(KEY, NOW)
+    [before] = await store.claim(NOW, 30, 10)
+    await store.client.delete(store.keys.watch(watch.id))  # expired, or lost
+    again, created = await store.register(KEY, NOW + 1)
+    assert created and again.id == watch.id
+    [after] = await store.claim(NOW + 1, 30, 10)
+    assert after.token != before.token
+    assert await store.reschedule(before, before.watch, NOW + 2) == "stale"
+    assert await store.reschedule(after, after.watch, NOW + 2) == "ok"
+    assert (await store.get_watch(watch.id)) is not None
+
+
+async def test_ready_sources_without_a_backlog_hold_nobody_back(
+    store: RedisStore, many_sources: dict[str, tuple[float, int]]
+) -> None:
+    """Sources left in ready after their backlogs were rolled back (or emptied by
+    another writer) are dropped by the claims that meet them; a real backlog behind
+    them is served, and the rollback script clears ready as well."""
+    for i in range(20):
+        await store.client.zadd(store.keys.ready, {f"s{i}": 0})  # no backlog behind any
+    for i in range(3):
+        await store.register(WatchKey("s50", "users", f"late-{i}"), NOW - 5)
+    await store.sources.pause("s50", 0.2)
+    assert await store.claim(NOW, 30, 4, many_sources) == []
+    await store.client.delete(store.keys.source_pause("s50"))
+    await store.client.zadd(store.keys.ready, {"s50": 1})  # as when the pause ends
+    served: list[str] = []
+    for _ in range(6):
+        served += [c.watch.source for c in await store.claim(NOW, 30, 4, many_sources, 0.2)]
+    assert served == ["s50"]  # its one slot a second
+    assert await store.client.zrange(store.keys.ready, 0, -1) == ["s50"]
+    script = (Path(__file__).parents[2] / "deploy" / "rollback-backlogs.lua").read_text()
+    await store.client.eval(script, 1, store.keys.backlogs, store.keys.prefix)
+    assert await store.client.exists(store.keys.ready) == 0
+
+
+async def test_a_backlog_scored_under_an_older_limit_is_ready_when_a_watch_joins_it(
+    store: RedisStore, many_sources: dict[str, tuple[float, int]]
+) -> None:
+    """A source refused under a slow limit waits in ready until then; its limit lifted
+    (a restart with another config), the next due watch that joins its backlog makes it
+    ready at once, and its backlog is served."""
+    slow = {**many_sources, "s1": (0.01, 1)}
+    for i in range(3):
+        await store.register(WatchKey("s1", "users", f"slow-{i}"), NOW - 5)
+    [first] = await store.claim(NOW, 30, 10, slow, 0.2)
+    score = await store.client.zscore(store.keys.ready, "s1")
+    assert score is not None and score > to_ms(NOW) + 90_000  # a slot per 100 s
+    lifted = {**many_sources, "s1": (0.0, 1)}
+    assert await store.claim(NOW + 1, 30, 10, lifted, 0.2) == []  # still waits its turn
+    await store.register(WatchKey("s1", "users", "new"), NOW)
+    assert await store.claim(NOW + 1, 30, 10, lifted, 0.2) == []  # it joins the backlog
+    claimed = await store.claim(NOW + 1, 30, 10, lifted, 0.2)  # the next tick
+    jobs = sorted(c.watch.job_id for c in (first, *claimed))
+    assert jobs == ["new", "slow-0", "slow-1", "slow-2"]

@@ -153,7 +153,19 @@ for j = 1, nsources do
   if redis.call('SISMEMBER', KEYS[3], source) == 1 then
     has_backlog[source] = true
     if j <= turns then waiting[#waiting + 1] = source end
+  elseif j <= turns then
+    redis.call('ZREM', KEYS[4], source)  -- ready without a backlog (one rolled back)
   end
+end
+-- a due watch joins its source's backlog: the source is ready when its limiter may
+-- grant, sooner than a score set under an older limit or pause
+local function mark_ready(source)
+  local lim = limits[source]
+  local k = skey[source]
+  local rate, burst = 0, 1
+  if lim then rate, burst = tonumber(lim[1]), tonumber(lim[2]) end
+  local wait = wait_ms(KEYS[k + 2], KEYS[k + 3], rate, burst, server_now, horizon)
+  redis.call('ZADD', KEYS[4], 'LT', now + wait, source)
 end
 local next_due = 1
 while #out < limit * 4 do
@@ -190,7 +202,11 @@ while #out < limit * 4 do
         redis.call('ZREM', KEYS[1], id)
         redis.call('ZADD', backlog(source), tonumber(h[3] or due), id)
         redis.call('SADD', KEYS[3], source)
-        redis.call('ZADD', KEYS[4], 'NX', now, source)
+        if refused[source] then
+          redis.call('ZADD', KEYS[4], 'NX', now, source)
+        else
+          mark_ready(source)
+        end
         has_backlog[source] = true
       end
       progressed = true

@@ -16,6 +16,19 @@ local function count_sent(key, now, n)
   redis.call('PEXPIRE', key, 30000)
 end
 
+-- How long until `reserve` would grant a slot within `horizon` (0: at once), without
+-- taking one; and why not now: 'paused' or 'busy'.
+local function wait_ms(gcra, pause, rate, burst, now, horizon)
+  local paused = tonumber(redis.call('GET', pause) or '0')
+  if paused > now then return paused - now, 'paused' end
+  if rate <= 0 then return 0 end
+  local interval = 1000 / rate
+  local tat = tonumber(redis.call('GET', gcra) or '0')
+  local send_at = math.max(tat, now) - (burst - 1) * interval
+  if send_at - now > horizon then return math.ceil(send_at - now - horizon), 'busy' end
+  return 0
+end
+
 -- A slot at most `horizon` ms ahead (the twin of poll/ratelimit.reserve). Returns
 -- true and the delay before sending, or false and the ms until asking again helps.
 -- `gcra` is the limiter's state (a source's, or its token endpoint's); `pause` the

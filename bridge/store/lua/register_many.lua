@@ -2,9 +2,9 @@
 -- (source:kind:job → id), the watch's hash, the hash of the watch the caller expects
 -- the legacy key to name
 -- ARGV[1] now ms  ARGV[2] head start ms; then per registration: watch id, source, kind,
--- job id, created (unix s), doc, the expected watch id ('' for none), '1' when found
+-- job id, created (unix ms), doc, the expected watch id ('' for none), '1' when found
 -- by discovery
--- returns {code, id, code, id, ...}: one pair per registration, in order, as
+-- returns {code, id, lease, code, id, lease, ...}: three per registration, in order, as
 -- register_one in lua/registering.lua says. One call for a batch: one reply to read,
 -- where a call each cost the client a parsed reply per watch.
 -- uses: registering
@@ -17,5 +17,6 @@ for i = 0, n - 1 do
                               ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[2], ARGV[a + 7])
   out[#out + 1] = answer[1]
   out[#out + 1] = answer[2]
+  out[#out + 1] = answer[3]
 end
 return out
