@@ -5,8 +5,8 @@ Each script is a file in store/lua/, headed by its KEYS, ARGV and return value; 
 the limiter; lua/guard.lua: the lease check) before it. All are loaded here and
 registered in one place (register_all), once per connection.
 
-A watch is a hash {state, source, lease, doc}: `doc` is the watch as JSON, the other
-fields are what the scripts compare. Scripts are idempotent where a call may be
+A watch is a hash {state, source, lease, prio, kind, job, at, doc} (store/codec.py):
+the first four are what the scripts compare, `doc` the rest of the watch as JSON. Scripts are idempotent where a call may be
 repeated: transitions are compare-and-set on the lease token and state, and event ids
 are deterministic.
 """
