@@ -75,6 +75,9 @@ OPERATIONS = (
        "the error; id}, in the order given", "watches", body=WatchBatch, ok=(200, "Answered")),
     Op("get", "/v1/watches", "List watches", "watches",
        query=[("state", "filter", _enum(WatchState)), ("source", "filter", {"type": "string"}),
+              ("kind", "filter", {"type": "string"}),
+              ("job_id", "the watches of one upstream job (with source; kind: each of the "
+               "source's unless named); one page", {"type": "string"}),
               *PAGE]),
     Op("get", "/v1/watches/{id}", "One watch", "watches"),
     Op("delete", "/v1/watches/{id}", "Stop watching", "watches", ok=(204, "Deleted")),

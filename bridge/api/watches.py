@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from bridge.api.context import Answer, ApiContext, Call, enum_param, page_params
 from bridge.api.error_shape import ApiError, validation_fields
 from bridge.api.models import WatchCreate, encode_cursor, watch_view
-from bridge.model import WatchKey, WatchState
+from bridge.model import Watch, WatchKey, WatchState
 
 
 async def create_watch(call: Call) -> Answer:
@@ -53,9 +53,13 @@ async def list_watches(call: Call) -> Answer:
     store, q = call.ctx.store, call.query
     state = enum_param(q.get("state"), WatchState, "state")
     cursor, limit = page_params(q)
-    watches, nxt = await store.list_watches(
-        state=state, source=q.get("source") or None, cursor=cursor, limit=limit
-    )
+    source, kind = q.get("source") or None, q.get("kind") or None
+    if q.get("job_id"):
+        watches, nxt = await _by_job(call.ctx, source, kind, q["job_id"], state), None
+    else:
+        watches, nxt = await store.list_watches(
+            state=state, source=source, kind=kind, cursor=cursor, limit=limit
+        )
     waiting = await store.waiting_for_budget(watches)
     return Answer(
         {
@@ -63,6 +67,23 @@ async def list_watches(call: Call) -> Answer:
             "next_cursor": encode_cursor(nxt),
         }
     )
+
+
+async def _by_job(
+    ctx: ApiContext, source: str | None, kind: str | None, job_id: str, state: WatchState | None
+) -> list[Watch]:
+    """The watches of one upstream job: one a kind (each of the source's kinds unless
+    `kind` names one)."""
+    if source is None:
+        raise ApiError(
+            400,
+            "invalid_request",
+            "job_id needs source",
+            [{"name": "source", "description": "the source the job belongs to"}],
+        )
+    kinds = [kind] if kind else ctx.source_kinds.get(source, [])
+    found = [await ctx.store.find_watch(WatchKey(source, k, job_id)) for k in kinds]
+    return [w for w in found if w is not None and (state is None or w.state == state)]
 
 
 async def get_watch(call: Call) -> Answer:

@@ -116,8 +116,12 @@ def add_admin_commands(sub: Any) -> None:
     p = w.add_parser("ls", parents=[common, page], help="list watches")
     p.add_argument("--state", choices=["watching", "terminal", "not_found", "expired"])
     p.add_argument("--source")
-    for action, text in (("show", "one watch"), ("rm", "stop watching")):
-        w.add_parser(action, parents=[common], help=text).add_argument("id")
+    p.add_argument("--kind")
+    p.add_argument("--job-id", help="the watches of one upstream job (with --source)")
+    p = w.add_parser("show", parents=[common], help="one watch")
+    p.add_argument("id", help="a watch id, or SOURCE/JOB_ID")
+    p.add_argument("--kind", help="with SOURCE/JOB_ID: that kind only")
+    w.add_parser("rm", parents=[common], help="stop watching").add_argument("id")
 
     s = group("sub", "webhook subscriptions")
     p = s.add_parser("add", parents=[common], help="subscribe a URL")
@@ -220,8 +224,26 @@ def _watch_add(c: ApiClient, a: argparse.Namespace) -> None:
 
 
 def _watch_ls(c: ApiClient, a: argparse.Namespace) -> None:
-    query = {"state": a.state, "source": a.source, "limit": a.limit}
-    _list(a, c.pages("/v1/watches", query, a.all), WATCH_COLUMNS)
+    if a.job_id and not a.source:
+        raise CommandError("--job-id needs --source")
+    query = {"state": a.state, "source": a.source, "kind": a.kind, "job_id": a.job_id}
+    _list(a, c.pages("/v1/watches", {**query, "limit": a.limit}, a.all), WATCH_COLUMNS)
+
+
+def _watch_show(c: ApiClient, a: argparse.Namespace) -> None:
+    """By watch id, or SOURCE/JOB_ID (job ids hold no slash): people know their jobs."""
+    source, slash, job_id = a.id.partition("/")
+    if not slash:
+        _show(a, c.call("GET", f"/v1/watches/{_quote(a.id)}"))
+        return
+    query = {"source": source, "job_id": job_id, "kind": a.kind}
+    found = c.call("GET", "/v1/watches", query=query)["items"]
+    if not found:
+        raise CommandError(f"no watch for job {job_id!r} of source {source!r}")
+    for i, watch in enumerate(found):
+        if i and not a.json:
+            print()
+        _show(a, watch)
 
 
 def header_options(given: list[str]) -> dict[str, str]:
@@ -329,7 +351,7 @@ def _quote(value: str) -> str:
 HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("watch", "add"): _watch_add,
     ("watch", "ls"): _watch_ls,
-    ("watch", "show"): _get("/v1/watches/{id}"),
+    ("watch", "show"): _watch_show,
     ("watch", "rm"): _deleted("watches"),
     ("sub", "add"): _sub_add,
     ("sub", "ls"): lambda c, a: _list(

@@ -336,18 +336,32 @@ class RedisStore:
         fields = await self.client.hmget(self.keys.watch(watch_id), codec.RECORD_FIELDS)
         return codec.watch_from_record(watch_id, fields)
 
+    async def find_watch(self, key: WatchKey) -> Watch | None:
+        """A job's watch: by the id its job gives, else (registered by 0.2) through its
+        lookup key."""
+        watch = await self.get_watch(codec.watch_id(key.source, key.kind, key.job_id))
+        if watch is not None:
+            return watch
+        legacy = await self.client.get(self.keys.watch_key(key.source, key.kind, key.job_id))
+        return None if legacy in (None, "deleted") else await self.get_watch(str(legacy))
+
     async def list_watches(
         self,
         *,
         state: WatchState | None = None,
         source: str | None = None,
+        kind: str | None = None,
         cursor: Cursor | None = None,
         limit: int = 50,
     ) -> tuple[list[Watch], Cursor | None]:
         """Watches oldest first; the cursor is (created ms, id) of the last one returned."""
 
         def keep(w: Watch) -> bool:
-            return (state is None or w.state == state) and (source is None or w.source == source)
+            return (
+                (state is None or w.state == state)
+                and (source is None or w.source == source)
+                and (kind is None or w.kind == kind)
+            )
 
         return await self.paginate(self.keys.watches, cursor, limit, self._load_many, keep)
 

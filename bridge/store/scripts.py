@@ -6,9 +6,9 @@ the limiter; lua/guard.lua: the lease check) before it. All are loaded here and
 registered in one place (register_all), once per connection.
 
 A watch is a hash {state, source, lease, prio, kind, job, at, doc} (store/codec.py):
-the first four are what the scripts compare, `doc` the rest of the watch as JSON. Scripts are idempotent where a call may be
-repeated: transitions are compare-and-set on the lease token and state, and event ids
-are deterministic.
+the first four are what the scripts compare, `doc` the rest of the watch as JSON.
+Scripts are idempotent where a call may be repeated: transitions are compare-and-set
+on the lease token and state, and event ids are deterministic.
 """
 
 from __future__ import annotations

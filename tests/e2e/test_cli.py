@@ -117,6 +117,13 @@ async def test_watch_sub_events_deliveries_status(cli: Cli) -> None:
     watches = (await cli("watch", "ls", "--state", "terminal", "--all", "--json")).json()
     assert [w["id"] for w in watches["items"]] == [watch["id"]]
     assert "cli-job" in (await cli("watch", "ls")).out
+    by_job = (await cli("watch", "show", "fs/cli-job", "--json")).json()  # people know jobs
+    assert by_job["id"] == watch["id"]
+    listed_by_job = await cli("watch", "ls", "--source", "fs", "--job-id", "cli-job", "--json")
+    assert [w["id"] for w in listed_by_job.json()["items"]] == [watch["id"]]
+    unknown = await cli("watch", "show", "fs/never-watched")
+    assert unknown.code == 1 and "no watch for job 'never-watched'" in unknown.err
+    assert (await cli("watch", "ls", "--job-id", "cli-job")).code != 0  # needs --source
 
     events = (await cli("events", "ls", "--watch-id", watch["id"], "--json")).json()
     [event] = events["items"]

@@ -539,3 +539,29 @@ def test_the_address_a_failure_counts_against(peer: str, forwarded: str | None,
 
     proxies = (ipaddress.ip_network("10.0.0.0/8"),)
     assert client_address(peer, forwarded, proxies) == expected
+
+
+async def test_watches_are_found_by_their_job(api) -> None:  # type: ignore[no-untyped-def]
+    """GET /v1/watches?source=&job_id= answers the watches of one upstream job, one a
+    kind unless kind names one; state filters them; without source it is a 400; a job
+    not watched is an empty list."""
+    client, _, _ = api
+    for kind in ("users", "events"):
+        body = {"source": "fs", "kind": kind, "job_id": "imp-2"}
+        await client.post("/v1/watches", json=body, headers=AUTH)
+    await client.post("/v1/watches", json={"source": "fs", "job_id": "other"}, headers=AUTH)
+
+    async def found(query: str) -> list[tuple[str, str]]:
+        resp = await client.get(f"/v1/watches?{query}", headers=AUTH)
+        assert resp.status == 200
+        data = await resp.json()
+        assert data["next_cursor"] is None
+        return sorted((w["kind"], w["job_id"]) for w in data["items"])
+
+    assert await found("source=fs&job_id=imp-2") == [("events", "imp-2"), ("users", "imp-2")]
+    assert await found("source=fs&kind=events&job_id=imp-2") == [("events", "imp-2")]
+    assert await found("source=fs&job_id=imp-2&state=terminal") == []
+    assert await found("source=fs&job_id=never") == []
+    assert await found("source=fs&kind=users") == [("users", "imp-2"), ("users", "other")]
+    resp = await client.get("/v1/watches?job_id=imp-2", headers=AUTH)
+    assert resp.status == 400 and (await resp.json())["fields"][0]["name"] == "source"
