@@ -492,18 +492,14 @@ class RedisStore:
             ahead, stale = self._candidates(reads, now_ms, read_limit, limits, scan), False
         expired, due = ahead.expired, ahead.due
         few = len(limits) <= FEW_SOURCES
-        if few:  # every source with a limit takes its turn, and any other with a backlog
-            turns = [*limits, *(s for s in ahead.ready if s not in limits)]
-            sources = turns
-        else:  # the ready ones take turns; the sources of the due watches are named
-            turns = ahead.ready
-            of = await self._sources_of([*expired, *due])
-            taking_turns = set(turns)
-            sources = [*turns, *dict.fromkeys(s for s in of if s not in taking_turns)]
-        heads = ahead.heads
-        unread = [s for s in turns if s not in heads]
-        if unread:  # a source no longer configured still hands its backlog out
-            heads = {**heads, **await self._heads_of(unread, read_limit)}
+        # few: every source with a limit takes its turn, and any other with a backlog;
+        # many: the ready ones take turns, and the sources of the due watches are named
+        turns = [*limits, *(s for s in ahead.ready if s not in limits)] if few else ahead.ready
+        unread = [s for s in turns if s not in ahead.heads]  # (one no longer configured)
+        of, more_heads = await self._complete([] if few else [*expired, *due], unread, read_limit)
+        heads = {**ahead.heads, **more_heads} if more_heads else ahead.heads
+        taking_turns = set(turns)
+        sources = [*turns, *dict.fromkeys(s for s in of if s not in taking_turns)]
         keys = [k.due, k.leases, k.backlogs, k.ready]
         for s in sources:
             keys += self._limiter_keys(s)
@@ -630,31 +626,43 @@ class RedisStore:
             unmarked=int(backlogged) > int(placed),
         )
 
-    async def _heads_of(self, sources: list[str], limit: int) -> dict[str, list[str]]:
-        """The first backlogged watches of these sources (lua/heads.lua), one call."""
-        backlogs = [self._limiter_keys(s)[0] for s in sources]
-        lists = await self._heads(keys=backlogs, args=[limit])
-        return dict(zip(sources, lists, strict=True))
+    async def _complete(
+        self, watch_ids: list[str], unread: list[str], limit: int
+    ) -> tuple[list[str], dict[str, list[str]]]:
+        """What a claim's read lacks, in one round trip: the sources of these watches
+        (remembered, else read; a watch gone meanwhile has none and is passed over) and
+        the first backlogged watches of the unread sources (lua/heads.lua)."""
+        found = {i: s for i in watch_ids if (s := self._source_of.get(i)) is not None}
+        unknown = [i for i in watch_ids if i not in found]
+        heads: dict[str, list[str]] = {}
+        if unknown or unread:
+            backlogs = [self._limiter_keys(s)[0] for s in unread]
+            heads_call = ("EVALSHA", self._heads.sha, len(backlogs), *backlogs, limit)
+            for _ in range(2):
+                pipe = self.client.pipeline(transaction=False)
+                for watch_id in unknown:
+                    pipe.hget(self.keys.watch(watch_id), "source")
+                if unread:
+                    pipe.execute_command(*heads_call)
+                answers = list(await pipe.execute(raise_on_error=False))
+                if not (unread and isinstance(answers[-1], NoScriptError)):
+                    break
+                await self.client.script_load(self._heads.script)
+            for answer in answers:
+                if isinstance(answer, BaseException):
+                    raise answer
+            for watch_id, source in zip(unknown, answers, strict=False):
+                if source:
+                    found[watch_id] = str(source)
+                    self._note_source(watch_id, str(source))
+            if unread:
+                heads = dict(zip(unread, answers[-1], strict=True))
+        return [found[i] for i in watch_ids if i in found], heads
 
     def _note_source(self, watch_id: str, source: str) -> None:
         if len(self._source_of) >= SOURCES_OF_WATCHES_KEPT:  # the oldest learned goes
             del self._source_of[next(iter(self._source_of))]
         self._source_of[watch_id] = source
-
-    async def _sources_of(self, watch_ids: list[str]) -> list[str]:
-        """The sources of these watches: remembered, or read in one round trip (a watch
-        gone meanwhile has none; the claim passes it over)."""
-        found = {i: s for i in watch_ids if (s := self._source_of.get(i)) is not None}
-        unknown = [i for i in watch_ids if i not in found]
-        if unknown:
-            pipe = self.client.pipeline(transaction=False)
-            for watch_id in unknown:
-                pipe.hget(self.keys.watch(watch_id), "source")
-            for watch_id, source in zip(unknown, await pipe.execute(), strict=True):
-                if source:
-                    found[watch_id] = str(source)
-                    self._note_source(watch_id, str(source))
-        return [found[i] for i in watch_ids if i in found]
 
     async def reschedule(
         self,

@@ -53,3 +53,25 @@ async def test_a_claim_after_a_flushed_cache_reads_and_claims(store: RedisStore)
     third = await store.claim(now, 30, 2, limits)
     ids = [c.watch.id for c in (*first, *second, *third)]
     assert len(ids) == 6 == len(set(ids))
+
+
+async def test_a_claim_among_many_sources_after_a_flushed_cache(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Among many sources the heads of the ready ones are read after the claim's read,
+    with the sources of its due watches: that call loads its script again too."""
+    from bridge.model import WatchKey
+    from bridge.store import redis as redis_store
+
+    monkeypatch.setattr(redis_store, "FEW_SOURCES", 1)
+    now = 1_800_000_000.0
+    limits = {f"s{i}": (0.0, 1) for i in range(5)}
+    for i in range(6):
+        await store.register(WatchKey(f"s{i % 3}", "users", f"j{i}"), now)
+    await store.sources.pause("s0", 0.2)
+    assert len(await store.claim(now, 30, 10, limits)) == 4  # s0's two wait: paused
+    await store.client.delete(store.keys.source_pause("s0"))
+    await store.client.zadd(store.keys.ready, {"s0": 0})  # as when the pause ends
+    await store.client.script_flush()
+    store._ahead = None
+    assert sorted(c.watch.job_id for c in await store.claim(now, 30, 10, limits)) == ["j0", "j3"]
