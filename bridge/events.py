@@ -82,6 +82,7 @@ def outcome_event(
         "finished_at": snapshot.finished_at if snapshot else None,
         "detected_at": iso_ms(detected_at),
         "job": bounded_job(snapshot.raw if snapshot else (watch.snapshot or None), max_job_bytes),
+        "metadata": watch.metadata or {},
         **(extra or {}),
     }
     return Event(
@@ -142,6 +143,7 @@ def progress_event(
             "progress": None if share is None else round(min(1.0, share), 4),
             "sequence": seq,
             "detected_at": iso_ms(now),
+            "metadata": watch.metadata or {},
         },
     )
 

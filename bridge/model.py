@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bridge.event_types import type_matches
+from bridge.metadata import holds
 
 
 class Outcome(enum.StrEnum):
@@ -123,6 +125,7 @@ class Watch:
     progress_step: int = -1  # the last step (done share // poll.progress_step) announced
     # The last polls, newest last: (time, why it was made, what it found)
     timeline: tuple[tuple[float, str, str], ...] = ()
+    metadata: dict[str, str] | None = None  # as registered (bridge/metadata.py)
 
     # The transitions of a watch, written once (the poller decides which). A poll makes
     # one copy of the watch: dataclasses.replace is not cheap on the hot path.
@@ -194,6 +197,7 @@ class Subscription:
     failing_since: float | None = None
     created_at: float = 0.0
     static: bool = False
+    metadata: tuple[tuple[str, str], ...] = ()  # only watches whose metadata holds these
 
     def live_secrets(self, now: float) -> list[str]:
         return [s for s, until in self.live_secrets_with_expiry(now)]
@@ -201,8 +205,12 @@ class Subscription:
     def live_secrets_with_expiry(self, now: float) -> list[tuple[str, float | None]]:
         return [(s, until) for s, until in self.secrets if until is None or until > now]
 
-    def matches(self, event_type: str, source: str | None) -> bool:
+    def matches(
+        self, event_type: str, source: str | None, metadata: Mapping[str, str] | None = None
+    ) -> bool:
         if self.sources and source not in self.sources:
+            return False
+        if self.metadata and not holds(metadata, dict(self.metadata)):
             return False
         return any(type_matches(p, event_type) for p in self.event_types)
 

@@ -24,6 +24,7 @@ from bridge.delivery.headers import check_headers
 from bridge.delivery.targets import TargetPolicy, TargetRefused, check_url, parse_network
 from bridge.errors import ConfigError
 from bridge.event_types import UnknownEventType, check_pattern
+from bridge.metadata import problems as metadata_problems
 from bridge.providers.config import DiscoveryFields
 from bridge.providers.registry import PLUGINS, SourceConfig
 from bridge.sections import Section
@@ -161,10 +162,12 @@ class StaticSubscription(Section):
     format: Literal["standard", "slack", "discord", "teams"] = "standard"
     headers: dict[str, str] = Field(default_factory=dict)
     description: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)  # watches whose metadata holds these
 
     @model_validator(mode="after")
     def _check(self) -> StaticSubscription:
         problems = check_headers(self.headers)
+        problems += [f"metadata: {p}" for p in metadata_problems(self.metadata)]
         for i, pattern in enumerate(self.event_types):
             try:
                 check_pattern(pattern)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from bridge import metadata
 from bridge.events import iso_ms
 from bridge.job_ids import has_dot_segment
 from bridge.model import Event, Watch
+
+# A string map, bounded (bridge/metadata.py): on watches, and on subscriptions as a filter
+Metadata = Annotated[dict[str, Any] | None, AfterValidator(metadata.checked)]
 
 
 class WatchCreate(BaseModel):
@@ -19,6 +23,7 @@ class WatchCreate(BaseModel):
     # no control characters or "/"; "." and ".." would be path steps in a job URL
     job_id: str = Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f/]+$")
     kind: str | None = Field(default=None, min_length=1, max_length=50)
+    metadata: Metadata = None  # set when the watch is created
 
     @field_validator("job_id")
     @classmethod
@@ -58,6 +63,7 @@ def watch_view(watch: Watch, waiting: str | None = None) -> dict[str, Any]:
         "poll_reason": reason if watch.state.value == "watching" else None,
         "terminal_at": iso(watch.terminal_at),
         "discovered": watch.discovered,
+        "metadata": watch.metadata or {},
     }
 
 

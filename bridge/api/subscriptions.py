@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bridge.api.context import Answer, Call, delivery_store, page_params
 from bridge.api.error_shape import ApiError, validation_fields
-from bridge.api.models import encode_cursor, iso
+from bridge.api.models import Metadata, encode_cursor, iso
 from bridge.delivery import signing
 from bridge.delivery.formats import Format
 from bridge.delivery.headers import check_headers
@@ -30,6 +30,7 @@ class _SubFields(BaseModel):
     format: Format | None = None
     headers: dict[str, str] | None = None
     description: str | None = Field(default=None, max_length=500)
+    metadata: Metadata = None  # only watches whose metadata holds these pairs
 
     @field_validator("event_types")
     @classmethod
@@ -70,6 +71,7 @@ def subscription_view(sub: Subscription, parked: int | None = None) -> dict[str,
         "url": sub.url,
         "event_types": list(sub.event_types),
         "sources": list(sub.sources),
+        "metadata": dict(sub.metadata),
         "format": sub.format,
         "headers": sorted(k for k, _ in sub.headers),  # names only: values may be credentials
         "description": sub.description,
@@ -156,6 +158,7 @@ async def create_subscription(call: Call) -> Answer:
         secrets=((secret, None),),
         event_types=tuple(req.event_types or ["import.*"]),
         sources=tuple(req.sources or ()),
+        metadata=tuple(sorted((req.metadata or {}).items())),
         format=(req.format or Format.STANDARD).value,
         headers=tuple(sorted((req.headers or {}).items())),
         description=req.description,
@@ -206,6 +209,7 @@ async def patch_subscription(call: Call) -> Answer:
         url=req.url if req.url is not None else sub.url,
         event_types=tuple(req.event_types) if req.event_types is not None else sub.event_types,
         sources=tuple(req.sources) if req.sources is not None else sub.sources,
+        metadata=tuple(sorted(req.metadata.items())) if req.metadata is not None else sub.metadata,
         format=req.format.value if req.format is not None else sub.format,
         headers=tuple(sorted(req.headers.items())) if req.headers is not None else sub.headers,
         description=req.description if req.description is not None else sub.description,

@@ -7,7 +7,7 @@ from typing import Any
 
 from bridge.api.context import Answer, Call
 from bridge.api.error_shape import ApiError
-from bridge.api.watches import watch_key_of
+from bridge.api.watches import watch_request_of
 from bridge.model import WatchKey
 
 MAX_ITEMS = 1000
@@ -22,7 +22,7 @@ async def create_watches(call: Call) -> Answer:
         raise ApiError(
             422,
             "invalid_request",
-            'expected {"items": [{source, job_id, kind?}, …]}',
+            'expected {"items": [{source, job_id, kind?, metadata?}, …]}',
             [{"name": "items", "description": "a list of watches to register"}],
         )
     if not 1 <= len(items) <= MAX_ITEMS:
@@ -33,16 +33,18 @@ async def create_watches(call: Call) -> Answer:
             [{"name": "items", "description": f"{len(items)} given"}],
         )
     answers: list[dict[str, Any]] = []
-    valid: list[tuple[int, WatchKey]] = []
+    valid: list[tuple[int, WatchKey, dict[str, str] | None]] = []
     for item in items:
         try:
-            valid.append((len(answers), watch_key_of(ctx, item)))
+            valid.append((len(answers), *watch_request_of(ctx, item)))
             answers.append({})
         except ApiError as exc:
             error = {"code": exc.code, "message": exc.message, "fields": exc.fields}
             answers.append({"status": exc.status, "error": error})
-    registered = await ctx.store.register_many([key for _, key in valid], ctx.clock.now())
-    for (at, _), (watch, new) in zip(valid, registered, strict=True):
+    registered = await ctx.store.register_many(
+        [key for _, key, _ in valid], ctx.clock.now(), [meta for _, _, meta in valid]
+    )
+    for (at, _, _), (watch, new) in zip(valid, registered, strict=True):
         answers[at] = {"status": 201 if new else 200, "id": watch.id}
     if any(new for _, new in registered):
         ctx.on_registered()

@@ -14,15 +14,16 @@ from bridge.model import Watch, WatchKey, WatchState
 
 async def create_watch(call: Call) -> Answer:
     ctx = call.ctx
-    key = watch_key_of(ctx, await call.json())
-    watch, created = await ctx.store.register(key, ctx.clock.now())
+    key, metadata = watch_request_of(ctx, await call.json())
+    watch, created = await ctx.store.register(key, ctx.clock.now(), metadata)
     if created:
         ctx.on_registered()
     return Answer(watch_view(watch), 201 if created else 200)
 
 
-def watch_key_of(ctx: ApiContext, body: Any) -> WatchKey:
-    """What a registration names, checked against the configured sources (ApiError)."""
+def watch_request_of(ctx: ApiContext, body: Any) -> tuple[WatchKey, dict[str, str] | None]:
+    """What a registration names, checked against the configured sources, and its
+    metadata (ApiError)."""
     try:
         req = WatchCreate.model_validate(body)
     except ValidationError as exc:
@@ -46,7 +47,7 @@ def watch_key_of(ctx: ApiContext, body: Any) -> WatchKey:
             f"kind {kind!r} is not polled for this source",
             [{"name": "kind", "description": f"one of: {', '.join(kinds)}"}],
         )
-    return WatchKey(req.source, kind, req.job_id)
+    return WatchKey(req.source, kind, req.job_id), req.metadata or None
 
 
 async def list_watches(call: Call) -> Answer:

@@ -113,6 +113,7 @@ def add_admin_commands(sub: Any) -> None:
     p.add_argument("source")
     p.add_argument("job_id")
     p.add_argument("--kind", help="users or events (FullStory); default: the source's first")
+    p.add_argument("--meta", action="append", default=[], help="KEY=VALUE, repeatable")
     p = w.add_parser("ls", parents=[common, page], help="list watches")
     p.add_argument("--state", choices=["watching", "terminal", "not_found", "expired"])
     p.add_argument("--source")
@@ -128,6 +129,9 @@ def add_admin_commands(sub: Any) -> None:
     p.add_argument("url")
     p.add_argument("--event-type", action="append", dest="event_types", help="repeatable")
     p.add_argument("--source", action="append", dest="sources", help="repeatable")
+    p.add_argument(
+        "--meta", action="append", default=[], help="KEY=VALUE: watches whose metadata has it"
+    )
     p.add_argument("--format", choices=["standard", "slack", "discord", "teams"])
     p.add_argument("--secret", help="whsec_… (or whsk_… with --signature v1a); default: generated")
     p.add_argument("--signature", choices=["v1", "v1a"], help="v1: HMAC (default); v1a: Ed25519")
@@ -215,8 +219,21 @@ def _list(args: argparse.Namespace, data: dict[str, Any], columns: tuple[str, ..
         print("(more: --all for every page)")
 
 
+def meta_options(given: list[str]) -> dict[str, str]:
+    """--meta KEY=VALUE options."""
+    pairs = {}
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--meta: expected KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
 def _watch_add(c: ApiClient, a: argparse.Namespace) -> None:
     body = {"source": a.source, "job_id": a.job_id, **({"kind": a.kind} if a.kind else {})}
+    if a.meta:
+        body["metadata"] = meta_options(a.meta)
     watch = c.call("POST", "/v1/watches", body)
     _show(a, watch)
     if not a.json and c.last_status == 200:
@@ -268,6 +285,7 @@ def _sub_add(c: ApiClient, a: argparse.Namespace) -> None:
         "signature": a.signature,
         "headers": headers or None,
         "description": a.description,
+        "metadata": meta_options(a.meta) or None,
     }
     created = c.call("POST", "/v1/subscriptions", {k: v for k, v in fields.items() if v})
     _show(a, created)

@@ -50,6 +50,7 @@ def deliveries_for(event: Event, subs: list[Subscription], now: float) -> list[D
     """One delivery per subscription that wants this event (disabled ones too: they
     are kept, parked, until the subscription is enabled again)."""
     source = event.data.get("source")
+    metadata = event.data.get("metadata")
     detected_at = _detected(event, now)  # once per event, not once per subscription
     progress = event.type == "import.progress" and event.watch_id
     return [
@@ -66,7 +67,11 @@ def deliveries_for(event: Event, subs: list[Subscription], now: float) -> list[D
             next_attempt_at=now,
         )
         for sub in subs
-        if sub.matches(event.type, source if isinstance(source, str) else None)
+        if sub.matches(
+            event.type,
+            source if isinstance(source, str) else None,
+            metadata if isinstance(metadata, dict) else None,
+        )
         and not (
             event.type == "subscription.disabled" and event.data.get("subscription_id") == sub.id
         )

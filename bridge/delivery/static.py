@@ -40,6 +40,7 @@ async def sync_static_subscriptions(store: DeliveryStore, settings: Settings, no
             secrets=secrets,
             event_types=tuple(cfg.event_types),
             sources=tuple(cfg.sources),
+            metadata=tuple(sorted(cfg.metadata.items())),
             format=cfg.format,
             headers=tuple(sorted(cfg.headers.items())),
             description=cfg.description,

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "progress": [],
     "poll_reason": None,
     "snapshot": None,
+    "metadata": None,
 }
 
 
@@ -77,6 +78,7 @@ def watch_to_doc(watch: Watch) -> str:
         "progress": [list(sample) for sample in watch.progress],
         "poll_reason": watch.poll_reason,
         "snapshot": watch.snapshot,
+        "metadata": watch.metadata or None,
     }
     doc: dict[str, Any] = {k: v for k, v in optional.items() if v != DEFAULTS[k]}
     legacy = is_legacy(watch)
@@ -159,6 +161,7 @@ def _watch(d: dict[str, Any], lease: int) -> Watch:
         progress_event_at=d.get("progress_event_at"),
         progress_step=int(d.get("progress_step", -1)),
         timeline=_timeline(d.get("timeline")),
+        metadata=d.get("metadata"),
     )
 
 

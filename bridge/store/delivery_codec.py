@@ -27,6 +27,7 @@ def sub_to_json(sub: Subscription) -> str:
             "failing_since": sub.failing_since,
             "created_at": sub.created_at,
             "static": sub.static,
+            "metadata": dict(sub.metadata),
         }
     ).decode()
 
@@ -47,6 +48,7 @@ def sub_from_json(text: str) -> Subscription:
         failing_since=d.get("failing_since"),
         created_at=d.get("created_at", 0.0),
         static=d.get("static", False),
+        metadata=tuple((d.get("metadata") or {}).items()),
     )
 
 

@@ -187,17 +187,29 @@ class RedisStore:
         return None if value is None else str(value)
 
     # ---------------------------------------------------------------- watches
-    async def register(self, key: WatchKey, now: float) -> tuple[Watch, bool]:
-        """Start watching; returns the watch and whether it is new (idempotent). A job
-        whose watch an operator deleted is watched again."""
-        watch, outcome = await self._register_as(key, now, discovered=False)
+    async def register(
+        self, key: WatchKey, now: float, metadata: dict[str, str] | None = None
+    ) -> tuple[Watch, bool]:
+        """Start watching; returns the watch and whether it is new (idempotent: a job
+        already watched keeps its metadata). A job whose watch an operator deleted is
+        watched again."""
+        watch, outcome = await self._register_as(key, now, discovered=False, metadata=metadata)
         return watch, outcome == "created"
 
-    async def register_many(self, keys: list[WatchKey], now: float) -> list[tuple[Watch, bool]]:
+    async def register_many(
+        self,
+        keys: list[WatchKey],
+        now: float,
+        metadata: list[dict[str, str] | None] | None = None,
+    ) -> list[tuple[Watch, bool]]:
         """Many registrations in one round trip (the batch endpoint); each answer as
-        `register` gives it, in order. Jobs already watched cost a second round trip
-        together, to read their watches."""
-        fresh = [self._new_watch(key, now, discovered=False) for key in keys]
+        `register` gives it, in order (metadata: per key, when given). Jobs already
+        watched cost a second round trip together, to read their watches."""
+        metas = metadata or [None] * len(keys)
+        fresh = [
+            self._new_watch(key, now, discovered=False, metadata=meta)
+            for key, meta in zip(keys, metas, strict=True)
+        ]
         if not fresh:
             return []
         k = self.keys
@@ -226,7 +238,7 @@ class RedisStore:
                     out[i] = (watch, False)
         for i, answer in enumerate(out):
             if answer is None:  # a lookup key naming a watch that is gone: one at a time
-                out[i] = await self.register(keys[i], now)
+                out[i] = await self.register(keys[i], now, metas[i])
         return [answer for answer in out if answer is not None]
 
     async def register_discovered(self, key: WatchKey, now: float) -> bool:
@@ -256,7 +268,14 @@ class RedisStore:
         member = f"{key.kind}:{key.job_id}"
         return await self.client.zscore(self.keys.source_discovered(key.source), member) is not None
 
-    def _new_watch(self, key: WatchKey, now: float, *, discovered: bool) -> Watch:
+    def _new_watch(
+        self,
+        key: WatchKey,
+        now: float,
+        *,
+        discovered: bool,
+        metadata: dict[str, str] | None = None,
+    ) -> Watch:
         return Watch(
             id=codec.watch_id(key.source, key.kind, key.job_id),
             source=key.source,
@@ -267,6 +286,7 @@ class RedisStore:
             next_poll_at=to_ms(now) / 1000,
             poll_reason="age",  # polled at once: its age is zero
             discovered=discovered,
+            metadata=metadata or None,
         )
 
     def _register_call(
@@ -295,10 +315,15 @@ class RedisStore:
         return keys, args
 
     async def _register_as(
-        self, key: WatchKey, now: float, *, discovered: bool
+        self,
+        key: WatchKey,
+        now: float,
+        *,
+        discovered: bool,
+        metadata: dict[str, str] | None = None,
     ) -> tuple[Watch, str]:
         """(the watch, 'created' | 'existing' | 'skipped')."""
-        watch = self._new_watch(key, now, discovered=discovered)
+        watch = self._new_watch(key, now, discovered=discovered, metadata=metadata)
         expected = ""  # the common case: a job not watched yet
         for _ in range(3):
             keys, args = self._register_call(watch, expected, now)

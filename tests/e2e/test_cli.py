@@ -323,3 +323,44 @@ async def test_a_proxy_in_the_environment_does_not_stand_between_cli_and_bridge(
         )  # fmt: skip
         _, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 0, (args, err)
+
+
+async def test_metadata_travels_with_the_job_and_picks_subscribers(cli: Cli) -> None:
+    """A watch registered with metadata: its terminal webhook carries it, verified; a
+    subscription filtered on tenant acme gets it, one filtered on globex does not."""
+    subs = {}
+    for path, tenant in (("acme", "acme"), ("globex", "globex")):
+        subs[path] = (
+            await cli("sub", "add", cli.receiver.url(path), "--meta", f"tenant={tenant}", "--json")
+        ).json()
+        cli.receiver.secrets[path] = subs[path]["secret"]
+        assert subs[path]["metadata"] == {"tenant": tenant}
+    cli.sim.add_job(JobSpec(provider="fullstory", id="meta-job", duration=0.2))
+    watch = (
+        await cli("watch", "add", "fs", "meta-job", "--meta", "tenant=acme", "--meta", "run=r-17",
+                  "--json")
+    ).json()  # fmt: skip
+    assert watch["metadata"] == {"tenant": "acme", "run": "r-17"}
+    again = (await cli("watch", "add", "fs", "meta-job", "--meta", "tenant=x", "--json")).json()
+    assert again["metadata"] == watch["metadata"]  # the first registration's
+
+    async def delivered() -> bool:
+        return len(cli.receiver.for_path("acme")) >= 1
+
+    await wait_until(delivered, 20, "the acme webhook")
+    [got] = cli.receiver.for_path("acme")
+    assert got.verified and got.body["type"] == "import.completed"
+    assert got.body["data"]["metadata"] == {"tenant": "acme", "run": "r-17"}
+    shown = (await cli("events", "show", got.webhook_id, "--json")).json()
+    assert shown["data"]["metadata"] == {"tenant": "acme", "run": "r-17"}
+
+    async def recorded() -> bool:  # the delivery list knows both subscriptions by now
+        page = (await cli("deliveries", "ls", "--json")).json()
+        return any(d["subscription_id"] == subs["acme"]["id"] for d in page["items"])
+
+    await wait_until(recorded, 20, "the delivery recorded")
+    page = (await cli("deliveries", "ls", "--json")).json()
+    assert all(d["subscription_id"] != subs["globex"]["id"] for d in page["items"])
+    assert cli.receiver.for_path("globex") == []
+    bad = await cli("watch", "add", "fs", "other", "--meta", "bad key=v")
+    assert bad.code == 1 and "metadata" in bad.err

@@ -88,6 +88,7 @@ counts = st.one_of(st.none(), st.integers(0, 5))
     legacy=st.booleans(),
     state=st.sampled_from(list(WatchState)),
     next_poll=st.sampled_from(["created", None, 7.5]),
+    meta=st.sampled_from([None, {"tenant": "acme", "run": "r-17"}]),
 )
 def test_every_watch_round_trips_defaults_left_out(
     status: str | None,
@@ -106,6 +107,7 @@ def test_every_watch_round_trips_defaults_left_out(
     legacy: bool,
     state: WatchState,
     next_poll: str | float | None,
+    meta: dict[str, str] | None,
 ) -> None:
     """Whatever a watch holds comes back as it was (empty strings, zero counts and empty
     snapshots included), and a field at its reader's default is not written; a watch
@@ -114,7 +116,8 @@ def test_every_watch_round_trips_defaults_left_out(
               polls=polls, errors=errors, interval_s=interval, last_polled_at=polled,
               terminal_at=terminal, last_error=error, poll_reason=reason, snapshot=snapshot,
               discovered=discovered, lease=3, state=state,
-              next_poll_at=1.0 if next_poll == "created" else next_poll)  # fmt: skip
+              next_poll_at=1.0 if next_poll == "created" else next_poll,
+              metadata=meta)  # fmt: skip
     if legacy:
         w = replace(w, id="w_" + "ab" * 10)
     doc = codec.watch_to_doc(w)
