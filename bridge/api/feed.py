@@ -79,7 +79,7 @@ def parse_wait(raw: str | None) -> float:
     return float(raw)
 
 
-async def _pause(stopping: asyncio.Event, seconds: float) -> None:
+async def pause(stopping: asyncio.Event, seconds: float) -> None:
     """Wait a moment before looking again; at once when the server stops."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stopping.wait(), max(0.0, seconds))
@@ -94,7 +94,7 @@ async def _next(
 
 
 @contextlib.contextmanager
-def _waiting_slot(request: web.Request) -> Iterator[None]:
+def waiting_slot(request: web.Request) -> Iterator[None]:
     """A place among the waiting clients: MAX_WAITING per process, and at most a
     quarter of them for one token, so one consumer cannot lock the others out."""
     count = request.app[WAITING]
@@ -124,9 +124,9 @@ async def long_poll(request: web.Request) -> web.Response:
     stopping = request.app[STOPPING]
     items, after = await _next(request, after, limit)
     if not items and wait > 0:
-        with _waiting_slot(request):
+        with waiting_slot(request):
             while not items and time.monotonic() < deadline and not stopping.is_set():
-                await _pause(stopping, min(LOOK_EVERY_S, deadline - time.monotonic()))
+                await pause(stopping, min(LOOK_EVERY_S, deadline - time.monotonic()))
                 items, after = await _next(request, after, limit)
     return web.json_response({"items": [event_view(e) for _, e in items], "next_cursor": after})
 
@@ -144,7 +144,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    with _waiting_slot(request):
+    with waiting_slot(request):
         await resp.prepare(request)
         stopping = request.app[STOPPING]
         quiet_since = time.monotonic()
@@ -162,7 +162,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 if time.monotonic() - quiet_since >= HEARTBEAT_S:
                     await asyncio.wait_for(resp.write(b": keepalive\n\n"), WRITE_TIMEOUT_S)
                     quiet_since = time.monotonic()
-                await _pause(stopping, LOOK_EVERY_S)
+                await pause(stopping, LOOK_EVERY_S)
         except (ConnectionError, TimeoutError):
             pass  # the consumer went away or stopped reading; it resumes with Last-Event-ID
         except StoreOutage:

@@ -79,7 +79,9 @@ OPERATIONS = (
               ("job_id", "the watches of one upstream job (with source; kind: each of the "
                "source's unless named); one page", {"type": "string"}),
               *PAGE]),
-    Op("get", "/v1/watches/{id}", "One watch", "watches"),
+    Op("get", "/v1/watches/{id}", "One watch; with wait=S (0-60), once its state changes "
+       "(or after S seconds; at once when it has ended)", "watches",
+       query=[("wait", "seconds to wait for a change of state", {"type": "number"})]),
     Op("delete", "/v1/watches/{id}", "Stop watching", "watches", ok=(204, "Deleted")),
     Op("get", "/v1/events",
        "The event log; with `after` or `wait`, the pull feed: a long poll that returns as "

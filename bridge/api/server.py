@@ -20,6 +20,7 @@ from bridge.api import (
     status,
     subscriptions,
     watch_batch,
+    watch_wait,
     watches,
 )
 from bridge.api.auth import BRAKE, PROXIES, FailureBrake, auth_middleware, no_store
@@ -78,7 +79,7 @@ def build_api(ctx: ApiContext) -> web.Application:
     r.add_post("/v1/watches", http(watches.create_watch, _body))
     r.add_post("/v1/watches/batch", http(watch_batch.create_watches, _batch_body))
     r.add_get("/v1/watches", http(watches.list_watches))
-    r.add_get("/v1/watches/{id}", http(watches.get_watch))
+    r.add_get("/v1/watches/{id}", watch_wait.get_watch)  # with ?wait=S a long poll
     r.add_delete("/v1/watches/{id}", http(watches.delete_watch))
     r.add_get("/v1/events", event_log.list_events)  # also the pull feed
     r.add_get("/v1/event-types", http(event_log.list_event_types))

@@ -38,7 +38,12 @@ class ApiClient:
         self.last_status = 0
 
     def call(
-        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        timeout_s: float = TIMEOUT_S,
     ) -> Any:
         params = {k: v for k, v in (query or {}).items() if v not in (None, "")}
         url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
@@ -50,7 +55,7 @@ class ApiClient:
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with opener_for(url).open(req, timeout=TIMEOUT_S) as resp:
+            with opener_for(url).open(req, timeout=timeout_s) as resp:
                 raw = resp.read()
                 self.last_status = resp.status
         except urllib.error.HTTPError as exc:
@@ -114,6 +119,10 @@ def add_admin_commands(sub: Any) -> None:
     p.add_argument("job_id")
     p.add_argument("--kind", help="users or events (FullStory); default: the source's first")
     p.add_argument("--meta", action="append", default=[], help="KEY=VALUE, repeatable")
+    p.add_argument(
+        "--wait", action="store_true", help="block until the job ends (exit codes: wait)"
+    )
+    p.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
     p = w.add_parser("ls", parents=[common, page], help="list watches")
     p.add_argument("--state", choices=["watching", "terminal", "not_found", "expired"])
     p.add_argument("--source")
@@ -166,6 +175,15 @@ def add_admin_commands(sub: Any) -> None:
     d.add_parser("retry", parents=[common], help="requeue a failed or dead one").add_argument("id")
 
     sub.add_parser("status", parents=[common], help="watches, sources and queues")
+    p = sub.add_parser(
+        "wait",
+        parents=[common],
+        help="block until a watch's job ends; print its event",
+        description="Exit 0 completed, 3 completed_with_errors, 4 failed or canceled, "
+        "5 not_found or expired, 6 on --timeout (1: an error).",
+    )
+    p.add_argument("id", help="a watch id")
+    p.add_argument("--timeout", type=float, help="give up after this many seconds (exit 6)")
 
     v = sub.add_parser("verify", help="check a received webhook's signature")
     v.add_argument(
@@ -178,7 +196,7 @@ def add_admin_commands(sub: Any) -> None:
     v.add_argument("--ignore-age", action="store_true", help="accept any webhook-timestamp")
 
 
-ADMIN_COMMANDS = {"watch", "sub", "events", "deliveries", "status", "verify"}
+ADMIN_COMMANDS = {"watch", "sub", "events", "deliveries", "status", "verify", "wait"}
 
 
 def run_admin(args: argparse.Namespace) -> int:
@@ -188,15 +206,25 @@ def run_admin(args: argparse.Namespace) -> int:
         token = args.token or os.environ.get("BRIDGE_API_TOKEN")
         client = ApiClient(args.api, token)
         handler = HANDLERS[(args.command, getattr(args, "action", None))]
-        handler(client, args)
-        return 0
+        return handler(client, args) or 0
     except CommandError as exc:
         print(f"error: {out.printable(str(exc))}", file=sys.stderr)
         return 1
 
 
 # ----------------------------------------------------------------- handlers
-Handler = Callable[[ApiClient, argparse.Namespace], None]
+Handler = Callable[[ApiClient, argparse.Namespace], int | None]
+# `wait` and `watch add --wait`: the exit code per outcome (DESIGN, CLI)
+WAIT_EXIT = {
+    "completed": 0,
+    "completed_with_errors": 3,
+    "failed": 4,
+    "canceled": 4,
+    "not_found": 5,
+    "expired": 5,
+}
+WAIT_TIMED_OUT = 6
+LONG_POLL_S = 60.0  # the most one GET ?wait= may ask
 WATCH_COLUMNS = ("id", "source", "kind", "job_id", "state", "status", "counts", "polls")
 SUB_COLUMNS = ("id", "url", "event_types", "format", "enabled", "description")
 EVENT_COLUMNS = ("id", "type", "timestamp", "data.source", "data.job_id", "data.outcome")
@@ -230,14 +258,50 @@ def meta_options(given: list[str]) -> dict[str, str]:
     return pairs
 
 
-def _watch_add(c: ApiClient, a: argparse.Namespace) -> None:
+def _watch_add(c: ApiClient, a: argparse.Namespace) -> int | None:
+    if a.timeout is not None and not a.wait:
+        raise CommandError("--timeout goes with --wait")
     body = {"source": a.source, "job_id": a.job_id, **({"kind": a.kind} if a.kind else {})}
     if a.meta:
         body["metadata"] = meta_options(a.meta)
     watch = c.call("POST", "/v1/watches", body)
+    if a.wait:  # the event is what a pipeline step wants to see, not the watch
+        return wait_for(c, watch["id"], a.timeout, a.json)
     _show(a, watch)
     if not a.json and c.last_status == 200:
         print(f"\n(already watched: {watch['id']} since {watch.get('created_at')})")
+    return None
+
+
+def _wait(c: ApiClient, a: argparse.Namespace) -> int:
+    return wait_for(c, a.id, a.timeout, a.json)
+
+
+def wait_for(c: ApiClient, watch_id: str, timeout_s: float | None, as_json: bool) -> int:
+    """Block on the watch's long poll until its job ends; print its event; the exit code
+    of its outcome (WAIT_EXIT), WAIT_TIMED_OUT past timeout_s."""
+    if timeout_s is not None and timeout_s < 0:
+        raise CommandError("--timeout must be 0 or more seconds")
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    path = f"/v1/watches/{_quote(watch_id)}"
+    while True:
+        left = LONG_POLL_S if deadline is None else min(LONG_POLL_S, deadline - time.monotonic())
+        wait = max(0.0, left)
+        watch = c.call("GET", path, query={"wait": f"{wait:.1f}"}, timeout_s=wait + TIMEOUT_S)
+        if watch["state"] != "watching":
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            print(f"timed out: watch {watch_id} is still watching", file=sys.stderr)
+            return WAIT_TIMED_OUT
+    outcome = watch.get("outcome") or watch["state"]
+    found = c.call("GET", "/v1/events", query={"watch_id": watch_id, "limit": 50})["items"]
+    event = next((e for e in found if e["type"] == f"import.{outcome}"), None)
+    shown = event if event is not None else watch  # the event expired: the watch says it
+    if as_json:
+        out.print_json(shown)
+    else:
+        out.record(shown)
+    return WAIT_EXIT.get(outcome, 4)
 
 
 def _watch_ls(c: ApiClient, a: argparse.Namespace) -> None:
@@ -391,6 +455,7 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("deliveries", "show"): _get("/v1/deliveries/{id}"),
     ("deliveries", "retry"): _post("/v1/deliveries/{id}/retry"),
     ("status", None): _status,
+    ("wait", None): _wait,
 }
 
 

@@ -364,3 +364,34 @@ async def test_metadata_travels_with_the_job_and_picks_subscribers(cli: Cli) -> 
     assert cli.receiver.for_path("globex") == []
     bad = await cli("watch", "add", "fs", "other", "--meta", "bad key=v")
     assert bad.code == 1 and "metadata" in bad.err
+
+
+async def test_a_pipeline_step_waits_for_the_job_and_exits_by_its_outcome(cli: Cli) -> None:
+    """`watch add … --wait` and `wait ID` block on the watch's long poll until the job
+    ends, print its event, and exit 0 completed, 3 completed with errors, 4 failed, 6
+    when the timeout passes first."""
+    jobs = {
+        "w-ok": ("fullstory", "COMPLETED", 0),
+        "w-partial": ("talkdesk", "COMPLETED_WITH_ERRORS", 2),
+        "w-bad": ("fullstory", "FAILED", 0),
+    }
+    for job_id, (provider, status, failed) in jobs.items():
+        cli.sim.add_job(
+            JobSpec(provider=provider, id=job_id, duration=0.3, final_status=status, failed=failed)
+        )
+    done = await cli("watch", "add", "fs", "w-ok", "--wait", "--timeout", "30", "--json")
+    assert done.code == 0, done.err
+    assert done.json()["type"] == "import.completed"  # the event, not the watch
+    partial = await cli("watch", "add", "td", "w-partial", "--wait", "--timeout", "30")
+    assert partial.code == 3 and "import.completed_with_errors" in partial.out
+    failed = await cli("watch", "add", "fs", "w-bad", "--wait", "--timeout", "30")
+    assert failed.code == 4 and "import.failed" in failed.out
+    cli.sim.add_job(JobSpec(provider="fullstory", id="w-long", duration=600))
+    watch = (await cli("watch", "add", "fs", "w-long", "--json")).json()
+    timed_out = await cli("wait", watch["id"], "--timeout", "0.5")
+    assert timed_out.code == 6 and "still watching" in timed_out.err
+    ended = await cli("wait", (await cli("watch", "show", "fs/w-ok", "--json")).json()["id"])
+    assert ended.code == 0 and "import.completed" in ended.out  # ended already: at once
+    unknown = await cli("wait", "w_nope")
+    assert unknown.code == 1 and "watch_not_found" in unknown.err
+    assert (await cli("watch", "add", "fs", "x", "--timeout", "5")).code == 1

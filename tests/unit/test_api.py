@@ -565,3 +565,35 @@ async def test_watches_are_found_by_their_job(api) -> None:  # type: ignore[no-u
     assert await found("source=fs&kind=users") == [("users", "imp-2"), ("users", "other")]
     resp = await client.get("/v1/watches?job_id=imp-2", headers=AUTH)
     assert resp.status == 400 and (await resp.json())["fields"][0]["name"] == "source"
+
+
+async def test_a_watch_long_poll_answers_when_its_job_ends(api) -> None:  # type: ignore[no-untyped-def]
+    """GET /v1/watches/{id}?wait=S answers once the watch's state changes, not at the end
+    of S; with nothing changing, after S as it is; a bad wait is a 400, an unknown watch
+    a 404."""
+    import asyncio
+    from dataclasses import replace
+
+    from bridge.events import outcome_event
+    from bridge.model import Outcome, WatchState
+
+    client, store, _ = api
+    created = await client.post("/v1/watches", json={"source": "fs", "job_id": "lp"}, headers=AUTH)
+    watch_id = (await created.json())["id"]
+    quiet = await client.get(f"/v1/watches/{watch_id}?wait=0.3", headers=AUTH)
+    assert quiet.status == 200 and (await quiet.json())["state"] == "watching"
+    waiting = asyncio.create_task(client.get(f"/v1/watches/{watch_id}?wait=30", headers=AUTH))
+    now = 1_800_000_000.0
+    [claimed] = await store.claim(now, 30, 1)
+    done = replace(claimed.watch, state=WatchState.TERMINAL, outcome=Outcome.COMPLETED)
+    event = outcome_event(watch=done, provider="fullstory", outcome=Outcome.COMPLETED,
+                          previous_status=None, detected_at=now, snapshot=None)  # fmt: skip
+    assert await store.finish(claimed, done, event, 3600) == "terminal"
+    answered = await asyncio.wait_for(waiting, 5)  # well before the 30 s it may wait
+    body = await answered.json()
+    assert body["state"] == "terminal" and body["outcome"] == "completed"
+    ended = await client.get(f"/v1/watches/{watch_id}?wait=30", headers=AUTH)  # at once
+    assert (await ended.json())["state"] == "terminal"
+    bad = await client.get(f"/v1/watches/{watch_id}?wait=soon", headers=AUTH)
+    assert bad.status == 400 and (await bad.json())["code"] == "invalid_wait"
+    assert (await client.get("/v1/watches/w_nope?wait=1", headers=AUTH)).status == 404

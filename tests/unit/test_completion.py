@@ -26,7 +26,8 @@ def test_bash_completes_commands_subcommands_and_options() -> None:
     """Commands, their subcommands and their options are offered, with options and
     their values anywhere before the word being typed."""
     script = bash_script(build_parser(), ("import-bridge", "bridge"))
-    assert complete(script, "wa") == ["watch"]
+    assert complete(script, "wat") == ["watch"]
+    assert complete(script, "wa") == ["watch", "wait"]
     assert {"add", "ls", "show", "rm"} <= set(complete(script, "watch", ""))
     assert "--event-type" in complete(script, "--debug", "sub", "add", "--source", "fs", "--e")
     assert complete(script, "events", "ty") == ["types"]

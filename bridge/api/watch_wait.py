@@ -1,0 +1,42 @@
+"""`GET /v1/watches/{id}?wait=S`: the watch once its state changes (a job that ends),
+or as it is after S seconds; at once when it has ended already. What `import-bridge
+wait` and `watch add --wait` block on, instead of asking again and again."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from bridge.api import feed, watches
+from bridge.api.context import CTX, Call
+from bridge.api.error_shape import ApiError
+from bridge.api.models import watch_view
+
+
+async def get_watch(request: web.Request) -> web.Response:
+    """One watch; with `wait`, a long poll on its state."""
+    if "wait" not in request.query:
+        answer = await watches.get_watch(Call(request.app[CTX], request.match_info, request.query))
+        return web.json_response(answer.body, status=answer.status)
+    wait = feed.parse_wait(request.query.get("wait"))
+    store = request.app[CTX].store
+    watch_id = request.match_info["id"]
+    watch = await store.get_watch(watch_id)
+    if watch is None:
+        raise ApiError(404, "watch_not_found", "no watch with that id")
+    began = watch.state
+    deadline = time.monotonic() + wait
+    stopping = request.app[feed.STOPPING]
+    if wait > 0 and began.value == "watching":
+        with feed.waiting_slot(request):
+            while time.monotonic() < deadline and not stopping.is_set():
+                await feed.pause(stopping, min(feed.LOOK_EVERY_S, deadline - time.monotonic()))
+                now = await store.get_watch(watch_id)
+                if now is None:
+                    raise ApiError(404, "watch_not_found", "the watch was deleted")
+                watch = now
+                if now.state != began:
+                    break
+    waiting = await store.waiting_for_budget([watch])
+    return web.json_response(watch_view(watch, waiting.get(watch.id)))
