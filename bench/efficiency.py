@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import heapq
+import importlib.util
 import itertools
 import math
 import random
@@ -289,6 +290,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--png", help="write the requests-vs-p95 plot here")
     args = parser.parse_args()
+    if args.png and importlib.util.find_spec("matplotlib") is None:  # before the long run
+        parser.error("--png draws with matplotlib: .venv/bin/pip install '.[bench]'")
     jobs = workload(args.jobs, random.Random(args.seed))
     policies: list[tuple[str, Plain | Bridge]] = [
         ("fixed 2 s", Plain(fixed(2))),

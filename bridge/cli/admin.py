@@ -182,7 +182,8 @@ def add_admin_commands(sub: Any) -> None:
         description="Exit 0 completed, 3 completed_with_errors, 4 failed or canceled, "
         "5 not_found or expired, 6 on --timeout (1: an error).",
     )
-    p.add_argument("id", help="a watch id")
+    p.add_argument("id", help="a watch id, or SOURCE/JOB_ID")
+    p.add_argument("--kind", help="with SOURCE/JOB_ID: that kind only")
     p.add_argument("--timeout", type=float, help="give up after this many seconds (exit 6)")
 
     v = sub.add_parser("verify", help="check a received webhook's signature")
@@ -274,7 +275,24 @@ def _watch_add(c: ApiClient, a: argparse.Namespace) -> int | None:
 
 
 def _wait(c: ApiClient, a: argparse.Namespace) -> int:
-    return wait_for(c, a.id, a.timeout, a.json)
+    found = _by_job(c, a.id, a.kind)
+    if found is None:
+        return wait_for(c, a.id, a.timeout, a.json)
+    if len(found) > 1:
+        raise CommandError(f"{a.id} has a watch per kind: name one with --kind")
+    return wait_for(c, found[0]["id"], a.timeout, a.json)
+
+
+def _by_job(c: ApiClient, given: str, kind: str | None) -> list[dict[str, Any]] | None:
+    """The watches of SOURCE/JOB_ID (job ids hold no slash); None for a watch id."""
+    source, slash, job_id = given.partition("/")
+    if not slash:
+        return None
+    query = {"source": source, "job_id": job_id, "kind": kind}
+    found: list[dict[str, Any]] = c.call("GET", "/v1/watches", query=query)["items"]
+    if not found:
+        raise CommandError(f"no watch for job {job_id!r} of source {source!r}")
+    return found
 
 
 def wait_for(c: ApiClient, watch_id: str, timeout_s: float | None, as_json: bool) -> int:
@@ -313,14 +331,10 @@ def _watch_ls(c: ApiClient, a: argparse.Namespace) -> None:
 
 def _watch_show(c: ApiClient, a: argparse.Namespace) -> None:
     """By watch id, or SOURCE/JOB_ID (job ids hold no slash): people know their jobs."""
-    source, slash, job_id = a.id.partition("/")
-    if not slash:
+    found = _by_job(c, a.id, a.kind)
+    if found is None:
         _show(a, c.call("GET", f"/v1/watches/{_quote(a.id)}"))
         return
-    query = {"source": source, "job_id": job_id, "kind": a.kind}
-    found = c.call("GET", "/v1/watches", query=query)["items"]
-    if not found:
-        raise CommandError(f"no watch for job {job_id!r} of source {source!r}")
     for i, watch in enumerate(found):
         if i and not a.json:
             print()

@@ -4,6 +4,7 @@ a per-attempt timeout and a short snippet of each answer."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -103,10 +104,14 @@ class WebhookSender:
             refused = getattr(exc, "os_error", None)
             if isinstance(refused, RefusedAddresses):  # the guard, at connection time
                 return SendResult(None, time.perf_counter() - started, f"target refused: {refused}")
+            # the system's words when it has them (refused, unreachable), not a class name
+            why = None
+            if isinstance(refused, OSError):
+                why = os.strerror(refused.errno) if refused.errno else refused.strerror
             return SendResult(
                 None,
                 time.perf_counter() - started,
-                error=f"connection failed: {type(exc).__name__}",
+                error=f"connection failed: {(why or type(exc).__name__).lower()}",
             )
         except OSError as exc:  # a socket failure aiohttp did not wrap
             return SendResult(None, time.perf_counter() - started, error=str(exc)[:200])

@@ -81,3 +81,18 @@ async def test_webhooks_go_through_the_proxy_only_when_asked(
         assert result.status is None and len(seen) == before  # not through the proxy
     finally:
         await direct.close()
+
+
+async def test_a_refused_connection_says_so_in_words() -> None:
+    """A receiver that refuses the connection reads `connection failed: connection
+    refused` in the attempt, not a class name."""
+    from tests.e2e.harness import free_port
+
+    policy = TargetPolicy.build(allow_private=True, allowed_targets=[])
+    session = webhook_session(limit=2, policy=policy)
+    sender = WebhookSender(session, timeout_s=5, policy=policy)
+    try:
+        result = await sender.send(f"http://127.0.0.1:{free_port()}/hook", b"{}", {})
+    finally:
+        await session.close()
+    assert result.status is None and result.error == "connection failed: connection refused"
