@@ -15,15 +15,18 @@ from bridge.store.deliveries import delivery_id
 from bridge.store.verdicts import Verdict
 
 
-def delivery_view(d: Delivery) -> dict[str, Any]:
+def delivery_view(d: Delivery, parked: bool = False) -> dict[str, Any]:
+    """parked: it waits while its subscription is disabled (no attempt is due: none
+    is made until the subscription is enabled again)."""
     return {
         "id": d.id,
         "event_id": d.event_id,
         "subscription_id": d.subscription_id,
         "status": d.status.value,
+        "parked": parked,
         "created_at": iso(d.created_at),
         "next_attempt_at": iso(d.next_attempt_at)
-        if d.status is not DeliveryStatus.SUCCEEDED
+        if d.status is not DeliveryStatus.SUCCEEDED and not parked
         else None,
         "attempts": [
             {
@@ -42,17 +45,21 @@ async def list_deliveries(call: Call) -> Answer:
     q = call.query
     cursor, limit = page_params(q)
     status = enum_param(q.get("status"), DeliveryStatus, "status")
-    items, nxt = await delivery_store(call.ctx).list_deliveries(
+    store = delivery_store(call.ctx)
+    items, nxt = await store.list_deliveries(
         status=status, subscription_id=q.get("subscription_id") or None, cursor=cursor, limit=limit
     )
-    return Answer({"items": [delivery_view(d) for d in items], "next_cursor": encode_cursor(nxt)})
+    parked = await store.parked_among(items)
+    views = [delivery_view(d, d.id in parked) for d in items]
+    return Answer({"items": views, "next_cursor": encode_cursor(nxt)})
 
 
 async def get_delivery(call: Call) -> Answer:
-    d = await delivery_store(call.ctx).get_delivery(call.params["id"])
+    store = delivery_store(call.ctx)
+    d = await store.get_delivery(call.params["id"])
     if d is None:
         raise ApiError(404, "delivery_not_found", "no delivery with that id")
-    return Answer(delivery_view(d))
+    return Answer(delivery_view(d, bool(await store.parked_among([d]))))
 
 
 async def retry_delivery(call: Call) -> Answer:

@@ -367,7 +367,12 @@ def _sub_add(c: ApiClient, a: argparse.Namespace) -> None:
     }
     created = c.call("POST", "/v1/subscriptions", {k: v for k, v in fields.items() if v})
     _show(a, created)
-    if not a.json:
+    if a.json:
+        return
+    if created.get("signature") == "v1a":  # the private key signs here; receivers need the public
+        keys = ", ".join(created.get("public_keys") or [])
+        print(f"\nReceivers verify with the public key: {keys} (listed in every view).")
+    else:
         print("\nKeep the secret: it is shown only now (and at each rotation).")
 
 

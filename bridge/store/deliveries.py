@@ -211,6 +211,19 @@ class DeliveryStore:
             if n < batch:
                 return moved
 
+    async def parked_among(self, deliveries: list[Delivery]) -> set[str]:
+        """Which of these wait while their subscription is disabled (one round trip)."""
+        open_ = [
+            d for d in deliveries if d.status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+        ]
+        if not open_:
+            return set()
+        pipe = self.client.pipeline(transaction=False)
+        for d in open_:
+            pipe.zscore(self.keys.parked(d.subscription_id), d.id)
+        scores = await pipe.execute()
+        return {d.id for d, score in zip(open_, scores, strict=True) if score is not None}
+
     async def parked_count(self, sub_id: str) -> int:
         return int(await self.client.zcard(self.keys.parked(sub_id)))
 

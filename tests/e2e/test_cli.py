@@ -395,3 +395,12 @@ async def test_a_pipeline_step_waits_for_the_job_and_exits_by_its_outcome(cli: C
     unknown = await cli("wait", "w_nope")
     assert unknown.code == 1 and "watch_not_found" in unknown.err
     assert (await cli("watch", "add", "fs", "x", "--timeout", "5")).code == 1
+
+
+async def test_an_ed25519_subscription_points_to_its_public_key(cli: Cli) -> None:
+    """A v1a subscription's private key is never needed elsewhere: the CLI names the
+    public key receivers verify with, and does not ask to keep the secret."""
+    made = await cli("sub", "add", cli.receiver.url("ed"), "--signature", "v1a")
+    assert made.code == 0, made.err
+    assert "Receivers verify with the public key: whpk_" in made.out
+    assert "Keep the secret" not in made.out

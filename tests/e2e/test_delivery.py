@@ -145,6 +145,9 @@ async def test_gone_disables_and_keeps_events(env: Env) -> None:
     assert len(env.receiver.for_path("gone")) == 1
     listed = (await env.get(f"/v1/deliveries?subscription_id={sub['id']}"))["items"]
     assert len(listed) == 2 and all(d["status"] in ("pending", "failed") for d in listed)
+    assert all(d["parked"] and d["next_attempt_at"] is None for d in listed)  # none is due
+    one = await env.get(f"/v1/deliveries/{listed[0]['id']}")
+    assert one["parked"] is True and one["next_attempt_at"] is None
 
     async def told() -> bool:
         return any(
