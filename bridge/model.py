@@ -210,7 +210,9 @@ class Subscription:
     ) -> bool:
         if self.sources and source not in self.sources:
             return False
-        if self.metadata and not holds(metadata, dict(self.metadata)):
+        # the filter is on watches: events of no watch (source.*, ping) pass it
+        watch_event = event_type.startswith("import.")
+        if self.metadata and watch_event and not holds(metadata, dict(self.metadata)):
             return False
         return any(type_matches(p, event_type) for p in self.event_types)
 

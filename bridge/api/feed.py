@@ -40,6 +40,10 @@ MAX_WAITING = 200
 WRITE_TIMEOUT_S = 30.0
 WAITING: web.AppKey[list[int]] = web.AppKey("feed_waiting", list)
 WAITING_PER_TOKEN: web.AppKey[dict[str, int]] = web.AppKey("feed_waiting_per_token", dict)
+# Watch waits (GET /v1/watches/{id}?wait=) have places of their own: pipelines waiting
+# on their jobs never lock the feed's consumers out, nor the other way round.
+WATCH_WAITING: web.AppKey[list[int]] = web.AppKey("watch_waiting", list)
+WATCH_WAITING_PER_TOKEN: web.AppKey[dict[str, int]] = web.AppKey("watch_waiting_per", dict)
 STOPPING: web.AppKey[asyncio.Event] = web.AppKey("feed_stopping", asyncio.Event)
 
 
@@ -48,6 +52,8 @@ def install(app: web.Application) -> None:
     app[STOPPING] = asyncio.Event()
     app[WAITING] = [0]
     app[WAITING_PER_TOKEN] = {}
+    app[WATCH_WAITING] = [0]
+    app[WATCH_WAITING_PER_TOKEN] = {}
     app.on_shutdown.append(_stop_streams)
 
 
@@ -94,12 +100,13 @@ async def _next(
 
 
 @contextlib.contextmanager
-def waiting_slot(request: web.Request) -> Iterator[None]:
+def waiting_slot(request: web.Request, *, watches: bool = False) -> Iterator[None]:
     """A place among the waiting clients: MAX_WAITING per process, and at most a
-    quarter of them for one token, so one consumer cannot lock the others out."""
-    count = request.app[WAITING]
+    quarter of them for one token, so one consumer cannot lock the others out; watch
+    waits count apart from the feed's."""
+    count = request.app[WATCH_WAITING if watches else WAITING]
     token = request[PRINCIPAL]  # the token that matched, however its header was spelt
-    per_token = request.app[WAITING_PER_TOKEN]
+    per_token = request.app[WATCH_WAITING_PER_TOKEN if watches else WAITING_PER_TOKEN]
     if count[0] >= MAX_WAITING or per_token.get(token, 0) >= MAX_WAITING // 4:
         raise ApiError(503, "too_many_waiting", "too many clients are waiting; try again soon")
     count[0] += 1

@@ -14,7 +14,7 @@ from bridge.job_ids import has_dot_segment
 from bridge.model import Event, Watch
 
 # A string map, bounded (bridge/metadata.py): on watches, and on subscriptions as a filter
-Metadata = Annotated[dict[str, Any] | None, AfterValidator(metadata.checked)]
+Metadata = Annotated[dict[str, str] | None, AfterValidator(metadata.checked)]
 
 
 class WatchCreate(BaseModel):

@@ -81,7 +81,8 @@ OPERATIONS = (
               *PAGE]),
     Op("get", "/v1/watches/{id}", "One watch; with wait=S (0-60), once its state changes "
        "(or after S seconds; at once when it has ended)", "watches",
-       query=[("wait", "seconds to wait for a change of state", {"type": "number"})]),
+       query=[("wait", "seconds to wait for a change of state",
+               {"type": "number", "minimum": 0, "maximum": 60})]),
     Op("delete", "/v1/watches/{id}", "Stop watching", "watches", ok=(204, "Deleted")),
     Op("get", "/v1/events",
        "The event log; with `after` or `wait`, the pull feed: a long poll that returns as "

@@ -11,8 +11,9 @@ from bridge.api.watches import watch_request_of
 from bridge.model import WatchKey
 
 MAX_ITEMS = 1000
-# A thousand items of the longest job ids fit; a larger body is refused before parsing.
-MAX_BATCH_BYTES = 1024 * 1024
+# A thousand items of the longest job ids and the most metadata fit (about 1.6 KB each
+# as JSON); a larger body is refused before parsing.
+MAX_BATCH_BYTES = 3 * 1024 * 1024
 
 
 async def create_watches(call: Call) -> Answer:

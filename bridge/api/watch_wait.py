@@ -29,7 +29,7 @@ async def get_watch(request: web.Request) -> web.Response:
     deadline = time.monotonic() + wait
     stopping = request.app[feed.STOPPING]
     if wait > 0 and began.value == "watching":
-        with feed.waiting_slot(request):
+        with feed.waiting_slot(request, watches=True):
             while time.monotonic() < deadline and not stopping.is_set():
                 await feed.pause(stopping, min(feed.LOOK_EVERY_S, deadline - time.monotonic()))
                 now = await store.get_watch(watch_id)

@@ -55,7 +55,7 @@ async def list_watches(call: Call) -> Answer:
     state = enum_param(q.get("state"), WatchState, "state")
     cursor, limit = page_params(q)
     source, kind = q.get("source") or None, q.get("kind") or None
-    if q.get("job_id"):
+    if "job_id" in q:
         watches, nxt = await _by_job(call.ctx, source, kind, q["job_id"], state), None
     else:
         watches, nxt = await store.list_watches(
@@ -75,14 +75,19 @@ async def _by_job(
 ) -> list[Watch]:
     """The watches of one upstream job: one a kind (each of the source's kinds unless
     `kind` names one)."""
-    if source is None:
+    if source is None or not job_id:
+        name, why = ("job_id", "a job id") if source else ("source", "the job's source")
         raise ApiError(
-            400,
-            "invalid_request",
-            "job_id needs source",
-            [{"name": "source", "description": "the source the job belongs to"}],
+            400, "invalid_request", "job_id needs source", [{"name": name, "description": why}]
         )
-    kinds = [kind] if kind else ctx.source_kinds.get(source, [])
+    kinds = [kind] if kind else ctx.source_kinds.get(source)
+    if kinds is None:  # a source no longer configured is still found with its kind
+        raise ApiError(
+            422,
+            "unknown_source",
+            f"no source named {source!r}",
+            [{"name": "source", "description": "a configured source, or name the kind"}],
+        )
     found = [await ctx.store.find_watch(WatchKey(source, k, job_id)) for k in kinds]
     return [w for w in found if w is not None and (state is None or w.state == state)]
 

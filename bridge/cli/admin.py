@@ -29,6 +29,14 @@ class CommandError(Exception):
     """A failed command: the message is printed, the exit code is 1."""
 
 
+class Unavailable(CommandError):
+    """The bridge did not answer, or answered 429, 502, 503 or 504: asking again later
+    may work (wait does, until its timeout)."""
+
+
+RETRY_STATUSES = (429, 502, 503, 504)
+
+
 class ApiClient:
     def __init__(self, base: str, token: str | None) -> None:
         if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
@@ -59,10 +67,11 @@ class ApiClient:
                 raw = resp.read()
                 self.last_status = resp.status
         except urllib.error.HTTPError as exc:
-            raise CommandError(_api_error(exc)) from None
+            kind = Unavailable if exc.code in RETRY_STATUSES else CommandError
+            raise kind(_api_error(exc)) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise CommandError(f"cannot reach the bridge at {self.base}: {reason}") from None
+            raise Unavailable(f"cannot reach the bridge at {self.base}: {reason}") from None
         return json.loads(raw) if raw else None
 
     def pages(self, path: str, query: dict[str, Any], every: bool) -> dict[str, Any]:
@@ -225,7 +234,9 @@ WAIT_EXIT = {
     "expired": 5,
 }
 WAIT_TIMED_OUT = 6
-LONG_POLL_S = 60.0  # the most one GET ?wait= may ask
+# What one GET ?wait= asks: well under the 60 s after which common proxies give up
+LONG_POLL_S = 25.0
+RETRY_MAX_S = 5.0  # the longest pause before asking again after the bridge was unavailable
 WATCH_COLUMNS = ("id", "source", "kind", "job_id", "state", "status", "counts", "polls")
 SUB_COLUMNS = ("id", "url", "event_types", "format", "enabled", "description")
 EVENT_COLUMNS = ("id", "type", "timestamp", "data.source", "data.job_id", "data.outcome")
@@ -288,6 +299,8 @@ def _by_job(c: ApiClient, given: str, kind: str | None) -> list[dict[str, Any]] 
     source, slash, job_id = given.partition("/")
     if not slash:
         return None
+    if not source or not job_id:
+        raise CommandError(f"expected SOURCE/JOB_ID, got {given!r}")
     query = {"source": source, "job_id": job_id, "kind": kind}
     found: list[dict[str, Any]] = c.call("GET", "/v1/watches", query=query)["items"]
     if not found:
@@ -298,14 +311,24 @@ def _by_job(c: ApiClient, given: str, kind: str | None) -> list[dict[str, Any]] 
 def wait_for(c: ApiClient, watch_id: str, timeout_s: float | None, as_json: bool) -> int:
     """Block on the watch's long poll until its job ends; print its event; the exit code
     of its outcome (WAIT_EXIT), WAIT_TIMED_OUT past timeout_s."""
-    if timeout_s is not None and timeout_s < 0:
-        raise CommandError("--timeout must be 0 or more seconds")
+    if timeout_s is not None and not 0 <= timeout_s < float("inf"):
+        raise CommandError("--timeout must be a number of seconds, 0 or more")
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     path = f"/v1/watches/{_quote(watch_id)}"
+    pause = 0.5
     while True:
         left = LONG_POLL_S if deadline is None else min(LONG_POLL_S, deadline - time.monotonic())
         wait = max(0.0, left)
-        watch = c.call("GET", path, query={"wait": f"{wait:.1f}"}, timeout_s=wait + TIMEOUT_S)
+        try:
+            watch = c.call("GET", path, query={"wait": f"{wait:.1f}"}, timeout_s=wait + TIMEOUT_S)
+        except Unavailable as exc:  # a restart, a failover, a busy bridge: ask again
+            if deadline is not None and time.monotonic() + pause >= deadline:
+                print(f"timed out: {exc}", file=sys.stderr)
+                return WAIT_TIMED_OUT
+            time.sleep(pause)
+            pause = min(RETRY_MAX_S, pause * 2)
+            continue
+        pause = 0.5
         if watch["state"] != "watching":
             break
         if deadline is not None and time.monotonic() >= deadline:
@@ -323,8 +346,8 @@ def wait_for(c: ApiClient, watch_id: str, timeout_s: float | None, as_json: bool
 
 
 def _watch_ls(c: ApiClient, a: argparse.Namespace) -> None:
-    if a.job_id and not a.source:
-        raise CommandError("--job-id needs --source")
+    if a.job_id is not None and not (a.job_id and a.source):
+        raise CommandError("--job-id needs a job id and --source")
     query = {"state": a.state, "source": a.source, "kind": a.kind, "job_id": a.job_id}
     _list(a, c.pages("/v1/watches", {**query, "limit": a.limit}, a.all), WATCH_COLUMNS)
 

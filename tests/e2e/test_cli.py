@@ -394,6 +394,10 @@ async def test_a_pipeline_step_waits_for_the_job_and_exits_by_its_outcome(cli: C
     assert ended.code == 0 and "import.completed" in ended.out
     unknown = await cli("wait", "w_nope")
     assert unknown.code == 1 and "watch_not_found" in unknown.err
+    for given in ("fs/", "/w-ok"):  # an empty part never means "any job"
+        empty = await cli("wait", given, "--timeout", "1")
+        assert empty.code == 1 and "expected SOURCE/JOB_ID" in empty.err
+    assert (await cli("wait", "fs/w-ok", "--timeout", "nan")).code == 1
     assert (await cli("watch", "add", "fs", "x", "--timeout", "5")).code == 1
 
 

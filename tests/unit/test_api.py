@@ -565,6 +565,11 @@ async def test_watches_are_found_by_their_job(api) -> None:  # type: ignore[no-u
     assert await found("source=fs&kind=users") == [("users", "imp-2"), ("users", "other")]
     resp = await client.get("/v1/watches?job_id=imp-2", headers=AUTH)
     assert resp.status == 400 and (await resp.json())["fields"][0]["name"] == "source"
+    empty = await client.get("/v1/watches?source=fs&job_id=", headers=AUTH)  # not a listing
+    assert empty.status == 400 and (await empty.json())["fields"][0]["name"] == "job_id"
+    typo = await client.get("/v1/watches?source=fz&job_id=imp-2", headers=AUTH)
+    assert typo.status == 422 and (await typo.json())["code"] == "unknown_source"
+    assert await found("source=gone&kind=users&job_id=imp-2") == []  # no longer configured
 
 
 async def test_a_watch_long_poll_answers_when_its_job_ends(api) -> None:  # type: ignore[no-untyped-def]

@@ -48,7 +48,17 @@ def test_a_subscription_takes_the_watches_whose_metadata_holds_its_pairs(
     expected = all(k in have and have[k] == v for k, v in wanted.items())
     assert sub.matches("import.completed", "fs", have) is expected
     assert sub.matches("import.completed", "fs", None) is (not wanted)
+    every = Subscription(id="sub_y", url="https://y", secrets=(), event_types=("*",),
+                         metadata=tuple(wanted.items()))  # fmt: skip
+    assert every.matches("source.unhealthy", "fs", None)  # about no watch: not filtered
+    assert every.matches("import.failed", "fs", have) is expected
     assert metadata.holds({**have, **wanted}, wanted)
+
+
+def test_too_many_pairs_is_one_short_answer() -> None:
+    """However large the refused map, its answer is one line (never bigger than it)."""
+    huge = {f"bad key {i}": "x" * 300 for i in range(5000)}
+    assert metadata.problems(huge) == ["at most 16 pairs (5000 given)"]
 
 
 async def test_the_api_keeps_shows_and_bounds_metadata(api) -> None:  # type: ignore[no-untyped-def]
