@@ -283,6 +283,11 @@ async def watches_page(request: web.Request) -> web.Response:
     return _html(page("Watches", filters + table(headers, rows) + more, csrf=csrf))
 
 
+def pairs_text(pairs: dict[str, str]) -> str:
+    """Metadata as the CLI takes it: key=value, comma separated."""
+    return ", ".join(f"{k}={v}" for k, v in pairs.items())
+
+
 async def watch_detail(request: web.Request) -> web.Response:
     csrf = await _signed_in(request)
     watch_id = request.match_info["id"]
@@ -295,6 +300,7 @@ async def watch_detail(request: web.Request) -> web.Response:
         "source", "kind", "job_id", "state", "status", "outcome", "polls", "errors",
         "last_error", "created_at", "last_polled_at", "next_poll_at", "poll_reason",
         "terminal_at", "discovered")]  # fmt: skip
+    facts.append(["metadata", e(pairs_text(w.get("metadata") or {}))])
     polls = [[when(t), e(why), e(found)] for t, why, found in reversed(timeline)]
     _, events = await _api(request, event_log.events_page, query={"watch_id": watch_id})
     event_rows = [
@@ -383,6 +389,8 @@ async def subscriptions_page(request: web.Request) -> web.Response:
         )
         enabled = "yes" if s["enabled"] else '<span class="bad">no</span>'
         types = e(", ".join(s["event_types"]))
+        if s.get("metadata"):  # the filter on watches' metadata, beside the types
+            types += "<br>" + e("where " + pairs_text(s["metadata"]))
         rows.append([e(s["id"]), e(s["url"]), types, e(s["format"]), enabled, actions])
     create = form(
         "/ui/subscriptions",

@@ -163,3 +163,16 @@ async def test_failed_sign_ins_are_braked(api) -> None:  # type: ignore[no-untyp
     held = await client.post("/ui/login", data={"token": TOKEN}, allow_redirects=False)
     assert held.status == 429 and "Retry-After" in held.headers
     assert "bridge_session" not in held.cookies and "text/html" in held.content_type
+
+
+async def test_metadata_shows_on_the_watch_and_beside_a_subscriptions_types(api) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = api
+    await sign_in(client)
+    body = {"source": "fs", "job_id": "cm", "metadata": {"tenant": "acme", "run": "r-17"}}
+    watch = await (await client.post("/v1/watches", headers=AUTH, json=body)).json()
+    page = await (await client.get(f"/ui/watches/{watch['id']}")).text()
+    assert "tenant=acme, run=r-17" in page
+    sub = {"url": "https://hooks.example.com/m", "metadata": {"tenant": "acme"}}
+    assert (await client.post("/v1/subscriptions", headers=AUTH, json=sub)).status == 201
+    subs = await (await client.get("/ui/subscriptions")).text()
+    assert "where tenant=acme" in subs
