@@ -92,13 +92,18 @@ def run_demo(*, data_dir: Path, forever: bool, timeout_s: float) -> int:
         redis.stop()
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
+SIM_PORT = 8900  # where the README's curl lines add jobs (another port when it is taken)
+
+
+async def _serve(app: web.Application, port: int = 0) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+    except OSError:  # taken: any free one
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, bound = runner.addresses[0][:2]
+    return runner, f"http://{host}:{bound}"
 
 
 async def _demo(console: Console, redis_url: str, forever: bool, timeout_s: float) -> int:
@@ -107,7 +112,7 @@ async def _demo(console: Console, redis_url: str, forever: bool, timeout_s: floa
     await client.aclose()
     sim = Simulator()
     receiver = VerifyingReceiver()
-    sim_runner, sim_url = await _serve(sim.app())
+    sim_runner, sim_url = await _serve(sim.app(), SIM_PORT)
     rec_runner, rec_url = await _serve(receiver.app())
     token = secrets.token_urlsafe(16)
     bridge = Bridge(_settings(sim_url, token), redis_url=redis_url)
@@ -122,7 +127,8 @@ async def _demo(console: Console, redis_url: str, forever: bool, timeout_s: floa
             jobs = await _set_up(http, api, sim, receiver, rec_url)
             receiver.on_receive = lambda r: console.print(_event_line(r), soft_wrap=True)
             console.print(
-                f"admin API at {api} (token {token}); receiver at {rec_url}/webhooks "
+                f"admin API at {api} (token {token}); simulator at {sim_url} (POST "
+                f"{sim_url}/_sim/jobs adds a job); receiver at {rec_url}/webhooks "
                 "verifies each webhook with the standardwebhooks package",
                 style="dim",
             )

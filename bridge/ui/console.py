@@ -283,6 +283,18 @@ async def watches_page(request: web.Request) -> web.Response:
     return _html(page("Watches", filters + table(headers, rows) + more, csrf=csrf))
 
 
+def attempt_text(attempt: dict[str, Any]) -> str:
+    """An attempt in a line: its HTTP status, the error when it says more than that
+    status, the receiver's answer quoted (`404 "Not Found"`, not `404 HTTP 404 ...`)."""
+    status, error, snippet = (attempt.get(k) for k in ("status", "error", "response_snippet"))
+    parts = [str(status)] if status else []
+    if error and error != f"HTTP {status}":
+        parts.append(str(error))
+    if snippet:
+        parts.append(f'"{snippet}"')
+    return " ".join(parts)
+
+
 def pairs_text(pairs: dict[str, str]) -> str:
     """Metadata as the CLI takes it: key=value, comma separated."""
     return ", ".join(f"{k}={v}" for k, v in pairs.items())
@@ -331,9 +343,7 @@ async def deliveries_page(request: web.Request) -> web.Response:
     rows = []
     for d in listing["items"]:
         attempts = "<br>".join(
-            f"{e(a.get('at'))}: "
-            + " ".join(e(a[k]) for k in ("status", "error", "response_snippet") if a.get(k))
-            for a in d.get("attempts", [])[-5:]
+            f"{e(a.get('at'))}: {e(attempt_text(a))}" for a in d.get("attempts", [])[-5:]
         )
         action = ""
         if d["status"] in ("failed", "dead"):

@@ -30,4 +30,6 @@ def test_demo_exits_0_with_every_event_verified(tmp_path: Path) -> None:
     assert "NOT verified" not in proc.stdout
     assert "embedded Redis at" in proc.stdout and "set redis_url for production" in proc.stdout
     assert f"all {len(DEMO_JOBS)} jobs notified and verified" in proc.stdout
+    words = " ".join(proc.stdout.split())  # as printed, wrapped to the terminal's width
+    assert "simulator at http://127.0.0.1:" in words and "/_sim/jobs adds a job" in words
     assert (tmp_path / "demo" / "appendonlydir").exists() or any((tmp_path / "demo").glob("*.aof"))

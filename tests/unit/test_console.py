@@ -98,7 +98,7 @@ async def test_pages_show_what_an_operator_needs(api) -> None:  # type: ignore[n
     )  # fmt: skip
     await DeliveryStore(store).add_deliveries([dead], 1.0)
     page = await (await client.get("/ui/deliveries?status=dead")).text()
-    assert "the receiver says no" in page
+    assert "500 &quot;the receiver says no&quot;" in page and "HTTP 500" not in page
     watches = await (await client.get("/ui/watches")).text()
     assert 'name="source" value=""' in watches
     created = await client.post(
