@@ -61,6 +61,9 @@ class GenericSource(SourceBase):
     total_path: str | None = None
     succeeded_path: str | None = None
     failed_path: str | None = None
+    # records processed, failures included (Salesforce's numberRecordsProcessed):
+    # succeeded is then processed less failed
+    processed_path: str | None = None
     finished_path: str | None = None
     created_path: str | None = None
 
@@ -102,8 +105,12 @@ class GenericSource(SourceBase):
                 check_http_url(self.token_url)
             except ValueError as exc:
                 problems.append(f"token_url: {exc}")
+        if self.processed_path is not None and self.succeeded_path is not None:
+            problems.append("processed_path: give succeeded_path or processed_path, not both")
+        if self.processed_path is not None and self.failed_path is None:
+            problems.append("processed_path: needs failed_path (succeeded = processed - failed)")
         for key in ("status_path", "total_path", "succeeded_path", "failed_path",
-                    "finished_path", "created_path"):  # fmt: skip
+                    "processed_path", "finished_path", "created_path"):  # fmt: skip
             path = getattr(self, key)
             if path is not None:
                 try:
@@ -145,6 +152,21 @@ def _count(value: Any) -> int | None:
     return number if number is not None and 0 <= number <= MAX_COUNT else None
 
 
+def succeeded_of(processed: int | None, failed: int | None) -> int | None:
+    """Records that succeeded, from those processed (failures included). Pure."""
+    if processed is None or failed is None or failed > processed:
+        return None
+    return processed - failed
+
+
+def outcome_with_counts(outcome: Outcome | None, counts: Counts) -> Outcome | None:
+    """A job the upstream calls completed while it counts failed records completed with
+    errors: HubSpot's DONE with ERRORS > 0 is not a clean import. Pure."""
+    if outcome is Outcome.COMPLETED and counts.failed:
+        return Outcome.COMPLETED_WITH_ERRORS
+    return outcome
+
+
 def _text(value: Any) -> str | None:
     if isinstance(value, bool) or value is None or isinstance(value, dict | list):
         return None
@@ -165,6 +187,7 @@ class GenericProvider:
                 ("total", cfg.total_path),
                 ("succeeded", cfg.succeeded_path),
                 ("failed", cfg.failed_path),
+                ("processed", cfg.processed_path),
                 ("finished", cfg.finished_path),
                 ("created", cfg.created_path),
             )
@@ -213,14 +236,15 @@ class GenericProvider:
             steps = self._paths[name]
             return None if steps is None else get_path(body, steps)
 
+        failed = _count(at("failed"))
+        succeeded = _count(at("succeeded"))
+        if self._paths["processed"] is not None:
+            succeeded = succeeded_of(_count(at("processed")), failed)
+        counts = Counts(total=_count(at("total")), succeeded=succeeded, failed=failed)
         return JobSnapshot(
             status=status,
-            outcome=self._terminal.get(status),
-            counts=Counts(
-                total=_count(at("total")),
-                succeeded=_count(at("succeeded")),
-                failed=_count(at("failed")),
-            ),
+            outcome=outcome_with_counts(self._terminal.get(status), counts),
+            counts=counts,
             created_at=_text(at("created")),
             finished_at=_text(at("finished")),
             raw=body,

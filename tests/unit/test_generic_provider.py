@@ -10,8 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.errors import ConfigError, TransientUpstreamError
-from bridge.model import Outcome
-from bridge.providers.generic import GenericProvider, GenericSource
+from bridge.model import Counts, Outcome
+from bridge.providers.generic import (
+    GenericProvider,
+    GenericSource,
+    outcome_with_counts,
+    succeeded_of,
+)
 from bridge.providers.jsonpath import BadPath, get_path, parse_path
 from bridge.settings import load_settings
 
@@ -73,7 +78,8 @@ def test_an_answer_is_read_by_the_configured_paths() -> None:
     )
     done = p.parse({"job": {"state": "DONE", "ended": "2026-11-25T10:00:00Z"},
                     "counts": {"total": "10", "ok": 9, "bad": [1]}})  # fmt: skip
-    assert done.outcome is Outcome.COMPLETED and done.finished_at == "2026-11-25T10:00:00Z"
+    assert done.finished_at == "2026-11-25T10:00:00Z"
+    assert done.outcome is Outcome.COMPLETED_WITH_ERRORS  # DONE, yet one record failed
     assert (done.counts.total, done.counts.succeeded, done.counts.failed) == (10, 9, 1)
     running = p.parse({"job": {"state": "WHATEVER_NEW"}, "counts": {"total": True}})
     assert running.outcome is None and running.counts.total is None
@@ -124,6 +130,8 @@ async def test_urls_and_static_auth() -> None:
         ('headers = { Host = "evil" }', "sources.g.headers"),
         ('auth = "header"\nauth_header = "Host"\nsecret = "s"', "sources.g.auth_header"),
         ('auth = "bearer"\ntoken = "a\\r\\nX-Evil: 1"', "sources.g.token: control characters"),
+        ('processed_path = "p"\nsucceeded_path = "s"\nfailed_path = "f"', "not both"),
+        ('processed_path = "p"', "processed_path: needs failed_path"),
     ],
 )
 def test_a_bad_generic_config_fails_at_start_naming_the_key(
@@ -158,3 +166,66 @@ def test_the_example_configs_are_valid(tmp_path: Path, example: str) -> None:
         (secrets / f"bridge_sources__{name}__{key}").write_text("s3cret-value")
     settings = load_settings(EXAMPLES / example, secrets_dir=secrets)
     assert settings.sources[name].provider == "generic"
+
+
+counts_or_none = st.one_of(st.none(), st.integers(0, 10**6))
+
+
+@given(
+    outcome=st.one_of(st.none(), st.sampled_from(list(Outcome))),
+    failed=counts_or_none,
+    processed=counts_or_none,
+)
+def test_counts_refine_the_outcome_and_the_successes(
+    outcome: Outcome | None, failed: int | None, processed: int | None
+) -> None:
+    """Completed with failed records is completed with errors, and nothing else changes;
+    succeeded is processed less failed when both are known and consistent."""
+    refined = outcome_with_counts(outcome, Counts(total=None, succeeded=None, failed=failed))
+    if outcome is Outcome.COMPLETED and failed:
+        assert refined is Outcome.COMPLETED_WITH_ERRORS
+    else:
+        assert refined is outcome
+    got = succeeded_of(processed, failed)
+    if processed is None or failed is None or failed > processed:
+        assert got is None
+    else:
+        assert got == processed - failed and got + failed == processed
+
+
+def test_the_shipped_examples_report_failures_as_such() -> None:
+    """HubSpot DONE with 2 errors is completed with errors; Salesforce's processed count
+    holds its failures: 100 processed, 2 failed is 98 succeeded."""
+    hubspot = GenericProvider(
+        source(
+            status_path="state",
+            terminal={"DONE": "completed"},
+            total_path="metadata.counters.TOTAL_ROWS",
+            succeeded_path="metadata.counters.CREATED_OBJECTS",
+            failed_path="metadata.counters.ERRORS",
+        )
+    )
+    hs = hubspot.parse(
+        {
+            "state": "DONE",
+            "metadata": {"counters": {"TOTAL_ROWS": 100, "CREATED_OBJECTS": 98, "ERRORS": 2}},
+        }
+    )
+    assert hs.outcome is Outcome.COMPLETED_WITH_ERRORS
+    salesforce = GenericProvider(
+        source(
+            status_path="state",
+            terminal={"JobComplete": "completed"},
+            processed_path="numberRecordsProcessed",
+            failed_path="numberRecordsFailed",
+        )
+    )
+    sf = salesforce.parse(
+        {"state": "JobComplete", "numberRecordsProcessed": 100, "numberRecordsFailed": 2}
+    )
+    assert (sf.counts.succeeded, sf.counts.failed) == (98, 2)
+    assert sf.outcome is Outcome.COMPLETED_WITH_ERRORS
+    clean = salesforce.parse(
+        {"state": "JobComplete", "numberRecordsProcessed": 100, "numberRecordsFailed": 0}
+    )
+    assert clean.outcome is Outcome.COMPLETED and clean.counts.succeeded == 100
