@@ -193,18 +193,23 @@ def test_counts_refine_the_outcome_and_the_successes(
         assert got == processed - failed and got + failed == processed
 
 
-def test_the_shipped_examples_report_failures_as_such() -> None:
+def shipped(tmp_path: Path, example: str) -> GenericProvider:
+    """The provider a shipped example config builds (its secrets given)."""
+    secrets = tmp_path / f"secrets-{example}"  # each its own: a file names a source
+    secrets.mkdir()
+    text = (EXAMPLES / example).read_text()
+    name = text.split("[sources.", 1)[1].split("]", 1)[0]
+    for key in ("token", "client_secret"):
+        (secrets / f"bridge_sources__{name}__{key}").write_text("s3cret-value")
+    cfg = load_settings(EXAMPLES / example, secrets_dir=secrets).sources[name]
+    assert isinstance(cfg, GenericSource)
+    return GenericProvider(cfg)
+
+
+def test_the_shipped_examples_report_failures_as_such(tmp_path: Path) -> None:
     """HubSpot DONE with 2 errors is completed with errors; Salesforce's processed count
     holds its failures: 100 processed, 2 failed is 98 succeeded."""
-    hubspot = GenericProvider(
-        source(
-            status_path="state",
-            terminal={"DONE": "completed"},
-            total_path="metadata.counters.TOTAL_ROWS",
-            succeeded_path="metadata.counters.CREATED_OBJECTS",
-            failed_path="metadata.counters.ERRORS",
-        )
-    )
+    hubspot = shipped(tmp_path, "hubspot-import.toml")
     hs = hubspot.parse(
         {
             "state": "DONE",
@@ -212,14 +217,7 @@ def test_the_shipped_examples_report_failures_as_such() -> None:
         }
     )
     assert hs.outcome is Outcome.COMPLETED_WITH_ERRORS
-    salesforce = GenericProvider(
-        source(
-            status_path="state",
-            terminal={"JobComplete": "completed"},
-            processed_path="numberRecordsProcessed",
-            failed_path="numberRecordsFailed",
-        )
-    )
+    salesforce = shipped(tmp_path, "salesforce-bulk-ingest.toml")
     sf = salesforce.parse(
         {"state": "JobComplete", "numberRecordsProcessed": 100, "numberRecordsFailed": 2}
     )
