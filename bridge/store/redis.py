@@ -64,8 +64,7 @@ class Claimed:
 class Candidates:
     """What a claim looks at, read before it (RedisStore._claim_round)."""
 
-    sources: tuple[str, ...]  # the sources with a limit it was read for
-    limits: dict[str, Any]  # as the caller passed them (the same object: the same limits)
+    limits: dict[str, Any]  # the limits it was read for (the caller's object: no copy)
     read_ms: int  # when (the claim's clock)
     limit: int
     scan: int
@@ -499,7 +498,7 @@ class RedisStore:
         fits = (
             ahead is not None
             and (not ahead.read_all or not first)
-            and (ahead.limits is limits or ahead.sources == tuple(limits))
+            and (ahead.limits is limits or ahead.limits == limits)
             and ahead.limit >= limit
             and ahead.scan >= scan
             and 0 <= now_ms - ahead.read_ms <= to_ms(READ_AHEAD_MAX_AGE_S)
@@ -578,11 +577,17 @@ class RedisStore:
     async def _read(
         self, now_ms: int, limit: int, limits: dict[str, Any], scan: int, horizon_ms: int
     ) -> list[Any]:
-        """A claim's read on its own (see _queue_read); the heads script loaded again
-        when Redis lost it."""
+        """A claim's read on its own (see _queue_read)."""
+        return await self._reads(
+            lambda pipe: self._queue_read(pipe, now_ms, limit, limits, scan, horizon_ms)
+        )
+
+    async def _reads(self, queue: Callable[[Any], None]) -> list[Any]:
+        """The answers of one pipeline of reads `queue` puts in it; sent again once the
+        heads script is loaded when Redis lost it (the only script among claim reads)."""
         for _ in range(2):
             pipe = self.client.pipeline(transaction=False)
-            self._queue_read(pipe, now_ms, limit, limits, scan, horizon_ms)
+            queue(pipe)
             reads = list(await pipe.execute(raise_on_error=False))
             if not any(isinstance(r, NoScriptError) for r in reads):
                 break
@@ -638,7 +643,6 @@ class RedisStore:
         expired, due, ready, backlogged, placed, *rest = reads
         head_lists = rest[0] if rest else []
         return Candidates(
-            sources=tuple(limits),
             limits=limits,
             read_ms=now_ms,
             limit=limit,
@@ -662,20 +666,16 @@ class RedisStore:
         heads: dict[str, list[str]] = {}
         if unknown or unread:
             backlogs = [self._limiter_keys(s)[0] for s in unread]
-            heads_call = ("EVALSHA", self._heads.sha, len(backlogs), *backlogs, limit)
-            for _ in range(2):
-                pipe = self.client.pipeline(transaction=False)
+
+            def queue(pipe: Any) -> None:
                 for watch_id in unknown:
                     pipe.hget(self.keys.watch(watch_id), "source")
                 if unread:
-                    pipe.execute_command(*heads_call)
-                answers = list(await pipe.execute(raise_on_error=False))
-                if not (unread and isinstance(answers[-1], NoScriptError)):
-                    break
-                await self.client.script_load(self._heads.script)
-            for answer in answers:
-                if isinstance(answer, BaseException):
-                    raise answer
+                    pipe.execute_command(
+                        "EVALSHA", self._heads.sha, len(backlogs), *backlogs, limit
+                    )
+
+            answers = await self._reads(queue)
             for watch_id, source in zip(unknown, answers, strict=False):
                 if source:
                     found[watch_id] = str(source)
