@@ -35,6 +35,7 @@ from bridge.store.connection import RedisTarget, connect, explain_cluster, expla
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.durations import DurationStore
 from bridge.store.redis import RedisStore
+from bridge.store.trends import TrendStore
 from bridge.watchdog import Watchdog
 
 log = structlog.get_logger("bridge.app")
@@ -43,6 +44,7 @@ log = structlog.get_logger("bridge.app")
 _JANITOR_EVERY_S = 60.0
 # The budget-use gauges follow the 10 s windows they read.
 _BUDGET_EVERY_S = 10.0
+_TRENDS_EVERY_S = 10.0
 # Redis reachability, data loss and clock offset are checked this often.
 _WATCHDOG_EVERY_S = 1.0
 # An outbox consumer idle this long with nothing pending belongs to a process long gone.
@@ -195,6 +197,7 @@ class Bridge:
                 self._ticker.every(1.0, self.discovery.tick, "discovery")
         self._ticker.every(_JANITOR_EVERY_S, self._janitor, "janitor")
         self._ticker.every(_BUDGET_EVERY_S, self._budget_gauges, "budget_gauges")
+        self._ticker.every(_TRENDS_EVERY_S, self.flush_trends, "trends")
         await sync_static_subscriptions(deliveries, s, self.clock.now())
         if Role.DELIVERER in self.roles:
             d = s.delivery
@@ -312,6 +315,17 @@ class Bridge:
         except Exception as exc:  # a gauge is not worth more than a line
             self.outage.failed("budget_gauges", exc)
 
+    async def flush_trends(self) -> None:
+        """This process's tally into the fleet's trend buckets (the console's charts)."""
+        if self.store is None:
+            return
+        counts = self.metrics.tally.take()
+        try:
+            await TrendStore(self.store).add(counts, self.clock.now())
+        except Exception as exc:  # kept for the next flush; a chart is not worth more
+            self.metrics.tally.give_back(counts)
+            self.outage.failed("trends", exc)
+
     async def _janitor(self) -> None:
         """Upkeep of the indexes (every replica may run it: each step is idempotent)."""
         if self.store:
@@ -351,6 +365,7 @@ class Bridge:
         # The budget: the drains grace + their 0.5 s cancel bound, then the closes 0.5 s
         # together; the process exits within grace + 2 s.
         await _bounded([asyncio.ensure_future(d) for d in drains], grace + 0.6)
+        await _bounded([asyncio.ensure_future(self.flush_trends())], _CLOSE_S)
         closes = [s.close() for s in (self._webhook_session, self._session) if s]
         if self.store:
             closes.append(self.store.close())

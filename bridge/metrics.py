@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bridge.event_types import CATALOGUE
+from bridge.trends import DELIVERY_OUTCOMES, NOTICE_BOUNDS, Tally
 
 POLL_RESULTS = ("ok", "error", "not_found", "rate_limited", "auth_error")
-DELIVERY_OUTCOMES = ("succeeded", "retry", "gone", "dead")
 LAG_KINDS = ("first", "replay", "ping", "progress")
 # What a guard against hostile or broken input did instead of taking it as it came.
 GUARDS = ("discovery_cap", "discovery_link_rehomed", "event_job_omitted")
@@ -18,6 +18,8 @@ GUARDS = ("discovery_cap", "discovery_link_rehomed", "event_job_omitted")
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # The same observations, fleet-wide over time, for the console's charts
+        self.tally = Tally()
         r = self.registry
         self.polls = Counter(
             "bridge_polls", "Upstream status requests by result", ["source", "result"], registry=r
@@ -52,7 +54,7 @@ class Metrics:
             "From the upstream's own finished time to the poll that saw it",
             ["source"],
             registry=r,
-            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+            buckets=NOTICE_BOUNDS,
         )
         self.requests_per_job = Histogram(
             "bridge_requests_per_job",

@@ -31,7 +31,11 @@ async def events_page(call: Call) -> Answer:
             field = [{"name": "type", "description": str(exc)}]
             raise ApiError(400, "invalid_type", str(exc), field) from None
     events, nxt = await ctx.store.events.list_events(
-        watch_id=q.get("watch_id") or None, type_=pattern, cursor=cursor, limit=limit
+        watch_id=q.get("watch_id") or None,
+        type_=pattern,
+        source=q.get("source") or None,
+        cursor=cursor,
+        limit=limit,
     )
     return Answer({"items": [event_view(e) for e in events], "next_cursor": encode_cursor(nxt)})
 

@@ -90,6 +90,7 @@ OPERATIONS = (
        "events",
        query=[("watch_id", "filter", {"type": "string"}),
               ("type", "an event type or pattern (import.*, *)", {"type": "string"}),
+              ("source", "only this source's events", {"type": "string"}),
               ("after", "pull feed: events after this cursor (next_cursor; none: the oldest)",
                {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"}),
               ("wait", "pull feed: seconds to wait for an event (at most 60)",

@@ -22,8 +22,8 @@ from datetime import datetime
 import structlog
 
 from bridge.clock import Clock
-from bridge.delivery import formats, policy, signing
-from bridge.delivery.headers import sendable
+from bridge.delivery import policy
+from bridge.delivery.request import webhook_request
 from bridge.delivery.sender import Sender, SendResult
 from bridge.events import disabled_event
 from bridge.metrics import Metrics
@@ -290,12 +290,7 @@ class Deliverer:
             self._metrics.dead.inc()
             return await self._store.record(claimed, d.given_up(now, "event expired"), retention)
 
-        body = formats.render(formats.Format(sub.format), event)
-        headers = sendable(sub.headers)
-        headers["content-type"] = "application/json"
-        headers.update(
-            signing.webhook_headers(sub.live_secrets(now), event.id, int(self._wall.now()), body)
-        )
+        body, headers = webhook_request(sub, event, now, int(self._wall.now()))
         slots = self._slots.get(sub.id)
         if slots is None:
             slots = self._slots[sub.id] = SubscriptionSlots(
@@ -332,6 +327,7 @@ class Deliverer:
             rand=self._rand(),
         )
         self._outcomes[decision.verdict].inc()
+        self._metrics.tally.delivered(decision.verdict.value)
         log_ctx = {
             "delivery_id": d.id,
             "subscription_id": sub.id,

@@ -467,6 +467,7 @@ class Poller:
                 self._metrics.time_to_notice.labels(updated.source).observe(
                     max(0.0, now - finished)
                 )
+                self._metrics.tally.noticed(max(0.0, now - finished))
             log.info(
                 "watch_finished",
                 watch_id=updated.id,
@@ -539,6 +540,7 @@ class Poller:
         self, claimed: Claimed, polled: Watch, source: PolledSource, exc: RateLimitedError
     ) -> Verdict:
         self._metrics.polls.labels(source.name, "rate_limited").inc()
+        self._metrics.tally.sent(source.name)
         await self._store.sources.pause(source.name, exc.retry_after_s)
         log.warning("source_paused", source=source.name, retry_after_s=exc.retry_after_s)
         now = self._clock.now()
@@ -550,6 +552,7 @@ class Poller:
         self, claimed: Claimed, polled: Watch, source: PolledSource, error: str
     ) -> Verdict:
         self._metrics.polls.labels(source.name, "not_found").inc()
+        self._metrics.tally.sent(source.name)
         updated = polled.missing(error)
         if updated.not_found >= self._settings.not_found_polls:
             return await self._finish(claimed, updated, Outcome.NOT_FOUND, None, self._clock.now())
@@ -581,6 +584,7 @@ class Poller:
             self._metric_children[key] = children
         children[0].inc()
         children[1].observe(time.perf_counter() - started)
+        self._metrics.tally.sent(source.name)
 
     def fleet_health(self, source: str, healthy: bool) -> None:
         """The source's health as Redis has it (another replica may have changed it):

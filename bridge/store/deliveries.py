@@ -439,7 +439,7 @@ class DeliveryStore:
 
     async def _flush_records(self, items: list[list[Any]]) -> list[Verdict]:
         k = self.keys
-        keys: list[str] = [k.deliveries_due, k.deliveries_leases]
+        keys: list[str] = [k.deliveries_due, k.deliveries_leases, k.deliveries_dead]
         args: list[Any] = []
         for *fields, parked in items:
             keys += [k.delivery(fields[0]), parked]
@@ -460,7 +460,7 @@ class DeliveryStore:
         k = self.keys
         return Verdict(
             await self._requeue(
-                keys=[k.delivery(delivery.id), k.deliveries_due],
+                keys=[k.delivery(delivery.id), k.deliveries_due, k.deliveries_dead],
                 args=[delivery.id, to_ms(now), delivery_to_json(fresh)],
             )
         )
@@ -503,10 +503,13 @@ class DeliveryStore:
         pipe.zcard(k.deliveries)
         pipe.xlen(k.outbox)
         pipe.xpending(k.outbox, Keys.OUTBOX_GROUP)
+        pipe.zcard(k.deliveries_dead)
         for sub_id in sub_ids:
             pipe.zcard(k.parked(sub_id))
-        due, leased, total, outbox, pending, *parked = await pipe.execute(raise_on_error=False)
-        for answer in (due, leased, total, outbox, pending, *parked):
+        due, leased, total, outbox, pending, dead, *parked = await pipe.execute(
+            raise_on_error=False
+        )
+        for answer in (due, leased, total, outbox, pending, dead, *parked):
             # the group may not exist yet; any other error (a cluster in a failover
             # answers in place) is the call's
             if isinstance(answer, BaseException) and answer is not pending:
@@ -518,6 +521,8 @@ class DeliveryStore:
             "deliveries_in_flight": int(leased),
             "deliveries_kept": int(total),
             "deliveries_parked": sum(int(p) for p in parked),
+            # dead and kept (for delivery.retention; the janitor trims the index)
+            "deliveries_dead": int(dead),
             "outbox_entries": int(outbox),
             # no group yet (no deliverer ever ran): nothing is pending
             "outbox_unacked": int(pending["pending"]) if isinstance(pending, dict) else 0,
@@ -531,6 +536,7 @@ class DeliveryStore:
         (parked, say) stay listed."""
         k = self.keys
         horizon = to_ms(now - retention_s)
+        await self.client.zremrangebyscore(k.deliveries_dead, "-inf", horizon)
         dropped = 0
         offset = 0
         for _ in range(max_batches):

@@ -93,6 +93,11 @@ class Keys:
         generation `current` or `previous` (poll/duration_policy.py, store/durations.py)."""
         return f"{self._p}:durations:{source}:{kind}:{generation}"
 
+    def trend(self, bucket_start: int) -> str:
+        """Hash: what every replica counted in one five-minute bucket, field → count
+        (trends.py: requests per source, delivery verdicts, time to notice)."""
+        return f"{self._p}:trend:{bucket_start}"
+
     def ui_session(self, session_id: str) -> str:
         """String: a console session's CSRF token (the session id is the cookie)."""
         return f"{self._p}:ui:session:{session_id}"
@@ -163,6 +168,11 @@ class Keys:
     @property
     def deliveries_leases(self) -> str:
         return f"{self._p}:dlv_leases"
+
+    @property
+    def deliveries_dead(self) -> str:
+        """Sorted set: dead deliveries by when they died (server ms), for counting them."""
+        return f"{self._p}:dlv_dead"
 
     def parked(self, sub_id: str) -> str:
         """Sorted set: deliveries held while their subscription is disabled."""

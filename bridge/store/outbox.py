@@ -31,6 +31,7 @@ class EventStore:
         *,
         watch_id: str | None = None,
         type_: str | None = None,
+        source: str | None = None,
         cursor: Cursor | None = None,
         limit: int = 50,
     ) -> tuple[list[Event], Cursor | None]:
@@ -43,7 +44,9 @@ class EventStore:
             return [codec.event_from_json(t) if t else None for t in texts]
 
         def keep(e: Event) -> bool:
-            return type_ is None or type_matches(type_, e.type)
+            return (type_ is None or type_matches(type_, e.type)) and (
+                source is None or e.data.get("source") == source
+            )
 
         return await self._pager.page(index, cursor, limit, load, keep)
 

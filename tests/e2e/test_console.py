@@ -74,6 +74,7 @@ async def test_the_console_in_a_browser(
             return bool(page["items"])
 
         await wait_until(dead, 20, "a dead delivery")
+        await run.bridge.flush_trends()  # what the charts draw (every 10 s otherwise)
 
         def api_has(path: str, timeout_s: float = 20) -> bool:
             """Seen from this thread: does the admin API list anything at path?"""
@@ -132,7 +133,8 @@ async def test_the_console_in_a_browser(
             assert "Sources" in overview and "fs" in overview and "healthy" in overview
             assert "console-job" in go("/ui/watches", "03-watches")
             link = browser.find_element(By.PARTIAL_LINK_TEXT, "w_").get_attribute("href")
-            detail = go(str(link).removeprefix(base), "04-watch")
+            watch_path = str(link).removeprefix(base)
+            detail = go(watch_path, "04-watch")
             assert "Polls (newest first)" in detail and "COMPLETED" in detail
             dead_page = go("/ui/deliveries?status=dead", "05-dead-letters")
             assert "Dead letters" in dead_page and "dead" in dead_page
@@ -154,7 +156,49 @@ async def test_the_console_in_a_browser(
             click("Rotate secret", sub_row())
             browser.save_screenshot(str(SHOTS / "10-rotated.png"))
             seen["rotated"] = browser.find_element(By.ID, "secret").text
-            go("/ui", "11-overview-again")
+
+            # a watch registered and deleted from the console
+            go("/ui/watches", "12-watches")
+            browser.find_element(By.NAME, "job_id").send_keys("ui-job")
+            browser.find_element(By.NAME, "metadata").send_keys("tenant=acme")
+            registered = click("Register")
+            assert "ui-job registered" in registered and "tenant=acme" in registered
+            seen["registered"] = browser.current_url.removeprefix(base)
+            browser.save_screenshot(str(SHOTS / "13-registered.png"))
+            assert "no longer polled" in click("Delete this watch")
+
+            # the event browser, an event's page and a delivery's page
+            go("/ui/events?type=import.completed&source=fs", "14-events")
+            event_link = browser.find_element(By.PARTIAL_LINK_TEXT, "evt_")
+            event_path = str(event_link.get_attribute("href")).removeprefix(base)
+            event_page = go(event_path, "15-event")
+            assert "Deliveries" in event_page and "console-job" in event_page
+            delivery_link = browser.find_element(By.PARTIAL_LINK_TEXT, "dlv_")
+            delivery_path = str(delivery_link.get_attribute("href")).removeprefix(base)
+            delivery_page = go(delivery_path, "16-delivery")
+            assert "webhook-signature" in delivery_page and "v1,••••••" in delivery_page
+            assert "Attempts (newest first)" in delivery_page
+
+            # every page, on a wide screen and on a phone: nothing wider than the window
+            overview = go("/ui", "11-overview-again")
+            assert len(browser.find_elements(By.CSS_SELECTOR, "svg.chart")) == 3, overview
+            drawn = browser.find_elements(By.CSS_SELECTOR, "svg.chart rect, svg.chart polyline")
+            assert len(drawn) >= 3, "the charts draw the polls and the delivery attempts"
+            assert "no delivery attempts" not in overview
+            pages = {"overview": "/ui", "watches": "/ui/watches", "watch": watch_path,
+                     "events": "/ui/events", "event": event_path, "deliveries": "/ui/deliveries",
+                     "delivery": delivery_path, "dead-letters": "/ui/deliveries?status=dead",
+                     "subscriptions": "/ui/subscriptions"}  # fmt: skip
+            overflow = "return document.documentElement.scrollWidth - window.innerWidth;"
+            for width in (1280, 390):
+                browser.set_window_size(width, 1000)
+                for name, path in pages.items():
+                    go(path, f"{width}-{name}")
+                    assert browser.execute_script(overflow) <= 0, f"{name} overflows at {width}"
+            browser.set_window_size(1400, 1000)
+
+            go("/ui/subscriptions", "17-subscriptions")
+            assert "deleted" in click("Delete", sub_row())
             assert "Sign in" in click("Sign out")
             return seen
 

@@ -176,3 +176,141 @@ async def test_metadata_shows_on_the_watch_and_beside_a_subscriptions_types(api)
     assert (await client.post("/v1/subscriptions", headers=AUTH, json=sub)).status == 201
     subs = await (await client.get("/ui/subscriptions")).text()
     assert "where tenant=acme" in subs
+
+
+async def test_register_and_delete_a_watch_from_the_console(api) -> None:  # type: ignore[no-untyped-def]
+    """The watches page registers a watch (with metadata) and its page deletes it; a
+    malformed metadata field or an unknown source is the API's error, nothing stored."""
+    client, store, _ = api
+    await sign_in(client)
+    csrf = await csrf_of(client)
+    form = {"csrf": csrf, "source": "fs", "job_id": "imp-9", "kind": "", "metadata": "tenant=acme"}
+    made = await client.post("/ui/watches", data=form)
+    text = await made.text()
+    assert made.status == 200 and "/ui/watches/w_" in str(made.url) and "imp-9 registered" in text
+    assert "tenant=acme" in text and 'class="chart"' in text and "no polls yet" in text
+    listed = await (await client.get("/v1/watches?source=fs&job_id=imp-9", headers=AUTH)).json()
+    (watch,) = listed["items"]
+    assert watch["metadata"] == {"tenant": "acme"}
+    bad = await client.post("/ui/watches", data={**form, "job_id": "imp-10", "metadata": "tenant"})
+    assert bad.status == 422 and "expected key=value" in await bad.text()
+    unknown = await client.post("/ui/watches", data={**form, "source": "nope", "metadata": ""})
+    assert unknown.status == 422 and "unknown_source" in await unknown.text()
+    assert (await store.watch_counts())["total"] == 1
+    gone = await client.post(f"/ui/watches/{watch['id']}/delete", data={"csrf": csrf})
+    assert "deleted: it is no longer polled" in await gone.text()
+    assert (await client.get(f"/v1/watches/{watch['id']}", headers=AUTH)).status == 404
+
+
+async def test_a_watch_page_shows_its_counts_and_their_progress(api) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from bridge.model import Counts, WatchKey
+
+    client, store, _ = api
+    await sign_in(client)
+    watch, _ = await store.register(WatchKey("td", "users", "imp-c"), 1000.0)
+    claimed = await store.claim(1000.0, 60, 1)
+    polled = replace(
+        claimed[0].watch,
+        counts=Counts(total=100, succeeded=40, failed=2),
+        progress=((1000.0, 1010.0, 20), (1020.0, 1030.0, 42)),
+        timeline=((1000.0, "new", "RUNNING"), (1020.0, "progress", "RUNNING")),
+    )
+    await store.reschedule(claimed[0], polled, 1100.0)
+    page = await (await client.get(f"/ui/watches/{watch.id}")).text()
+    assert "42 / 100 (2 failed)" not in page  # the list has that; the page has cards
+    assert "<b>100</b>total" in page and "<b>40</b>succeeded" in page and "<b>2</b>failed" in page
+    assert 'class="card alarm"' in page  # failed records are not zero
+    assert 'class="bar"' in page and "<circle" in page and "poll: progress" in page
+    listing = await (await client.get("/ui/watches")).text()
+    assert "42 / 100 (2 failed)" in listing
+
+
+async def test_the_overview_draws_three_charts_and_counts_dead_letters(api) -> None:  # type: ignore[no-untyped-def]
+    """Three charts from the fleet's trend buckets; dead deliveries counted while they
+    are dead (and no longer once retried)."""
+    from bridge.api.context import CTX
+    from bridge.model import Attempt, Delivery, DeliveryStatus
+    from bridge.store.deliveries import DeliveryStore
+    from bridge.store.trends import TrendStore
+
+    client, store, _ = api
+    now = client.server.app[CTX].clock.now()
+    await TrendStore(store).add({"sent:fs": 30, "dlv:succeeded": 4, "dlv:dead": 1, "ttn:3": 2}, now)
+    deliveries = DeliveryStore(store)
+    pending = Delivery(id="dlv_d", event_id="evt_d", subscription_id="sub_d",
+                       status=DeliveryStatus.PENDING, created_at=now, detected_at=now)  # fmt: skip
+    await deliveries.add_deliveries([pending], now)
+    (claimed,), _ = await deliveries.claim_versioned(now, 30, 1)
+    await deliveries.record(claimed, claimed.delivery.dead(Attempt(now, 500, 0.1, "HTTP 500")), 600)
+    await sign_in(client)
+    page = await (await client.get("/ui")).text()
+    assert page.count('<svg viewBox="0 0 ') == 3
+    assert "Time to notice" in page and "Delivery attempts by outcome" in page
+    assert "Budget used per source" in page
+    assert (
+        '<div class="card alarm"><a href="/ui/deliveries?status=dead"><b>1</b>dead letters' in page
+    )
+    status = await (await client.get("/v1/status", headers=AUTH)).json()
+    assert status["queues"]["deliveries_dead"] == 1
+    assert (await client.post("/v1/deliveries/dlv_d/retry", headers=AUTH)).status < 300
+    status = await (await client.get("/v1/status", headers=AUTH)).json()
+    assert status["queues"]["deliveries_dead"] == 0
+
+
+async def test_a_delivery_page_shows_the_request_with_secrets_masked(api) -> None:  # type: ignore[no-untyped-def]
+    """Headers as they go out, with the signature's value and every custom header value
+    masked; the body; the event's page links its delivery."""
+    client, _, _ = api
+    await sign_in(client)
+    body = {"url": "https://hooks.example.com/d", "headers": {"X-Api-Key": "k-very-secret"}}
+    sub = await (await client.post("/v1/subscriptions", headers=AUTH, json=body)).json()
+    assert (await client.post(f"/v1/subscriptions/{sub['id']}/test", headers=AUTH)).status < 300
+    listing = await (await client.get("/v1/deliveries", headers=AUTH)).json()
+    (d,) = listing["items"]
+    page = await (await client.get("/ui/deliveries")).text()
+    assert (
+        f'href="/ui/deliveries/{d["id"]}"' in page and f'href="/ui/events/{d["event_id"]}"' in page
+    )
+    detail = await (await client.get(f"/ui/deliveries/{d['id']}")).text()
+    assert "webhook-signature" in detail and "v1,••••••" in detail and "X-Api-Key" in detail
+    assert "k-very-secret" not in detail and sub["secret"] not in detail
+    assert d["event_id"] in detail and "POST <code>https://hooks.example.com/d</code>" in detail
+    event = await (await client.get(f"/ui/events/{d['event_id']}")).text()
+    assert f'href="/ui/deliveries/{d["id"]}"' in event and "Replay to every subscriber" in event
+
+
+async def test_the_event_browser_filters_by_type_and_source(api) -> None:  # type: ignore[no-untyped-def]
+    from bridge.model import Event
+    from bridge.store.deliveries import DeliveryStore
+
+    client, store, _ = api
+    await sign_in(client)
+    events = [
+        Event("evt_1", "import.completed", "2027-01-01T00:00:00Z", "w_1", {"source": "fs"}),
+        Event("evt_2", "import.failed", "2027-01-01T00:00:01Z", "w_2", {"source": "td"}),
+        Event("evt_3", "import.completed", "2027-01-01T00:00:02Z", "w_3", {"source": "td"}),
+    ]
+    await DeliveryStore(store).emit_many(events, 1_800_000_000.0, 3600)
+    everything = await (await client.get("/ui/events")).text()
+    assert all(f"/ui/events/{e.id}" in everything for e in events)
+    td_done = await (await client.get("/ui/events?type=import.completed&source=td")).text()
+    assert "evt_3" in td_done and "evt_1" not in td_done and "evt_2" not in td_done
+    api_side = await (await client.get("/v1/events?source=fs", headers=AUTH)).json()
+    assert [e["id"] for e in api_side["items"]] == ["evt_1"]
+    wrong = await client.get("/ui/events?type=import.nothing")
+    assert wrong.status == 400 and "invalid_type" in await wrong.text()
+
+
+async def test_a_subscription_is_deleted_from_the_console(api) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = api
+    await sign_in(client)
+    sub = await (
+        await client.post("/v1/subscriptions", headers=AUTH, json={"url": "https://h.example/x"})
+    ).json()
+    page = await client.post(
+        f"/ui/subscriptions/{sub['id']}/delete", data={"csrf": await csrf_of(client)}
+    )
+    assert f"{sub['id']}: deleted" in await page.text()
+    assert (await client.get(f"/v1/subscriptions/{sub['id']}", headers=AUTH)).status == 404

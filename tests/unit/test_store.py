@@ -3,6 +3,7 @@ and a real 3-primary cluster (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -614,3 +615,27 @@ async def test_a_backlog_scored_under_an_older_limit_is_ready_when_a_watch_joins
     claimed = await store.claim(NOW + 1, 30, 10, lifted, 0.2)  # the next tick
     jobs = sorted(c.watch.job_id for c in (first, *claimed))
     assert jobs == ["new", "slow-0", "slow-1", "slow-2"]
+
+
+async def test_dead_deliveries_are_counted_until_retried_or_expired(store: RedisStore) -> None:
+    """The dead-letter count (status, console): a delivery recorded dead is counted, a
+    retried one no longer, and the janitor forgets entries past the retention."""
+    from bridge.model import Attempt, Delivery, DeliveryStatus
+    from bridge.store.deliveries import DeliveryStore
+
+    deliveries = DeliveryStore(store)
+    now = time.time()  # the script stamps a death with the server's clock
+    made = [
+        Delivery(id=f"dlv_{i}", event_id=f"evt_{i}", subscription_id="sub_1",
+                 status=DeliveryStatus.PENDING, created_at=now, detected_at=now)
+        for i in range(2)
+    ]  # fmt: skip
+    await deliveries.add_deliveries(made, now)
+    claimed, _ = await deliveries.claim_versioned(now, 30, 2)
+    for c in claimed:
+        assert await deliveries.record(c, c.delivery.dead(Attempt(now, 500, 0.1)), 600) == "ok"
+    assert (await deliveries.queue_counts([]))["deliveries_dead"] == 2
+    assert await deliveries.requeue(made[0], now) == "ok"
+    assert (await deliveries.queue_counts([]))["deliveries_dead"] == 1
+    await deliveries.trim_index(now + 1200, 600)  # past the retention of the other
+    assert (await deliveries.queue_counts([]))["deliveries_dead"] == 0

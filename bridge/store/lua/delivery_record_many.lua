@@ -1,13 +1,13 @@
 -- The outcome of attempts, several in one call (writes arrive in bursts).
--- KEYS[1] due zset  KEYS[2] leases zset
--- KEYS[3..] per delivery, in ARGV's order: its hash, its subscription's parked zset
+-- KEYS[1] due zset  KEYS[2] leases zset  KEYS[3] dead zset (id by when it died)
+-- KEYS[4..] per delivery, in ARGV's order: its hash, its subscription's parked zset
 -- ARGV per delivery, 7 each: id, lease token, new status, doc,
 --   next attempt ms ('' for none), '1' to park, retention ms
 -- returns per delivery 'ok' | 'stale' (the lease was lost) | 'gone'
 local out = {}
 for i = 1, #ARGV, 7 do
   local n = (i - 1) / 7
-  local id, key, parked = ARGV[i], KEYS[3 + 2 * n], KEYS[4 + 2 * n]
+  local id, key, parked = ARGV[i], KEYS[4 + 2 * n], KEYS[5 + 2 * n]
   if redis.call('EXISTS', key) == 0 then
     redis.call('ZREM', KEYS[2], id)
     out[#out + 1] = 'gone'
@@ -31,6 +31,11 @@ for i = 1, #ARGV, 7 do
         redis.call('ZADD', parked, ARGV[i + 4], id)
       elseif ARGV[i + 4] ~= '' then
         redis.call('ZADD', KEYS[1], ARGV[i + 4], id)
+      end
+      if status == 'dead' then
+        -- counted while it is kept (the same retention; the janitor trims the index)
+        local t = redis.call('TIME')
+        redis.call('ZADD', KEYS[3], t[1] * 1000 + math.floor(t[2] / 1000), id)
       end
       if status == 'succeeded' or status == 'dead' then
         redis.call('PEXPIRE', key, ARGV[i + 6])
