@@ -13,7 +13,7 @@ WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY pyproject.toml README.md LICENSE ./
 COPY bridge ./bridge
-RUN pip install --prefix=/install . \
+RUN pip install --prefix=/install '/src[otel]' \
  && rm -rf /install/lib/python3*/site-packages/bridge/sim \
            /install/lib/python3*/site-packages/bridge/demo.py
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Iterable
 from functools import partial
 from typing import Any
@@ -36,6 +37,7 @@ from bridge.store.deliveries import DeliveryStore
 from bridge.store.durations import DurationStore
 from bridge.store.redis import RedisStore
 from bridge.store.trends import TrendStore
+from bridge.tracing import Tracing, shut_down_within, tracing_from_env
 from bridge.watchdog import Watchdog
 
 log = structlog.get_logger("bridge.app")
@@ -45,6 +47,7 @@ _JANITOR_EVERY_S = 60.0
 # The budget-use gauges follow the 10 s windows they read.
 _BUDGET_EVERY_S = 10.0
 _TRENDS_EVERY_S = 10.0
+_TRACES_S = 2.0  # for the last spans to go out at a stop
 # Redis reachability, data loss and clock offset are checked this often.
 _WATCHDOG_EVERY_S = 1.0
 # An outbox consumer idle this long with nothing pending belongs to a process long gone.
@@ -93,6 +96,7 @@ class Bridge:
         self.watchdog: Watchdog | None = None
         self._webhook_session: aiohttp.ClientSession | None = None
         self.api_port: int | None = None
+        self.tracing: Tracing = Tracing()
 
     def build_sources(self, store: RedisStore, http: UpstreamHttp) -> dict[str, PolledSource]:
         deps = BuildDeps(
@@ -109,6 +113,7 @@ class Bridge:
     async def start(self) -> None:
         """Start every role. StartupError (one line) when something is in the way."""
         s = self.settings
+        self.tracing = tracing_from_env(os.environ)
         # Workers wait for connections rather than fail; room for both pools and the API.
         client = connect(
             self._redis_url, max_connections=s.poll.concurrency + s.delivery.concurrency + 32
@@ -167,6 +172,7 @@ class Bridge:
                     min_interval_s=s.poll.progress_min_interval,
                     retention_s=s.poll.retention,
                 ),
+                tracing=self.tracing,
             )
             self.poller.start()
             self._ticker.every(s.poll.tick, self._tick, "poll_tick")
@@ -219,6 +225,7 @@ class Bridge:
                 outage=self.outage,
                 on_data_lost=self.watchdog.recover,
                 wall=self._wall,
+                tracing=self.tracing,
             )
             await self.deliverer.start()
             self._ticker.every(s.poll.tick, self.deliverer.tick, "delivery_tick")
@@ -366,6 +373,9 @@ class Bridge:
         # together; the process exits within grace + 2 s.
         await _bounded([asyncio.ensure_future(d) for d in drains], grace + 0.6)
         await _bounded([asyncio.ensure_future(self.flush_trends())], _CLOSE_S)
+        # the last spans out (the exporter's own timeout bounds the thread)
+        tracing, self.tracing = self.tracing, Tracing()
+        await shut_down_within(tracing, _TRACES_S)
         closes = [s.close() for s in (self._webhook_session, self._session) if s]
         if self.store:
             closes.append(self.store.close())

@@ -176,6 +176,8 @@ class Event:
     timestamp: str
     watch_id: str
     data: dict[str, Any]
+    # W3C traceparent of the poll that made it (tracing.py): its deliveries' parent
+    trace: str | None = None
 
     def envelope(self) -> dict[str, Any]:
         """The webhook body of DESIGN §5."""

@@ -18,6 +18,7 @@ from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -39,6 +40,7 @@ from bridge.store.deliveries import (
     progress_channel,
 )
 from bridge.store.verdicts import Verdict
+from bridge.tracing import Tracing
 from bridge.workers import WorkerPool, cancel_within
 
 log = structlog.get_logger("bridge.delivery")
@@ -107,8 +109,10 @@ class Deliverer:
         outage: OutageLog | None = None,
         on_data_lost: Callable[[], Awaitable[None]] | None = None,
         wall: Clock | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._store = store
+        self._tracing = tracing or Tracing()
         # webhook-timestamp is this host's wall clock, as receivers compare it with theirs
         self._wall = wall or clock
         # Redis lost the outbox group: rebuild (static subscriptions first) before reading
@@ -183,6 +187,22 @@ class Deliverer:
         await self.pool.stop(grace_s)
         with contextlib.suppress(Exception):  # a consumer per process start would pile up
             await asyncio.wait_for(self._store.drop_consumer(self._consumer), 1.0)
+
+    async def _send(
+        self, url: str, body: bytes, headers: dict[str, str], event: Event, delivery_id: str
+    ) -> SendResult:
+        """The request; with tracing, in a span that continues the trace of the poll that
+        made the event, and whose traceparent the receiver gets."""
+        if not self._tracing.enabled:
+            return await self._sender.send(url, body, headers)
+        host = urlsplit(url).hostname or ""
+        with self._tracing.delivery(event.trace, event.type, delivery_id, host) as span:
+            headers["traceparent"] = self._tracing.traceparent() or ""
+            result = await self._sender.send(url, body, headers)
+            span.set("http.response.status_code", result.status)
+            if result.status is None or not 200 <= result.status < 300:
+                span.failed(result.error or f"HTTP {result.status}")
+            return result
 
     async def _claim(self, free: int) -> list[ClaimedDelivery]:
         claimed, version = await self._store.claim_versioned(
@@ -308,7 +328,7 @@ class Deliverer:
             if self._stopping:  # shutting down: no request starts now
                 await self._hand_back(claimed)
                 return Verdict.HANDED_BACK
-            result = await self._sender.send(sub.url, body, headers)
+            result = await self._send(sub.url, body, headers, event, d.id)
         except Exception as exc:  # whatever the failure, it is a failed attempt, retried
             result = SendResult(None, 0.0, error=f"request failed: {type(exc).__name__}")
         finally:

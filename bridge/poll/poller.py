@@ -45,6 +45,7 @@ from bridge.settings import PollSettings
 from bridge.store.durations import DurationStore
 from bridge.store.redis import Claimed, RedisStore, WorkerRoom
 from bridge.store.verdicts import Verdict
+from bridge.tracing import Tracing
 from bridge.workers import WorkerPool
 
 log = structlog.get_logger("bridge.poll")
@@ -85,8 +86,10 @@ class Poller:
         outage: OutageLog | None = None,
         durations: DurationStore | None = None,
         progress: ProgressEvents | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._progress = progress
+        self._tracing = tracing or Tracing()
         self._outage = outage or OutageLog()
         self._store = store
         self._durations = durations
@@ -177,7 +180,13 @@ class Poller:
 
     async def _poll_held(self, claimed: Claimed) -> Verdict:
         try:
-            return await self.poll(claimed)
+            if not self._tracing.enabled:
+                return await self.poll(claimed)
+            w = claimed.watch
+            with self._tracing.poll(w.source, w.id, w.job_id) as span:
+                verdict = await self.poll(claimed)
+                span.set("bridge.verdict", verdict.value)
+                return verdict
         finally:
             self._release(claimed)
 
@@ -438,6 +447,10 @@ class Poller:
             extra=extra,
             max_job_bytes=self._settings.max_job_bytes,
         )
+        if self._tracing.enabled:  # its deliveries continue this poll's trace
+            self._tracing.note("bridge.outcome", outcome.value)
+            self._tracing.note("bridge.status", snap.status if snap else None)
+            event = replace(event, trace=self._tracing.traceparent())
         final = updated.ended(outcome, now)
         tries = 0
 

@@ -193,15 +193,16 @@ def _sample(s: list[Any]) -> tuple[float, float, int]:
 
 
 def event_to_json(event: Event) -> str:
-    return orjson.dumps(
-        {
-            "id": event.id,
-            "type": event.type,
-            "timestamp": event.timestamp,
-            "watch_id": event.watch_id,
-            "data": event.data,
-        }
-    ).decode()
+    doc = {
+        "id": event.id,
+        "type": event.type,
+        "timestamp": event.timestamp,
+        "watch_id": event.watch_id,
+        "data": event.data,
+    }
+    if event.trace:
+        doc["trace"] = event.trace
+    return orjson.dumps(doc).decode()
 
 
 def event_from_json(text: str) -> Event:
@@ -212,4 +213,5 @@ def event_from_json(text: str) -> Event:
         timestamp=data["timestamp"],
         watch_id=data["watch_id"],
         data=data["data"],
+        trace=data.get("trace"),
     )
