@@ -47,7 +47,7 @@ _JANITOR_EVERY_S = 60.0
 # The budget-use gauges follow the 10 s windows they read.
 _BUDGET_EVERY_S = 10.0
 _TRENDS_EVERY_S = 10.0
-_TRACES_S = 2.0  # for the last spans to go out at a stop
+_LAST_WORDS_S = 0.8  # for the last trend counts and spans to go out at a stop
 # Redis reachability, data loss and clock offset are checked this often.
 _WATCHDOG_EVERY_S = 1.0
 # An outbox consumer idle this long with nothing pending belongs to a process long gone.
@@ -329,6 +329,9 @@ class Bridge:
         counts = self.metrics.tally.take()
         try:
             await TrendStore(self.store).add(counts, self.clock.now())
+        except asyncio.CancelledError:  # a stop: the last flush takes them
+            self.metrics.tally.give_back(counts)
+            raise
         except Exception as exc:  # kept for the next flush; a chart is not worth more
             self.metrics.tally.give_back(counts)
             self.outage.failed("trends", exc)
@@ -369,13 +372,14 @@ class Bridge:
             drains.append(poller.stop(grace))
         if deliverer:
             drains.append(deliverer.stop(grace))
-        # The budget: the drains grace + their 0.5 s cancel bound, then the closes 0.5 s
-        # together; the process exits within grace + 2 s.
+        # The budget: the drains grace + their 0.5 s cancel bound, the last words 0.8 s,
+        # then the closes 0.5 s together; the process exits within grace + 2 s.
         await _bounded([asyncio.ensure_future(d) for d in drains], grace + 0.6)
-        await _bounded([asyncio.ensure_future(self.flush_trends())], _CLOSE_S)
-        # the last spans out (the exporter's own timeout bounds the thread)
+        # What this process counted and traced goes out before Redis closes: together,
+        # within _LAST_WORDS_S (the exit stays within grace + 2 s)
         tracing, self.tracing = self.tracing, Tracing()
-        await shut_down_within(tracing, _TRACES_S)
+        last_words = [self.flush_trends(), shut_down_within(tracing, _LAST_WORDS_S)]
+        await _bounded([asyncio.ensure_future(w) for w in last_words], _LAST_WORDS_S)
         closes = [s.close() for s in (self._webhook_session, self._session) if s]
         if self.store:
             closes.append(self.store.close())

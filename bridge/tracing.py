@@ -76,12 +76,57 @@ class _SdkSpan(Span):
 
     def set(self, name: str, value: str | int | float | bool | None) -> None:
         if value is not None:
-            self._span.set_attribute(name, value)
+            with _quiet():
+                self._span.set_attribute(name, value)
 
     def failed(self, why: str) -> None:
         from opentelemetry.trace import Status, StatusCode
 
-        self._span.set_status(Status(StatusCode.ERROR, why[:200]))
+        with _quiet():
+            self._span.set_status(Status(StatusCode.ERROR, why[:200]))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Tracing never fails a poll or a delivery: its own errors are logged, once each."""
+    try:
+        yield
+    except Exception as exc:
+        _said_once(type(exc).__name__)
+
+
+_SAID: set[str] = set()
+
+
+def _said_once(what: str) -> None:
+    if what not in _SAID:
+        _SAID.add(what)
+        log.warning("tracing_failed", error=what)
+
+
+@contextlib.contextmanager
+def _span_of(start: Any) -> Iterator[Span]:
+    """The span a context manager factory opens, as a Span; a no-op Span when opening
+    or closing it fails. What the body raises goes through unchanged."""
+    manager = None
+    span: Span = Span()
+    with _quiet():
+        manager = start()
+        span = _SdkSpan(manager.__enter__())
+    if manager is None:
+        yield span
+        return
+    try:
+        yield span
+    except BaseException as exc:
+        try:  # the span records the body's error, and re-raises it
+            manager.__exit__(type(exc), exc, exc.__traceback__)
+        except BaseException as raised:
+            if raised is not exc and isinstance(raised, Exception):
+                _said_once(type(raised).__name__)
+        raise
+    with _quiet():
+        manager.__exit__(None, None, None)
 
 
 class OtelTracing(Tracing):
@@ -101,10 +146,12 @@ class OtelTracing(Tracing):
         from opentelemetry.trace import SpanKind
 
         attributes = {"bridge.source": source, "bridge.watch_id": watch_id, "bridge.job_id": job_id}
-        with self._tracer.start_as_current_span(
-            f"poll {source}", kind=SpanKind.CLIENT, attributes=attributes
+        with _span_of(
+            lambda: self._tracer.start_as_current_span(
+                f"poll {source}", kind=SpanKind.CLIENT, attributes=attributes
+            )
         ) as span:
-            yield _SdkSpan(span)
+            yield span
 
     @contextlib.contextmanager
     def delivery(
@@ -112,28 +159,37 @@ class OtelTracing(Tracing):
     ) -> Iterator[Span]:
         from opentelemetry.trace import SpanKind
 
-        context = self._propagator.extract({"traceparent": parent}) if parent else None
         attributes = {
             "bridge.event_type": event_type,
             "bridge.delivery_id": delivery_id,
             "http.request.method": "POST",
             "server.address": host,
         }
-        with self._tracer.start_as_current_span(
-            f"deliver {event_type}", context=context, kind=SpanKind.CLIENT, attributes=attributes
-        ) as span:
-            yield _SdkSpan(span)
+
+        def start() -> Any:
+            context = self._propagator.extract({"traceparent": parent}) if parent else None
+            return self._tracer.start_as_current_span(
+                f"deliver {event_type}",
+                context=context,
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+            )
+
+        with _span_of(start) as span:
+            yield span
 
     def traceparent(self) -> str | None:
         carrier: dict[str, str] = {}
-        self._propagator.inject(carrier)
+        with _quiet():
+            self._propagator.inject(carrier)
         return carrier.get("traceparent")
 
     def note(self, name: str, value: str | int | float | bool | None) -> None:
         from opentelemetry import trace
 
         if value is not None:
-            trace.get_current_span().set_attribute(name, value)
+            with _quiet():
+                trace.get_current_span().set_attribute(name, value)
 
     def shutdown(self) -> None:
         self._provider.shutdown()
@@ -170,7 +226,11 @@ def tracing_from_env(environ: Mapping[str, str]) -> Tracing:
         return Tracing()
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return Tracing()
-    if environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
+    if exporter == "none":
+        return Tracing()
+    if exporter != "otlp":
+        log.warning("tracing_off", reason=f"OTEL_TRACES_EXPORTER={exporter}: only otlp is built in")
         return Tracing()
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -187,8 +247,13 @@ def tracing_from_env(environ: Mapping[str, str]) -> Tracing:
     protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get(
         "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
     )
-    if protocol.strip() != "http/protobuf":
-        log.warning("tracing_protocol", asked=protocol, used="http/protobuf")
+    if protocol.strip() != "http/protobuf":  # e.g. grpc: its port would get HTTP
+        log.warning(
+            "tracing_off",
+            reason=f"OTLP protocol {protocol!r}: only http/protobuf is built in "
+            "(the collector's HTTP port, 4318 by default)",
+        )
+        return Tracing()
     named = "OTEL_SERVICE_NAME" in environ or "service.name=" in environ.get(
         "OTEL_RESOURCE_ATTRIBUTES", ""
     )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from bridge import __version__
 from bridge.cli.admin import ADMIN_COMMANDS, add_admin_commands, run_admin
 from bridge.errors import BridgeError, ConfigError
+from bridge.masking import CHAT_FORMATS, MASK, masked_url
 from bridge.model import ALL_ROLES, Role
 
 if TYPE_CHECKING:
@@ -227,10 +228,6 @@ def _config_check(path: str | None, secrets_dir: str | None) -> int:
     return 0
 
 
-MASK = "**********"  # as pydantic shows a SecretStr
-_CHAT_FORMATS = ("slack", "discord", "teams")
-
-
 def masked(settings: Settings) -> dict[str, Any]:
     """The effective config as JSON with every credential masked: SecretStr values,
     header and query values (names shown, as the API shows headers), and the paths of
@@ -242,30 +239,11 @@ def masked(settings: Settings) -> dict[str, Any]:
                 source[key] = dict.fromkeys(source[key], MASK)
         for key in ("url", "base_url", "token_url"):
             if isinstance(source.get(key), str):
-                source[key] = _masked_url(source[key], chat=False)
+                source[key] = masked_url(source[key], chat=False)
     for sub in data.get("subscriptions", []):
         sub["headers"] = dict.fromkeys(sub.get("headers") or {}, MASK)
-        sub["url"] = _masked_url(sub["url"], chat=sub.get("format") in _CHAT_FORMATS)
+        sub["url"] = masked_url(sub["url"], chat=sub.get("format") in CHAT_FORMATS)
     return data
-
-
-def _masked_url(url: str, *, chat: bool) -> str:
-    """A chat service's incoming-webhook URL is a credential in its path; any URL's
-    password and query values may be (user:pass@, ?api_key=…). Placeholders such as
-    {job_id} are kept as written."""
-    from urllib.parse import parse_qsl, urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    if parts.username is not None:
-        host = f"{parts.username}:{MASK}@{host}" if parts.password else f"{parts.username}@{host}"
-    if chat:
-        return f"{parts.scheme}://{host}/{MASK}"
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    query = "&".join(f"{k}={MASK}" for k, _ in pairs)
-    return urlunsplit((parts.scheme, host, parts.path, query, ""))
 
 
 def _run(args: argparse.Namespace) -> int:

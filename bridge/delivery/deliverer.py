@@ -197,7 +197,9 @@ class Deliverer:
             return await self._sender.send(url, body, headers)
         host = urlsplit(url).hostname or ""
         with self._tracing.delivery(event.trace, event.type, delivery_id, host) as span:
-            headers["traceparent"] = self._tracing.traceparent() or ""
+            parent = self._tracing.traceparent()
+            if parent:  # custom headers cannot name it (headers.RESERVED)
+                headers["traceparent"] = parent
             result = await self._sender.send(url, body, headers)
             span.set("http.response.status_code", result.status)
             if result.status is None or not 200 <= result.status < 300:

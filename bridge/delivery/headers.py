@@ -14,7 +14,17 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}")
 # Visible ASCII, space and tab: no control characters, nothing a header cannot carry.
 _VALUE = re.compile(r"[\t\x20-\x7e]{0,2000}")
 
-RESERVED = frozenset({"content-type", "webhook-id", "webhook-timestamp", "webhook-signature"})
+RESERVED = frozenset(
+    {
+        "content-type",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        # W3C Trace Context: the bridge's own when tracing is on (tracing.py)
+        "traceparent",
+        "tracestate",
+    }
+)
 HOP_BY_HOP = frozenset(
     {
         "host",

@@ -7,7 +7,7 @@ from bridge.delivery import formats, signing
 from bridge.delivery.headers import sendable
 from bridge.model import Event, Subscription
 
-MASK = "••••••"
+MASK = "••••••"  # a signature's value or a custom header's
 
 
 def webhook_request(

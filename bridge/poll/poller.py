@@ -219,6 +219,7 @@ class Poller:
             )
             if delay > 0:
                 await asyncio.sleep(delay)
+        self._metrics.tally.sent(source.name)  # the request goes out now
 
     async def _wrote_before(self, claimed: Claimed, event: Event) -> bool:
         """Whether this lease's own earlier try wrote the terminal step (its answer was
@@ -509,6 +510,7 @@ class Poller:
                 )
                 if delay > 0:
                     await asyncio.sleep(delay)
+                self._metrics.tally.sent(source.name)
                 answer = await self._http.request(
                     "GET",
                     provider.failure_details_url(watch.kind, watch.job_id),
@@ -553,7 +555,6 @@ class Poller:
         self, claimed: Claimed, polled: Watch, source: PolledSource, exc: RateLimitedError
     ) -> Verdict:
         self._metrics.polls.labels(source.name, "rate_limited").inc()
-        self._metrics.tally.sent(source.name)
         await self._store.sources.pause(source.name, exc.retry_after_s)
         log.warning("source_paused", source=source.name, retry_after_s=exc.retry_after_s)
         now = self._clock.now()
@@ -565,7 +566,6 @@ class Poller:
         self, claimed: Claimed, polled: Watch, source: PolledSource, error: str
     ) -> Verdict:
         self._metrics.polls.labels(source.name, "not_found").inc()
-        self._metrics.tally.sent(source.name)
         updated = polled.missing(error)
         if updated.not_found >= self._settings.not_found_polls:
             return await self._finish(claimed, updated, Outcome.NOT_FOUND, None, self._clock.now())
@@ -597,7 +597,6 @@ class Poller:
             self._metric_children[key] = children
         children[0].inc()
         children[1].observe(time.perf_counter() - started)
-        self._metrics.tally.sent(source.name)
 
     def fleet_health(self, source: str, healthy: bool) -> None:
         """The source's health as Redis has it (another replica may have changed it):

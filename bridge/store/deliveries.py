@@ -313,7 +313,7 @@ class DeliveryStore:
         modes: delivery id → FANOUT mode (fanout_mode); plain when absent."""
         k = self.keys
         args: list[Any] = [Keys.OUTBOX_GROUP, to_ms(now)]
-        keys = [k.outbox, k.deliveries_due, k.deliveries, k.deliveries_leases]
+        keys = [k.outbox, k.deliveries_due, k.deliveries, k.deliveries_leases, k.deliveries_dead]
         for entry_id, deliveries in batch:
             args += [entry_id, len(deliveries)]
             for d in deliveries:
@@ -453,6 +453,14 @@ class DeliveryStore:
             await self.client.hmget(self.keys.delivery(delivery_id), ["lease", "doc"]),
         )
         return delivery_from_json(doc, int(lease or 0)) if doc else None
+
+    async def get_deliveries(self, delivery_ids: list[str]) -> list[Delivery | None]:
+        """Several deliveries in one round trip, None for those not kept."""
+        pipe = self.client.pipeline(transaction=False)
+        for i in delivery_ids:
+            pipe.hmget(self.keys.delivery(i), ["lease", "doc"])
+        rows = cast(list[list[str | None]], await pipe.execute())
+        return [delivery_from_json(doc, int(lease or 0)) if doc else None for lease, doc in rows]
 
     async def requeue(self, delivery: Delivery, now: float) -> Verdict:
         """Back to the queue with a fresh schedule (API retry and recover)."""

@@ -14,6 +14,7 @@ from aiohttp import web
 from bridge.api import delivery_log
 from bridge.api.context import CTX, Operation
 from bridge.delivery.request import masked, webhook_request
+from bridge.masking import subscription_url
 from bridge.ui.common import attempt_text, call_api, done, html_page, notice, select
 from bridge.ui.html import api_error, e, form, link, page, table
 from bridge.ui.session import posted, signed_in
@@ -102,7 +103,8 @@ async def delivery_detail(request: web.Request) -> web.Response:
             )
         shown = [[f"<code>{e(n)}</code>", f"<code>{e(v)}</code>"] for n, v in masked(sub, headers)]
         request_html = (
-            f'<p>POST <code>{e(sub.url)}</code> <span class="muted">(webhook-timestamp and '
+            f"<p>POST <code>{e(subscription_url(sub.url, sub.format))}</code> "
+            '<span class="muted">(webhook-timestamp and '
             "the signatures are made afresh for each attempt)</span></p>"
             + table(["header", "value"], shown)
             + f"<pre>{e(text)}</pre>"

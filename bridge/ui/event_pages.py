@@ -11,7 +11,9 @@ from aiohttp import web
 
 from bridge.api import event_log
 from bridge.api.context import CTX
+from bridge.delivery.deliverer import deliveries_for
 from bridge.event_types import CATALOGUE, FAMILIES
+from bridge.masking import subscription_url
 from bridge.store.deliveries import delivery_id
 from bridge.ui.common import call_api, html_page, notice, select
 from bridge.ui.html import api_error, e, form, link, page, table
@@ -60,13 +62,24 @@ async def event_detail(request: web.Request) -> web.Response:
         ["watch", link("watches", ev["watch_id"]) if ev.get("watch_id") else "-"],
     ]
     rows = []
-    if ctx.deliveries is not None:
-        for sub in await ctx.deliveries.list_subscriptions():
-            found = await ctx.deliveries.get_delivery(delivery_id(event_id, sub.id))
-            if found is not None:
-                last = found.attempts[-1] if found.attempts else None
-                rows.append([link("deliveries", found.id), e(sub.id), e(sub.url),
-                             e(found.status.value), e(last.status if last else None)])  # fmt: skip
+    event = await ctx.store.events.get_event(event_id)
+    if ctx.deliveries is not None and event is not None:
+        # the ids fan-out gave them (a job's progress events share one per subscriber),
+        # and the event's own per subscriber (a test or ping is sent to one directly)
+        subs = {s.id: s for s in await ctx.deliveries.list_subscriptions()}
+        made = deliveries_for(event, list(subs.values()), ctx.clock.now())
+        ids = dict.fromkeys([d.id for d in made] + [delivery_id(event_id, s) for s in subs])
+        for found in await ctx.deliveries.get_deliveries(list(ids)):
+            if found is None:
+                continue
+            sub = subs[found.subscription_id]
+            last = found.attempts[-1] if found.attempts else None
+            state = str(found.status.value)
+            if found.event_id != event_id:  # the job's channel carries a newer one now
+                state += f" (now carrying {found.event_id})"
+            url = subscription_url(sub.url, sub.format)
+            rows.append([link("deliveries", found.id), e(sub.id), e(url), e(state),
+                         e(last.status if last else None)])  # fmt: skip
     replay = form(f"/ui/events/{quote(event_id)}/replay", csrf, "Replay to every subscriber")
     data = json.dumps(ev.get("data"), indent=2, ensure_ascii=False)
     body = (

@@ -12,6 +12,7 @@ from aiohttp import web
 from bridge.api import subscriptions
 from bridge.api.context import Operation
 from bridge.api.error_shape import ApiError
+from bridge.masking import subscription_url
 from bridge.ui.common import call_api, done, html_page, notice, pairs_text
 from bridge.ui.html import api_error, e, form, page, table
 from bridge.ui.session import posted, signed_in
@@ -41,7 +42,16 @@ async def subscriptions_page(request: web.Request) -> web.Response:
         types = e(", ".join(s["event_types"]))
         if s.get("metadata"):  # the filter on watches' metadata, beside the types
             types += "<br>" + e("where " + pairs_text(s["metadata"]))
-        rows.append([e(s["id"]), e(s["url"]), types, e(s["format"]), enabled, actions])
+        rows.append(
+            [
+                e(s["id"]),
+                e(subscription_url(s["url"], s["format"])),
+                types,
+                e(s["format"]),
+                enabled,
+                actions,
+            ]
+        )
     create = form(
         "/ui/subscriptions",
         csrf,

@@ -173,6 +173,7 @@ async def test_the_console_in_a_browser(
             event_path = str(event_link.get_attribute("href")).removeprefix(base)
             event_page = go(event_path, "15-event")
             assert "Deliveries" in event_page and "console-job" in event_page
+            assert "queued for every subscriber again" in click("Replay to every subscriber")
             delivery_link = browser.find_element(By.PARTIAL_LINK_TEXT, "dlv_")
             delivery_path = str(delivery_link.get_attribute("href")).removeprefix(base)
             delivery_page = go(delivery_path, "16-delivery")
@@ -190,7 +191,7 @@ async def test_the_console_in_a_browser(
                      "delivery": delivery_path, "dead-letters": "/ui/deliveries?status=dead",
                      "subscriptions": "/ui/subscriptions"}  # fmt: skip
             overflow = "return document.documentElement.scrollWidth - window.innerWidth;"
-            for width in (1280, 390):
+            for width in (1280, 390, 360):
                 browser.set_window_size(width, 1000)
                 for name, path in pages.items():
                     go(path, f"{width}-{name}")

@@ -314,3 +314,27 @@ async def test_a_subscription_is_deleted_from_the_console(api) -> None:  # type:
     )
     assert f"{sub['id']}: deleted" in await page.text()
     assert (await client.get(f"/v1/subscriptions/{sub['id']}", headers=AUTH)).status == 404
+
+
+async def test_an_events_page_finds_its_progress_delivery_and_masks_urls(api) -> None:  # type: ignore[no-untyped-def]
+    """A progress event's delivery is its job's channel; a chat subscription's URL (a
+    credential in its path) is masked on every page."""
+    from bridge.delivery.deliverer import deliveries_for
+    from bridge.model import Event
+    from bridge.store.deliveries import DeliveryStore
+
+    client, store, _ = api
+    await sign_in(client)
+    body = {"url": "https://hooks.slack.com/services/T0/B0/sekrit", "format": "slack",
+            "event_types": ["import.progress"]}  # fmt: skip
+    assert (await client.post("/v1/subscriptions", headers=AUTH, json=body)).status == 201
+    deliveries = DeliveryStore(store)
+    event = Event("evt_p", "import.progress", "2027-01-01T00:00:00Z", "w_1", {"source": "fs"})
+    await deliveries.emit_many([event], 1_800_000_000.0, 3600)
+    made = deliveries_for(event, await deliveries.list_subscriptions(), 1_800_000_000.0)
+    await deliveries.fan_out_many([("", made)], 1_800_000_000.0, {made[0].id: "progress"})
+    page = await (await client.get("/ui/events/evt_p")).text()
+    assert f'href="/ui/deliveries/{made[0].id}"' in page
+    for path in ("/ui/events/evt_p", f"/ui/deliveries/{made[0].id}", "/ui/subscriptions"):
+        text = await (await client.get(path)).text()
+        assert "sekrit" not in text and "hooks.slack.com/**********" in text, path

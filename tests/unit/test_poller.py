@@ -50,6 +50,9 @@ async def test_fullstory_job_to_completion(poller_env) -> None:  # type: ignore[
     assert event.data["previous_status"] == "PROCESSING"
     assert event.data["counts"]["succeeded"] == 42
     assert event.data["job"]["job"]["status"] == "COMPLETED"
+    # the console's trends count every request that went out, and the job's end
+    tally = poller._metrics.tally.take()
+    assert tally["sent:fs"] == http.count(url) == 2
 
 
 @pytest.mark.parametrize(

@@ -639,3 +639,14 @@ async def test_dead_deliveries_are_counted_until_retried_or_expired(store: Redis
     assert (await deliveries.queue_counts([]))["deliveries_dead"] == 1
     await deliveries.trim_index(now + 1200, 600)  # past the retention of the other
     assert (await deliveries.queue_counts([]))["deliveries_dead"] == 0
+    # a job's progress channel that died carries its next progress event: not dead now
+    channel = replace(made[1], id="dlv_channel", event_id="evt_p1")
+    await deliveries.fan_out_many([("", [channel])], now, {channel.id: "progress"})
+    taken, _ = await deliveries.claim_versioned(now, 30, 5)  # with the one retried above
+    (c,) = [t for t in taken if t.delivery.id == channel.id]
+    await deliveries.record(c, c.delivery.dead(Attempt(now, 500, 0.1)), 600)
+    assert (await deliveries.queue_counts([]))["deliveries_dead"] == 1
+    newer = replace(channel, event_id="evt_p2")
+    await deliveries.fan_out_many([("", [newer])], now + 1, {channel.id: "progress"})
+    assert (await deliveries.get_delivery(channel.id)).status is DeliveryStatus.PENDING  # type: ignore[union-attr]
+    assert (await deliveries.queue_counts([]))["deliveries_dead"] == 0

@@ -65,3 +65,40 @@ def test_an_events_trace_is_kept_with_it_and_only_when_there_is_one() -> None:
     assert codec.event_from_json(codec.event_to_json(traced)) == traced
     assert codec.event_from_json(codec.event_to_json(event)).trace is None
     assert "trace" not in traced.envelope()  # never in a webhook body
+
+
+async def test_tracing_that_fails_never_fails_the_work(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tracer that cannot open a span: the poll still runs (a no-op span) and it is said
+    once; an error of the work itself goes through the span unchanged."""
+    tracing = tracing_from_env(ENDPOINT)
+    try:
+        with tracing.poll("fs", "w_1", "j") as span:  # a working span first
+            pass
+        with pytest.raises(KeyError), tracing.poll("fs", "w_1", "j"):
+            raise KeyError("the work's own")
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("exporter gone")
+
+        monkeypatch.setattr(tracing._tracer, "start_as_current_span", broken)  # type: ignore[attr-defined]
+        ran = []
+        for _ in range(2):
+            with tracing.poll("fs", "w_1", "j") as span:
+                span.set("x", 1)
+                ran.append(1)
+        assert ran == [1, 1]
+        assert capsys.readouterr().out.count("tracing_failed") == 1
+    finally:
+        await shut_down_within(tracing, 0.5)
+
+
+@pytest.mark.parametrize(
+    "extra", [{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, {"OTEL_TRACES_EXPORTER": "console"}]
+)
+def test_what_is_not_built_in_is_said_and_off(
+    extra: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert not tracing_from_env({**ENDPOINT, **extra}).enabled
+    assert "tracing_off" in capsys.readouterr().out

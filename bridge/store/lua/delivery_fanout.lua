@@ -1,6 +1,6 @@
 -- Outbox entries → one delivery per matching subscription each, then each entry is acked.
 -- KEYS[1] outbox stream  KEYS[2] due zset  KEYS[3] deliveries zset  KEYS[4] leases zset
--- KEYS[5..] the delivery hashes, in ARGV's order
+-- KEYS[5] dead zset  KEYS[6..] the delivery hashes, in ARGV's order
 -- ARGV[1] group  ARGV[2] now ms
 -- ARGV[3..] per entry: entry id ('' for none: a replay or a ping), n, then n times
 --   delivery id, subscription id, doc, mode
@@ -13,7 +13,7 @@
 -- returns the number of deliveries created
 local created = 0
 local i = 3
-local nth = 4
+local nth = 5
 while i <= #ARGV do
   local entry, n = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
@@ -35,6 +35,7 @@ while i <= #ARGV do
         redis.call('HSET', key, 'next', ARGV[i + 2])
       else
         redis.call('HSET', key, 'status', 'pending', 'event', doc['event_id'], 'doc', ARGV[i + 2])
+        redis.call('ZREM', KEYS[5], id)  -- a channel that died carries the newer event now
         redis.call('HDEL', key, 'next')
         redis.call('PERSIST', key)
         redis.call('ZADD', KEYS[2], ARGV[2], id)
