@@ -31,6 +31,7 @@ from bridge.providers.base import Discoverable
 from bridge.providers.deps import BuildDeps
 from bridge.providers.http import UpstreamHttp, default_session
 from bridge.providers.registry import build_provider
+from bridge.sealing import Sealer
 from bridge.settings import Settings
 from bridge.store.connection import RedisTarget, connect, explain_cluster, explain_sentinels
 from bridge.store.deliveries import DeliveryStore
@@ -73,11 +74,16 @@ class Bridge:
         roles: Iterable[Role] = ALL_ROLES,
         clock: Clock | None = None,
         local_clock: Clock | None = None,
+        sealing_keys: list[bytes] | None = None,
     ) -> None:
         """clock: a fixed clock for tests; otherwise Redis server time, read through
         local_clock (the system clock) plus the measured offset."""
         self.settings = settings
         self.roles = frozenset(roles)
+        # secrets written to Redis are sealed (sealing.py); the CLI passes the embedded
+        # Redis's own key when none is configured
+        keys = settings.sealing_keys() if sealing_keys is None else sealing_keys
+        self._sealer = Sealer(keys)
         self._server_clock = None if clock is not None else ServerClock(local_clock)
         self.clock: Clock = clock or self._server_clock  # type: ignore[assignment]
         self._wall: Clock = clock or local_clock or SystemClock()
@@ -118,7 +124,9 @@ class Bridge:
         client = connect(
             self._redis_url, max_connections=s.poll.concurrency + s.delivery.concurrency + 32
         )
-        store = self.store = RedisStore(client, s.key_prefix, head_start_s=s.poll.max_interval)
+        store = self.store = RedisStore(
+            client, s.key_prefix, head_start_s=s.poll.max_interval, sealer=self._sealer
+        )
         target = self._redis_url
         where = "redis_sentinels" if s.redis_mode == "sentinel" else "redis_url"
         mode = target.mode if isinstance(target, RedisTarget) else "single"
@@ -140,6 +148,12 @@ class Bridge:
                 f'{where}: this Redis is a node of a Redis Cluster; set redis_mode = "cluster"'
             )
         deliveries = self._deliveries = DeliveryStore(store)
+        unreadable = await _first_answer(deliveries.unreadable_subscriptions(), where)
+        if unreadable:  # a wrong or missing key: said now, never a failure later
+            raise StartupError(
+                f"secrets_keys cannot open what Redis holds: {'; '.join(unreadable[:5])}"
+                + (f" (and {len(unreadable) - 5} more)" if len(unreadable) > 5 else "")
+            )
         self.watchdog = Watchdog(
             store=store,
             clock=self._server_clock,

@@ -84,7 +84,7 @@ def run_demo(*, data_dir: Path, forever: bool, timeout_s: float) -> int:
     redis.start()
     console.print(f"embedded Redis at {redis.socket}; set redis_url for production", style="dim")
     try:
-        return asyncio.run(_demo(console, redis.url, forever, timeout_s))
+        return asyncio.run(_demo(console, redis.url, redis.sealing_key(), forever, timeout_s))
     except (RuntimeError, aiohttp.ClientError, OSError) as exc:
         console.print(f"[red]demo failed: {exc}[/]")
         return 1
@@ -106,7 +106,9 @@ async def _serve(app: web.Application, port: int = 0) -> tuple[web.AppRunner, st
     return runner, f"http://{host}:{bound}"
 
 
-async def _demo(console: Console, redis_url: str, forever: bool, timeout_s: float) -> int:
+async def _demo(
+    console: Console, redis_url: str, key: bytes, forever: bool, timeout_s: float
+) -> int:
     client = connect(redis_url)
     await client.flushdb()  # the demo's own Redis: every run starts clean
     await client.aclose()
@@ -115,7 +117,7 @@ async def _demo(console: Console, redis_url: str, forever: bool, timeout_s: floa
     sim_runner, sim_url = await _serve(sim.app(), SIM_PORT)
     rec_runner, rec_url = await _serve(receiver.app())
     token = secrets.token_urlsafe(16)
-    bridge = Bridge(_settings(sim_url, token), redis_url=redis_url)
+    bridge = Bridge(_settings(sim_url, token), redis_url=redis_url, sealing_keys=[key])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -27,6 +27,7 @@ from bridge.event_types import UnknownEventType, check_pattern
 from bridge.metadata import problems as metadata_problems
 from bridge.providers.config import DiscoveryFields
 from bridge.providers.registry import PLUGINS, SourceConfig
+from bridge.sealing import key_id, parse_key
 from bridge.sections import Section
 from bridge.store.connection import RedisTarget, split_address
 from bridge.store.connection import check_url as check_redis_url
@@ -203,6 +204,8 @@ class Settings(BaseSettings):
     # SIGTERM: work in flight gets this long; the process exits within grace + 2 s.
     shutdown_grace: float = Field(default=10.0, ge=0, le=3600)
     key_prefix: str = Field(default="bridge", pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Keys that seal the secrets written to Redis (sealing.py): the first seals, all open
+    secrets_keys: list[SecretStr] = Field(default_factory=list, max_length=16)
     api: ApiSettings = Field(default_factory=ApiSettings)
     poll: PollSettings = Field(default_factory=PollSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
@@ -272,8 +275,20 @@ class Settings(BaseSettings):
             return None
         return RedisTarget(url=url, cluster=self.redis_mode == "cluster")
 
+    def sealing_keys(self) -> list[bytes]:
+        """secrets_keys as key bytes (checked when the settings were read)."""
+        return [parse_key(k.get_secret_value()) for k in self.secrets_keys]
+
     @model_validator(mode="after")
     def _check_source_names(self) -> Settings:
+        ids: dict[str, int] = {}
+        for i, key in enumerate(self.secrets_keys):
+            try:
+                ids.setdefault(key_id(parse_key(key.get_secret_value())), i)
+            except ValueError as exc:
+                raise ValueError(f"secrets_keys[{i}]: {exc}") from None
+        if len(ids) < len(self.secrets_keys):
+            raise ValueError("secrets_keys: a key is listed twice")
         for name in self.sources:
             if not name or not all(c.isalnum() or c in "-_" for c in name):
                 raise ValueError(f"source name {name!r} may hold only letters, digits, - and _")

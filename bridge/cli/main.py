@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridge import __version__
 from bridge.cli.admin import ADMIN_COMMANDS, add_admin_commands, run_admin
+from bridge.cli.secrets_cmd import add_secrets_command, run_secrets
 from bridge.errors import BridgeError, ConfigError
 from bridge.masking import CHAT_FORMATS, MASK, masked_url
 from bridge.model import ALL_ROLES, Role
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "shell", choices=["bash"], help='eval "$(import-bridge completion bash)"'
     )
 
+    add_secrets_command(sub)
     add_admin_commands(sub)
     return parser
 
@@ -137,6 +139,8 @@ def _main(args: argparse.Namespace) -> int:
                 return run_demo(
                     data_dir=Path(args.data_dir), forever=args.forever, timeout_s=args.timeout
                 )
+        if args.command == "secrets":
+            return run_secrets(args)
         if args.command in ADMIN_COMMANDS:
             return run_admin(args)
     except ConfigError as exc:
@@ -269,8 +273,10 @@ def _run(args: argparse.Namespace) -> int:
         log.warning("no_sources", message="no [sources.*] configured: there is nothing to poll")
     embedded: EmbeddedRedis | None = None
     target = settings.redis_target()
+    keys = settings.sealing_keys()
     if target is None:
         embedded = EmbeddedRedis(Path(args.data_dir).resolve())
+        keys = keys or [embedded.sealing_key()]
         embedded.start()
         log.warning(
             "embedded_redis",
@@ -278,8 +284,15 @@ def _run(args: argparse.Namespace) -> int:
             binary=str(embedded.binary),
         )
         target = RedisTarget(url=embedded.url)
+    elif not keys:
+        log.warning(
+            "secrets_in_clear",
+            message="secrets_keys is empty: webhook secrets, custom header values and "
+            "access tokens are stored in Redis in clear; set secrets_keys (see "
+            "`import-bridge secrets new-key`)",
+        )
     try:
-        bridge = Bridge(settings, redis_url=target, roles=roles)
+        bridge = Bridge(settings, redis_url=target, roles=roles, sealing_keys=keys)
         asyncio.run(_serve(bridge, on_second_signal=embedded.stop if embedded else None))
     finally:
         if embedded:

@@ -8,12 +8,14 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from bridge.clock import to_ms
 from bridge.errors import BridgeError
 from bridge.model import Delivery, DeliveryStatus, Event, Subscription
+from bridge.sealing import SealError
 from bridge.store import codec
 from bridge.store.coalescer import Coalescer
 from bridge.store.delivery_codec import (
@@ -93,6 +95,7 @@ class DeliveryStore:
         self.keys: Keys = store.keys
         run = store.scripts  # registered once, on the shared connection
         self._fanout = run["delivery_fanout"]
+        self._replace_if_equals = run["replace_if_equals"]
         self._claim = run["delivery_claim"]
         self._record = run["delivery_record_many"]
         self._requeue = run["delivery_requeue"]
@@ -117,7 +120,7 @@ class DeliveryStore:
     async def save_subscription(self, sub: Subscription) -> None:
         """Write the configuration part; the state (enabled, failing) has its own hash."""
         pipe = self.client.pipeline(transaction=True)
-        pipe.set(self.keys.subscription(sub.id), sub_to_json(sub))
+        pipe.set(self.keys.subscription(sub.id), sub_to_json(sub, self.store.sealer))
         pipe.sadd(self.keys.subscriptions, sub.id)
         pipe.incr(self.keys.subscriptions_version)
         await pipe.execute()
@@ -155,7 +158,44 @@ class DeliveryStore:
         pipe.get(self.keys.subscription(sub_id))
         pipe.hgetall(self.keys.subscription_state(sub_id))
         text, state = await pipe.execute()
-        return with_state(sub_from_json(text), state) if text else None
+        return with_state(sub_from_json(text, self.store.sealer), state) if text else None
+
+    async def unreadable_subscriptions(self) -> list[str]:
+        """`sub_id: why` for each subscription whose secrets the keys at hand cannot
+        open (checked at start-up: a wrong key is an error then, never later)."""
+        out = []
+        for sub_id, text in await self._raw_subscriptions():
+            try:
+                sub_from_json(text, self.store.sealer)
+            except SealError as exc:
+                out.append(f"subscription {sub_id}: {exc}")
+        return out
+
+    async def reseal_subscriptions(self) -> tuple[int, int]:
+        """Every subscription's secrets sealed under the first key (`secrets rotate`):
+        (written again, already so). A subscription changed meanwhile is read again."""
+        sealer, written, current = self.store.sealer, 0, 0
+        for sub_id, text in await self._raw_subscriptions():
+            for _ in range(10):
+                fresh = sub_to_json(sub_from_json(text, sealer), sealer)
+                if fresh == text or all(sealer.is_current(v) for v in _sealed_values(text)):
+                    current += 1
+                    break
+                key = self.keys.subscription(sub_id)
+                if await self._replace_if_equals(keys=[key], args=[text, fresh]):
+                    written += 1
+                    break
+                again = cast(str | None, await self.client.get(key))
+                if again is None:  # deleted meanwhile
+                    break
+                text = again
+        return written, current
+
+    async def _raw_subscriptions(self) -> list[tuple[str, str]]:
+        ids = sorted(cast(set[str], await self.client.smembers(self.keys.subscriptions)))
+        keys = [self.keys.subscription(i) for i in ids]
+        texts = cast(list[str | None], await self.client.mget(keys)) if ids else []
+        return [(i, t) for i, t in zip(ids, texts, strict=True) if t]
 
     async def list_subscriptions(self) -> list[Subscription]:
         return (await self.versioned_subscriptions())[1]
@@ -175,7 +215,7 @@ class DeliveryStore:
             pipe.hgetall(self.keys.subscription_state(i))
         rows = await pipe.execute()
         subs = [
-            with_state(sub_from_json(rows[n]), rows[n + 1])
+            with_state(sub_from_json(rows[n], self.store.sealer), rows[n + 1])
             for n in range(0, len(rows), 2)
             if rows[n]
         ]
@@ -567,3 +607,9 @@ class DeliveryStore:
             if len(old) < batch:
                 break
         return dropped
+
+
+def _sealed_values(text: str) -> list[str]:
+    """The secret values of a stored subscription, as stored."""
+    d = orjson.loads(text)
+    return [s for s, _ in d["secrets"]] + [v for _, v in d["headers"]]

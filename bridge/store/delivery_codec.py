@@ -7,20 +7,25 @@ from dataclasses import replace
 import orjson
 
 from bridge.model import Attempt, Delivery, DeliveryStatus, Subscription
+from bridge.sealing import Sealer
+
+CLEAR = Sealer()  # no keys: values as they are
 
 KEEP_ATTEMPTS = 20  # attempts kept per delivery (the newest)
 
 
-def sub_to_json(sub: Subscription) -> str:
+def sub_to_json(sub: Subscription, sealer: Sealer = CLEAR) -> str:
+    """Its secrets and custom header values sealed (sealing.py), each bound to it."""
+    secret, header = f"subscription secret {sub.id}", f"subscription header {sub.id}"
     return orjson.dumps(
         {
             "id": sub.id,
             "url": sub.url,
-            "secrets": [list(s) for s in sub.secrets],
+            "secrets": [[sealer.seal(s, secret), until] for s, until in sub.secrets],
             "event_types": list(sub.event_types),
             "sources": list(sub.sources),
             "format": sub.format,
-            "headers": [list(h) for h in sub.headers],
+            "headers": [[k, sealer.seal(v, header)] for k, v in sub.headers],
             "description": sub.description,
             "enabled": sub.enabled,
             "disabled_reason": sub.disabled_reason,
@@ -32,16 +37,18 @@ def sub_to_json(sub: Subscription) -> str:
     ).decode()
 
 
-def sub_from_json(text: str) -> Subscription:
+def sub_from_json(text: str, sealer: Sealer = CLEAR) -> Subscription:
+    """SealError when a secret does not open with the keys at hand."""
     d = orjson.loads(text)
+    secret, header = f"subscription secret {d['id']}", f"subscription header {d['id']}"
     return Subscription(
         id=d["id"],
         url=d["url"],
-        secrets=tuple((s, until) for s, until in d["secrets"]),
+        secrets=tuple((sealer.open(s, secret), until) for s, until in d["secrets"]),
         event_types=tuple(d["event_types"]),
         sources=tuple(d["sources"]),
         format=d["format"],
-        headers=tuple((k, v) for k, v in d["headers"]),
+        headers=tuple((k, sealer.open(v, header)) for k, v in d["headers"]),
         description=d.get("description"),
         enabled=d["enabled"],
         disabled_reason=d.get("disabled_reason"),

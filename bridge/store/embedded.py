@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from bridge.errors import BridgeError
+from bridge.sealing import new_key, parse_key
 
 
 class EmbeddedRedisError(BridgeError):
@@ -39,6 +40,9 @@ def find_redis_server() -> Path:
 # What redis-server writes under its --dir: only these are closed up (the data dir may
 # be shared with other things, which are left alone).
 _REDIS_FILES = ("appendonly*", "*.aof", "*.rdb", "redis.log", "temp-*")
+
+
+KEY_FILE = "secrets.key"  # the sealing key, when secrets_keys names none
 
 
 def private_dir(path: Path) -> None:
@@ -72,6 +76,20 @@ class EmbeddedRedis:
     @property
     def url(self) -> str:
         return f"unix://{self.socket}"
+
+    def sealing_key(self) -> bytes:
+        """The key that seals secrets in this Redis when secrets_keys names none: a
+        file beside its data (0600), made when absent (sealing.py)."""
+        path = self.data_dir / KEY_FILE
+        if not path.exists():
+            private_dir(self.data_dir)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(new_key() + "\n")
+        try:
+            return parse_key(path.read_text())
+        except ValueError as exc:
+            raise EmbeddedRedisError(f"{path}: {exc}") from None
 
     def start(self, timeout_s: float = 10.0) -> None:
         self.binary = find_redis_server()

@@ -19,6 +19,7 @@ from redis.exceptions import NoPermissionError, NoScriptError
 from bridge.clock import to_ms
 from bridge.errors import StoreError
 from bridge.model import Event, Watch, WatchKey, WatchState
+from bridge.sealing import Sealer
 from bridge.store import codec, scripts
 from bridge.store.coalescer import Coalescer
 from bridge.store.connection import close_client
@@ -122,10 +123,16 @@ class WorkerRoom:
 @translated
 class RedisStore:
     def __init__(
-        self, client: aioredis.Redis, prefix: str, head_start_s: float = NEW_WATCH_HEAD_START_S
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        head_start_s: float = NEW_WATCH_HEAD_START_S,
+        sealer: Sealer | None = None,
     ) -> None:
         self.client = client
         self.keys = Keys(prefix)
+        # secrets written to Redis are sealed with it, read back through it (sealing.py)
+        self.sealer = sealer or Sealer()
         # New registrations count as due this much earlier: the poll worth most goes
         # first, and nothing is passed over for longer (the daemon: poll.max_interval).
         self.head_start_s = head_start_s
@@ -149,7 +156,7 @@ class RedisStore:
         )
 
         self.pager = IndexPager(client, self.scripts["page"])
-        self.sources = SourceStore(client, self.keys, self.scripts)  # per-source state
+        self.sources = SourceStore(client, self.keys, self.scripts, self.sealer)  # per source
         self.events = EventStore(client, self.keys, self.pager)  # events and the outbox
 
     async def close(self) -> None:

@@ -7,14 +7,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
+import structlog
+
 from bridge.clock import to_ms
 from bridge.errors import NoSlot
 from bridge.events import NO_EVENT
 from bridge.model import Event
+from bridge.sealing import Sealer, SealError
 from bridge.store import codec
 from bridge.store.coalescer import Coalescer
 from bridge.store.keys import Keys
 from bridge.store.redis_errors import translated
+
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True)
@@ -26,16 +31,20 @@ class SourceHealth:
 
 @translated
 class SourceStore:
-    def __init__(self, client: Any, keys: Keys, run: dict[str, Any]) -> None:
-        """The watch store's connection, key schema and registered scripts."""
+    def __init__(
+        self, client: Any, keys: Keys, run: dict[str, Any], sealer: Sealer | None = None
+    ) -> None:
+        """The watch store's connection, key schema, registered scripts and sealer."""
         self.client = client
         self.keys = keys
+        self._sealer = sealer or Sealer()
         self._acquire = run["acquire"]
         self._pause = run["pause"]
         self._pause_left = run["pause_left"]
         self._time = run["time"]
         self._set_health = run["set_health"]
         self._delete_if_equals = run["delete_if_equals"]
+        self._replace_if_equals = run["replace_if_equals"]
         self._extend_if_equals = run["extend_if_equals"]
         self._pauses: Coalescer[str, float] = Coalescer(self._flush_pauses)
 
@@ -138,16 +147,44 @@ class SourceStore:
         token, pttl = await pipe.execute()
         if token is None or int(pttl) <= 0:
             return None
-        return str(token), int(pttl) / 1000
+        try:
+            return self._sealer.open(str(token), _token_kind(source)), int(pttl) / 1000
+        except SealError:  # a cache: fetched again rather than fail the poll
+            log.warning("token_unreadable", source=source)
+            return None
 
     async def set_token(self, source: str, token: str, ttl_s: float) -> None:
-        await self.client.set(self.keys.source_token(source), token, px=max(1, to_ms(ttl_s)))
+        sealed = self._sealer.seal(token, _token_kind(source))
+        await self.client.set(self.keys.source_token(source), sealed, px=max(1, to_ms(ttl_s)))
+
+    async def reseal_token(self, source: str) -> bool:
+        """The cached access token sealed under the first key (`secrets rotate`); True
+        when it was written again. One that cannot be opened is dropped (refetched)."""
+        key = self.keys.source_token(source)
+        stored = await self.client.get(key)
+        if stored is None or self._sealer.is_current(str(stored)):
+            return False
+        try:
+            fresh = self._sealer.seal(self._sealer.open(str(stored), _token_kind(source)),
+                                      _token_kind(source))  # fmt: skip
+        except SealError:
+            await self._delete_if_equals(keys=[key], args=[str(stored)])
+            return False
+        return bool(await self._replace_if_equals(keys=[key], args=[str(stored), fresh]))
 
     async def drop_token(self, source: str, token: str) -> bool:
-        """Forget the token only if no other replica has replaced it already."""
-        return bool(
-            await self._delete_if_equals(keys=[self.keys.source_token(source)], args=[token])
-        )
+        """Forget the token only if no other replica has replaced it already (sealed, the
+        stored value is compared, not the token: each sealing differs)."""
+        key = self.keys.source_token(source)
+        stored = await self.client.get(key)
+        if stored is None:
+            return False
+        try:
+            if self._sealer.open(str(stored), _token_kind(source)) != token:
+                return False
+        except SealError:
+            pass  # unreadable: dropped like a stale one
+        return bool(await self._delete_if_equals(keys=[key], args=[str(stored)]))
 
     async def lock_token_refresh(self, source: str, holder: str, ttl_s: float) -> bool:
         return bool(
@@ -171,3 +208,7 @@ class SourceStore:
 
     async def unlock(self, name: str, holder: str) -> None:
         await self._delete_if_equals(keys=[self.keys.lock(name)], args=[holder])
+
+
+def _token_kind(source: str) -> str:
+    return f"access token {source}"
