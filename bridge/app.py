@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -19,7 +19,14 @@ from bridge.clock import Clock, ServerClock, SystemClock
 from bridge.delivery.deliverer import Deliverer
 from bridge.delivery.sender import WebhookSender, webhook_session
 from bridge.delivery.static import sync_static_subscriptions
-from bridge.errors import BridgeError, NoSlot, TransientUpstreamError
+from bridge.errors import (
+    AuthError,
+    BridgeError,
+    NoSlot,
+    NotFoundError,
+    RateLimitedError,
+    TransientUpstreamError,
+)
 from bridge.metrics import Metrics
 from bridge.model import ALL_ROLES, Role
 from bridge.outage import OutageLog
@@ -27,16 +34,19 @@ from bridge.poll.discovery import DiscoveredSource, Discovery
 from bridge.poll.poller import PolledSource, Poller
 from bridge.poll.progress import ProgressEvents
 from bridge.poll.scheduler import Ticker
-from bridge.providers.base import Discoverable
+from bridge.providers.base import Discoverable, fetch_snapshot
+from bridge.providers.config import SourceBase
 from bridge.providers.deps import BuildDeps
 from bridge.providers.http import UpstreamHttp, default_session
 from bridge.providers.registry import build_provider
-from bridge.sealing import Sealer
+from bridge.sealing import Sealer, SealError
 from bridge.settings import Settings
+from bridge.sources_live import REFRESH_EVERY_S, LiveSources, SourceSet
 from bridge.store.connection import RedisTarget, connect, explain_cluster, explain_sentinels
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.durations import DurationStore
 from bridge.store.redis import RedisStore
+from bridge.store.source_defs import SourceDefStore
 from bridge.store.trends import TrendStore
 from bridge.tracing import Tracing, shut_down_within, tracing_from_env
 from bridge.watchdog import Watchdog
@@ -48,6 +58,8 @@ _JANITOR_EVERY_S = 60.0
 # The budget-use gauges follow the 10 s windows they read.
 _BUDGET_EVERY_S = 10.0
 _TRENDS_EVERY_S = 10.0
+CHECK_JOB_ID = "import-bridge-credentials-check"  # a job no upstream has
+CHECK_WAIT_S = 5.0  # for a slot of the source's budget
 _LAST_WORDS_S = 0.8  # for the last trend counts and spans to go out at a stop
 # Redis reachability, data loss and clock offset are checked this often.
 _WATCHDOG_EVERY_S = 1.0
@@ -103,8 +115,17 @@ class Bridge:
         self._webhook_session: aiohttp.ClientSession | None = None
         self.api_port: int | None = None
         self.tracing: Tracing = Tracing()
+        # the sources polled now (the config file's and those defined through the API);
+        # the admin API reads the kinds and rates below, kept current in place
+        self.live: LiveSources | None = None
+        self._http: UpstreamHttp | None = None
+        self._polled: dict[str, PolledSource] = {}
+        self._kinds: dict[str, tuple[str, ...]] = {}
+        self._rates: dict[str, float] = {}
 
-    def build_sources(self, store: RedisStore, http: UpstreamHttp) -> dict[str, PolledSource]:
+    def build_sources(
+        self, store: RedisStore, http: UpstreamHttp, configs: Mapping[str, SourceBase]
+    ) -> dict[str, PolledSource]:
         deps = BuildDeps(
             http=http,
             tokens=store.sources,
@@ -113,8 +134,50 @@ class Bridge:
         )
         return {
             name: PolledSource(name, build_provider(name, cfg, deps), cfg.rate_limit, cfg.burst)
-            for name, cfg in self.settings.sources.items()
+            for name, cfg in configs.items()
         }
+
+    def _discovered(self, sources: Mapping[str, PolledSource]) -> list[DiscoveredSource]:
+        return [
+            DiscoveredSource(
+                name=name,
+                provider=src.provider,
+                rate_limit=src.rate_limit,
+                burst=src.burst,
+                since_s=found.since_s,
+                every_s=found.every_s,
+                max_watches=found.max_watches,
+                window_s=self.settings.poll.max_age,
+            )
+            for name, src in sources.items()
+            if isinstance(src.provider, Discoverable)
+            and (found := src.provider.discovery) is not None
+        ]
+
+    def _sources_changed(self, current: SourceSet, changed: set[str]) -> None:
+        """A source defined, changed or deleted through the API (any replica): built
+        afresh, and everyone who polls, discovers, checks or counts told."""
+        if self.store is None or self._http is None:  # stopping
+            return
+        fresh = self.build_sources(
+            self.store, self._http, {n: current.configs[n] for n in changed if n in current.configs}
+        )
+        for name in changed:
+            self._polled.pop(name, None)
+            self._kinds.pop(name, None)
+            self._rates.pop(name, None)
+            if name not in fresh:
+                self.metrics.forget(name)
+        self._polled.update(fresh)
+        self._kinds.update({n: src.provider.kinds for n, src in fresh.items()})
+        self._rates.update({n: src.rate_limit for n, src in fresh.items()})
+        self.metrics.declare(fresh)
+        if self.poller:
+            self.poller.set_sources(dict(self._polled), current.deleted)
+            self.poller.wake()
+        if self.discovery:
+            self.discovery.set_sources(self._discovered(self._polled))
+        log.info("sources_changed", sources=sorted(changed), polled=len(self._polled))
 
     async def start(self) -> None:
         """Start every role. StartupError (one line) when something is in the way."""
@@ -166,7 +229,16 @@ class Bridge:
         http = UpstreamHttp(
             self._session, timeout_s=s.poll.request_timeout, max_body_bytes=s.poll.max_body_bytes
         )
-        sources = self.build_sources(store, http)
+        self._http = http
+        self.live = LiveSources(dict(s.sources), SourceDefStore(store))
+        try:
+            await _first_answer(self.live.refresh(strict=True), where)
+        except SealError as exc:
+            raise StartupError(f"secrets_keys cannot open what Redis holds: {exc}") from None
+        sources = self._polled = self.build_sources(store, http, self.live.current.configs)
+        self._kinds.update({n: src.provider.kinds for n, src in sources.items()})
+        self._rates.update({n: src.rate_limit for n, src in sources.items()})
+        self.metrics.declare(sources)
         self._ticker = Ticker()
         self._ticker.every(_WATCHDOG_EVERY_S, self.watchdog.tick, "watchdog")
         if Role.POLLER in self.roles:
@@ -187,34 +259,21 @@ class Bridge:
                     retention_s=s.poll.retention,
                 ),
                 tracing=self.tracing,
+                deleted=self.live.current.deleted,
             )
             self.poller.start()
             self._ticker.every(s.poll.tick, self._tick, "poll_tick")
-            discovered = [
-                DiscoveredSource(
-                    name=name,
-                    provider=src.provider,
-                    rate_limit=src.rate_limit,
-                    burst=src.burst,
-                    since_s=found.since_s,
-                    every_s=found.every_s,
-                    max_watches=found.max_watches,
-                    window_s=s.poll.max_age,
-                )
-                for name, src in sources.items()
-                if isinstance(src.provider, Discoverable)
-                and (found := src.provider.discovery) is not None
-            ]
-            if discovered:
-                self.discovery = Discovery(
-                    store=store,
-                    http=http,
-                    sources=discovered,
-                    clock=self.clock,
-                    on_registered=self.poller.wake,
-                    metrics=self.metrics,
-                )
-                self._ticker.every(1.0, self.discovery.tick, "discovery")
+            self.discovery = Discovery(
+                store=store,
+                http=http,
+                sources=self._discovered(sources),
+                clock=self.clock,
+                on_registered=self.poller.wake,
+                metrics=self.metrics,
+            )
+            self._ticker.every(1.0, self.discovery.tick, "discovery")
+        self.live.on_change(self._sources_changed)
+        self._ticker.every(REFRESH_EVERY_S, self._refresh_sources, "sources")
         self._ticker.every(_JANITOR_EVERY_S, self._janitor, "janitor")
         self._ticker.every(_BUDGET_EVERY_S, self._budget_gauges, "budget_gauges")
         self._ticker.every(_TRENDS_EVERY_S, self.flush_trends, "trends")
@@ -245,7 +304,7 @@ class Bridge:
             self._ticker.every(s.poll.tick, self.deliverer.tick, "delivery_tick")
         self._ticker.start()
         if Role.API in self.roles:
-            await self._start_api({n: src.provider.kinds for n, src in sources.items()}, deliveries)
+            await self._start_api(self._kinds, deliveries)
         log.info(
             "bridge_started", roles=sorted(r.value for r in self.roles), sources=sorted(sources)
         )
@@ -273,7 +332,9 @@ class Bridge:
             readiness=self.readiness,
             outage=self.outage,
             trusted_proxies=tuple(s.api.trusted_proxies),
-            source_rates={n: c.rate_limit for n, c in s.sources.items()},
+            source_rates=self._rates,
+            sources=self.live,
+            check_source=self.check_source,
         )
         host, port = s.api.host_port
         try:
@@ -324,8 +385,8 @@ class Bridge:
         if self.store is None:
             return
         try:
-            for name, cfg in self.settings.sources.items():
-                used = await self.store.sources.budget_used(name, cfg.rate_limit)
+            for name, rate in list(self._rates.items()):
+                used = await self.store.sources.budget_used(name, rate)
                 if used is not None:
                     self.metrics.budget_used.labels(name).set(used)
                 health = await self.store.sources.get_health(name)
@@ -349,6 +410,49 @@ class Bridge:
         except Exception as exc:  # kept for the next flush; a chart is not worth more
             self.metrics.tally.give_back(counts)
             self.outage.failed("trends", exc)
+
+    async def check_source(self, name: str) -> dict[str, Any]:
+        """One authenticated status request for a job no one has, within the source's
+        budget: a 404 says the credentials were accepted; 401/403 that they were not."""
+        src, store, http = self._polled.get(name), self.store, self._http
+        if src is None or store is None or http is None:
+            return {"ok": False, "reason": "not polled by this process yet: ask again"}
+        try:
+            delay = await store.sources.acquire(
+                name, src.rate_limit, src.burst, CHECK_WAIT_S, source=name
+            )
+            await asyncio.sleep(delay)
+            await asyncio.wait_for(
+                fetch_snapshot(src.provider, http, src.provider.kinds[0], CHECK_JOB_ID,
+                               self.clock.now()),
+                self.settings.poll.request_timeout * 2,
+            )  # fmt: skip
+        except NoSlot as exc:
+            return {"ok": False, "reason": f"no budget now: ask again in {exc.retry_after_s:.1f} s"}
+        except NotFoundError:
+            return {
+                "ok": True,
+                "reason": "the credentials were accepted (the probe job is unknown)",
+            }
+        except AuthError as exc:
+            return {"ok": False, "reason": f"the credentials were refused: {exc}"}
+        except RateLimitedError as exc:
+            return {
+                "ok": False,
+                "reason": f"rate limited (429): ask again in {exc.retry_after_s:g} s",
+            }
+        except (TransientUpstreamError, TimeoutError) as exc:
+            return {"ok": False, "reason": f"no answer: {exc or 'timed out'}"}
+        except Exception as exc:  # an answer nobody foresaw, for a job that cannot exist
+            return {"ok": True, "reason": f"answered ({type(exc).__name__}): credentials accepted"}
+        return {"ok": True, "reason": "the credentials were accepted"}
+
+    async def _refresh_sources(self) -> None:
+        try:
+            if self.live:
+                await self.live.refresh()
+        except Exception as exc:  # the sources stay as they were; asked again soon
+            self.outage.failed("sources", exc)
 
     async def _janitor(self) -> None:
         """Upkeep of the indexes (every replica may run it: each step is idempotent)."""

@@ -84,7 +84,7 @@ def run_demo(*, data_dir: Path, forever: bool, timeout_s: float) -> int:
     redis.start()
     console.print(f"embedded Redis at {redis.socket}; set redis_url for production", style="dim")
     try:
-        return asyncio.run(_demo(console, redis.url, redis.sealing_key(), forever, timeout_s))
+        return asyncio.run(_demo(console, redis.url, redis.sealing_keys([])[0], forever, timeout_s))
     except (RuntimeError, aiohttp.ClientError, OSError) as exc:
         console.print(f"[red]demo failed: {exc}[/]")
         return 1

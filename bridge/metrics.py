@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -106,6 +107,20 @@ class Metrics:
         self.clock_offset = Gauge(
             "bridge_clock_offset_seconds", "Redis server time minus this host's clock", registry=r
         )
+
+    def forget(self, source: str) -> None:
+        """A source deleted through the API: its series go (they would pile up)."""
+        for metric, labels in (
+            *((self.polls, (source, r)) for r in POLL_RESULTS),
+            (self.poll_seconds, (source,)),
+            (self.source_healthy, (source,)),
+            (self.budget_used, (source,)),
+            (self.paused, (source,)),
+            (self.time_to_notice, (source,)),
+            (self.requests_per_job, (source,)),
+        ):
+            with contextlib.suppress(KeyError):
+                metric.remove(*labels)
 
     def declare(self, sources: Iterable[str]) -> None:
         """Every labelled series from the start, at zero (health: 1 until seen otherwise),

@@ -17,12 +17,14 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 PREFIX = "sealed:1:"
+_KEY_ID = re.compile(r"[0-9a-f]{8}")
 KEY_BYTES = 32
 NONCE_BYTES = 12
 
@@ -81,7 +83,7 @@ class Sealer:
     def seal(self, value: str, what: str) -> str:
         """value sealed under the first key (as it is when there is none); `what` names
         its kind (bound to it: it must be opened as the same kind)."""
-        if not self._keys or is_sealed(value):
+        if not self._keys:
             return value
         kid, aead = self._keys[0]
         nonce = os.urandom(NONCE_BYTES)
@@ -97,7 +99,8 @@ class Sealer:
         aead = self._by_id.get(kid)
         if aead is None:
             held = ", ".join(k for k, _ in self._keys) or "none"
-            raise SealError(f"sealed with key {kid}, which secrets_keys does not hold ({held})")
+            named = kid if _KEY_ID.fullmatch(kid) else "(no key id: not a sealed value)"
+            raise SealError(f"sealed with key {named}, which secrets_keys does not hold ({held})")
         try:
             raw = base64.urlsafe_b64decode(body)
             return aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], what.encode()).decode()

@@ -22,6 +22,7 @@ from bridge.clock import Clock
 from bridge.delivery.targets import TargetPolicy
 from bridge.metrics import Metrics
 from bridge.outage import OutageLog
+from bridge.sources_live import LiveSources
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.redis import RedisStore
 from bridge.store.sessions import SessionStore
@@ -48,6 +49,9 @@ class ApiContext:
     source_rates: Mapping[str, float] = field(default_factory=dict)  # rate_limit per source
     outage: OutageLog = field(default_factory=OutageLog)  # the process's record of Redis
     trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For names the client
+    sources: LiveSources | None = None  # every source, and those defined through the API
+    # One authenticated request to a source: does it accept the credentials?
+    check_source: Callable[[str], Awaitable[dict[str, Any]]] | None = None
 
     @functools.cached_property
     def sessions(self) -> SessionStore:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from bridge.errors import StoreOutage, StoreRefusesWrites
 from bridge.outage import OutageLog
+from bridge.sealing import SealError
 
 log = structlog.get_logger("bridge.api")
 # The process's one record of Redis' state: the API says an outage once, as loops do.
@@ -94,6 +95,8 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             )
             retry = {"Retry-After": str(RETRY_AFTER_S)}
             return error_response(503, "unavailable", message, headers=retry)
+        if isinstance(exc, SealError):  # a key missing on this replica: said, not a 500
+            return error_response(503, "secret_unreadable", str(exc))
         log.exception("api_handler_failed", path=request.path, method=request.method)
         return error_response(500, "internal_error", "internal error; see the bridge's log")
     if response.status == 201:  # something was created: Redis takes writes

@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from bridge.api.models import WatchBatch, WatchCreate
+from bridge.api.sources import SourceCreate, SourcePatch
 from bridge.api.subscriptions import SubscriptionCreate, SubscriptionPatch
 from bridge.model import DeliveryStatus, WatchState
 
@@ -68,6 +69,18 @@ OPERATIONS = (
     Op("get", "/metrics", "Prometheus metrics", "health", public=True),
     Op("get", "/openapi.json", "This document", "health", public=True),
     Op("get", "/v1/status", "Watch counts, source health, queue depths", "status"),
+    Op("get", "/v1/sources", "Every source: the config file's (static) and those defined "
+       "here; secrets as **********", "sources"),
+    Op("post", "/v1/sources", "Define a source (the keys of a [sources.NAME] table, and "
+       "name); every replica polls it within about a second", "sources", body=SourceCreate,
+       ok=(201, "Created")),
+    Op("get", "/v1/sources/{name}", "One source", "sources"),
+    Op("patch", "/v1/sources/{name}", "Change a defined source (409 for the config file's)",
+       "sources", body=SourcePatch),
+    Op("delete", "/v1/sources/{name}", "Delete a defined source: no longer polled; its "
+       "watches are dropped when next due, its events kept", "sources", ok=(204, "Deleted")),
+    Op("post", "/v1/sources/{name}/check", "One authenticated request: do the credentials "
+       "work? {ok, reason}", "sources"),
     Op("post", "/v1/watches", "Watch a job (200 when already watched)", "watches",
        body=WatchCreate, ok=(201, "Created")),
     Op("post", "/v1/watches/batch",
@@ -141,8 +154,10 @@ def _operation(op: Op) -> dict[str, Any]:
         },
     }
     params: list[dict[str, Any]] = []
-    if "{id}" in op.path:
-        params.append({"name": "id", "in": "path", "required": True, "schema": {"type": "string"}})
+    for name in ("id", "name"):
+        if "{" + name + "}" in op.path:
+            schema = {"type": "string"}
+            params.append({"name": name, "in": "path", "required": True, "schema": schema})
     params += [
         {"name": name, "in": "query", "description": text, "schema": schema}
         for name, text, schema in op.query

@@ -17,6 +17,7 @@ from bridge.api import (
     event_log,
     feed,
     probes,
+    sources,
     status,
     subscriptions,
     watch_batch,
@@ -87,6 +88,12 @@ def build_api(ctx: ApiContext) -> web.Application:
     r.add_get("/v1/events/{id}", http(event_log.get_event))
     r.add_post("/v1/events/{id}/replay", http(delivery_log.replay_event))
     r.add_get("/v1/status", http(status.status))
+    r.add_get("/v1/sources", http(sources.list_sources))
+    r.add_post("/v1/sources", http(sources.create_source, _body))
+    r.add_get("/v1/sources/{name}", http(sources.get_source))
+    r.add_patch("/v1/sources/{name}", http(sources.patch_source, _body))
+    r.add_delete("/v1/sources/{name}", http(sources.delete_source))
+    r.add_post("/v1/sources/{name}/check", http(sources.check_source))
     r.add_post("/v1/subscriptions", http(subscriptions.create_subscription, _body))
     r.add_get("/v1/subscriptions", http(subscriptions.list_subscriptions))
     r.add_get("/v1/subscriptions/{id}", http(subscriptions.get_subscription))

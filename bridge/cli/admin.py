@@ -166,6 +166,21 @@ def add_admin_commands(sub: Any) -> None:
     ):
         s.add_parser(action, parents=[common], help=text).add_argument("id")
 
+    src = group("source", "sources defined at run time (and the config file's, listed)")
+    p = src.add_parser("add", parents=[common], help="define a source")
+    p.add_argument("id", metavar="NAME")
+    p.add_argument("provider", choices=["fullstory", "talkdesk", "generic"])
+    p.add_argument("--set", action="append", default=[], dest="sets",
+                   help="KEY=VALUE of a [sources.NAME] table (JSON values: 2, true)")  # fmt: skip
+    p.add_argument("--from-file", help="a JSON object of more keys (secrets best here)")
+    src.add_parser("ls", parents=[common], help="every source")
+    for action, text in (
+        ("show", "one source (secrets as **********)"),
+        ("rm", "delete a defined source: polled no more, its events kept"),
+        ("check", "one authenticated request: do its credentials work? (exit 1: no)"),
+    ):
+        src.add_parser(action, parents=[common], help=text).add_argument("id", metavar="NAME")
+
     e = group("events", "the event log")
     p = e.add_parser("ls", parents=[common, page], help="list events")
     p.add_argument("--watch-id")
@@ -206,7 +221,7 @@ def add_admin_commands(sub: Any) -> None:
     v.add_argument("--ignore-age", action="store_true", help="accept any webhook-timestamp")
 
 
-ADMIN_COMMANDS = {"watch", "sub", "events", "deliveries", "status", "verify", "wait"}
+ADMIN_COMMANDS = {"watch", "sub", "source", "events", "deliveries", "status", "verify", "wait"}
 
 
 def run_admin(args: argparse.Namespace) -> int:
@@ -450,6 +465,36 @@ def _deliveries_ls(c: ApiClient, a: argparse.Namespace) -> None:
     _list(a, page, DELIVERY_COLUMNS)
 
 
+def _source_add(c: ApiClient, a: argparse.Namespace) -> None:
+    body: dict[str, Any] = {}
+    if a.from_file:
+        try:
+            loaded = json.loads(Path(a.from_file).read_text())
+        except OSError as exc:
+            raise CommandError(f"cannot read {a.from_file}: {exc.strerror}") from None
+        except ValueError:
+            raise CommandError(f"{a.from_file} is not JSON") from None
+        if not isinstance(loaded, dict):
+            raise CommandError(f"{a.from_file}: a JSON object of a source's keys")
+        body.update(loaded)
+    for item in a.sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--set: expected KEY=VALUE, got {item!r}")
+        try:
+            body[key] = json.loads(value)
+        except ValueError:
+            body[key] = value  # a plain string
+    body.update({"name": a.id, "provider": a.provider})
+    _show(a, c.call("POST", "/v1/sources", body))
+
+
+def _source_check(c: ApiClient, a: argparse.Namespace) -> int:
+    answer = c.call("POST", f"/v1/sources/{_quote(a.id)}/check")
+    _show(a, answer)
+    return 0 if answer.get("ok") else 1
+
+
 def _status(c: ApiClient, a: argparse.Namespace) -> None:
     data = c.call("GET", "/v1/status")
     if a.json:
@@ -487,6 +532,13 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("sub", "rotate"): _post("/v1/subscriptions/{id}/rotate-secret"),
     ("sub", "enable"): _enabled(True),
     ("sub", "disable"): _enabled(False),
+    ("source", "add"): _source_add,
+    ("source", "ls"): lambda c, a: _list(
+        a, c.call("GET", "/v1/sources"), ("name", "provider", "static", "rate_limit", "base_url")
+    ),
+    ("source", "show"): _get("/v1/sources/{id}"),
+    ("source", "rm"): _deleted("sources"),
+    ("source", "check"): _source_check,
     ("events", "ls"): _events_ls,
     ("events", "show"): _get("/v1/events/{id}"),
     ("events", "types"): lambda c, a: _list(

@@ -276,7 +276,7 @@ def _run(args: argparse.Namespace) -> int:
     keys = settings.sealing_keys()
     if target is None:
         embedded = EmbeddedRedis(Path(args.data_dir).resolve())
-        keys = keys or [embedded.sealing_key()]
+        keys = embedded.sealing_keys(keys)
         embedded.start()
         log.warning(
             "embedded_redis",

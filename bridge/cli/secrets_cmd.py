@@ -43,7 +43,7 @@ def run_secrets(args: argparse.Namespace) -> int:
     started = None
     if target is None:  # the embedded Redis: its own key unless keys are configured
         embedded = EmbeddedRedis(Path(args.data_dir).resolve())
-        keys = keys or [embedded.sealing_key()]
+        keys = embedded.sealing_keys(keys)
         if not embedded.socket.exists():  # not running: started for this
             embedded.start()
             started = embedded
@@ -51,7 +51,7 @@ def run_secrets(args: argparse.Namespace) -> int:
     if not keys:
         raise BridgeError("secrets_keys is empty: there is no key to seal with")
     try:
-        written, current, tokens = asyncio.run(
+        written, current, defined, tokens, rewritten = asyncio.run(
             _reseal(target, settings.key_prefix, keys, list(settings.sources))
         )
     finally:
@@ -59,17 +59,25 @@ def run_secrets(args: argparse.Namespace) -> int:
             started.stop()
     print(
         f"sealed under key {key_id(keys[0])}: {written} subscriptions written again, "
-        f"{current} already so, {tokens} access tokens"
+        f"{current} already so, {defined} source definitions, {tokens} access tokens"
     )
+    if rewritten:
+        print("Redis is rewriting its append-only file: the values it held before go with it")
+    else:
+        print(
+            "run BGREWRITEAOF on the Redis primary (this user may not): until then its "
+            "append-only file still holds the values as they were"
+        )
     return 0
 
 
 async def _reseal(
     target: RedisTarget, prefix: str, keys: list[bytes], sources: list[str]
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, int, bool]:
     from bridge.store.connection import connect
     from bridge.store.deliveries import DeliveryStore
     from bridge.store.redis import RedisStore
+    from bridge.store.source_defs import SourceDefStore
 
     store = RedisStore(connect(target, max_connections=4), prefix, sealer=Sealer(keys))
     try:
@@ -77,8 +85,19 @@ async def _reseal(
         unreadable = await deliveries.unreadable_subscriptions()
         if unreadable:
             raise BridgeError("; ".join(unreadable))
-        written, current = await deliveries.reseal_subscriptions()
-        tokens = sum([await store.sources.reseal_token(name) for name in sources])
+        written, current, missed = await deliveries.reseal_subscriptions()
+        if missed:
+            raise BridgeError(
+                "changed too often meanwhile to be sealed again (run it again): "
+                + ", ".join(missed)
+            )
+        defs = SourceDefStore(store)
+        defined, changed = await defs.reseal()
+        if changed:
+            raise BridgeError("changed meanwhile (run it again): sources " + ", ".join(changed))
+        names = dict.fromkeys([*sources, *await defs.names()])
+        tokens = sum([await store.sources.reseal_token(name) for name in names])
+        rewritten = await store.rewrite_aof()  # the old forms go only with a rewrite
     finally:
         await store.close()
-    return written, current, tokens
+    return written, current, defined, tokens, rewritten

@@ -48,6 +48,11 @@ log = structlog.get_logger("bridge.delivery")
 GAUGE_EVERY_S = 1.0  # the queue-depth gauge costs a round trip: refresh it this often
 
 
+# A subscription whose secrets this replica cannot open (a key another one seals
+# with): its deliveries wait this long, for a replica that can, or for the key.
+UNREADABLE_WAIT_S = 60.0
+
+
 def deliveries_for(event: Event, subs: list[Subscription], now: float) -> list[Delivery]:
     """One delivery per subscription that wants this event (disabled ones too: they
     are kept, parked, until the subscription is enabled again)."""
@@ -297,6 +302,8 @@ class Deliverer:
         sub = self._subs.get(d.subscription_id) or await self._store.get_subscription(
             d.subscription_id
         )
+        if sub is not None and sub.id in self._store.unreadable:  # a key missing here
+            return await self._store.record(claimed, d.later(now + UNREADABLE_WAIT_S), retention)
         if sub is None:
             self._metrics.dead.inc()
             return await self._store.record(

@@ -52,6 +52,8 @@ def header_problem(name: str, value: str) -> str | None:
         return f"{name} is a framing or hop-by-hop header"
     if not _VALUE.fullmatch(value):
         return f"the value of {name} holds control or non-ASCII characters, or is too long"
+    if value.startswith("sealed:"):  # the form of a value sealed at rest (sealing.py)
+        return f"the value of {name} may not start with sealed:"
     return None
 
 

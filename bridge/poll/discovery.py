@@ -79,6 +79,10 @@ class Discovery:
         self._stopping = False
         self._looking: asyncio.Task[None] | None = None
 
+    def set_sources(self, sources: list[DiscoveredSource]) -> None:
+        """The sources as they are now (one defined, changed or deleted at run time)."""
+        self._sources = sources
+
     async def stop(self, within_s: float = 1.0) -> None:
         """Finish no more looks (the bridge is stopping): a look under way ends at its
         next page (it releases its lock), or is cancelled after within_s."""

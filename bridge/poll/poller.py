@@ -87,6 +87,7 @@ class Poller:
         durations: DurationStore | None = None,
         progress: ProgressEvents | None = None,
         tracing: Tracing | None = None,
+        deleted: Collection[str] = (),
     ) -> None:
         self._progress = progress
         self._tracing = tracing or Tracing()
@@ -104,6 +105,7 @@ class Poller:
         self._refusals: dict[str, health.Refusals] = {}
         self._metric_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._rate_limits = {n: (s.rate_limit, limiter_burst(s.burst)) for n, s in sources.items()}
+        self._deleted = frozenset(deleted)  # sources deleted through the API
         # A source that hangs holds no more than what the others leave it: each source
         # keeps a few workers free for itself (as the deliverer caps each subscription).
         self._held: dict[str, int] = {}  # claimed, not yet ended, per source
@@ -116,6 +118,12 @@ class Poller:
             outage=outage,
             start_in=lambda claimed: claimed.delay_s,
         )
+
+    def set_sources(self, sources: dict[str, PolledSource], deleted: Collection[str]) -> None:
+        """The sources as they are now: one defined, changed or deleted at run time."""
+        self._sources = sources
+        self._rate_limits = {n: (s.rate_limit, limiter_burst(s.burst)) for n, s in sources.items()}
+        self._deleted = frozenset(deleted)
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -269,6 +277,11 @@ class Poller:
         waiting = watch.waiting_since is not None and now - watch.waiting_since < ERRORS_WAIT_S
         if now - watch.created_at >= self._settings.max_age and not waiting:
             return await self._finish(claimed, watch, Outcome.EXPIRED, None, now)
+        if source is None and watch.source in self._deleted:  # deleted through the API
+            await self._store.delete_watch(watch, self._settings.retention)
+            log.info("watch_dropped", watch_id=watch.id, source=watch.source,
+                     reason="its source was deleted")  # fmt: skip
+            return Verdict.OK
         if source is None:  # removed from the config: keep the watch, look again later
             updated = replace(watch, last_error=f"source {watch.source!r} is not configured")
             return await self._reschedule(claimed, updated, now + self._settings.max_interval)

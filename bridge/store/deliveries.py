@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
+import structlog
 from redis.exceptions import ResponseError
 
 from bridge.clock import to_ms
@@ -62,6 +63,8 @@ def static_subscription_id(url: str) -> str:
     return "sub_static_" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
+log = structlog.get_logger()
+
 # Deliveries whose event and predecessor this process remembers (about 340 B each, so
 # about 7 MB): more than are due at once; a forgotten one is read again.
 KNOWN_MAX = 20_000
@@ -95,6 +98,9 @@ class DeliveryStore:
         self.keys: Keys = store.keys
         run = store.scripts  # registered once, on the shared connection
         self._fanout = run["delivery_fanout"]
+        # subscriptions whose secrets the keys at hand cannot open (their deliveries
+        # wait: a replica without a key another one seals with)
+        self.unreadable: set[str] = set()
         self._replace_if_equals = run["replace_if_equals"]
         self._claim = run["delivery_claim"]
         self._record = run["delivery_record_many"]
@@ -118,7 +124,10 @@ class DeliveryStore:
 
     # ---------------------------------------------------------- subscriptions
     async def save_subscription(self, sub: Subscription) -> None:
-        """Write the configuration part; the state (enabled, failing) has its own hash."""
+        """Write the configuration part; the state (enabled, failing) has its own hash.
+        Not one read without its secrets (SealError): they would be lost."""
+        if sub.id in self.unreadable:
+            raise SealError(f"subscription {sub.id}: its secrets do not open with the keys here")
         pipe = self.client.pipeline(transaction=True)
         pipe.set(self.keys.subscription(sub.id), sub_to_json(sub, self.store.sealer))
         pipe.sadd(self.keys.subscriptions, sub.id)
@@ -158,7 +167,7 @@ class DeliveryStore:
         pipe.get(self.keys.subscription(sub_id))
         pipe.hgetall(self.keys.subscription_state(sub_id))
         text, state = await pipe.execute()
-        return with_state(sub_from_json(text, self.store.sealer), state) if text else None
+        return with_state(self._decoded(sub_id, text), state) if text else None
 
     async def unreadable_subscriptions(self) -> list[str]:
         """`sub_id: why` for each subscription whose secrets the keys at hand cannot
@@ -171,10 +180,11 @@ class DeliveryStore:
                 out.append(f"subscription {sub_id}: {exc}")
         return out
 
-    async def reseal_subscriptions(self) -> tuple[int, int]:
+    async def reseal_subscriptions(self) -> tuple[int, int, list[str]]:
         """Every subscription's secrets sealed under the first key (`secrets rotate`):
-        (written again, already so). A subscription changed meanwhile is read again."""
-        sealer, written, current = self.store.sealer, 0, 0
+        (written again, already so, those changed too often meanwhile to be written). A
+        subscription changed meanwhile is read again."""
+        sealer, written, current, missed = self.store.sealer, 0, 0, []
         for sub_id, text in await self._raw_subscriptions():
             for _ in range(10):
                 fresh = sub_to_json(sub_from_json(text, sealer), sealer)
@@ -189,7 +199,9 @@ class DeliveryStore:
                 if again is None:  # deleted meanwhile
                     break
                 text = again
-        return written, current
+            else:
+                missed.append(sub_id)
+        return written, current, missed
 
     async def _raw_subscriptions(self) -> list[tuple[str, str]]:
         ids = sorted(cast(set[str], await self.client.smembers(self.keys.subscriptions)))
@@ -214,12 +226,26 @@ class DeliveryStore:
             pipe.get(self.keys.subscription(i))
             pipe.hgetall(self.keys.subscription_state(i))
         rows = await pipe.execute()
-        subs = [
-            with_state(sub_from_json(rows[n], self.store.sealer), rows[n + 1])
-            for n in range(0, len(rows), 2)
-            if rows[n]
-        ]
+        subs = []
+        for n in range(0, len(rows), 2):
+            if not rows[n]:
+                continue
+            subs.append(with_state(self._decoded(ids[n // 2], rows[n]), rows[n + 1]))
         return int(version or 0), sorted(subs, key=lambda s: (s.created_at, s.id))
+
+    def _decoded(self, sub_id: str, text: str) -> Subscription:
+        """A subscription; one whose secrets the keys at hand cannot open comes without
+        them and is noted in `unreadable` (matched, never sent: it waits), not an error
+        that would stop every other one."""
+        try:
+            sub = sub_from_json(text, self.store.sealer)
+        except SealError as exc:
+            if sub_id not in self.unreadable:
+                log.error("subscription_unreadable", subscription_id=sub_id, error=str(exc))
+            self.unreadable.add(sub_id)
+            return sub_from_json(text, self.store.sealer, lenient=True)
+        self.unreadable.discard(sub_id)
+        return sub
 
     async def delete_subscription(self, sub_id: str, now: float) -> bool:
         pipe = self.client.pipeline(transaction=True)

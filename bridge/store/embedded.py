@@ -77,19 +77,47 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
-    def sealing_key(self) -> bytes:
-        """The key that seals secrets in this Redis when secrets_keys names none: a
-        file beside its data (0600), made when absent (sealing.py)."""
+    def sealing_keys(self, configured: list[bytes]) -> list[bytes]:
+        """The keys that seal secrets in this Redis: secrets_keys, then the key file
+        beside its data when there is one (what it sealed still opens); with no
+        secrets_keys, the key file alone, made when absent (0600)."""
         path = self.data_dir / KEY_FILE
-        if not path.exists():
-            private_dir(self.data_dir)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(new_key() + "\n")
+        if configured and not path.exists():
+            return list(configured)
         try:
-            return parse_key(path.read_text())
+            if not path.exists():
+                self._make_key_file(path)
+            if path.stat().st_mode & 0o077:
+                raise EmbeddedRedisError(f"{path}: others may read it; chmod 600 {path}")
+            key = parse_key(path.read_text())
+        except OSError as exc:
+            raise EmbeddedRedisError(f"{path}: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise EmbeddedRedisError(f"{path}: {exc}") from None
+        return [*configured, key] if key not in configured else list(configured)
+
+    def _make_key_file(self, path: Path) -> None:
+        """Written whole and synced to disk before it is in place (a crash leaves no
+        empty key file behind values sealed with it); a process that made it first
+        wins."""
+        private_dir(self.data_dir)
+        draft = self.data_dir / f".{KEY_FILE}.{os.getpid()}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(new_key() + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process's key is the key
+        finally:
+            draft.unlink()
+        folder = os.open(self.data_dir, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
     def start(self, timeout_s: float = 10.0) -> None:
         self.binary = find_redis_server()

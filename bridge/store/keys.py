@@ -93,6 +93,22 @@ class Keys:
         generation `current` or `previous` (poll/duration_policy.py, store/durations.py)."""
         return f"{self._p}:durations:{source}:{kind}:{generation}"
 
+    @property
+    def source_defs(self) -> str:
+        """Hash: sources defined through the API, name → document (sealed)."""
+        return f"{self._p}:source_defs"
+
+    @property
+    def source_defs_version(self) -> str:
+        """Counter: bumped on every change of source_defs (replicas watch it)."""
+        return f"{self._p}:source_defs_version"
+
+    @property
+    def source_defs_deleted(self) -> str:
+        """Sorted set: sources deleted through the API, by when (ms); their watches are
+        dropped when next due."""
+        return f"{self._p}:source_defs_deleted"
+
     def trend(self, bucket_start: int) -> str:
         """Hash: what every replica counted in one five-minute bucket, field → count
         (trends.py: requests per source, delivery verdicts, time to notice)."""

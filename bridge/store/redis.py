@@ -188,6 +188,15 @@ class RedisStore:
         deployment, or a Redis that lost its data)."""
         return bool(await self.client.set(self.keys.marker, value, nx=True))
 
+    async def rewrite_aof(self) -> bool:
+        """Ask Redis to rewrite its append-only file (older forms of sealed values go);
+        False when it may not (an ACL without the command, a managed service)."""
+        try:
+            await self.client.bgrewriteaof()
+        except Exception:  # said to the operator by the caller
+            return False
+        return True
+
     async def get_marker(self) -> str | None:
         value = await self.client.get(self.keys.marker)
         return None if value is None else str(value)

@@ -241,3 +241,10 @@ async def test_what_the_path_names_is_looked_up_before_the_body_is_read(api: Api
     for body in (b"", b"{not json"):
         status, answer = await api.call("PATCH", "/v1/subscriptions/sub_nope", body)
         assert status == 404 and answer["code"] == "subscription_not_found", answer
+
+
+async def test_a_header_value_in_the_form_of_a_sealed_one_is_refused(api: Api) -> None:
+    """It could not be told from a sealed value when read back (sealing.py)."""
+    body = {"url": "http://127.0.0.1:9/h", "headers": {"X-A": "sealed:1:abcdef12:x"}}
+    status, answer = await api.call("POST", "/v1/subscriptions", json.dumps(body).encode())
+    assert status == 422 and shaped(answer) and "sealed:" in str(answer["fields"])

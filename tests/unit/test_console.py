@@ -338,3 +338,13 @@ async def test_an_events_page_finds_its_progress_delivery_and_masks_urls(api) ->
     for path in ("/ui/events/evt_p", f"/ui/deliveries/{made[0].id}", "/ui/subscriptions"):
         text = await (await client.get(path)).text()
         assert "sekrit" not in text and "hooks.slack.com/**********" in text, path
+
+
+async def test_redis_holds_no_session_id(api) -> None:  # type: ignore[no-untyped-def]
+    """A session is stored under a hash of its id: what Redis holds signs nobody in."""
+    client, store, _ = api
+    sid = await sign_in(client)
+    keys = [k async for k in store.client.scan_iter("*")]
+    assert keys and not any(sid in k for k in keys)
+    values = [await store.client.get(k) for k in keys if await store.client.type(k) == "string"]
+    assert not any(sid in str(v) for v in values)

@@ -99,3 +99,62 @@ def test_keys_are_checked_when_the_config_is_read(tmp_path, monkeypatch) -> None
     monkeypatch.setenv("BRIDGE_SECRETS_KEYS", f'["{key}"]')
     cfg.write_text("")
     assert load_settings(cfg).sealing_keys() == [parse_key(key)]
+
+
+def test_a_value_that_looks_sealed_is_sealed_all_the_same_and_echoed_never() -> None:
+    sealer = Sealer([K1])
+    looks = "sealed:1:hunter2:whatever"
+    sealed = sealer.seal(looks, "h")
+    assert sealed != looks and sealer.open(sealed, "h") == looks
+    with pytest.raises(SealError) as raised:
+        sealer.open(looks, "h")  # stored in clear before keys: not a value of ours
+    assert "hunter2" not in str(raised.value)
+
+
+def test_a_header_value_is_bound_to_its_header_name() -> None:
+    sub = Subscription(id="sub_a", url="https://h.example/x", secrets=(("whsec_abcdef", None),),
+                       headers=(("Authorization", "Bearer a"), ("X-Trace", "t")))  # fmt: skip
+    sealer = Sealer([K1])
+    import orjson
+
+    doc = orjson.loads(sub_to_json(sub, sealer))
+    doc["headers"][1][1], doc["headers"][0][1] = doc["headers"][0][1], doc["headers"][1][1]
+    with pytest.raises(SealError):
+        sub_from_json(orjson.dumps(doc).decode(), sealer)
+
+
+async def test_one_subscription_no_key_here_opens_holds_back_only_itself(prefix: str) -> None:
+    """Another replica sealed it with a key this one lacks: it is listed (without its
+    secrets) and matched, the others are served as ever, and it is never written
+    back without its secrets."""
+    from bridge.store.deliveries import DeliveryStore
+
+    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    theirs = DeliveryStore(RedisStore(redis, prefix, sealer=Sealer([K2])))
+    ours = DeliveryStore(RedisStore(redis, prefix, sealer=Sealer([K1])))
+    a = Subscription(id="sub_a", url="https://h.example/a", secrets=(("whsec_aaaaaa", None),))
+    b = Subscription(id="sub_b", url="https://h.example/b", secrets=(("whsec_bbbbbb", None),))
+    await theirs.save_subscription(a)
+    await ours.save_subscription(b)
+    listed = {s.id: s for s in await ours.list_subscriptions()}
+    assert listed["sub_b"].secrets == b.secrets and listed["sub_a"].secrets == ()
+    assert ours.unreadable == {"sub_a"}
+    with pytest.raises(SealError):
+        await ours.save_subscription(listed["sub_a"])
+    assert (await theirs.get_subscription("sub_a")).secrets == a.secrets  # type: ignore[union-attr]
+
+
+def test_the_embedded_redis_keeps_its_key_and_it_opens_beside_configured_ones(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    from bridge.store.embedded import EmbeddedRedis, EmbeddedRedisError
+
+    redis = EmbeddedRedis(tmp_path / "data")
+    (own,) = redis.sealing_keys([])
+    assert redis.sealing_keys([]) == [own]  # the same file, read again
+    assert ((tmp_path / "data" / "secrets.key").stat().st_mode & 0o777) == 0o600
+    assert redis.sealing_keys([K1]) == [K1, own]  # what it sealed still opens
+    assert EmbeddedRedis(tmp_path / "other").sealing_keys([K1]) == [K1]  # no file: none made
+    (tmp_path / "data" / "secrets.key").chmod(0o644)
+    with pytest.raises(EmbeddedRedisError, match="chmod 600"):
+        redis.sealing_keys([])

@@ -1,0 +1,128 @@
+"""Sources defined at run time through /v1/sources: the config file's model and rules,
+secrets write-only, the config file's sources untouchable, every replica told."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import fakeredis
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bridge.api.server import ApiContext, build_api
+from bridge.clock import FakeClock
+from bridge.metrics import Metrics
+from bridge.sealing import Sealer, new_key, parse_key
+from bridge.source_defs import parse_source
+from bridge.sources_live import LiveSources
+from bridge.store.redis import RedisStore
+from bridge.store.source_defs import SourceDefStore
+from tests.unit.helpers import AUTH, TOKEN
+
+KEY = parse_key(new_key())
+FS_KEY = "fs-api-key-very-secret"
+
+
+@pytest.fixture
+async def sources_api(prefix: str) -> AsyncIterator[tuple[TestClient, LiveSources, RedisStore]]:
+    redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    store = RedisStore(redis, prefix, sealer=Sealer([KEY]))
+    static = {"td": parse_source({"provider": "talkdesk", "account": "a", "client_id": "c",
+                                  "client_secret": "s"})}  # fmt: skip
+    live = LiveSources(static, SourceDefStore(store))
+    await live.refresh(strict=True)
+
+    async def check(name: str) -> dict[str, Any]:
+        return {"ok": True, "reason": f"checked {name}"}
+
+    ctx = ApiContext(store=store, clock=FakeClock(), metrics=Metrics(), source_kinds={},
+                     tokens=(TOKEN,), max_body_bytes=4096, sources=live,
+                     check_source=check)  # fmt: skip
+    client = TestClient(TestServer(build_api(ctx)))
+    await client.start_server()
+    yield client, live, store
+    await client.close()
+    await redis.aclose()
+
+
+async def test_a_source_is_defined_shown_changed_checked_and_deleted(sources_api) -> None:  # type: ignore[no-untyped-def]
+    client, live, store = sources_api
+    body = {"name": "acme-fs", "provider": "fullstory", "api_key": FS_KEY, "rate_limit": 2}
+    made = await client.post("/v1/sources", headers=AUTH, json=body)
+    view = await made.json()
+    assert made.status == 201 and view["name"] == "acme-fs" and view["static"] is False
+    assert view["api_key"] == "**********" and FS_KEY not in await made.text()
+    assert "acme-fs" in live.current.configs  # this replica at once
+    listed = await (await client.get("/v1/sources", headers=AUTH)).json()
+    assert {(s["name"], s["static"]) for s in listed["items"]} == {("acme-fs", False),
+                                                                   ("td", True)}  # fmt: skip
+    stored = await store.client.hgetall(store.keys.source_defs)
+    assert FS_KEY not in str(stored) and str(stored["acme-fs"]).startswith("sealed:1:")
+    again = await client.post("/v1/sources", headers=AUTH, json=body)
+    assert again.status == 409 and (await again.json())["code"] == "source_exists"
+    patched = await client.patch("/v1/sources/acme-fs", headers=AUTH, json={"rate_limit": 3})
+    assert patched.status == 200 and (await patched.json())["rate_limit"] == 3
+    assert live.current.configs["acme-fs"].api_key.get_secret_value() == FS_KEY  # type: ignore[attr-defined]
+    checked = await client.post("/v1/sources/acme-fs/check", headers=AUTH)
+    assert (await checked.json()) == {"ok": True, "reason": "checked acme-fs"}
+    assert (await client.delete("/v1/sources/acme-fs", headers=AUTH)).status == 204
+    assert "acme-fs" not in live.current.configs and "acme-fs" in live.current.deleted
+    assert (await client.get("/v1/sources/acme-fs", headers=AUTH)).status == 404
+    made = await client.post("/v1/sources", headers=AUTH, json=body)  # the name again
+    assert made.status == 201 and "acme-fs" not in live.current.deleted
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"provider": "fullstory", "api_key": "k"}, "name"),
+        ({"name": "bad name!", "provider": "fullstory", "api_key": "k"}, "name"),
+        ({"name": "x", "provider": "nope"}, "provider"),
+        ({"name": "x", "provider": "fullstory"}, "api_key"),
+        ({"name": "x", "provider": "fullstory", "api_key": "k", "rate_limit": -1}, "rate_limit"),
+        ({"name": "x", "provider": "fullstory", "api_key": "k", "surprise": 1}, "surprise"),
+        ({"name": "x", "provider": "fullstory", "api_key": "k", "base_url": "ftp://h"}, ""),
+    ],
+)
+async def test_a_bad_source_is_a_422_naming_the_key_and_stores_nothing(
+    sources_api,
+    body: dict[str, Any],
+    field: str,  # type: ignore[no-untyped-def]
+) -> None:
+    client, _, store = sources_api
+    resp = await client.post("/v1/sources", headers=AUTH, json=body)
+    answer = await resp.json()
+    assert resp.status == 422 and answer["code"] == "invalid_request", answer
+    assert any(field in f["name"] for f in answer["fields"]), answer
+    assert "k" not in [f.get("description") for f in answer["fields"]]
+    assert await store.client.hlen(store.keys.source_defs) == 0
+
+
+async def test_the_config_files_sources_refuse_change(sources_api) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = sources_api
+    for method in ("patch", "delete"):
+        resp = await getattr(client, method)("/v1/sources/td", headers=AUTH, json={})
+        assert resp.status == 409 and (await resp.json())["code"] == "source_static"
+    clash = {"name": "td", "provider": "fullstory", "api_key": "k"}
+    assert (await client.post("/v1/sources", headers=AUTH, json=clash)).status == 409
+    view = await (await client.get("/v1/sources/td", headers=AUTH)).json()
+    assert view["static"] is True and view["client_secret"] == "**********"
+
+
+async def test_another_replica_sees_a_change_at_its_next_refresh(sources_api, prefix) -> None:  # type: ignore[no-untyped-def]
+    client, _, store = sources_api
+    other = LiveSources({}, SourceDefStore(store))
+    seen: list[set[str]] = []
+    other.on_change(lambda current, changed: seen.append(changed))
+    await other.refresh()
+    body = {"name": "acme-fs", "provider": "fullstory", "api_key": FS_KEY}
+    assert (await client.post("/v1/sources", headers=AUTH, json=body)).status == 201
+    assert await other.refresh() and seen[-1] == {"acme-fs"}
+    assert not await other.refresh()  # nothing moved: one GET, no reading
+    wrong = LiveSources({}, SourceDefStore(RedisStore(store.client, prefix,
+                                                      sealer=Sealer([parse_key(new_key())]))))  # fmt: skip
+    from bridge.sealing import SealError
+
+    with pytest.raises(SealError, match="source acme-fs"):
+        await wrong.refresh(strict=True)
