@@ -11,7 +11,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from bridge.api.context import CTX, ApiContext
-from bridge.ui import delivery_pages, event_pages, subscription_pages, watch_pages
+from bridge.ui import (
+    delivery_pages,
+    event_pages,
+    source_pages,
+    subscription_pages,
+    watch_pages,
+)
 from bridge.ui.common import html_page
 from bridge.ui.html import page
 from bridge.ui.overview import overview
@@ -37,6 +43,9 @@ def build_console(ctx: ApiContext) -> web.Application:
     r.add_get("/deliveries", delivery_pages.deliveries_page)
     r.add_get("/deliveries/{id}", delivery_pages.delivery_detail)
     r.add_post("/deliveries/{id}/retry", delivery_pages.delivery_retry)
+    r.add_get("/sources", source_pages.sources_page)
+    r.add_post("/sources", source_pages.source_create)
+    r.add_post("/sources/{name}/{action}", source_pages.source_action)
     r.add_get("/subscriptions", subscription_pages.subscriptions_page)
     r.add_post("/subscriptions", subscription_pages.subscription_create)
     r.add_post("/subscriptions/{id}/{action}", subscription_pages.subscription_action)

@@ -26,8 +26,9 @@ th{background:#eef1f4;font-weight:600}code,.mono{font-family:ui-monospace,monosp
 .secret{background:#e8f5e9;border:1px solid #9ccc9c;padding:.6em .8em;word-break:break-all}
 .error{background:#fdecea;border:1px solid #f1a9a0;padding:.6em .8em}
 form.inline{display:inline}button{cursor:pointer}
-input,select,button{padding:.2em .3em;max-width:100%}
-form.stack label{display:inline-block;margin:.2em 1em .2em 0}
+input,select,button,textarea{padding:.2em .3em;max-width:100%}
+form.stack label{display:inline-block;margin:.2em 1em .2em 0;max-width:100%}
+form.stack label.wide{display:block;margin-right:0}textarea{width:100%}
 .cards{display:flex;flex-wrap:wrap;gap:.6em;margin:.6em 0}
 .card{background:#fff;border:1px solid #e3e6ea;padding:.5em .9em;min-width:8em}
 .card b{display:block;font-size:1.4em}.card.alarm{border-color:#b3261e;color:#b3261e}
@@ -88,7 +89,7 @@ def page(title: str, body: str, *, signed_in: bool = True, csrf: str = "") -> st
             '<a href="/ui">Overview</a><a href="/ui/watches">Watches</a>'
             '<a href="/ui/events">Events</a><a href="/ui/deliveries">Deliveries</a>'
             '<a href="/ui/deliveries?status=dead">Dead letters</a>'
-            '<a href="/ui/subscriptions">Subscriptions</a>'
+            '<a href="/ui/subscriptions">Subscriptions</a><a href="/ui/sources">Sources</a>'
             f'<span class="who">{form("/ui/logout", csrf, "Sign out")}</span>'
         )
     return (

@@ -189,7 +189,7 @@ async def test_the_console_in_a_browser(
             pages = {"overview": "/ui", "watches": "/ui/watches", "watch": watch_path,
                      "events": "/ui/events", "event": event_path, "deliveries": "/ui/deliveries",
                      "delivery": delivery_path, "dead-letters": "/ui/deliveries?status=dead",
-                     "subscriptions": "/ui/subscriptions"}  # fmt: skip
+                     "subscriptions": "/ui/subscriptions", "sources": "/ui/sources"}  # fmt: skip
             overflow = "return document.documentElement.scrollWidth - window.innerWidth;"
             for width in (1280, 390, 360):
                 browser.set_window_size(width, 1000)

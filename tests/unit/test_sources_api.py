@@ -126,3 +126,27 @@ async def test_another_replica_sees_a_change_at_its_next_refresh(sources_api, pr
 
     with pytest.raises(SealError, match="source acme-fs"):
         await wrong.refresh(strict=True)
+
+
+async def test_the_console_defines_checks_and_deletes_a_source(sources_api) -> None:  # type: ignore[no-untyped-def]
+    from tests.unit.test_console import csrf_of, sign_in
+
+    client, live, _ = sources_api
+    await sign_in(client)
+    csrf = await csrf_of(client)
+    keys = '{"api_key": "' + FS_KEY + '", "rate_limit": 2}'
+    made = await client.post("/ui/sources", data={"csrf": csrf, "name": "acme-fs",
+                                                  "provider": "fullstory", "keys": keys})  # fmt: skip
+    text = await made.text()
+    assert made.status == 200 and "acme-fs defined" in text and FS_KEY not in text
+    assert "acme-fs" in live.current.configs
+    assert "config file" in text and "defined here" in text  # td, and acme-fs
+    bad = await client.post("/ui/sources", data={"csrf": csrf, "name": "x",
+                                                 "provider": "fullstory", "keys": "[1"})  # fmt: skip
+    assert bad.status == 422 and "a JSON object" in await bad.text()
+    checked = await client.post("/ui/sources/acme-fs/check", data={"csrf": csrf})
+    assert "the credentials work: checked acme-fs" in await checked.text()
+    refused = await client.post("/ui/sources/td/delete", data={"csrf": csrf})
+    assert "source_static" in await refused.text()
+    gone = await client.post("/ui/sources/acme-fs/delete", data={"csrf": csrf})
+    assert "acme-fs deleted" in await gone.text() and "acme-fs" not in live.current.configs
