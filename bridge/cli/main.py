@@ -276,8 +276,12 @@ def _run(args: argparse.Namespace) -> int:
     keys = settings.sealing_keys()
     if target is None:
         embedded = EmbeddedRedis(Path(args.data_dir).resolve())
-        keys = embedded.sealing_keys(keys)
-        embedded.start()
+        embedded.start()  # first: it says what is wrong with --data-dir
+        try:
+            keys = embedded.sealing_keys(keys)
+        except BridgeError:
+            embedded.stop()
+            raise
         log.warning(
             "embedded_redis",
             message=f"embedded Redis at {embedded.socket}; set redis_url for production",

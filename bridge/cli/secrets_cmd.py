@@ -43,10 +43,15 @@ def run_secrets(args: argparse.Namespace) -> int:
     started = None
     if target is None:  # the embedded Redis: its own key unless keys are configured
         embedded = EmbeddedRedis(Path(args.data_dir).resolve())
-        keys = embedded.sealing_keys(keys)
         if not embedded.socket.exists():  # not running: started for this
             embedded.start()
             started = embedded
+        try:
+            keys = embedded.sealing_keys(keys)
+        except BridgeError:
+            if started is not None:
+                started.stop()
+            raise
         target = RedisTarget(url=embedded.url)
     if not keys:
         raise BridgeError("secrets_keys is empty: there is no key to seal with")

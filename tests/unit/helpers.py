@@ -180,3 +180,21 @@ def spec_verify(public: str, msg_id: str, timestamp: int, body: bytes, header: s
         except Bad:
             continue
     return False
+
+
+# ------------------------------------------------------------------ console
+async def sign_in(client) -> str:  # type: ignore[no-untyped-def]
+    resp = await client.post("/ui/login", data={"token": TOKEN}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/ui"
+    cookie = resp.cookies["bridge_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/ui"
+    return str(cookie.value)
+
+
+async def csrf_of(client) -> str:  # type: ignore[no-untyped-def]
+    import re
+
+    text = await (await client.get("/ui/subscriptions")).text()
+    found = re.search(r'name="csrf" value="([^"]+)"', text)
+    assert found
+    return found.group(1)

@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.helpers import AUTH, TOKEN
-
-
-async def sign_in(client) -> str:  # type: ignore[no-untyped-def]
-    resp = await client.post("/ui/login", data={"token": TOKEN}, allow_redirects=False)
-    assert resp.status == 303 and resp.headers["Location"] == "/ui"
-    cookie = resp.cookies["bridge_session"]
-    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/ui"
-    return str(cookie.value)
+from tests.unit.helpers import AUTH, TOKEN, csrf_of, sign_in
 
 
 async def test_pages_need_a_session_and_a_wrong_token_gets_none(api) -> None:  # type: ignore[no-untyped-def]
@@ -71,15 +63,6 @@ async def test_a_session_ends_with_its_token(api) -> None:  # type: ignore[no-un
         assert after.status == 303 and after.headers["Location"] == "/ui/login"
     finally:
         await restarted.close()
-
-
-async def csrf_of(client) -> str:  # type: ignore[no-untyped-def]
-    import re
-
-    text = await (await client.get("/ui/subscriptions")).text()
-    found = re.search(r'name="csrf" value="([^"]+)"', text)
-    assert found
-    return found.group(1)
 
 
 async def test_pages_show_what_an_operator_needs(api) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from bridge.source_defs import parse_source
 from bridge.sources_live import LiveSources
 from bridge.store.redis import RedisStore
 from bridge.store.source_defs import SourceDefStore
-from tests.unit.helpers import AUTH, TOKEN
+from tests.unit.helpers import AUTH, TOKEN, csrf_of, sign_in
 
 KEY = parse_key(new_key())
 FS_KEY = "fs-api-key-very-secret"
@@ -129,8 +129,6 @@ async def test_another_replica_sees_a_change_at_its_next_refresh(sources_api, pr
 
 
 async def test_the_console_defines_checks_and_deletes_a_source(sources_api) -> None:  # type: ignore[no-untyped-def]
-    from tests.unit.test_console import csrf_of, sign_in
-
     client, live, _ = sources_api
     await sign_in(client)
     csrf = await csrf_of(client)
