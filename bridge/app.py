@@ -122,6 +122,7 @@ class Bridge:
         self._polled: dict[str, PolledSource] = {}
         self._kinds: dict[str, tuple[str, ...]] = {}
         self._rates: dict[str, float] = {}
+        self._discovers: set[str] = set()  # the sources discovery looks at
 
     def build_sources(
         self, store: RedisStore, http: UpstreamHttp, configs: Mapping[str, SourceBase]
@@ -173,10 +174,12 @@ class Bridge:
         self._rates.update({n: src.rate_limit for n, src in fresh.items()})
         self.metrics.declare(fresh)
         if self.poller:
-            self.poller.set_sources(dict(self._polled), current.deleted)
+            self.poller.update_sources(fresh, changed - set(fresh), current.deleted)
             self.poller.wake()
-        if self.discovery:
-            self.discovery.set_sources(self._discovered(self._polled))
+        if self.discovery and (self._discovers & changed or self._discovered(fresh)):
+            discovered = self._discovered(self._polled)
+            self._discovers = {d.name for d in discovered}
+            self.discovery.set_sources(discovered)
         log.info("sources_changed", sources=sorted(changed), polled=len(self._polled))
 
     async def start(self) -> None:
@@ -245,7 +248,7 @@ class Bridge:
             self.poller = Poller(
                 store=store,
                 http=http,
-                sources=sources,
+                sources=dict(sources),  # its own: told of changes (update_sources)
                 settings=s.poll,
                 clock=self.clock,
                 metrics=self.metrics,
@@ -263,10 +266,12 @@ class Bridge:
             )
             self.poller.start()
             self._ticker.every(s.poll.tick, self._tick, "poll_tick")
+            discovered = self._discovered(sources)
+            self._discovers = {d.name for d in discovered}
             self.discovery = Discovery(
                 store=store,
                 http=http,
-                sources=self._discovered(sources),
+                sources=discovered,
                 clock=self.clock,
                 on_registered=self.poller.wake,
                 metrics=self.metrics,

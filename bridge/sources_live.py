@@ -50,12 +50,20 @@ class LiveSources:
         self._listeners.append(listener)
 
     async def refresh(self, *, strict: bool = False) -> bool:
-        """Read the definitions when their version moved; True when anything changed.
-        strict (at start-up): a definition the keys cannot open raises SealError."""
+        """Read what changed when the version moved (everything the first time); True
+        when a source changed. strict (at start-up): a definition the keys cannot open
+        raises SealError; later it is logged and the others are taken."""
         if await self._defs.version() == self._version:
             return False
         try:
-            version, docs, deleted = await self._defs.read()
+            if self._version < 0:
+                version, docs, deleted = await self._defs.read()
+                changed_docs: dict[str, str | None] = dict(docs)
+                gone = set(deleted)
+            else:
+                version, changed_docs = await self._defs.read_since(self._version)
+                gone = set(self.current.deleted) | {n for n, d in changed_docs.items() if d is None}
+                gone -= {n for n, d in changed_docs.items() if d is not None}
         except SealError as exc:
             if strict:
                 raise
@@ -63,22 +71,25 @@ class LiveSources:
                 self._unreadable.add(str(exc))
                 log.error("source_unreadable", error=str(exc))
             return False
-        changed = {n for n in set(docs) | set(self._docs) if docs.get(n) != self._docs.get(n)}
+        changed = {n for n, d in changed_docs.items() if d != self._docs.get(n)}
         configs = dict(self.current.configs)
         for name in changed:
+            doc = changed_docs[name]
             configs.pop(name, None)
+            if doc is None:
+                self._docs.pop(name, None)
+            else:
+                self._docs[name] = doc
             if name in self._static:  # a definition never shadows the config file's
                 configs[name] = self._static[name]
-            elif name in docs:
+            elif doc is not None:
                 try:
-                    configs[name] = source_from_doc(docs[name])
+                    configs[name] = source_from_doc(doc)
                 except ValidationError:  # written by a newer version, say: not polled
                     log.error("source_invalid", source=name)
         before = self.current.deleted
-        self._docs, self._version = docs, version
-        self.current = SourceSet(
-            configs, frozenset(self._static), frozenset(deleted - set(configs))
-        )
+        self._version = version
+        self.current = SourceSet(configs, frozenset(self._static), frozenset(gone - set(configs)))
         if changed or self.current.deleted != before:
             for listener in self._listeners:
                 listener(self.current, changed)

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.api.context import Answer, ApiContext, Call
 from bridge.api.error_shape import ApiError, validation_fields
-from bridge.clock import to_ms
 from bridge.providers.config import SourceBase
 from bridge.providers.registry import PLUGINS
 from bridge.source_defs import name_problem, parse_source, rule_problems, source_doc, source_view
@@ -75,7 +74,7 @@ async def create_source(call: Call) -> Answer:
     if name in live.current.static:
         raise ApiError(409, "source_exists", f"the config file defines a source {name!r}")
     cfg = _checked(ctx, name, fields)
-    if not await SourceDefStore(ctx.store).create(name, source_doc(cfg)):
+    if not await SourceDefStore(ctx.store).create(name, source_doc(cfg), ctx.clock.now()):
         raise ApiError(409, "source_exists", f"a source {name!r} is defined already")
     await live.refresh()
     return Answer(source_view(name, cfg, static=False), 201)
@@ -92,7 +91,7 @@ async def patch_source(call: Call) -> Answer:
                        "(a source is not renamed)")  # fmt: skip
     merged = {**orjson.loads(source_doc(cfg)), **body}
     fresh = _checked(ctx, name, merged)
-    if not await SourceDefStore(ctx.store).replace(name, source_doc(fresh)):
+    if not await SourceDefStore(ctx.store).replace(name, source_doc(fresh), ctx.clock.now()):
         raise ApiError(404, "source_not_found", "no source with that name")
     await _live(ctx).refresh()
     return Answer(source_view(name, fresh, static=False))
@@ -103,7 +102,7 @@ async def delete_source(call: Call) -> Answer:
     name, _, static = _named(call)
     if static:
         raise ApiError(409, "source_static", "a source of the config file: change the file")
-    if not await SourceDefStore(ctx.store).delete(name, to_ms(ctx.clock.now())):
+    if not await SourceDefStore(ctx.store).delete(name, ctx.clock.now()):
         raise ApiError(404, "source_not_found", "no source with that name")
     await _live(ctx).refresh()
     return Answer(None, 204)

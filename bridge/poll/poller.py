@@ -119,10 +119,17 @@ class Poller:
             start_in=lambda claimed: claimed.delay_s,
         )
 
-    def set_sources(self, sources: dict[str, PolledSource], deleted: Collection[str]) -> None:
-        """The sources as they are now: one defined, changed or deleted at run time."""
-        self._sources = sources
-        self._rate_limits = {n: (s.rate_limit, limiter_burst(s.burst)) for n, s in sources.items()}
+    def update_sources(
+        self, fresh: Mapping[str, PolledSource], gone: Collection[str], deleted: Collection[str]
+    ) -> None:
+        """Sources defined, changed (fresh) or deleted (gone) at run time; the cost is
+        that of the change, not of every source."""
+        for name in gone:
+            self._sources.pop(name, None)
+            self._rate_limits.pop(name, None)
+        for name, src in fresh.items():
+            self._sources[name] = src
+            self._rate_limits[name] = (src.rate_limit, limiter_burst(src.burst))
         self._deleted = frozenset(deleted)
 
     # ------------------------------------------------------------- lifecycle

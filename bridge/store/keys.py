@@ -104,6 +104,12 @@ class Keys:
         return f"{self._p}:source_defs_version"
 
     @property
+    def source_defs_changes(self) -> str:
+        """Sorted set: each defined (or deleted) source by the version that changed it
+        last; a replica reads the names above the version it knows."""
+        return f"{self._p}:source_defs_changes"
+
+    @property
     def source_defs_deleted(self) -> str:
         """Sorted set: sources deleted through the API, by when (ms); their watches are
         dropped when next due."""

@@ -1,11 +1,13 @@
 """Sources defined at run time, in Redis: a hash of name → the source's document,
-sealed whole (it holds credentials), and a version every replica watches to pick up a
-change within about a second (bridge/sources_live.py)."""
+sealed whole (it holds credentials); a version counter, and for each name the version
+that changed it last, so a replica reads only what changed since the version it knows
+(bridge/sources_live.py), however many sources there are."""
 
 from __future__ import annotations
 
 from typing import cast
 
+from bridge.clock import to_ms
 from bridge.sealing import SealError
 from bridge.store.redis import RedisStore
 from bridge.store.redis_errors import translated
@@ -20,39 +22,62 @@ class SourceDefStore:
         self._client = store.client
         self._keys = store.keys
         self._sealer = store.sealer
-        self._replace = store.scripts["source_replace"]
+        self._change = store.scripts["source_change"]
         self._reseal = store.scripts["source_reseal"]
 
     async def version(self) -> int:
         return int(await self._client.get(self._keys.source_defs_version) or 0)
 
-    async def create(self, name: str, doc: str) -> bool:
+    async def create(self, name: str, doc: str, now: float) -> bool:
         """False when a source of that name is defined already."""
-        sealed = self._sealer.seal(doc, _kind(name))
-        pipe = self._client.pipeline(transaction=True)
-        pipe.hsetnx(self._keys.source_defs, name, sealed)
-        pipe.incr(self._keys.source_defs_version)
-        pipe.zrem(self._keys.source_defs_deleted, name)
-        created, _, _ = await pipe.execute()
-        return bool(created)
+        return await self._changed("create", name, self._sealer.seal(doc, _kind(name)), now)
 
-    async def replace(self, name: str, doc: str) -> bool:
+    async def replace(self, name: str, doc: str, now: float) -> bool:
         """False when no source of that name is defined (deleted meanwhile)."""
-        sealed = self._sealer.seal(doc, _kind(name))
-        keys = [self._keys.source_defs, self._keys.source_defs_version]
-        return bool(await self._replace(keys=keys, args=[name, sealed]))
+        return await self._changed("replace", name, self._sealer.seal(doc, _kind(name)), now)
 
-    async def delete(self, name: str, now_ms: int) -> bool:
-        """Deleted: its watches are dropped when next due (sources_deleted says since
-        when)."""
+    async def delete(self, name: str, now: float) -> bool:
+        """False when none is defined. Its watches are dropped when next due."""
+        return await self._changed("delete", name, "", now)
+
+    async def _changed(self, op: str, name: str, sealed: str, now: float) -> bool:
+        k = self._keys
+        keys = [k.source_defs, k.source_defs_version, k.source_defs_changes, k.source_defs_deleted]
+        return bool(await self._change(keys=keys, args=[op, name, sealed, to_ms(now)]))
+
+    async def read(self) -> tuple[int, dict[str, str], set[str]]:
+        """Everything, at one instant: (version, name → document, names deleted). A
+        document the keys at hand cannot open is SealError naming the source."""
         pipe = self._client.pipeline(transaction=True)
-        pipe.hdel(self._keys.source_defs, name)
-        pipe.incr(self._keys.source_defs_version)
-        pipe.zadd(self._keys.source_defs_deleted, {name: now_ms})
-        deleted, _, _ = await pipe.execute()
-        if not deleted:  # there was none: nothing is marked deleted
-            await self._client.zrem(self._keys.source_defs_deleted, name)
-        return bool(deleted)
+        pipe.get(self._keys.source_defs_version)
+        pipe.hgetall(self._keys.source_defs)
+        pipe.zrange(self._keys.source_defs_deleted, 0, -1)
+        version, rows, deleted = await pipe.execute()
+        docs = {name: self._open(name, sealed) for name, sealed in rows.items()}
+        return int(version or 0), docs, set(cast(list[str], deleted))
+
+    async def read_since(self, version: int) -> tuple[int, dict[str, str | None]]:
+        """What changed after `version`: (the version now, name → its document, None
+        for one deleted), at one instant."""
+        k = self._keys
+        pipe = self._client.pipeline(transaction=True)
+        pipe.get(k.source_defs_version)
+        pipe.zrangebyscore(k.source_defs_changes, f"({version}", "+inf")
+        now, names = await pipe.execute()
+        names = cast(list[str], names)
+        if not names:
+            return int(now or 0), {}
+        rows = cast(list[str | None], await self._client.hmget(k.source_defs, names))
+        changed = {
+            n: None if s is None else self._open(n, s) for n, s in zip(names, rows, strict=True)
+        }
+        return int(now or 0), changed
+
+    def _open(self, name: str, sealed: str) -> str:
+        try:
+            return self._sealer.open(sealed, _kind(name))
+        except SealError as exc:
+            raise SealError(f"source {name}: {exc}") from None
 
     async def names(self) -> list[str]:
         return sorted(cast(list[str], await self._client.hkeys(self._keys.source_defs)))
@@ -61,36 +86,16 @@ class SourceDefStore:
         """Every definition sealed under the first key (`secrets rotate`): (written again,
         names changed meanwhile, to run it for again). SealError when one does not open."""
         rows = cast(dict[str, str], await self._client.hgetall(self._keys.source_defs))
-        keys = [self._keys.source_defs, self._keys.source_defs_version]
         written, missed = 0, []
         for name, stored in rows.items():
             if self._sealer.is_current(stored):
                 continue
-            try:
-                fresh = self._sealer.seal(self._sealer.open(stored, _kind(name)), _kind(name))
-            except SealError as exc:
-                raise SealError(f"source {name}: {exc}") from None
-            if await self._reseal(keys=keys, args=[name, stored, fresh]):
+            fresh = self._sealer.seal(self._open(name, stored), _kind(name))
+            if await self._reseal(keys=[self._keys.source_defs], args=[name, stored, fresh]):
                 written += 1
             else:
                 missed.append(name)
         return written, missed
-
-    async def read(self) -> tuple[int, dict[str, str], set[str]]:
-        """(version, name → document, names deleted), read at one instant. A document
-        the keys at hand cannot open is SealError naming the source."""
-        pipe = self._client.pipeline(transaction=True)
-        pipe.get(self._keys.source_defs_version)
-        pipe.hgetall(self._keys.source_defs)
-        pipe.zrange(self._keys.source_defs_deleted, 0, -1)
-        version, rows, deleted = await pipe.execute()
-        docs = {}
-        for name, sealed in cast(dict[str, str], rows).items():
-            try:
-                docs[name] = self._sealer.open(sealed, _kind(name))
-            except SealError as exc:
-                raise SealError(f"source {name}: {exc}") from None
-        return int(version or 0), docs, set(cast(list[str], deleted))
 
 
 def _kind(name: str) -> str:

@@ -148,3 +148,27 @@ async def test_the_console_defines_checks_and_deletes_a_source(sources_api) -> N
     assert "source_static" in await refused.text()
     gone = await client.post("/ui/sources/acme-fs/delete", data={"csrf": csrf})
     assert "acme-fs deleted" in await gone.text() and "acme-fs" not in live.current.configs
+
+
+async def test_a_replica_behind_by_several_changes_reads_only_them(sources_api) -> None:  # type: ignore[no-untyped-def]
+    client, _, store = sources_api
+    other = LiveSources({}, SourceDefStore(store))
+    await other.refresh()
+    for name in ("a1", "a2", "a3"):
+        body = {"name": name, "provider": "fullstory", "api_key": FS_KEY}
+        assert (await client.post("/v1/sources", headers=AUTH, json=body)).status == 201
+    await other.refresh()
+    assert set(other.current.configs) == {"a1", "a2", "a3"}
+    assert (await client.delete("/v1/sources/a2", headers=AUTH)).status == 204
+    patched = await client.patch("/v1/sources/a3", headers=AUTH, json={"rate_limit": 7})
+    assert patched.status == 200
+    seen: list[set[str]] = []
+    other.on_change(lambda current, changed: seen.append(changed))
+    assert await other.refresh()
+    assert seen == [{"a2", "a3"}]  # the two that changed, not all three
+    assert set(other.current.configs) == {"a1", "a3"} and other.current.deleted == {"a2"}
+    assert other.current.configs["a3"].rate_limit == 7
+    body = {"name": "a2", "provider": "fullstory", "api_key": FS_KEY}
+    assert (await client.post("/v1/sources", headers=AUTH, json=body)).status == 201
+    await other.refresh()
+    assert "a2" in other.current.configs and not other.current.deleted
