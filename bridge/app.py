@@ -25,7 +25,9 @@ from bridge.errors import (
     NoSlot,
     NotFoundError,
     RateLimitedError,
+    StoreOutage,
     TransientUpstreamError,
+    UpstreamError,
 )
 from bridge.metrics import Metrics
 from bridge.model import ALL_ROLES, Role
@@ -448,8 +450,12 @@ class Bridge:
             }
         except (TransientUpstreamError, TimeoutError) as exc:
             return {"ok": False, "reason": f"no answer: {exc or 'timed out'}"}
-        except Exception as exc:  # an answer nobody foresaw, for a job that cannot exist
-            return {"ok": True, "reason": f"answered ({type(exc).__name__}): credentials accepted"}
+        except StoreOutage:
+            return {"ok": False, "reason": "Redis is unavailable: ask again"}
+        except UpstreamError as exc:  # answered: not refused for its credentials
+            return {"ok": True, "reason": f"answered ({type(exc).__name__}): accepted"}
+        except Exception as exc:  # the request could not be made as configured
+            return {"ok": False, "reason": f"the request could not be made: {type(exc).__name__}"}
         return {"ok": True, "reason": "the credentials were accepted"}
 
     async def _refresh_sources(self) -> None:

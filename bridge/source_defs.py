@@ -20,7 +20,11 @@ _ADAPTER: TypeAdapter[Any] = TypeAdapter(SourceConfig)
 
 def name_problem(name: str) -> str | None:
     """Why this is no source name, or None (the config file's rule)."""
-    if not name or len(name) > MAX_NAME or not all(c.isalnum() or c in NAME_CHARS for c in name):
+    if (
+        not name
+        or len(name) > MAX_NAME
+        or not all(c.isascii() and (c.isalnum() or c in NAME_CHARS) for c in name)
+    ):
         return f"a source name is 1 to {MAX_NAME} letters, digits, - and _"
     return None
 
@@ -43,8 +47,21 @@ def parse_source(fields: Mapping[str, Any]) -> SourceBase:
 
 
 def source_doc(cfg: SourceBase) -> str:
-    """The config as JSON, secrets in clear (the store seals the whole document)."""
-    return orjson.dumps(_plain(cfg.model_dump(mode="python", exclude_unset=False))).decode()
+    """The keys given, as JSON, secrets in clear (the store seals the whole document).
+    Defaults are left out: a version with more keys reads it, and a change starts
+    from what was given."""
+    return orjson.dumps(_plain(cfg.model_dump(mode="python", exclude_unset=True))).decode()
+
+
+def secret_keys(cfg: SourceBase) -> list[str]:
+    """The top-level keys that hold a secret (anywhere within them)."""
+    dumped = cfg.model_dump(mode="python")
+    return sorted(k for k, v in dumped.items() if _holds_secret(v))
+
+
+def where_credentials_go(key: str) -> bool:
+    """A key whose change may send the source's credentials to another host."""
+    return key.endswith("url") or key in ("region", "account", "provider")
 
 
 def source_from_doc(text: str) -> SourceBase:
@@ -53,8 +70,25 @@ def source_from_doc(text: str) -> SourceBase:
 
 def source_view(name: str, cfg: SourceBase, *, static: bool) -> dict[str, Any]:
     """A source as the API shows it: every secret as `**********` (set), never its
-    value."""
-    return {"name": name, "static": static, **cfg.model_dump(mode="json")}
+    value; header and query values too (they often carry a key)."""
+    view = {"name": name, "static": static, **cfg.model_dump(mode="json")}
+    for key in ("headers", "query"):
+        if isinstance(view.get(key), dict):
+            view[key] = dict.fromkeys(view[key], MASK)
+    return view
+
+
+MASK = "**********"
+
+
+def _holds_secret(value: Any) -> bool:
+    if isinstance(value, SecretStr):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_secret(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_secret(v) for v in value)
+    return False
 
 
 def _plain(value: Any) -> Any:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
-from pydantic import ValidationError
 
 from bridge.providers.config import SourceBase
 from bridge.sealing import SealError
@@ -31,6 +30,9 @@ class SourceSet:
     configs: dict[str, SourceBase] = field(default_factory=dict)
     static: frozenset[str] = frozenset()
     deleted: frozenset[str] = frozenset()  # defined through the API once, deleted since
+    # defined, but not usable here: name → why (a key missing, a newer version's keys);
+    # not polled, listed and deletable
+    invalid: dict[str, str] = field(default_factory=dict)
 
 
 class LiveSources:
@@ -50,46 +52,59 @@ class LiveSources:
         self._listeners.append(listener)
 
     async def refresh(self, *, strict: bool = False) -> bool:
-        """Read what changed when the version moved (everything the first time); True
-        when a source changed. strict (at start-up): a definition the keys cannot open
-        raises SealError; later it is logged and the others are taken."""
-        if await self._defs.version() == self._version:
+        """Read what changed when the version moved (everything the first time, and when
+        it went back: Redis lost its data); True when a source changed. A definition
+        that cannot be used here (sealed with a key this replica lacks, or not valid to
+        this version) is set aside in `invalid`, the others taken; strict (at
+        start-up), one sealed with a key missing raises SealError."""
+        version = await self._defs.version()
+        if version == self._version:
             return False
-        try:
-            if self._version < 0:
-                version, docs, deleted = await self._defs.read()
-                changed_docs: dict[str, str | None] = dict(docs)
-                gone = set(deleted)
-            else:
-                version, changed_docs = await self._defs.read_since(self._version)
-                gone = set(self.current.deleted) | {n for n, d in changed_docs.items() if d is None}
-                gone -= {n for n, d in changed_docs.items() if d is not None}
-        except SealError as exc:
-            if strict:
-                raise
-            if str(exc) not in self._unreadable:
-                self._unreadable.add(str(exc))
-                log.error("source_unreadable", error=str(exc))
-            return False
-        changed = {n for n, d in changed_docs.items() if d != self._docs.get(n)}
+        if version < self._version or self._version < 0:
+            version, stored, deleted = await self._defs.read()
+            changed_docs: dict[str, str | None] = {n: None for n in self._docs}
+            changed_docs.update(stored)
+            gone = set(deleted)
+        else:
+            version, changed_docs = await self._defs.read_since(self._version)
+            gone = set(self.current.deleted) | {n for n, d in changed_docs.items() if d is None}
         configs = dict(self.current.configs)
-        for name in changed:
-            doc = changed_docs[name]
+        invalid = dict(self.current.invalid)
+        docs = dict(self._docs)
+        changed: set[str] = set()
+        for name, sealed in changed_docs.items():
+            if sealed is not None and docs.get(name) == sealed:
+                continue  # the same document
+            changed.add(name)
             configs.pop(name, None)
-            if doc is None:
-                self._docs.pop(name, None)
-            else:
-                self._docs[name] = doc
+            invalid.pop(name, None)
+            docs.pop(name, None)
             if name in self._static:  # a definition never shadows the config file's
                 configs[name] = self._static[name]
-            elif doc is not None:
-                try:
-                    configs[name] = source_from_doc(doc)
-                except ValidationError:  # written by a newer version, say: not polled
-                    log.error("source_invalid", source=name)
+            if sealed is None:
+                continue
+            docs[name] = sealed
+            gone.discard(name)
+            try:
+                cfg = source_from_doc(self._defs.open(name, sealed))
+            except SealError as exc:
+                if strict:
+                    raise
+                invalid[name] = str(exc)
+            except Exception as exc:  # not a document this version reads
+                invalid[name] = f"not a valid source here: {type(exc).__name__}"
+            else:
+                if name not in self._static:
+                    configs[name] = cfg
+        for name, why in invalid.items():
+            if name in changed and why not in self._unreadable:
+                self._unreadable.add(why)
+                log.error("source_unusable", source=name, reason=why)
         before = self.current.deleted
-        self._version = version
-        self.current = SourceSet(configs, frozenset(self._static), frozenset(gone - set(configs)))
+        self._docs, self._version = docs, version
+        self.current = SourceSet(
+            configs, frozenset(self._static), frozenset(gone - set(configs)), invalid
+        )
         if changed or self.current.deleted != before:
             for listener in self._listeners:
                 listener(self.current, changed)

@@ -18,7 +18,15 @@ from bridge.api.context import Answer, ApiContext, Call
 from bridge.api.error_shape import ApiError, validation_fields
 from bridge.providers.config import SourceBase
 from bridge.providers.registry import PLUGINS
-from bridge.source_defs import name_problem, parse_source, rule_problems, source_doc, source_view
+from bridge.source_defs import (
+    name_problem,
+    parse_source,
+    rule_problems,
+    secret_keys,
+    source_doc,
+    source_view,
+    where_credentials_go,
+)
 from bridge.sources_live import LiveSources
 from bridge.store.source_defs import SourceDefStore
 
@@ -38,6 +46,9 @@ class SourcePatch(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+PATCH_TRIES = 5  # compare-and-set rounds against changes made meanwhile
+
+
 def _live(ctx: ApiContext) -> LiveSources:
     if ctx.sources is None:
         raise ApiError(503, "unavailable", "sources are not served by this process")
@@ -50,6 +61,9 @@ async def list_sources(call: Call) -> Answer:
         source_view(name, cfg, static=name in current.static)
         for name, cfg in sorted(current.configs.items())
     ]
+    # defined, not usable on this replica (a key missing; a newer version's keys):
+    # listed, so that it can be deleted or defined again
+    items += [{"name": n, "static": False, "unusable": why} for n, why in current.invalid.items()]
     return Answer({"items": items})
 
 
@@ -81,31 +95,70 @@ async def create_source(call: Call) -> Answer:
 
 
 async def patch_source(call: Call) -> Answer:
+    """The keys given replace the stored ones (null removes one); made from the stored
+    document with compare-and-set, so a change another replica made meanwhile is
+    never lost. Changing where the credentials go needs them given again."""
     ctx = call.ctx
-    name, cfg, static = _named(call)
-    if static:
+    name = call.params["name"]
+    if name in _live(ctx).current.static:
         raise ApiError(409, "source_static", "a source of the config file: change the file")
     body = await call.json()
     if not isinstance(body, dict) or "name" in body:
         raise ApiError(422, "invalid_request", "the body is a JSON object of the keys to change "
                        "(a source is not renamed)")  # fmt: skip
-    merged = {**orjson.loads(source_doc(cfg)), **body}
-    fresh = _checked(ctx, name, merged)
-    if not await SourceDefStore(ctx.store).replace(name, source_doc(fresh), ctx.clock.now()):
-        raise ApiError(404, "source_not_found", "no source with that name")
-    await _live(ctx).refresh()
-    return Answer(source_view(name, fresh, static=False))
+    defs = SourceDefStore(ctx.store)
+    for _ in range(PATCH_TRIES):
+        found = await defs.get(name)
+        if found is None:
+            raise ApiError(404, "source_not_found", "no source with that name")
+        stored, text = found
+        given = orjson.loads(text)
+        if "provider" in body and body["provider"] != given.get("provider"):
+            raise ApiError(422, "invalid_request", "the source is not valid", [_field(
+                "provider", "a source's provider is not changed: delete it and define it again"
+            )])  # fmt: skip
+        _credentials_follow(ctx, name, given, body)
+        merged = {k: v for k, v in {**given, **body}.items() if v is not None}
+        fresh = _checked(ctx, name, merged)
+        if await defs.replace(name, source_doc(fresh), ctx.clock.now(), stored):
+            await _live(ctx).refresh()
+            return Answer(source_view(name, fresh, static=False))
+    raise ApiError(409, "changed_meanwhile", "the source changed meanwhile: try again")
 
 
 async def delete_source(call: Call) -> Answer:
     ctx = call.ctx
-    name, _, static = _named(call)
-    if static:
+    name = call.params["name"]
+    if name in _live(ctx).current.static:
         raise ApiError(409, "source_static", "a source of the config file: change the file")
     if not await SourceDefStore(ctx.store).delete(name, ctx.clock.now()):
         raise ApiError(404, "source_not_found", "no source with that name")
     await _live(ctx).refresh()
     return Answer(None, 204)
+
+
+def _credentials_follow(
+    ctx: ApiContext, name: str, given: dict[str, Any], body: dict[str, Any]
+) -> None:
+    """A change of where requests go (base_url, token_url, region, …) with the stored
+    secrets would hand them to the new host: they must come in the same change."""
+    moved = sorted(k for k in body if where_credentials_go(k) and body[k] != given.get(k))
+    if not moved:
+        return
+    try:
+        secrets = secret_keys(parse_source(given))
+    except ValidationError:
+        return  # checked below, with the change
+    missing = [k for k in secrets if k not in body]
+    if missing:
+        raise ApiError(422, "invalid_request", "the source is not valid", [_field(
+            missing[0], f"changing {', '.join(moved)} sends the credentials there: "
+            f"give {', '.join(missing)} again in the same change"
+        )])  # fmt: skip
+
+
+def _field(name: str, description: str) -> dict[str, str]:
+    return {"name": name, "description": description}
 
 
 async def check_source(call: Call) -> Answer:
@@ -128,12 +181,18 @@ def _named(call: Call) -> tuple[str, SourceBase, bool]:
 
 def _keyed(field: dict[str, str]) -> dict[str, str]:
     """A field named as the config file's key: `api_key`, not `fullstory.api_key`
-    (pydantic names the provider it tried first); the provider's own error as such."""
+    (pydantic names the provider it tried first); a check of the whole source names
+    its key in the text (`burst: must not …`); the provider's own error without the
+    value given."""
     head, _, rest = field["name"].partition(".")
     if head in PLUGINS and rest:
         return {**field, "name": rest}
+    if head in PLUGINS:
+        key, sep, why = field["description"].partition(": ")
+        if sep and key.isidentifier():
+            return _field(key, why)
     if field["name"] == "body" and "'provider'" in field["description"]:
-        return {**field, "name": "provider"}
+        return _field("provider", f"one of: {', '.join(PLUGINS)}")
     return field
 
 

@@ -80,8 +80,13 @@ class Discovery:
         self._looking: asyncio.Task[None] | None = None
 
     def set_sources(self, sources: list[DiscoveredSource]) -> None:
-        """The sources as they are now (one defined, changed or deleted at run time)."""
-        self._sources = sources
+        """The sources as they are now (one defined, changed or deleted at run time);
+        an unchanged one keeps its place in time (no extra look)."""
+        before = {s.name: s for s in self._sources}
+        self._sources = [
+            before[s.name] if s.name in before and before[s.name].provider is s.provider else s
+            for s in sources
+        ]
 
     async def stop(self, within_s: float = 1.0) -> None:
         """Finish no more looks (the bridge is stopping): a look under way ends at its

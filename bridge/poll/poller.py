@@ -26,7 +26,7 @@ from bridge.errors import (
     failure_name,
 )
 from bridge.events import bounded_job, job_omitted, outcome_event, source_event
-from bridge.metrics import Metrics
+from bridge.metrics import POLL_RESULTS, Metrics
 from bridge.model import Event, JobSnapshot, Outcome, Watch
 from bridge.outage import OutageLog
 from bridge.poll import backoff, health, priority
@@ -124,9 +124,13 @@ class Poller:
     ) -> None:
         """Sources defined, changed (fresh) or deleted (gone) at run time; the cost is
         that of the change, not of every source."""
-        for name in gone:
+        for name in {*gone, *fresh}:  # what was learned of the old definition goes
             self._sources.pop(name, None)
             self._rate_limits.pop(name, None)
+            self._health.pop(name, None)
+            self._refusals.pop(name, None)
+            for result in POLL_RESULTS:
+                self._metric_children.pop((name, result), None)
         for name, src in fresh.items():
             self._sources[name] = src
             self._rate_limits[name] = (src.rate_limit, limiter_burst(src.burst))
@@ -282,13 +286,13 @@ class Poller:
         # A job seen FAILED whose errors page is awaited has ended: not expired, as long
         # as that wait lasts (a poll that keeps failing meanwhile must not keep it open)
         waiting = watch.waiting_since is not None and now - watch.waiting_since < ERRORS_WAIT_S
-        if now - watch.created_at >= self._settings.max_age and not waiting:
-            return await self._finish(claimed, watch, Outcome.EXPIRED, None, now)
         if source is None and watch.source in self._deleted:  # deleted through the API
             await self._store.delete_watch(watch, self._settings.retention)
             log.info("watch_dropped", watch_id=watch.id, source=watch.source,
                      reason="its source was deleted")  # fmt: skip
             return Verdict.OK
+        if now - watch.created_at >= self._settings.max_age and not waiting:
+            return await self._finish(claimed, watch, Outcome.EXPIRED, None, now)
         if source is None:  # removed from the config: keep the watch, look again later
             updated = replace(watch, last_error=f"source {watch.source!r} is not configured")
             return await self._reschedule(claimed, updated, now + self._settings.max_interval)

@@ -32,33 +32,48 @@ class SourceDefStore:
         """False when a source of that name is defined already."""
         return await self._changed("create", name, self._sealer.seal(doc, _kind(name)), now)
 
-    async def replace(self, name: str, doc: str, now: float) -> bool:
-        """False when no source of that name is defined (deleted meanwhile)."""
-        return await self._changed("replace", name, self._sealer.seal(doc, _kind(name)), now)
+    async def get(self, name: str) -> tuple[str, str] | None:
+        """(the stored document as stored, opened), or None when none is defined."""
+        stored = cast(str | None, await self._client.hget(self._keys.source_defs, name))
+        return None if stored is None else (stored, self._open(name, stored))
+
+    async def replace(self, name: str, doc: str, now: float, was: str) -> bool:
+        """False when the stored document is no longer `was` (changed or deleted
+        meanwhile: read it again)."""
+        sealed = self._sealer.seal(doc, _kind(name))
+        return await self._changed("replace", name, sealed, now, was)
 
     async def delete(self, name: str, now: float) -> bool:
         """False when none is defined. Its watches are dropped when next due."""
         return await self._changed("delete", name, "", now)
 
-    async def _changed(self, op: str, name: str, sealed: str, now: float) -> bool:
+    async def _changed(self, op: str, name: str, sealed: str, now: float, was: str = "") -> bool:
         k = self._keys
-        keys = [k.source_defs, k.source_defs_version, k.source_defs_changes, k.source_defs_deleted]
-        return bool(await self._change(keys=keys, args=[op, name, sealed, to_ms(now)]))
+        keys = [
+            k.source_defs,
+            k.source_defs_version,
+            k.source_defs_changes,
+            k.source_defs_deleted,
+            k.source_token(name),
+            k.source_token_lock(name),
+            k.source_pause(name),
+            k.source_health(name),
+        ]
+        return bool(await self._change(keys=keys, args=[op, name, sealed, to_ms(now), was]))
 
     async def read(self) -> tuple[int, dict[str, str], set[str]]:
-        """Everything, at one instant: (version, name → document, names deleted). A
-        document the keys at hand cannot open is SealError naming the source."""
+        """Everything, at one instant: (version, name → document as stored, names
+        deleted); open each with open()."""
         pipe = self._client.pipeline(transaction=True)
         pipe.get(self._keys.source_defs_version)
         pipe.hgetall(self._keys.source_defs)
         pipe.zrange(self._keys.source_defs_deleted, 0, -1)
         version, rows, deleted = await pipe.execute()
-        docs = {name: self._open(name, sealed) for name, sealed in rows.items()}
-        return int(version or 0), docs, set(cast(list[str], deleted))
+        return int(version or 0), dict(rows), set(cast(list[str], deleted))
 
     async def read_since(self, version: int) -> tuple[int, dict[str, str | None]]:
-        """What changed after `version`: (the version now, name → its document, None
-        for one deleted), at one instant."""
+        """What changed after `version`: (the version now, name → its document as
+        stored, None for one deleted), at one instant."""
         k = self._keys
         pipe = self._client.pipeline(transaction=True)
         pipe.get(k.source_defs_version)
@@ -68,10 +83,11 @@ class SourceDefStore:
         if not names:
             return int(now or 0), {}
         rows = cast(list[str | None], await self._client.hmget(k.source_defs, names))
-        changed = {
-            n: None if s is None else self._open(n, s) for n, s in zip(names, rows, strict=True)
-        }
-        return int(now or 0), changed
+        return int(now or 0), dict(zip(names, rows, strict=True))
+
+    def open(self, name: str, sealed: str) -> str:
+        """A stored document, opened (SealError naming the source)."""
+        return self._open(name, sealed)
 
     def _open(self, name: str, sealed: str) -> str:
         try:

@@ -78,11 +78,18 @@ async def test_a_source_made_through_the_api_is_polled_by_every_replica(
 
             # deleted: no replica polls it, its running jobs' watches go, its events stay
             sim.add_job(JobSpec(provider="fullstory", id="acme-late", duration=60))
-            await http.post(f"{api}/v1/watches", json={"source": "acme-fs", "job_id": "acme-late"})
+            late_watch = await http.post(
+                f"{api}/v1/watches", json={"source": "acme-fs", "job_id": "acme-late"}
+            )
+            assert late_watch.status == 201
             assert (await http.delete(f"{api}/v1/sources/acme-fs")).status == 204
 
-            async def gone_everywhere() -> bool:
-                return not any("acme-fs" in r.live.current.configs for r in replicas if r.live)
+            async def gone_everywhere() -> bool:  # and each poller knows
+                return not any(
+                    "acme-fs" in r.live.current.configs or "acme-fs" in r.poller._sources  # type: ignore[union-attr]
+                    for r in replicas
+                    if r.live
+                )
 
             await wait_until(gone_everywhere, 2, "the source gone from both replicas")
             known = time.time()  # every replica knows: from now on, not one request
