@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 from typing import Any
 
 from bridge.event_types import type_matches
@@ -210,13 +211,23 @@ class Subscription:
     def matches(
         self, event_type: str, source: str | None, metadata: Mapping[str, str] | None = None
     ) -> bool:
-        if self.sources and source not in self.sources:
+        if self.sources and not any(source_named(p, source) for p in self.sources):
             return False
         # the filter is on watches: events of no watch (source.*, ping) pass it
         watch_event = event_type.startswith("import.")
         if self.metadata and watch_event and not holds(metadata, dict(self.metadata)):
             return False
         return any(type_matches(p, event_type) for p in self.event_types)
+
+
+def source_named(entry: str, source: str | None) -> bool:
+    """A subscription's `sources` entry names this source: the name, or a pattern with
+    * or ? in it (`acme-*`; what a token scoped to tenants subscribes to)."""
+    if source is None:
+        return False
+    if "*" in entry or "?" in entry:
+        return fnmatchcase(source, entry)
+    return entry == source
 
 
 class DeliveryStatus(enum.StrEnum):

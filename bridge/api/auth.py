@@ -30,9 +30,13 @@ from aiohttp import web
 
 from bridge.api.context import CTX
 from bridge.api.error_shape import ApiError
+from bridge.api.scope import Scope
 from bridge.delivery.targets import IPAddress, IPNetwork
+from bridge.store.tokens import TokenStore
 
 PRINCIPAL: web.RequestKey[str] = web.RequestKey("principal", str)  # the token that matched
+# a token made through the API: the sources it may see (None: a config file's token)
+SCOPE: web.RequestKey[Scope | None] = web.RequestKey("scope", object)  # type: ignore[arg-type]
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="bridge"'}
 
 MAX_FAILURES = 30  # failed attempts per client address within the window
@@ -181,15 +185,40 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     if request.path.startswith("/v1"):
         ctx = request.app[CTX]
         header = request.headers.get("Authorization")
-        principal, read_only = guarded(
-            request,
-            lambda: authenticate(header, ctx.tokens, ctx.read_tokens),
-            presented=bearer_of(header) is not None,
-        )
+        given = bearer_of(header)
+        scope = None
+        try:
+            principal, read_only = guarded(
+                request,
+                lambda: authenticate(header, ctx.tokens, ctx.read_tokens),
+                presented=False,  # counted below, once the made tokens were asked too
+            )
+        except ApiError as exc:
+            if exc.status != 401 or given is None:
+                raise
+            record = await TokenStore(ctx.store).lookup(given.decode())
+            if record is None:
+                guarded(request, lambda: check_token(header, ()), presented=True)
+                raise
+            principal, read_only = f"{record.id}", record.role == "read"
+            scope = Scope(record.sources)
         if read_only and not _is_event_read(request):
             raise ApiError(403, "forbidden", "a read token may only read events")
+        if scope is not None and _manages(request):
+            raise ApiError(403, "forbidden", "only the config file's tokens manage tokens "
+                           "and sources")  # fmt: skip
         request[PRINCIPAL] = principal
+        request[SCOPE] = scope
     return await handler(request)  # type: ignore[no-any-return]
+
+
+def _manages(request: web.Request) -> bool:
+    """Tokens, and any change to sources (a scoped token may list its own)."""
+    path = request.path.rstrip("/")
+    if path == "/v1/tokens" or path.startswith("/v1/tokens/"):
+        return True
+    sources = path == "/v1/sources" or path.startswith("/v1/sources/")
+    return sources and request.method not in ("GET", "HEAD")
 
 
 async def no_store(request: web.Request, response: web.StreamResponse) -> None:

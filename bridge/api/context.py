@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bridge.api.error_shape import ApiError
 from bridge.api.models import decode_cursor
+from bridge.api.scope import Scope
 from bridge.clock import Clock
 from bridge.delivery.targets import TargetPolicy
 from bridge.metrics import Metrics
@@ -76,6 +77,7 @@ class Call:
     query: Mapping[str, str] = field(default_factory=dict)
     body: Any = None  # the JSON body, when the caller has it parsed already
     read_body: Callable[[], Awaitable[Any]] | None = None  # else: how to read it
+    scope: Scope | None = None  # a token scoped to tenants: what it may see (scope.py)
 
     async def json(self) -> Any:
         return self.body if self.read_body is None else await self.read_body()

@@ -9,6 +9,7 @@ from typing import Any
 from bridge.api.context import Answer, Call, delivery_store, enum_param, page_params
 from bridge.api.error_shape import ApiError
 from bridge.api.models import encode_cursor, iso
+from bridge.api.scope import allows, holds
 from bridge.delivery.deliverer import deliveries_for
 from bridge.model import Delivery, DeliveryStatus
 from bridge.store.deliveries import delivery_id
@@ -46,28 +47,44 @@ async def list_deliveries(call: Call) -> Answer:
     cursor, limit = page_params(q)
     status = enum_param(q.get("status"), DeliveryStatus, "status")
     store = delivery_store(call.ctx)
+    held = await _held(call)
     items, nxt = await store.list_deliveries(
-        status=status, subscription_id=q.get("subscription_id") or None, cursor=cursor, limit=limit
-    )
+        status=status, subscription_id=q.get("subscription_id") or None, cursor=cursor,
+        limit=limit, subscriptions=held,
+    )  # fmt: skip
     parked = await store.parked_among(items)
     views = [delivery_view(d, d.id in parked) for d in items]
     return Answer({"items": views, "next_cursor": encode_cursor(nxt)})
 
 
+async def _held(call: Call) -> set[str] | None:
+    """The subscriptions a scoped token holds (None: every one)."""
+    if call.scope is None:
+        return None
+    subs = await delivery_store(call.ctx).list_subscriptions()
+    return {s.id for s in subs if holds(call.scope, s.sources)}
+
+
+async def _delivery(call: Call) -> Delivery:
+    """The delivery the path names; 404 also for one to a subscription a scoped token
+    does not hold."""
+    d = await delivery_store(call.ctx).get_delivery(call.params["id"])
+    held = await _held(call) if d is not None else None
+    if d is None or (held is not None and d.subscription_id not in held):
+        raise ApiError(404, "delivery_not_found", "no delivery with that id")
+    return d
+
+
 async def get_delivery(call: Call) -> Answer:
     store = delivery_store(call.ctx)
-    d = await store.get_delivery(call.params["id"])
-    if d is None:
-        raise ApiError(404, "delivery_not_found", "no delivery with that id")
+    d = await _delivery(call)
     return Answer(delivery_view(d, bool(await store.parked_among([d]))))
 
 
 async def retry_delivery(call: Call) -> Answer:
     ctx = call.ctx
     store = delivery_store(call.ctx)
-    d = await store.get_delivery(call.params["id"])
-    if d is None:
-        raise ApiError(404, "delivery_not_found", "no delivery with that id")
+    d = await _delivery(call)
     verdict = await store.requeue(d, ctx.clock.now())
     if verdict is Verdict.BUSY and d.status is DeliveryStatus.SUCCEEDED:
         raise ApiError(
@@ -92,9 +109,9 @@ async def replay_event(call: Call) -> Answer:
     ctx = call.ctx
     store = delivery_store(call.ctx)
     event = await ctx.store.events.get_event(call.params["id"])
-    if event is None:
+    if event is None or not allows(call.scope, event.data.get("source")):
         raise ApiError(404, "event_not_found", "no event with that id")
-    subs = await store.list_subscriptions()
+    subs = [s for s in await store.list_subscriptions() if holds(call.scope, s.sources)]
     only = call.query.get("subscription_id")
     if only:
         subs = [s for s in subs if s.id == only]

@@ -6,9 +6,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from bridge.api import feed
+from bridge.api.auth import SCOPE
 from bridge.api.context import CTX, Answer, Call, page_params
 from bridge.api.error_shape import ApiError
 from bridge.api.models import encode_cursor, event_view
+from bridge.api.scope import allows
 from bridge.event_types import CATALOGUE, FAMILIES, UnknownEventType, check_pattern
 
 
@@ -16,7 +18,9 @@ async def list_events(request: web.Request) -> web.Response:
     """The event log, or with `after`/`wait` the pull feed (a long poll)."""
     if feed.is_feed_request(request.query):
         return await feed.long_poll(request)
-    answer = await events_page(Call(request.app[CTX], query=request.query))
+    answer = await events_page(
+        Call(request.app[CTX], query=request.query, scope=request.get(SCOPE))
+    )
     return web.json_response(answer.body, status=answer.status)
 
 
@@ -36,6 +40,7 @@ async def events_page(call: Call) -> Answer:
         source=q.get("source") or None,
         cursor=cursor,
         limit=limit,
+        sources=None if call.scope is None else call.scope.allows,
     )
     return Answer({"items": [event_view(e) for e in events], "next_cursor": encode_cursor(nxt)})
 
@@ -48,6 +53,6 @@ async def list_event_types(call: Call) -> Answer:
 
 async def get_event(call: Call) -> Answer:
     event = await call.ctx.store.events.get_event(call.params["id"])
-    if event is None:
+    if event is None or not allows(call.scope, event.data.get("source")):
         raise ApiError(404, "event_not_found", "no event with that id")
     return Answer(event_view(event))

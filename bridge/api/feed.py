@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from bridge.api.auth import PRINCIPAL
+from bridge.api.auth import PRINCIPAL, SCOPE
 from bridge.api.context import CTX, page_params
 from bridge.api.error_shape import ApiError
 from bridge.api.models import event_view
@@ -95,8 +95,13 @@ async def _next(
     request: web.Request, after: str, limit: int
 ) -> tuple[list[tuple[str, Event]], str]:
     """Events after the cursor, and the cursor to go on from: past the rows read, also
-    those whose event has expired (so a run of them never stalls a consumer)."""
-    return await request.app[CTX].store.events.feed(after, limit)
+    those whose event has expired (so a run of them never stalls a consumer), and, for
+    a token scoped to tenants, past the other tenants' events (it never sees them)."""
+    items, scanned = await request.app[CTX].store.events.feed(after, limit)
+    scope = request.get(SCOPE)
+    if scope is not None:
+        items = [(c, e) for c, e in items if scope.allows(e.data.get("source"))]
+    return items, scanned
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from bridge.api.models import WatchBatch, WatchCreate
 from bridge.api.sources import SourceCreate, SourcePatch
 from bridge.api.subscriptions import SubscriptionCreate, SubscriptionPatch
+from bridge.api.tokens import TokenCreate
 from bridge.model import DeliveryStatus, WatchState
 
 
@@ -69,6 +70,11 @@ OPERATIONS = (
     Op("get", "/metrics", "Prometheus metrics", "health", public=True),
     Op("get", "/openapi.json", "This document", "health", public=True),
     Op("get", "/v1/status", "Watch counts, source health, queue depths", "status"),
+    Op("post", "/v1/tokens", "A token scoped to sources (shown once); config file's tokens "
+       "only", "tokens", body=TokenCreate, ok=(201, "Created")),
+    Op("get", "/v1/tokens", "The tokens made here, never their values", "tokens"),
+    Op("delete", "/v1/tokens/{id}", "Revoke a token, at once on every replica", "tokens",
+       ok=(204, "Deleted")),
     Op("get", "/v1/sources", "Every source: the config file's (static) and those defined "
        "here; secrets as **********", "sources"),
     Op("post", "/v1/sources", "Define a source (the keys of a [sources.NAME] table, and "

@@ -20,11 +20,12 @@ from bridge.api import (
     sources,
     status,
     subscriptions,
+    tokens,
     watch_batch,
     watch_wait,
     watches,
 )
-from bridge.api.auth import BRAKE, PROXIES, FailureBrake, auth_middleware, no_store
+from bridge.api.auth import BRAKE, PROXIES, SCOPE, FailureBrake, auth_middleware, no_store
 from bridge.api.context import CTX, ApiContext, Call, Operation
 from bridge.api.error_shape import OUTAGE, error_middleware, read_json
 from bridge.api.openapi import openapi
@@ -45,7 +46,9 @@ def http(op: Operation, body_bytes: Callable[[ApiContext], int] | None = None) -
         async def read_body() -> Any:
             return await read_json(request, body_bytes(ctx)) if body_bytes else None
 
-        answer = await op(Call(ctx, request.match_info, request.query, read_body=read_body))
+        call = Call(ctx, request.match_info, request.query, read_body=read_body,
+                    scope=request.get(SCOPE))  # fmt: skip
+        answer = await op(call)
         if answer.status == 204:
             return web.Response(status=204)
         return web.json_response(answer.body, status=answer.status)
@@ -88,6 +91,9 @@ def build_api(ctx: ApiContext) -> web.Application:
     r.add_get("/v1/events/{id}", http(event_log.get_event))
     r.add_post("/v1/events/{id}/replay", http(delivery_log.replay_event))
     r.add_get("/v1/status", http(status.status))
+    r.add_post("/v1/tokens", http(tokens.create_token, _body))
+    r.add_get("/v1/tokens", http(tokens.list_tokens))
+    r.add_delete("/v1/tokens/{id}", http(tokens.delete_token))
     r.add_get("/v1/sources", http(sources.list_sources))
     r.add_post("/v1/sources", http(sources.create_source, _body))
     r.add_get("/v1/sources/{name}", http(sources.get_source))

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.api.context import Answer, ApiContext, Call
 from bridge.api.error_shape import ApiError, validation_fields
+from bridge.api.scope import allows
 from bridge.providers.config import SourceBase
 from bridge.providers.registry import PLUGINS
 from bridge.source_defs import (
@@ -49,6 +50,12 @@ class SourcePatch(BaseModel):
 PATCH_TRIES = 5  # compare-and-set rounds against changes made meanwhile
 
 
+def _managing(call: Call) -> None:
+    """Only the config file's tokens define, change, delete or check sources."""
+    if call.scope is not None:
+        raise ApiError(403, "forbidden", "only the config file's tokens manage sources")
+
+
 def _live(ctx: ApiContext) -> LiveSources:
     if ctx.sources is None:
         raise ApiError(503, "unavailable", "sources are not served by this process")
@@ -60,10 +67,15 @@ async def list_sources(call: Call) -> Answer:
     items = [
         source_view(name, cfg, static=name in current.static)
         for name, cfg in sorted(current.configs.items())
+        if allows(call.scope, name)
     ]
     # defined, not usable on this replica (a key missing; a newer version's keys):
     # listed, so that it can be deleted or defined again
-    items += [{"name": n, "static": False, "unusable": why} for n, why in current.invalid.items()]
+    items += [
+        {"name": n, "static": False, "unusable": why}
+        for n, why in current.invalid.items()
+        if call.scope is None
+    ]
     return Answer({"items": items})
 
 
@@ -73,6 +85,7 @@ async def get_source(call: Call) -> Answer:
 
 
 async def create_source(call: Call) -> Answer:
+    _managing(call)
     ctx, body = call.ctx, await call.json()
     live = _live(ctx)
     if not isinstance(body, dict):
@@ -98,6 +111,7 @@ async def patch_source(call: Call) -> Answer:
     """The keys given replace the stored ones (null removes one); made from the stored
     document with compare-and-set, so a change another replica made meanwhile is
     never lost. Changing where the credentials go needs them given again."""
+    _managing(call)
     ctx = call.ctx
     name = call.params["name"]
     if name in _live(ctx).current.static:
@@ -127,6 +141,7 @@ async def patch_source(call: Call) -> Answer:
 
 
 async def delete_source(call: Call) -> Answer:
+    _managing(call)
     ctx = call.ctx
     name = call.params["name"]
     if name in _live(ctx).current.static:
@@ -163,6 +178,7 @@ def _field(name: str, description: str) -> dict[str, str]:
 
 async def check_source(call: Call) -> Answer:
     """One authenticated request: do the credentials work?"""
+    _managing(call)
     ctx = call.ctx
     name, _, _ = _named(call)
     if ctx.check_source is None:
@@ -174,7 +190,7 @@ def _named(call: Call) -> tuple[str, SourceBase, bool]:
     current = _live(call.ctx).current
     name = call.params["name"]
     cfg = current.configs.get(name)
-    if cfg is None:
+    if cfg is None or not allows(call.scope, name):
         raise ApiError(404, "source_not_found", "no source with that name")
     return name, cfg, name in current.static
 

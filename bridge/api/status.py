@@ -6,6 +6,7 @@ from typing import Any
 
 from bridge.api.context import Answer, Call
 from bridge.api.models import iso
+from bridge.api.scope import allows
 from bridge.store.redis import RedisStore
 
 
@@ -14,7 +15,7 @@ async def status(call: Call) -> Answer:
     store = ctx.store
     sources: dict[str, Any] = {}
     backlogs = await store.backlogs()
-    for name in ctx.source_kinds:
+    for name in [n for n in ctx.source_kinds if allows(call.scope, n)]:
         health = await store.sources.get_health(name)
         sources[name] = {
             "healthy": health.healthy,
@@ -24,6 +25,8 @@ async def status(call: Call) -> Answer:
             "budget_used": await _budget(store, name, ctx.source_rates.get(name, 0.0)),
             "waiting_for_budget": backlogs.get(name, 0),
         }
+    if call.scope is not None:  # a tenant's token: its sources, not the fleet's figures
+        return Answer({"sources": sources})
     body: dict[str, Any] = {"watches": await store.watch_counts(), "sources": sources}
     if ctx.deliveries is not None:
         subs = await ctx.deliveries.list_subscriptions()

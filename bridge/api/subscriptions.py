@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bridge.api.context import Answer, Call, delivery_store, page_params
 from bridge.api.error_shape import ApiError, validation_fields
 from bridge.api.models import Metadata, encode_cursor, iso
+from bridge.api.scope import Scope, allows, holds
 from bridge.delivery import signing
 from bridge.delivery.formats import Format
 from bridge.delivery.headers import check_headers
@@ -111,14 +112,20 @@ def _check_secret(secret: str) -> None:
         ) from None
 
 
-def _check_sources(sources: list[str] | None, known: Any) -> None:
-    unknown = sorted(set(sources or []) - set(known))
+def _check_sources(sources: list[str] | None, known: Any, scope: Scope | None = None) -> None:
+    """Each entry a configured source, or a pattern (`acme-*`); a scoped token's
+    entries within its own sources, and only those it hears of."""
+    named = [n for n in known if allows(scope, n)]
+    unknown = sorted(
+        e for e in sources or []
+        if not allows(scope, e) or ("*" not in e and "?" not in e and e not in known)
+    )  # fmt: skip
     if unknown:
         raise ApiError(
             422,
             "unknown_source",
             f"no source named {unknown[0]!r}",
-            [{"name": "sources", "description": f"configured: {', '.join(sorted(known))}"}],
+            [{"name": "sources", "description": f"configured: {', '.join(sorted(named))}"}],
         )
 
 
@@ -133,8 +140,10 @@ async def _parse(call: Call, model: type[BaseModel]) -> Any:
 
 
 async def _get_sub(call: Call) -> Subscription:
+    """The subscription the path names; 404 also for one a scoped token does not hold
+    (one not confined to its sources)."""
     sub = await delivery_store(call.ctx).get_subscription(call.params["id"])
-    if sub is None:
+    if sub is None or not holds(call.scope, sub.sources):
         raise ApiError(404, "subscription_not_found", "no subscription with that id")
     return sub
 
@@ -145,7 +154,7 @@ async def create_subscription(call: Call) -> Answer:
     store = delivery_store(call.ctx)
     req: SubscriptionCreate = await _parse(call, SubscriptionCreate)
     await _check_target(req.url, ctx.targets)
-    _check_sources(req.sources, ctx.source_kinds)
+    _check_sources(req.sources, ctx.source_kinds, call.scope)
     if req.secret is not None:
         _check_secret(req.secret)
     secret = req.secret or signing.new_secret(req.signature or "v1")
@@ -157,7 +166,8 @@ async def create_subscription(call: Call) -> Answer:
         url=req.url,
         secrets=((secret, None),),
         event_types=tuple(req.event_types or ["import.*"]),
-        sources=tuple(req.sources or ()),
+        # a scoped token's subscription is confined to its sources
+        sources=tuple(req.sources or (call.scope.patterns if call.scope else ())),
         metadata=tuple(sorted((req.metadata or {}).items())),
         format=(req.format or Format.STANDARD).value,
         headers=tuple(sorted((req.headers or {}).items())),
@@ -173,9 +183,10 @@ async def list_subscriptions(call: Call) -> Answer:
     cursor, limit = page_params(call.query)
     # ordered exactly as the cursor compares (whole ms, then id): none skipped or repeated
     subs = sorted(
-        await delivery_store(call.ctx).list_subscriptions(),
+        (s for s in await delivery_store(call.ctx).list_subscriptions()
+         if holds(call.scope, s.sources)),
         key=lambda s: (round(s.created_at * 1000), s.id),
-    )
+    )  # fmt: skip
     if cursor is not None:
         subs = [s for s in subs if (round(s.created_at * 1000), s.id) > cursor]
     page, more = subs[:limit], len(subs) > limit
@@ -203,7 +214,10 @@ async def patch_subscription(call: Call) -> Answer:
     req: SubscriptionPatch = await _parse(call, SubscriptionPatch)
     if req.url is not None:
         await _check_target(req.url, ctx.targets)
-    _check_sources(req.sources, ctx.source_kinds)
+    _check_sources(req.sources, ctx.source_kinds, call.scope)
+    if call.scope is not None and req.sources is not None and not req.sources:
+        field = [{"name": "sources", "description": "one or more of its sources"}]
+        raise ApiError(422, "unknown_source", "a scoped token's subscription names them", field)
     changed = replace(
         sub,
         url=req.url if req.url is not None else sub.url,
@@ -232,6 +246,7 @@ async def patch_subscription(call: Call) -> Answer:
 
 async def delete_subscription(call: Call) -> Answer:
     now = call.ctx.clock.now()
+    await _get_sub(call)  # a scoped token's own, or 404
     if not await delivery_store(call.ctx).delete_subscription(call.params["id"], now):
         raise ApiError(404, "subscription_not_found", "no subscription with that id")
     return Answer(None, 204)

@@ -37,7 +37,7 @@ async def create_watches(call: Call) -> Answer:
     valid: list[tuple[int, WatchKey, dict[str, str] | None]] = []
     for item in items:
         try:
-            valid.append((len(answers), *watch_request_of(ctx, item)))
+            valid.append((len(answers), *watch_request_of(ctx, item, call.scope)))
             answers.append({})
         except ApiError as exc:
             error = {"code": exc.code, "message": exc.message, "fields": exc.fields}

@@ -9,21 +9,24 @@ import time
 from aiohttp import web
 
 from bridge.api import feed, watches
+from bridge.api.auth import SCOPE
 from bridge.api.context import CTX, Call
 from bridge.api.error_shape import ApiError
 from bridge.api.models import watch_view
+from bridge.api.scope import allows
 
 
 async def get_watch(request: web.Request) -> web.Response:
     """One watch; with `wait`, a long poll on its state."""
     if "wait" not in request.query:
-        answer = await watches.get_watch(Call(request.app[CTX], request.match_info, request.query))
+        call = Call(request.app[CTX], request.match_info, request.query, scope=request.get(SCOPE))
+        answer = await watches.get_watch(call)
         return web.json_response(answer.body, status=answer.status)
     wait = feed.parse_wait(request.query.get("wait"))
     store = request.app[CTX].store
     watch_id = request.match_info["id"]
     watch = await store.get_watch(watch_id)
-    if watch is None:
+    if watch is None or not allows(request.get(SCOPE), watch.source):
         raise ApiError(404, "watch_not_found", "no watch with that id")
     began = watch.state
     deadline = time.monotonic() + wait

@@ -9,19 +9,22 @@ from pydantic import ValidationError
 from bridge.api.context import Answer, ApiContext, Call, enum_param, page_params
 from bridge.api.error_shape import ApiError, validation_fields
 from bridge.api.models import WatchCreate, encode_cursor, watch_view
+from bridge.api.scope import Scope, allows
 from bridge.model import Watch, WatchKey, WatchState
 
 
 async def create_watch(call: Call) -> Answer:
     ctx = call.ctx
-    key, metadata = watch_request_of(ctx, await call.json())
+    key, metadata = watch_request_of(ctx, await call.json(), call.scope)
     watch, created = await ctx.store.register(key, ctx.clock.now(), metadata)
     if created:
         ctx.on_registered()
     return Answer(watch_view(watch), 201 if created else 200)
 
 
-def watch_request_of(ctx: ApiContext, body: Any) -> tuple[WatchKey, dict[str, str] | None]:
+def watch_request_of(
+    ctx: ApiContext, body: Any, scope: Scope | None = None
+) -> tuple[WatchKey, dict[str, str] | None]:
     """What a registration names, checked against the configured sources, and its
     metadata (ApiError)."""
     try:
@@ -30,9 +33,10 @@ def watch_request_of(ctx: ApiContext, body: Any) -> tuple[WatchKey, dict[str, st
         raise ApiError(
             422, "invalid_request", "the watch is not valid", validation_fields(exc)
         ) from None
-    kinds = ctx.source_kinds.get(req.source)
-    if kinds is None:
-        known = ", ".join(sorted(ctx.source_kinds)) or "none configured"
+    kinds = ctx.source_kinds.get(req.source) if allows(scope, req.source) else None
+    if kinds is None:  # a scoped token hears only of its own sources
+        known = ", ".join(sorted(n for n in ctx.source_kinds if allows(scope, n)))
+        known = known or "none configured"
         raise ApiError(
             422,
             "unknown_source",
@@ -55,12 +59,15 @@ async def list_watches(call: Call) -> Answer:
     state = enum_param(q.get("state"), WatchState, "state")
     cursor, limit = page_params(q)
     source, kind = q.get("source") or None, q.get("kind") or None
+    scope = call.scope
     if "job_id" in q:
-        watches, nxt = await _by_job(call.ctx, source, kind, q["job_id"], state), None
+        found = await _by_job(call.ctx, source, kind, q["job_id"], state)
+        watches, nxt = [w for w in found if allows(scope, w.source)], None
     else:
         watches, nxt = await store.list_watches(
-            state=state, source=source, kind=kind, cursor=cursor, limit=limit
-        )
+            state=state, source=source, kind=kind, cursor=cursor, limit=limit,
+            sources=None if scope is None else scope.allows,
+        )  # fmt: skip
     waiting = await store.waiting_for_budget(watches)
     return Answer(
         {
@@ -95,7 +102,7 @@ async def _by_job(
 async def get_watch(call: Call) -> Answer:
     store = call.ctx.store
     watch = await store.get_watch(call.params["id"])
-    if watch is None:
+    if watch is None or not allows(call.scope, watch.source):
         raise ApiError(404, "watch_not_found", "no watch with that id")
     waiting = await store.waiting_for_budget([watch])
     return Answer(watch_view(watch, waiting.get(watch.id)))
@@ -104,6 +111,8 @@ async def get_watch(call: Call) -> Answer:
 async def delete_watch(call: Call) -> Answer:
     ctx = call.ctx
     watch = await ctx.store.get_watch(call.params["id"])
-    if watch is None or not await ctx.store.delete_watch(watch, ctx.retention):
+    if watch is None or not allows(call.scope, watch.source):
+        raise ApiError(404, "watch_not_found", "no watch with that id")
+    if not await ctx.store.delete_watch(watch, ctx.retention):
         raise ApiError(404, "watch_not_found", "no watch with that id")
     return Answer(None, 204)

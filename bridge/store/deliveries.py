@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -550,7 +551,10 @@ class DeliveryStore:
         subscription_id: str | None = None,
         cursor: Cursor | None = None,
         limit: int = 50,
+        subscriptions: Collection[str] | None = None,
     ) -> tuple[list[Delivery], Cursor | None]:
+        """subscriptions: only the deliveries to these (a scoped token's)."""
+
         async def load(ids: list[str]) -> list[Delivery | None]:
             pipe = self.client.pipeline(transaction=False)
             for i in ids:
@@ -559,8 +563,10 @@ class DeliveryStore:
             return [delivery_from_json(d) if d else None for d in docs]
 
         def keep(d: Delivery) -> bool:
-            return (status is None or d.status == status) and (
-                subscription_id is None or d.subscription_id == subscription_id
+            return (
+                (status is None or d.status == status)
+                and (subscription_id is None or d.subscription_id == subscription_id)
+                and (subscriptions is None or d.subscription_id in subscriptions)
             )
 
         return await self.store.paginate(self.keys.deliveries, cursor, limit, load, keep)

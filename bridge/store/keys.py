@@ -115,6 +115,16 @@ class Keys:
         dropped when next due."""
         return f"{self._p}:source_defs_deleted"
 
+    def api_token(self, digest: str) -> str:
+        """String: a token made through the API, by the SHA-256 of its value: its
+        record (id, role, sources, description)."""
+        return f"{self._p}:api_token:{digest}"
+
+    @property
+    def api_tokens(self) -> str:
+        """Hash: token id → the SHA-256 its record is kept under (listing, revoking)."""
+        return f"{self._p}:api_tokens"
+
     def trend(self, bucket_start: int) -> str:
         """Hash: what every replica counted in one five-minute bucket, field → count
         (trends.py: requests per source, delivery verdicts, time to notice)."""

@@ -4,6 +4,7 @@ order."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from bridge.event_types import type_matches
@@ -34,6 +35,7 @@ class EventStore:
         source: str | None = None,
         cursor: Cursor | None = None,
         limit: int = 50,
+        sources: Callable[[object], bool] | None = None,
     ) -> tuple[list[Event], Cursor | None]:
         index = self.keys.watch_events(watch_id) if watch_id else self.keys.events
 
@@ -44,8 +46,10 @@ class EventStore:
             return [codec.event_from_json(t) if t else None for t in texts]
 
         def keep(e: Event) -> bool:
-            return (type_ is None or type_matches(type_, e.type)) and (
-                source is None or e.data.get("source") == source
+            return (
+                (type_ is None or type_matches(type_, e.type))
+                and (source is None or e.data.get("source") == source)
+                and (sources is None or sources(e.data.get("source")))
             )
 
         return await self._pager.page(index, cursor, limit, load, keep)

@@ -393,14 +393,17 @@ class RedisStore:
         kind: str | None = None,
         cursor: Cursor | None = None,
         limit: int = 50,
+        sources: Callable[[str], bool] | None = None,
     ) -> tuple[list[Watch], Cursor | None]:
-        """Watches oldest first; the cursor is (created ms, id) of the last one returned."""
+        """Watches oldest first; the cursor is (created ms, id) of the last one returned.
+        sources: only watches of the sources it says yes to (a scoped token's)."""
 
         def keep(w: Watch) -> bool:
             return (
                 (state is None or w.state == state)
                 and (source is None or w.source == source)
                 and (kind is None or w.kind == kind)
+                and (sources is None or sources(w.source))
             )
 
         return await self.paginate(self.keys.watches, cursor, limit, self._load_many, keep)

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from bridge.api.auth import SCOPE
 from bridge.api.context import CTX, Call, Operation
 from bridge.api.error_shape import ApiError
 from bridge.ui.html import e
@@ -24,7 +25,7 @@ async def call_api(
 ) -> tuple[int, Any]:
     """One of the admin API's operations, as its HTTP handler would run it: (status,
     answer), an error answer in the API's own shape."""
-    call = Call(request.app[CTX], params or {}, query or {}, body)
+    call = Call(request.app[CTX], params or {}, query or {}, body, scope=request.get(SCOPE))
     try:
         answer = await op(call)
     except ApiError as exc:

@@ -10,7 +10,9 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from bridge.api import event_log
+from bridge.api.auth import SCOPE
 from bridge.api.context import CTX
+from bridge.api.scope import allows, holds
 from bridge.delivery.deliverer import deliveries_for
 from bridge.event_types import CATALOGUE, FAMILIES
 from bridge.masking import subscription_url
@@ -27,7 +29,8 @@ async def events_page(request: web.Request) -> web.Response:
         request, event_log.events_page, query={**query, "limit": "100"}
     )
     types = select(request, "type", (*FAMILIES, *CATALOGUE))
-    sources = select(request, "source", tuple(sorted(request.app[CTX].source_kinds)))
+    names = (n for n in request.app[CTX].source_kinds if allows(request.get(SCOPE), n))
+    sources = select(request, "source", tuple(sorted(names)))
     filters = (
         f'<form method="get" action="/ui/events">type {types} source {sources} '
         "<button>Filter</button></form>"
@@ -66,7 +69,10 @@ async def event_detail(request: web.Request) -> web.Response:
     if ctx.deliveries is not None and event is not None:
         # the ids fan-out gave them (a job's progress events share one per subscriber),
         # and the event's own per subscriber (a test or ping is sent to one directly)
-        subs = {s.id: s for s in await ctx.deliveries.list_subscriptions()}
+        scope = request.get(SCOPE)
+        subs = {
+            s.id: s for s in await ctx.deliveries.list_subscriptions() if holds(scope, s.sources)
+        }
         made = deliveries_for(event, list(subs.values()), ctx.clock.now())
         ids = dict.fromkeys([d.id for d in made] + [delivery_id(event_id, s) for s in subs])
         for found in await ctx.deliveries.get_deliveries(list(ids)):

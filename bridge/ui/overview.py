@@ -3,9 +3,13 @@ sources and the queues."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
+from bridge.api.auth import SCOPE
 from bridge.api.context import CTX
+from bridge.api.scope import Scope
 from bridge.api.status import status as read_status
 from bridge.store.trends import TrendStore
 from bridge.trends import DELIVERED, DELIVERY_OUTCOMES, WINDOW_S, notice_labels
@@ -21,6 +25,9 @@ async def overview(request: web.Request) -> web.Response:
     csrf = await signed_in(request)
     ctx = request.app[CTX]
     _, answer = await call_api(request, read_status)
+    scope = request.get(SCOPE)
+    if scope is not None:  # a tenant's token: its sources and their budget, no more
+        return html_page(page("Overview", await _tenant(request, csrf, answer, scope), csrf=csrf))
     w, queues = answer["watches"], answer.get("queues", {})
     figures = cards([
         ("watching", w["watching"], "/ui/watches?state=watching"),
@@ -55,6 +62,33 @@ async def overview(request: web.Request) -> web.Response:
     )
     titles = ("Time to notice", "Deliveries", "Budget use")
     chart_html = "".join(f"<div><h2>{t}</h2>{c}</div>" for t, c in zip(titles, drawn, strict=True))
+    body = (
+        notice(request, csrf)
+        + figures
+        + f'<div class="charts">{chart_html}</div>'
+        + _sources_table(answer)
+        + "<h2>Queues</h2>"
+        + table(["queue", "depth"], [[e(k), e(v)] for k, v in queues.items()])
+    )
+    return html_page(page("Overview", body, csrf=csrf))
+
+
+async def _tenant(request: web.Request, csrf: str, answer: dict[str, Any], scope: Scope) -> str:
+    """A scoped session's overview: its sources' health and budget use over time."""
+    ctx = request.app[CTX]
+    trends = await TrendStore(ctx.store).read(ctx.clock.now(), WINDOW_S)
+    rates = {n: r for n, r in ctx.source_rates.items() if scope.allows(n)}
+    chart = charts.lines(
+        f"Budget used per source (requests sent / rate_limit), the last {WINDOW_S // 3600} hours",
+        trends.starts,
+        trends.budget_use(rates, MOST_SOURCES),
+        "no requests to rate-limited sources",
+        percent=True,
+    )
+    return notice(request, csrf) + f"<h2>Budget use</h2>{chart}" + _sources_table(answer)
+
+
+def _sources_table(answer: dict[str, Any]) -> str:
     rows = [
         [
             e(name),
@@ -67,13 +101,5 @@ async def overview(request: web.Request) -> web.Response:
         ]
         for name, info in answer["sources"].items()
     ]
-    body = (
-        notice(request, csrf)
-        + figures
-        + f'<div class="charts">{chart_html}</div>'
-        + "<h2>Sources</h2>"
-        + table(["source", "health", "budget used", "429 pause (s)", "waiting"], rows)
-        + "<h2>Queues</h2>"
-        + table(["queue", "depth"], [[e(k), e(v)] for k, v in queues.items()])
-    )
-    return html_page(page("Overview", body, csrf=csrf))
+    headers = ["source", "health", "budget used", "429 pause (s)", "waiting"]
+    return "<h2>Sources</h2>" + table(headers, rows)

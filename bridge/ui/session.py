@@ -11,9 +11,11 @@ from html import escape
 
 from aiohttp import web
 
-from bridge.api.auth import check_token, guarded
+from bridge.api.auth import SCOPE, check_token, guarded
 from bridge.api.context import CTX
 from bridge.api.error_shape import ApiError
+from bridge.api.scope import Scope
+from bridge.store.tokens import TokenStore
 from bridge.ui.common import html_page
 from bridge.ui.html import page
 
@@ -37,7 +39,13 @@ async def _session(request: web.Request) -> str | None:
     csrf, _, fingerprint = str(value or "").partition(" ")
     for token in request.app[CTX].tokens:
         if token and hmac.compare_digest(fingerprint.encode(), _fingerprint(token).encode()):
+            request[SCOPE] = None
             return csrf
+    # a token made through the API (an admin one): its tenant only, while it lasts
+    record = await TokenStore(request.app[CTX].store).lookup_hash(fingerprint) if value else None
+    if record is not None and record.role == "admin":
+        request[SCOPE] = Scope(record.sources)
+        return csrf
     if value:
         await sessions.drop(sid)
     return None
@@ -91,11 +99,18 @@ async def login(request: web.Request) -> web.StreamResponse:
     data = await request.post()
     token = str(data.get("token", ""))
     try:
-        guarded(
-            request,
-            lambda: check_token(f"Bearer {token}", request.app[CTX].tokens),
-            presented=bool(token.strip()),
-        )
+        try:
+            guarded(
+                request,
+                lambda: check_token(f"Bearer {token}", request.app[CTX].tokens),
+                presented=False,  # counted below, once the made tokens were asked too
+            )
+        except ApiError as exc:
+            if exc.status != 401:
+                raise
+            record = await TokenStore(request.app[CTX].store).lookup(token.strip())
+            if record is None or record.role != "admin":
+                guarded(request, lambda: check_token("", ()), presented=bool(token.strip()))
     except ApiError as exc:
         if exc.status == 429:
             held = html_page(page("Sign in", f'<div class="error">{escape(exc.message)}</div>',
@@ -104,7 +119,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             return held
         raise web.HTTPSeeOther("/ui/login?failed=1") from None
     sid, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    await request.app[CTX].sessions.put(sid, f"{csrf} {_fingerprint(token)}", SESSION_S)
+    await request.app[CTX].sessions.put(sid, f"{csrf} {_fingerprint(token.strip())}", SESSION_S)
     response = web.HTTPSeeOther("/ui")
     _cookie(response, request, sid, SESSION_S)
     raise response

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from bridge.api import sources
+from bridge.api.auth import SCOPE
 from bridge.api.error_shape import ApiError
 from bridge.ui.common import call_api, done, html_page, notice
 from bridge.ui.html import api_error, e, form, page, table
@@ -27,8 +28,9 @@ async def sources_page(request: web.Request) -> web.Response:
     rows = []
     for s in listing["items"]:
         name = quote(s["name"], safe="")
-        actions = form(f"/ui/sources/{name}/check", csrf, "Check credentials")
-        if not s["static"]:
+        managing = request.get(SCOPE) is None  # a tenant's session only looks
+        actions = form(f"/ui/sources/{name}/check", csrf, "Check credentials") if managing else ""
+        if managing and not s["static"]:
             actions += " " + form(f"/ui/sources/{name}/delete", csrf, "Delete")
         origin = "config file" if s["static"] else "defined here"
         rows.append([e(s["name"]), e(s["provider"]), e(origin), e(s.get("rate_limit")),
@@ -43,9 +45,13 @@ async def sources_page(request: web.Request) -> web.Response:
     create = form("/ui/sources", csrf, "Define", fields, inline=False).replace(
         "<form ", '<form class="stack" ', 1
     )
+    body = notice(request, csrf) + table(
+        ["name", "provider", "from", "rate limit", "base url", ""], rows
+    )
+    if request.get(SCOPE) is not None:
+        return html_page(page("Sources", body, csrf=csrf))
     body = (
-        notice(request, csrf)
-        + table(["name", "provider", "from", "rate limit", "base url", ""], rows)
+        body
         + "<h2>Define a source</h2>"
         + "<p>Its keys as in a <code>[sources.NAME]</code> table; every replica polls it "
         "within about a second. Secrets are never shown again.</p>" + create

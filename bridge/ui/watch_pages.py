@@ -10,7 +10,9 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from bridge.api import event_log, watches
+from bridge.api.auth import SCOPE
 from bridge.api.context import CTX
+from bridge.api.scope import allows
 from bridge.ui import charts
 from bridge.ui.common import call_api, done, html_page, notice, pairs_text, select
 from bridge.ui.html import api_error, cards, e, form, page, progress_bar, table, when
@@ -39,7 +41,9 @@ def parse_pairs(text: str) -> dict[str, str] | str:
 
 def register_form(request: web.Request, csrf: str) -> str:
     sources = "".join(
-        f"<option>{e(name)}</option>" for name in sorted(request.app[CTX].source_kinds)
+        f"<option>{e(name)}</option>"
+        for name in sorted(request.app[CTX].source_kinds)
+        if allows(request.get(SCOPE), name)
     )
     fields = (
         f'<label>source <select name="source">{sources}</select></label>'
