@@ -32,9 +32,11 @@ from bridge.api.context import CTX
 from bridge.api.error_shape import ApiError
 from bridge.api.scope import Scope
 from bridge.delivery.targets import IPAddress, IPNetwork
-from bridge.store.tokens import TokenStore
+from bridge.store.tokens import TokenStore, token_hash
 
 PRINCIPAL: web.RequestKey[str] = web.RequestKey("principal", str)  # the token that matched
+# a token made through the API: its hash, looked up again by what lasts (streams, waits)
+MADE_TOKEN: web.RequestKey[str] = web.RequestKey("made_token", str)
 # a token made through the API: the sources it may see (None: a config file's token)
 SCOPE: web.RequestKey[Scope | None] = web.RequestKey("scope", object)  # type: ignore[arg-type]
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="bridge"'}
@@ -202,6 +204,7 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
                 raise
             principal, read_only = f"{record.id}", record.role == "read"
             scope = Scope(record.sources)
+            request[MADE_TOKEN] = token_hash(given.decode())
         if read_only and not _is_event_read(request):
             raise ApiError(403, "forbidden", "a read token may only read events")
         if scope is not None and _manages(request):
@@ -236,3 +239,12 @@ def _is_event_read(request: web.Request) -> bool:
         path in ("/v1/events", "/v1/event-types")
         or (path.startswith("/v1/events/") and path.count("/") == 3)
     )
+
+
+async def still_valid(request: web.Request) -> bool:
+    """Whether the token of a request that lasts (a stream, a long poll, a wait) still
+    stands: one made through the API may be revoked meanwhile."""
+    digest = request.get(MADE_TOKEN)
+    if digest is None:
+        return True
+    return await TokenStore(request.app[CTX].store).lookup_hash(digest) is not None

@@ -17,12 +17,14 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from bridge.api.error_shape import ApiError
-from bridge.api.models import decode_cursor
+from bridge.api.models import decode_cursor, encode_cursor
 from bridge.api.scope import Scope
 from bridge.clock import Clock
 from bridge.delivery.targets import TargetPolicy
 from bridge.metrics import Metrics
 from bridge.outage import OutageLog
+from bridge.sealing import PREFIX as SEALED_PREFIX
+from bridge.sealing import SealError
 from bridge.sources_live import LiveSources
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.redis import RedisStore
@@ -100,6 +102,35 @@ def delivery_store(ctx: ApiContext) -> DeliveryStore:
     if store is None:
         raise ApiError(404, "not_found", "delivery is not configured on this process")
     return store
+
+
+CURSOR_KIND = "list cursor"
+
+
+def page_of(call: Call) -> tuple[tuple[int, str] | None, int]:
+    """A list call's cursor and limit; a scoped token's cursor comes sealed
+    (next_cursor_of), so it never shows where another tenant's objects are."""
+    raw = call.query.get("cursor") or ""
+    if raw.startswith(SEALED_PREFIX):
+        try:
+            raw = call.ctx.store.sealer.open(raw, CURSOR_KIND)
+        except SealError:
+            field = [{"name": "cursor", "description": "a next_cursor"}]
+            raise ApiError(
+                400, "invalid_cursor", "cursor is not one this API returned", field
+            ) from None
+        return page_params({**call.query, "cursor": raw})
+    return page_params(call.query)
+
+
+def next_cursor_of(call: Call, nxt: tuple[int, str] | None) -> str | None:
+    """The next page's cursor as handed out: for a scoped token, sealed (it may point
+    past another tenant's object, whose id and time it must not learn)."""
+    text = encode_cursor(nxt)
+    sealer = call.ctx.store.sealer
+    if text is None or call.scope is None or not sealer.sealing:
+        return text
+    return sealer.seal(text, CURSOR_KIND)
 
 
 def page_params(q: Mapping[str, str]) -> tuple[tuple[int, str] | None, int]:

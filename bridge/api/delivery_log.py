@@ -6,10 +6,10 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from bridge.api.context import Answer, Call, delivery_store, enum_param, page_params
+from bridge.api.context import Answer, Call, delivery_store, enum_param, next_cursor_of, page_of
 from bridge.api.error_shape import ApiError
-from bridge.api.models import encode_cursor, iso
-from bridge.api.scope import allows, holds
+from bridge.api.models import iso
+from bridge.api.scope import allows, held
 from bridge.delivery.deliverer import deliveries_for
 from bridge.model import Delivery, DeliveryStatus
 from bridge.store.deliveries import delivery_id
@@ -44,7 +44,7 @@ def delivery_view(d: Delivery, parked: bool = False) -> dict[str, Any]:
 
 async def list_deliveries(call: Call) -> Answer:
     q = call.query
-    cursor, limit = page_params(q)
+    cursor, limit = page_of(call)
     status = enum_param(q.get("status"), DeliveryStatus, "status")
     store = delivery_store(call.ctx)
     held = await _held(call)
@@ -52,9 +52,11 @@ async def list_deliveries(call: Call) -> Answer:
         status=status, subscription_id=q.get("subscription_id") or None, cursor=cursor,
         limit=limit, subscriptions=held,
     )  # fmt: skip
+    if call.scope is not None:
+        items = await _of_scope(call, items)
     parked = await store.parked_among(items)
     views = [delivery_view(d, d.id in parked) for d in items]
-    return Answer({"items": views, "next_cursor": encode_cursor(nxt)})
+    return Answer({"items": views, "next_cursor": next_cursor_of(call, nxt)})
 
 
 async def _held(call: Call) -> set[str] | None:
@@ -62,17 +64,29 @@ async def _held(call: Call) -> set[str] | None:
     if call.scope is None:
         return None
     subs = await delivery_store(call.ctx).list_subscriptions()
-    return {s.id for s in subs if holds(call.scope, s.sources)}
+    return {s.id for s in subs if held(call.scope, s)}
 
 
 async def _delivery(call: Call) -> Delivery:
     """The delivery the path names; 404 also for one to a subscription a scoped token
     does not hold."""
     d = await delivery_store(call.ctx).get_delivery(call.params["id"])
-    held = await _held(call) if d is not None else None
-    if d is None or (held is not None and d.subscription_id not in held):
+    subs = await _held(call) if d is not None else None
+    if d is None or (subs is not None and d.subscription_id not in subs):
+        raise ApiError(404, "delivery_not_found", "no delivery with that id")
+    if call.scope is not None and not await _of_scope(call, [d]):
         raise ApiError(404, "delivery_not_found", "no delivery with that id")
     return d
+
+
+async def _of_scope(call: Call, deliveries: list[Delivery]) -> list[Delivery]:
+    """Those whose event is of the token's sources (a subscription's sources may have
+    changed since it got an event of another's; an expired event proves nothing)."""
+    events = await delivery_store(call.ctx).get_events([d.event_id for d in deliveries])
+    return [
+        d for d, e in zip(deliveries, events, strict=True)
+        if e is not None and allows(call.scope, e.data.get("source"))
+    ]  # fmt: skip
 
 
 async def get_delivery(call: Call) -> Answer:
@@ -111,7 +125,7 @@ async def replay_event(call: Call) -> Answer:
     event = await ctx.store.events.get_event(call.params["id"])
     if event is None or not allows(call.scope, event.data.get("source")):
         raise ApiError(404, "event_not_found", "no event with that id")
-    subs = [s for s in await store.list_subscriptions() if holds(call.scope, s.sources)]
+    subs = [s for s in await store.list_subscriptions() if held(call.scope, s)]
     only = call.query.get("subscription_id")
     if only:
         subs = [s for s in subs if s.id == only]

@@ -7,9 +7,9 @@ from aiohttp import web
 
 from bridge.api import feed
 from bridge.api.auth import SCOPE
-from bridge.api.context import CTX, Answer, Call, page_params
+from bridge.api.context import CTX, Answer, Call, next_cursor_of, page_of
 from bridge.api.error_shape import ApiError
-from bridge.api.models import encode_cursor, event_view
+from bridge.api.models import event_view
 from bridge.api.scope import allows
 from bridge.event_types import CATALOGUE, FAMILIES, UnknownEventType, check_pattern
 
@@ -26,7 +26,7 @@ async def list_events(request: web.Request) -> web.Response:
 
 async def events_page(call: Call) -> Answer:
     ctx, q = call.ctx, call.query
-    cursor, limit = page_params(q)
+    cursor, limit = page_of(call)
     pattern = q.get("type") or None
     if pattern is not None:
         try:
@@ -42,7 +42,9 @@ async def events_page(call: Call) -> Answer:
         limit=limit,
         sources=None if call.scope is None else call.scope.allows,
     )
-    return Answer({"items": [event_view(e) for e in events], "next_cursor": encode_cursor(nxt)})
+    return Answer(
+        {"items": [event_view(e) for e in events], "next_cursor": next_cursor_of(call, nxt)}
+    )
 
 
 async def list_event_types(call: Call) -> Answer:

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from bridge.api.auth import PRINCIPAL, SCOPE
+from bridge.api.auth import PRINCIPAL, SCOPE, still_valid
 from bridge.api.context import CTX, page_params
 from bridge.api.error_shape import ApiError
 from bridge.api.models import event_view
@@ -139,6 +139,8 @@ async def long_poll(request: web.Request) -> web.Response:
         with waiting_slot(request):
             while not items and time.monotonic() < deadline and not stopping.is_set():
                 await pause(stopping, min(LOOK_EVERY_S, deadline - time.monotonic()))
+                if not await still_valid(request):
+                    raise ApiError(401, "unauthorized", "the token was revoked")
                 items, after = await _next(request, after, limit)
     return web.json_response({"items": [event_view(e) for _, e in items], "next_cursor": after})
 
@@ -162,6 +164,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         quiet_since = time.monotonic()
         try:
             while not stopping.is_set():
+                if not await still_valid(request):
+                    break  # revoked: the stream ends here
                 items, scanned = await _next(request, after, 100)
                 for cursor, event in items:
                     data = orjson.dumps(event_view(event)).decode()

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from bridge.model import Subscription
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -18,10 +20,17 @@ class Scope:
         return isinstance(source, str) and any(fnmatchcase(source, p) for p in self.patterns)
 
     def holds(self, entries: Iterable[str]) -> bool:
-        """Whether every entry (a name, or a pattern taken as text: `acme-eu-*` is
-        within `acme-*`) is the token's, and there is at least one."""
+        """Whether every entry of a subscription's `sources` is the token's: one of its
+        own patterns exactly, or a source name (no * or ?) its patterns allow; and
+        there is at least one. (A pattern is never compared with another as text:
+        `t*-*` is not within `t?-*`.)"""
         listed = list(entries)
-        return bool(listed) and all(self.allows(e) for e in listed)
+        return bool(listed) and all(self._holds(e) for e in listed)
+
+    def _holds(self, entry: str) -> bool:
+        if entry in self.patterns:
+            return True
+        return not any(c in entry for c in "*?[") and self.allows(entry)
 
 
 def allows(scope: Scope | None, source: object) -> bool:
@@ -31,3 +40,9 @@ def allows(scope: Scope | None, source: object) -> bool:
 
 def holds(scope: Scope | None, entries: Iterable[str]) -> bool:
     return scope is None or scope.holds(entries)
+
+
+def held(scope: Scope | None, sub: Subscription) -> bool:
+    """A subscription a scoped token may see and change: confined to its sources, and
+    not one of the config file's (those are the operator's)."""
+    return scope is None or (not sub.static and scope.holds(sub.sources))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bridge.api.context import Answer, Call, delivery_store, page_params
+from bridge.api.context import Answer, Call, delivery_store, next_cursor_of, page_of
 from bridge.api.error_shape import ApiError, validation_fields
-from bridge.api.models import Metadata, encode_cursor, iso
-from bridge.api.scope import Scope, allows, holds
+from bridge.api.models import Metadata, iso
+from bridge.api.scope import Scope, allows, held, holds
 from bridge.delivery import signing
 from bridge.delivery.formats import Format
 from bridge.delivery.headers import check_headers
@@ -112,13 +113,18 @@ def _check_secret(secret: str) -> None:
         ) from None
 
 
+_ENTRY = re.compile(r"[A-Za-z0-9_*?-]{1,100}")  # a source name, or a pattern of * and ?
+
+
 def _check_sources(sources: list[str] | None, known: Any, scope: Scope | None = None) -> None:
     """Each entry a configured source, or a pattern (`acme-*`); a scoped token's
     entries within its own sources, and only those it hears of."""
     named = [n for n in known if allows(scope, n)]
     unknown = sorted(
         e for e in sources or []
-        if not allows(scope, e) or ("*" not in e and "?" not in e and e not in known)
+        if not _ENTRY.fullmatch(e)
+        or not holds(scope, [e])
+        or ("*" not in e and "?" not in e and e not in known)
     )  # fmt: skip
     if unknown:
         raise ApiError(
@@ -143,7 +149,7 @@ async def _get_sub(call: Call) -> Subscription:
     """The subscription the path names; 404 also for one a scoped token does not hold
     (one not confined to its sources)."""
     sub = await delivery_store(call.ctx).get_subscription(call.params["id"])
-    if sub is None or not holds(call.scope, sub.sources):
+    if sub is None or not held(call.scope, sub):
         raise ApiError(404, "subscription_not_found", "no subscription with that id")
     return sub
 
@@ -180,11 +186,11 @@ async def create_subscription(call: Call) -> Answer:
 
 async def list_subscriptions(call: Call) -> Answer:
     """Oldest first, a page at a time (cursor: creation ms and id of the last one seen)."""
-    cursor, limit = page_params(call.query)
+    cursor, limit = page_of(call)
     # ordered exactly as the cursor compares (whole ms, then id): none skipped or repeated
     subs = sorted(
         (s for s in await delivery_store(call.ctx).list_subscriptions()
-         if holds(call.scope, s.sources)),
+         if held(call.scope, s)),
         key=lambda s: (round(s.created_at * 1000), s.id),
     )  # fmt: skip
     if cursor is not None:
@@ -194,7 +200,7 @@ async def list_subscriptions(call: Call) -> Answer:
     return Answer(
         {
             "items": [subscription_view(s) for s in page],
-            "next_cursor": encode_cursor((round(last.created_at * 1000), last.id))
+            "next_cursor": next_cursor_of(call, (round(last.created_at * 1000), last.id))
             if more and last
             else None,
         }

@@ -9,7 +9,7 @@ import time
 from aiohttp import web
 
 from bridge.api import feed, watches
-from bridge.api.auth import SCOPE
+from bridge.api.auth import SCOPE, still_valid
 from bridge.api.context import CTX, Call
 from bridge.api.error_shape import ApiError
 from bridge.api.models import watch_view
@@ -35,6 +35,8 @@ async def get_watch(request: web.Request) -> web.Response:
         with feed.waiting_slot(request, watches=True):
             while time.monotonic() < deadline and not stopping.is_set():
                 await feed.pause(stopping, min(feed.LOOK_EVERY_S, deadline - time.monotonic()))
+                if not await still_valid(request):
+                    raise ApiError(401, "unauthorized", "the token was revoked")
                 now = await store.get_watch(watch_id)
                 if now is None:
                     raise ApiError(404, "watch_not_found", "the watch was deleted")

@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bridge.api.context import Answer, ApiContext, Call, enum_param, page_params
+from bridge.api.context import Answer, ApiContext, Call, enum_param, next_cursor_of, page_of
 from bridge.api.error_shape import ApiError, validation_fields
-from bridge.api.models import WatchCreate, encode_cursor, watch_view
+from bridge.api.models import WatchCreate, watch_view
 from bridge.api.scope import Scope, allows
 from bridge.model import Watch, WatchKey, WatchState
 
@@ -57,11 +57,11 @@ def watch_request_of(
 async def list_watches(call: Call) -> Answer:
     store, q = call.ctx.store, call.query
     state = enum_param(q.get("state"), WatchState, "state")
-    cursor, limit = page_params(q)
+    cursor, limit = page_of(call)
     source, kind = q.get("source") or None, q.get("kind") or None
     scope = call.scope
     if "job_id" in q:
-        found = await _by_job(call.ctx, source, kind, q["job_id"], state)
+        found = await _by_job(call.ctx, source, kind, q["job_id"], state, scope)
         watches, nxt = [w for w in found if allows(scope, w.source)], None
     else:
         watches, nxt = await store.list_watches(
@@ -72,13 +72,18 @@ async def list_watches(call: Call) -> Answer:
     return Answer(
         {
             "items": [watch_view(w, waiting.get(w.id)) for w in watches],
-            "next_cursor": encode_cursor(nxt),
+            "next_cursor": next_cursor_of(call, nxt),
         }
     )
 
 
 async def _by_job(
-    ctx: ApiContext, source: str | None, kind: str | None, job_id: str, state: WatchState | None
+    ctx: ApiContext,
+    source: str | None,
+    kind: str | None,
+    job_id: str,
+    state: WatchState | None,
+    scope: Scope | None = None,
 ) -> list[Watch]:
     """The watches of one upstream job: one a kind (each of the source's kinds unless
     `kind` names one)."""
@@ -88,6 +93,8 @@ async def _by_job(
             400, "invalid_request", "job_id needs source", [{"name": name, "description": why}]
         )
     kinds = [kind] if kind else ctx.source_kinds.get(source)
+    if not allows(scope, source):  # as for a source that does not exist
+        kinds = None
     if kinds is None:  # a source no longer configured is still found with its kind
         raise ApiError(
             422,

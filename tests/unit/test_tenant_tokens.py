@@ -15,6 +15,7 @@ from bridge.api.server import ApiContext, build_api
 from bridge.clock import FakeClock
 from bridge.metrics import Metrics
 from bridge.model import Attempt, Delivery, DeliveryStatus, Event
+from bridge.sealing import Sealer, new_key, parse_key
 from bridge.store.deliveries import DeliveryStore
 from bridge.store.redis import RedisStore
 from tests.unit.helpers import AUTH, TOKEN
@@ -25,7 +26,7 @@ SOURCES = {"acme-1": ("users",), "acme-2": ("users",), "globex-1": ("users",)}
 @pytest.fixture
 async def tenants(prefix: str) -> AsyncIterator[tuple[TestClient, RedisStore]]:
     redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-    store = RedisStore(redis, prefix)
+    store = RedisStore(redis, prefix, sealer=Sealer([parse_key(new_key())]))
     ctx = ApiContext(store=store, clock=FakeClock(), metrics=Metrics(), source_kinds=SOURCES,
                      tokens=(TOKEN,), max_body_bytes=4096, deliveries=DeliveryStore(store),
                      allow_private_targets=True)  # fmt: skip
@@ -93,8 +94,8 @@ async def test_a_scoped_token_sees_only_its_tenant(tenants) -> None:  # type: ig
     assert (await client.get(f"/v1/watches/{ids['acme-1']}", headers=scoped)).status == 200
     listed = await (await client.get("/v1/watches", headers=scoped)).json()
     assert [w["source"] for w in listed["items"]] == ["acme-1"]
-    by_job = await (await client.get("/v1/watches?source=globex-1&job_id=j", headers=scoped)).json()
-    assert by_job["items"] == []
+    by_job = await client.get("/v1/watches?source=globex-1&job_id=j", headers=scoped)
+    assert by_job.status == 422  # as for a source that does not exist
     refused = await client.post("/v1/watches", headers=scoped,
                                 json={"source": "globex-1", "job_id": "k"})  # fmt: skip
     text = await refused.text()
@@ -188,3 +189,87 @@ async def test_the_console_signs_a_tenant_in_and_shows_only_its_sources(tenants)
     read = await make_token(client, role="read")
     denied = await client.post("/ui/login", data={"token": read["token"]}, allow_redirects=False)
     assert "failed" in denied.headers["Location"]
+
+
+@pytest.mark.parametrize(
+    ("scope", "entry"),
+    [
+        ("t?-*", "t*-*"),
+        ("*-eu-*", "*[-eu-]*"),
+        ("acme-?", "acme-*"),
+        ("acme-*", "acme*"),
+        ("acme-*", "*"),
+    ],
+)
+async def test_a_scoped_subscription_is_never_wider_than_its_token(
+    tenants,
+    scope: str,
+    entry: str,  # type: ignore[no-untyped-def]
+) -> None:
+    client, _ = tenants
+    scoped = bearer(await make_token(client, sources=[scope]))
+    body = {"url": "http://127.0.0.1:9/a", "sources": [entry]}
+    assert (await client.post("/v1/subscriptions", headers=scoped, json=body)).status == 422
+    own = await client.post("/v1/subscriptions", headers=scoped,
+                            json={"url": "http://127.0.0.1:9/a", "sources": [scope]})  # fmt: skip
+    assert own.status == 201
+
+
+async def test_nothing_of_another_tenant_leaks_through_cursors_lookups_or_history(tenants) -> None:  # type: ignore[no-untyped-def]
+    """A scoped token's cursor is sealed (it may point past another tenant's watch); a
+    job lookup on another's source answers as for one that does not exist; a delivery
+    of another tenant's event stays hidden when its subscription is later confined to
+    this tenant's sources; the config file's subscriptions are the operator's."""
+    import base64
+
+    client, store = tenants
+    scoped = bearer(await make_token(client))
+    for i in range(3):
+        for source in ("acme-1", "globex-1"):
+            await client.post(
+                "/v1/watches", headers=AUTH, json={"source": source, "job_id": f"p{i}"}
+            )
+    page = await (await client.get("/v1/watches?limit=1", headers=scoped)).json()
+    cursor = page["next_cursor"]
+    assert cursor.startswith("sealed:1:") and "w_" not in cursor
+    # not ids in base64: a sealed value (its ':' is no base64)
+    assert not any(c in cursor.split(":", 3)[3] for c in ":")
+    assert base64.urlsafe_b64decode(cursor.split(":", 3)[3] + "==")[:2] != b"18"
+    seen = [page["items"][0]["job_id"]]
+    while cursor:
+        page = await (await client.get("/v1/watches", headers=scoped,
+                                       params={"limit": "1", "cursor": cursor})).json()  # fmt: skip
+        seen += [w["job_id"] for w in page["items"]]
+        cursor = page["next_cursor"]
+    assert sorted(seen) == ["p0", "p1", "p2"]
+    forged = await client.get("/v1/watches", headers=scoped, params={"cursor": "sealed:1:x:y"})
+    assert forged.status == 400
+    theirs = await client.get("/v1/watches?source=globex-1&job_id=p0", headers=scoped)
+    nowhere = await client.get("/v1/watches?source=nosuch-9&job_id=p0", headers=scoped)
+    assert theirs.status == nowhere.status == 422
+    everyone = await (await client.post("/v1/subscriptions", headers=AUTH,
+                                        json={"url": "http://127.0.0.1:9/all"})).json()  # fmt: skip
+    event = Event(
+        "evt_g", "import.completed", "2027-01-01T00:00:00Z", "w_g", {"source": "globex-1"}
+    )
+    await DeliveryStore(store).emit_many([event], 1_800_000_000.0, 3600)
+    dead = Delivery(id="dlv_h", event_id="evt_g", subscription_id=everyone["id"],
+                    status=DeliveryStatus.DEAD, created_at=1.0, detected_at=1.0)  # fmt: skip
+    await DeliveryStore(store).add_deliveries([dead], 1.0)
+    patched = await client.patch(f"/v1/subscriptions/{everyone['id']}", headers=AUTH,
+                                 json={"sources": ["acme-1"]})  # fmt: skip
+    assert patched.status == 200
+    assert (await client.get(f"/v1/subscriptions/{everyone['id']}", headers=scoped)).status == 200
+    assert (await client.get("/v1/deliveries/dlv_h", headers=scoped)).status == 404
+    assert (await (await client.get("/v1/deliveries", headers=scoped)).json())["items"] == []
+
+
+async def test_a_revoked_token_ends_its_stream(tenants) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    client, _ = tenants
+    made = await make_token(client)
+    async with client.get("/v1/events/stream", headers=bearer(made)) as stream:
+        assert stream.status == 200
+        assert (await client.delete(f"/v1/tokens/{made['id']}", headers=AUTH)).status == 204
+        await asyncio.wait_for(stream.content.read(), 10)  # the end of the stream
