@@ -1,4 +1,4 @@
-"""Sources made through the admin API at scale: N sources of 1 request/s each, defined
+"""Sources made through the admin API at scale: N sources of 1 request/s each (--rate), defined
 with POST /v1/sources while the bridge runs, J running jobs each (more demand than
 budget: every job wants a poll a second), for --seconds.
 
@@ -91,7 +91,7 @@ concurrency = {args.concurrency}
 
             async def define(name: str) -> None:
                 body = {"name": name, "provider": "fullstory", "api_key": "sim-fullstory-key",
-                        "base_url": sim, "rate_limit": 1, "burst": 1}  # fmt: skip
+                        "base_url": sim, "rate_limit": args.rate, "burst": 1}  # fmt: skip
                 async with http.post(f"{api}/v1/sources", json=body) as resp:
                     assert resp.status == 201, await resp.text()
 
@@ -132,7 +132,8 @@ concurrency = {args.concurrency}
             "all_polled_after_s": round(all_known_s, 2),
             "redis_bytes_per_source": round(memory_per_source),
             "polls_per_s": round(done / wall, 1),
-            "share_of_budget": round(done / wall / n, 3),
+            "rate_each": args.rate,
+            "share_of_budget": round(done / wall / (n * args.rate), 3),
             "cpu_us_per_poll": round(cpu / max(done, 1) * 1e6),
             "peak_rss_mib": round(rss_mib()),
             "rss_kib_per_source": round((rss_mib() - rss0) * 1024 / n, 1),
@@ -156,6 +157,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=5, help="running jobs per source")
+    parser.add_argument("--rate", type=float, default=1.0, help="rate_limit of each source")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=256, help="poll.concurrency")
     args = parser.parse_args()
