@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import resource
 import sys
@@ -45,6 +46,26 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+async def longest_gaps(bridge: Bridge, since: float) -> list[float]:
+    """Per running job, its longest time between two polls after `since` (its
+    timeline keeps the last 20), less its interval of 1 s."""
+    assert bridge.store is not None
+    out, cursor = [], None
+    while True:
+        page, cursor = await bridge.store.list_watches(cursor=cursor, limit=500)
+        for w in page:
+            times = sorted(t for t, _, _ in w.timeline if t >= since)
+            if len(times) >= 2:
+                out.append(max(b - a for a, b in itertools.pairwise(times)) - 1.0)
+        if cursor is None:
+            return out
 
 
 async def in_parallel(items: list[Any], clients: int, call: Any) -> None:
@@ -124,6 +145,7 @@ concurrency = {args.concurrency}
             time.process_time() - cpu0,
             polls_total(bridge) - polls0,
         )
+        gaps = await longest_gaps(bridge, time.time() - args.seconds)
         result = {
             "sources": n,
             "jobs_per_source": jobs,
@@ -136,6 +158,12 @@ concurrency = {args.concurrency}
             "rate_each": args.rate,
             "share_of_budget": round(done / wall / (n * args.rate), 3),
             "cpu_us_per_poll": round(cpu / max(done, 1) * 1e6),
+            # each job's longest time between two polls in the window, beyond its 1 s
+            # interval; a fair share would be about jobs / rate each
+            "fair_gap_s": round(jobs / args.rate, 1),
+            "gap_beyond_interval_p50_s": round(quantile(gaps, 0.5), 1),
+            "gap_beyond_interval_p99_s": round(quantile(gaps, 0.99), 1),
+            "gap_beyond_interval_max_s": round(max(gaps, default=0.0), 1),
             "peak_rss_mib": round(rss_mib()),
             "rss_kib_per_source": round((rss_mib() - rss0) * 1024 / n, 1),
         }
