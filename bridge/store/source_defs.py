@@ -35,7 +35,7 @@ class SourceDefStore:
     async def get(self, name: str) -> tuple[str, str] | None:
         """(the stored document as stored, opened), or None when none is defined."""
         stored = cast(str | None, await self._client.hget(self._keys.source_defs, name))
-        return None if stored is None else (stored, self._open(name, stored))
+        return None if stored is None else (stored, self.open(name, stored))
 
     async def replace(self, name: str, doc: str, now: float, was: str) -> bool:
         """False when the stored document is no longer `was` (changed or deleted
@@ -87,9 +87,6 @@ class SourceDefStore:
 
     def open(self, name: str, sealed: str) -> str:
         """A stored document, opened (SealError naming the source)."""
-        return self._open(name, sealed)
-
-    def _open(self, name: str, sealed: str) -> str:
         try:
             return self._sealer.open(sealed, _kind(name))
         except SealError as exc:
@@ -106,7 +103,7 @@ class SourceDefStore:
         for name, stored in rows.items():
             if self._sealer.is_current(stored):
                 continue
-            fresh = self._sealer.seal(self._open(name, stored), _kind(name))
+            fresh = self._sealer.seal(self.open(name, stored), _kind(name))
             if await self._reseal(keys=[self._keys.source_defs], args=[name, stored, fresh]):
                 written += 1
             else:
