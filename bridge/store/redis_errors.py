@@ -3,6 +3,8 @@ httpcore's at its one edge): every public coroutine of a store class is wrapped,
 caller ever sees a redis-py exception.
 
     ConnectionError, TimeoutError            → StoreUnavailable
+    NOSCRIPT after the client loaded it      → StoreUnavailable (Redis restarted or failed
+                                               over between the load and the run)
     a cluster's slot without a primary yet   → StoreUnavailable (CLUSTERDOWN, TRYAGAIN,
                                                MOVED or ASK past the client's retries)
     OOM, READONLY, MISCONF error replies     → StoreRefusesWrites
@@ -20,6 +22,7 @@ from redis.asyncio.sentinel import MasterNotFoundError
 from redis.exceptions import (
     AskError,
     ClusterDownError,
+    NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
@@ -51,6 +54,9 @@ def refuses_writes(exc: BaseException) -> bool:
 # What a cluster answers while a slot moves or its primary is being replaced, once
 # the client's own retries are spent: it will pass.
 _PASSING = (ClusterDownError, TryAgainError, AskError, SlotNotCoveredError)
+# redis-py loads a script once on NOSCRIPT and runs it again: NOSCRIPT still (or from a
+# pipeline that loaded it) means the server was replaced meanwhile, and will be back.
+_REPLACED = (NoScriptError,)
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -64,7 +70,7 @@ def store_error(exc: RedisError | RedisClusterException) -> StoreError:
     detail = str(exc).splitlines()[0][:200] if str(exc) else name
     if isinstance(exc, MasterNotFoundError):  # its text is the client's long repr
         detail = "the Sentinels name no primary (unreachable, or not monitoring that name)"
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, *_PASSING)) or _unreachable(exc):
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, *_PASSING, *_REPLACED)) or _unreachable(exc):
         return StoreUnavailable(detail, cause_name=name)
     if refuses_writes(exc):
         return StoreRefusesWrites(detail, cause_name=name)

@@ -340,6 +340,25 @@ def test_a_cluster_in_a_failover_is_unavailable_a_misconfigured_one_an_error() -
     assert isinstance(wrong, StoreError) and not isinstance(wrong, StoreUnavailable)
 
 
+async def test_scripts_lost_again_after_loading_them_are_an_outage(store: RedisStore) -> None:
+    """Redis restarted empty between loading a script and running it (the client loads
+    once on NOSCRIPT, the second run meets a server without it again): an outage that
+    passes, retried by every loop, never a bug's traceback."""
+    from bridge.errors import StoreUnavailable
+
+    real_load = store.client.script_load
+
+    async def load_then_restart(script: str) -> str:
+        sha = str(await real_load(script))
+        await store.client.script_flush()  # the restart: the cache is empty again
+        return sha
+
+    await store.client.script_flush()
+    store.client.script_load = load_then_restart
+    with pytest.raises(StoreUnavailable):
+        await store.sources.pause("fs", 5)
+
+
 async def test_a_failover_answer_inside_a_read_is_the_calls_error(store: RedisStore) -> None:
     """A cluster pipeline read without raising gives a failover's error in place of an
     answer: the queue counts raise it (503), not a TypeError (500); a missing outbox
