@@ -70,7 +70,8 @@ def store_error(exc: RedisError | RedisClusterException) -> StoreError:
     detail = str(exc).splitlines()[0][:200] if str(exc) else name
     if isinstance(exc, MasterNotFoundError):  # its text is the client's long repr
         detail = "the Sentinels name no primary (unreachable, or not monitoring that name)"
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, *_PASSING, *_REPLACED)) or _unreachable(exc):
+    passes = (RedisConnectionError, RedisTimeoutError, *_PASSING, *_REPLACED)
+    if isinstance(exc, passes) or _unreachable(exc):
         return StoreUnavailable(detail, cause_name=name)
     if refuses_writes(exc):
         return StoreRefusesWrites(detail, cause_name=name)
