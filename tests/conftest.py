@@ -5,7 +5,7 @@ Sentinel setup and a real 3-primary cluster, each started once for the run."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from bridge.store.connection import RedisTarget, connect
 from bridge.store.embedded import EmbeddedRedis
+from bridge.store.partitioned import PartitionedStore
 from bridge.store.redis import RedisStore
 from tests.lua_audit import KeyAudit
 from tests.topologies import MASTER, ClusterSet, SentinelSet
@@ -91,10 +92,35 @@ async def store(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Re
     """The same store tests run on fakeredis and on a real redis-server (the contract
     suite on Sentinel and a cluster too); on the single real one every Lua script must
     touch only the keys it declares (tests/lua_audit.py)."""
+    async for built in _on_topology(request, lambda client: RedisStore(client, prefix)):
+        yield built
+
+
+@pytest.fixture(
+    params=[
+        "fakeredis",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.redis),
+    ]
+)
+async def parts(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[PartitionedStore]:
+    """A store with its watches over 6 partitions, on the same topologies (on the
+    cluster a script that touched two partitions' slots would fail)."""
+    async for built in _on_topology(request, lambda c: PartitionedStore(c, prefix, PARTITIONS)):
+        yield built
+
+
+PARTITIONS = 6
+S = TypeVar("S", bound=RedisStore)
+
+
+async def _on_topology(
+    request: pytest.FixtureRequest, build: Callable[[aioredis.Redis], S]
+) -> AsyncIterator[S]:
     kind = request.param
     if kind == "fakeredis":
         client: aioredis.Redis = fakeredis.FakeAsyncRedis(decode_responses=True)
-        yield RedisStore(client, prefix)
+        yield build(client)
         await client.aclose()
         return
     if kind in ("sentinel", "cluster"):
@@ -104,7 +130,7 @@ async def store(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Re
         else:
             cluster: ClusterSet = request.getfixturevalue("redis_cluster")
             client = connect(RedisTarget(url=cluster.url, cluster=True))
-        built = RedisStore(client, prefix)
+        built = build(client)
         yield built
         await built.close()
         return
@@ -113,7 +139,7 @@ async def store(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Re
     audit = KeyAudit(str(redis_server.socket))
     await audit.start()
     try:
-        yield RedisStore(client, prefix)
+        yield build(client)
         violations = await audit.check(client)
     finally:
         await audit.stop()

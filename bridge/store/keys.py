@@ -1,7 +1,10 @@
 """Every Redis key name the bridge uses, in one place.
 
-All keys share the hash tag `{prefix}` so that multi-key Lua scripts stay valid on
-a Redis Cluster (they then live on one slot; see README, capacity model).
+Every key carries a hash tag, so that multi-key Lua scripts stay valid on a Redis
+Cluster. On one tag (today's deployments) all keys share `{prefix}`. Partitioned
+(store/layout.py), a watch, its schedule and its events take their partition's tag,
+while the fleet's state (limiters, pauses, tokens, health, subscriptions, deliveries)
+keeps `{prefix}`: `Keys.partition(tag)` gives the former under another tag.
 """
 
 from __future__ import annotations
@@ -12,64 +15,76 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Keys:
     prefix: str
+    # the partition's tag for per-job keys (store/layout.py); None: the prefix's
+    tag: str | None = None
 
     @property
     def _p(self) -> str:
+        """The fleet's tag: state shared by every partition."""
         return "{" + self.prefix + "}"
+
+    @property
+    def _t(self) -> str:
+        """This partition's tag: a watch, its schedule and its events."""
+        return "{" + (self.tag or self.prefix) + "}"
+
+    def partition(self, tag: str) -> Keys:
+        """The same names, with per-job keys under another partition's tag."""
+        return Keys(self.prefix, tag)
 
     @property
     def marker(self) -> str:
         """String: written when a deployment first starts. Gone while bridges run means
         Redis lost its data (restarted empty, failed over to an empty replica, flushed)."""
-        return f"{self._p}:marker"
+        return f"{self._t}:marker"
 
     # -- watches
     def watch(self, watch_id: str) -> str:
         """Hash: one watch's fields."""
-        return f"{self._p}:watch:{watch_id}"
+        return f"{self._t}:watch:{watch_id}"
 
     def watch_key(self, source: str, kind: str, job_id: str) -> str:
         """String: source+kind+job_id → watch id (idempotent registration)."""
-        return f"{self._p}:watchkey:{source}:{kind}:{job_id}"
+        return f"{self._t}:watchkey:{source}:{kind}:{job_id}"
 
     @property
     def watches(self) -> str:
         """Sorted set: watch id by creation time (ms), for listing."""
-        return f"{self._p}:watches"
+        return f"{self._t}:watches"
 
     @property
     def due(self) -> str:
         """Sorted set: watch id by next poll time (ms); absent while leased or finished."""
-        return f"{self._p}:due"
+        return f"{self._t}:due"
 
     @property
     def leases(self) -> str:
         """Sorted set: watch id by lease expiry (ms) while a replica polls it."""
-        return f"{self._p}:leases"
+        return f"{self._t}:leases"
 
     # -- events and the outbox
     def event(self, event_id: str) -> str:
         """String: the event as JSON."""
-        return f"{self._p}:event:{event_id}"
+        return f"{self._t}:event:{event_id}"
 
     @property
     def events(self) -> str:
         """Sorted set: event id by creation time (ms)."""
-        return f"{self._p}:events"
+        return f"{self._t}:events"
 
     def watch_events(self, watch_id: str) -> str:
         """Sorted set: a watch's event ids by creation time (ms)."""
-        return f"{self._p}:watch_events:{watch_id}"
+        return f"{self._t}:watch_events:{watch_id}"
 
     @property
     def outbox(self) -> str:
         """Stream: one entry per generated event; the delivery engine's input."""
-        return f"{self._p}:outbox"
+        return f"{self._t}:outbox"
 
     # -- per source
     def source_backlog(self, source: str) -> str:
         """Sorted set: due watches the source's limiter refused, by priority key (ms)."""
-        return f"{self._p}:source:{source}:backlog"
+        return f"{self._t}:source:{source}:backlog"
 
     def source_discovered(self, source: str) -> str:
         """Sorted set: job ids discovery watched for the source, by when (ms); counted
@@ -79,14 +94,14 @@ class Keys:
     @property
     def backlogs(self) -> str:
         """Set: the sources that have a backlog."""
-        return f"{self._p}:backlogs"
+        return f"{self._t}:backlogs"
 
     @property
     def ready(self) -> str:
         """Sorted set: the sources that have a backlog, by when (server ms) their limiter
         may grant again; now or earlier when it may at once. A claim reads the first few
         instead of every source (lua/claim.lua)."""
-        return f"{self._p}:ready"
+        return f"{self._t}:ready"
 
     def durations(self, source: str, kind: str, generation: str) -> str:
         """Hash: learned job durations of a source and kind, bucket → jobs, plus `n`;

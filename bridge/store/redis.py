@@ -23,6 +23,7 @@ from bridge.sealing import Sealer
 from bridge.store import codec, scripts
 from bridge.store.coalescer import Coalescer
 from bridge.store.connection import close_client
+from bridge.store.grants import FleetLimiter, Slots, allowance
 from bridge.store.keys import Keys
 from bridge.store.outbox import EventStore
 from bridge.store.paging import Cursor, IndexPager
@@ -128,9 +129,15 @@ class RedisStore:
         prefix: str,
         head_start_s: float = NEW_WATCH_HEAD_START_S,
         sealer: Sealer | None = None,
+        *,
+        tag: str | None = None,
+        limiter: FleetLimiter | None = None,
     ) -> None:
+        """tag: a partition's (store/layout.py), whose claims ask `limiter` for their
+        slots (store/grants.py); None: every key under the prefix's tag."""
         self.client = client
-        self.keys = Keys(prefix)
+        self.keys = Keys(prefix, tag)
+        self._limiter = limiter
         # secrets written to Redis are sealed with it, read back through it (sealing.py)
         self.sealer = sealer or Sealer()
         # New registrations count as due this much earlier: the poll worth most goes
@@ -406,7 +413,14 @@ class RedisStore:
                 and (sources is None or sources(w.source))
             )
 
-        return await self.paginate(self.keys.watches, cursor, limit, self._load_many, keep)
+        return await self.pager.page(self._watch_indexes(), cursor, limit, self._load_many, keep)
+
+    def _watch_indexes(self) -> str | list[str]:
+        """The index (or one per partition) that lists the watches by creation."""
+        return self.keys.watches
+
+    def _watch_key(self, watch_id: str) -> str:
+        return self.keys.watch(watch_id)
 
     async def paginate(
         self,
@@ -422,7 +436,7 @@ class RedisStore:
     async def _load_many(self, ids: list[str]) -> list[Watch | None]:
         pipe = self.client.pipeline(transaction=False)
         for watch_id in ids:
-            pipe.hmget(self.keys.watch(watch_id), codec.RECORD_FIELDS)
+            pipe.hmget(self._watch_key(watch_id), codec.RECORD_FIELDS)
         results = await pipe.execute()
         return [codec.watch_from_record(i, r) for i, r in zip(ids, results, strict=True)]
 
@@ -539,7 +553,11 @@ class RedisStore:
         # many: the ready ones take turns, and the sources of the due watches are named
         turns = [*limits, *(s for s in ahead.ready if s not in limits)] if few else ahead.ready
         unread = [s for s in turns if s not in ahead.heads]  # (one no longer configured)
-        of, more_heads = await self._complete([] if few else [*expired, *due], unread, read_limit)
+        # a partition asks the fleet's limiters for slots first: it needs their sources
+        named_all = few and self._limiter is None
+        of, more_heads = await self._complete(
+            [] if named_all else [*expired, *due], unread, read_limit
+        )
         heads = {**ahead.heads, **more_heads} if more_heads else ahead.heads
         taking_turns = set(turns)
         sources = [*turns, *dict.fromkeys(s for s in of if s not in taking_turns)]
@@ -547,6 +565,16 @@ class RedisStore:
         for s in sources:
             keys += self._limiter_keys(s)
         named = {s: limits[s] for s in sources if s in limits} if not few else limits
+        granted_at = time.monotonic()  # the slots' delays count from no earlier than this
+        grants: dict[str, Slots] = {}
+        reserve: int | bytes = horizon_ms
+        if self._limiter is not None:
+            wanted = Counter(of)
+            for s in turns:
+                wanted[s] += len(heads.get(s, []))
+            wanted = Counter({s: min(n, limit) for s, n in wanted.items()})
+            grants = await self._limiter.grant(wanted, limits, horizon_ms)
+            reserve = allowance(grants)
         args: list[str | int | bytes] = [
             now_ms,
             to_ms(lease_s),
@@ -555,7 +583,7 @@ class RedisStore:
                 {s: [r, b, *(room.limits(s) if room else [])] for s, (r, b) in named.items()}
                 or {"": [0, 1]}
             ),
-            horizon_ms,
+            reserve,
             -1 if room is None else room.shared,
             len(sources),
             *sources,
@@ -571,7 +599,8 @@ class RedisStore:
         pipe = self.client.pipeline(transaction=False)
         pipe.execute_command("EVALSHA", self._claim.sha, len(keys), *keys, *args)
         self._queue_read(pipe, now_ms, read_limit, limits, scan, horizon_ms)
-        granted_at = time.monotonic()  # the slots' delays count from no earlier than this
+        if self._limiter is None:
+            granted_at = time.monotonic()
         answer, *reads = await pipe.execute(raise_on_error=False)
         if isinstance(answer, NoScriptError):  # Redis lost its scripts: load and ask again
             answer = await self._claim(keys=keys, args=args)  # (the reads came before it)
@@ -591,6 +620,9 @@ class RedisStore:
                 raise StoreError(f"watch {flat[i]} has no document")
             self._note_source(watch.id, watch.source)
             out.append(Claimed(watch, token, delay_s, granted_at=granted_at))
+        if grants and self._limiter is not None:
+            used = Counter(c.watch.source for c in out)
+            await self._limiter.give_back(grants, used, limits)
         return out, int(more) == 1, stale
 
     async def _read(
@@ -628,6 +660,8 @@ class RedisStore:
                 k.source_pause(source),
                 k.source_sent(source),
             ]
+            if self._limiter is not None:  # the fleet's, granted before: not touched here
+                found[1:] = [found[0]] * 3
             if len(self._source_keys) < SOURCE_KEYS_KEPT:
                 self._source_keys[source] = found
         return found

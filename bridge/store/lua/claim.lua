@@ -4,7 +4,10 @@
 -- KEYS[5..4+4S] per source in ARGV[8..]: its backlog, GCRA state, paused-until, sent counter
 -- KEYS[5+4S..] the watch hashes of the ids in ARGV, in their order there
 -- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max watches
--- ARGV[4] JSON {source: [rate per s, burst, own?, most?]}  ARGV[5] reservation horizon ms
+-- ARGV[4] JSON {source: [rate per s, burst, own?, most?]}  ARGV[5] reservation horizon ms;
+-- on a partition, JSON {source: [ms until asking again helps, each slot's delay ms]}
+-- instead: the slots the fleet's limiters granted this claim (lua/grant.lua), whose
+-- keys a partition's script may not touch (its GCRA, pause and sent keys go unused)
 -- ARGV[6] shared room (-1: none)  ARGV[7] S, then S source names: the first T take
 -- turns from their backlogs, the others only meet their due watches
 -- then: T; '1' when a source not named has no limit (the caller named every source
@@ -37,6 +40,9 @@ local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
 local limits = cjson.decode(ARGV[4])
 local horizon = tonumber(ARGV[5])
+local allowed = nil  -- a partition's: granted by the fleet's limiters
+if not horizon then allowed = cjson.decode(ARGV[5]) end
+local used = {}
 local shared = tonumber(ARGV[6])
 local nsources = tonumber(ARGV[7])
 local skey = {}  -- source → index before its four keys
@@ -97,8 +103,16 @@ local function admit(source)
     return false
   end
   local k = skey[source]
-  local granted, ms = reserve(KEYS[k + 2], KEYS[k + 3], tonumber(lim[1]), tonumber(lim[2]),
-                              server_now, horizon)
+  local granted, ms
+  if allowed then
+    local a = allowed[source] or {0}  -- none asked for: asking again helps at once
+    local i = (used[source] or 0) + 1
+    granted, ms = a[i + 1] ~= nil, tonumber(a[i + 1] or a[1])
+    if granted then used[source] = i end
+  else
+    granted, ms = reserve(KEYS[k + 2], KEYS[k + 3], tonumber(lim[1]), tonumber(lim[2]),
+                          server_now, horizon)
+  end
   if not granted then
     refused[source] = true
     redis.call('ZADD', KEYS[4], now + ms, source)
@@ -164,7 +178,9 @@ local function mark_ready(source)
   local k = skey[source]
   local rate, burst = 0, 1
   if lim then rate, burst = tonumber(lim[1]), tonumber(lim[2]) end
-  local wait = wait_ms(KEYS[k + 2], KEYS[k + 3], rate, burst, server_now, horizon)
+  local wait
+  if allowed then wait = tonumber((allowed[source] or {0})[1])
+  else wait = wait_ms(KEYS[k + 2], KEYS[k + 3], rate, burst, server_now, horizon) end
   redis.call('ZADD', KEYS[4], 'LT', now + wait, source)
 end
 local next_due = 1
@@ -215,7 +231,9 @@ while #out < limit * 4 do
   end
   if not progressed then break end
 end
-for source, n in pairs(sent) do count_sent(KEYS[skey[source] + 4], server_now, n) end
+if not allowed then  -- a grant counted its slots
+  for source, n in pairs(sent) do count_sent(KEYS[skey[source] + 4], server_now, n) end
+end
 local short = #out < limit * 4 and next_due > #ids
 out[#out + 1] = (halted or (short and (raced or not read_all))) and 1 or 0
 return out
