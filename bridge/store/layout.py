@@ -3,8 +3,8 @@
 One server (and Sentinel) keeps every key under `{prefix}`: today's names. On a
 cluster the per-job keys (watches, their schedule, their events) are spread over
 partitions, each with a tag of its own, `{prefix/salt}`, while fleet-wide state
-(a source's limiter, pause, token and health; subscriptions and deliveries; the
-event feed) stays under `{prefix}`. A partition's tag is chosen by the slot it
+(a source's limiter, pause, token and health; subscriptions and deliveries)
+stays under `{prefix}`. A partition's tag is chosen by the slot it
 hashes to: partition i of n sits near the middle of the i-th n-th of the slot
 space, so a cluster created the usual way (equal slot ranges per primary) holds
 n / primaries partitions on each primary. `/` cannot occur in a key prefix, so a
@@ -68,7 +68,10 @@ def partition_of(watch_id: str, n: int) -> int:
     watches registered before 0.3 (random hex as well) map the same way."""
     if n <= 1:
         return 0
-    return int(watch_id[2:10], 16) % n
+    try:
+        return int(watch_id[2:10], 16) % n
+    except ValueError:  # not a watch id (a mistyped URL): any partition answers "none"
+        return 0
 
 
 @dataclass(frozen=True, slots=True)

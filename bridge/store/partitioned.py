@@ -13,6 +13,7 @@ partition's claim asks the fleet's limiters for its slots (store/grants.py).
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -47,7 +48,8 @@ class PartitionedStore(RedisStore):
             RedisStore(client, prefix, head_start_s, self.sealer, tag=tag, limiter=limiter)
             for tag in self.layout.tags
         ]
-        self._turn = 0  # the partition the next claim starts at
+        # the partition the next claim starts at: replicas start apart
+        self._turn = random.randrange(len(self.shards))
 
     def shard(self, watch_id: str) -> RedisStore:
         return self.shards[self.layout.of(watch_id)]
@@ -57,17 +59,25 @@ class PartitionedStore(RedisStore):
 
     # ---------------------------------------------------------------- markers
     async def claim_marker(self, value: str) -> bool:
-        """Each partition's marker and the fleet's: a partition (its primary) that lost
-        its data is told apart from the others."""
-        wrote = [await RedisStore.claim_marker(s, value) for s in (self, *self.shards)]
-        return any(wrote)
+        """The fleet's marker, then each partition's set to it: a partition (its
+        primary) that lost its data is found and marked again; replicas starting
+        together agree on the fleet's value."""
+        wrote = await RedisStore.claim_marker(self, value)
+        fleet = await RedisStore.get_marker(self)
+        for shard in self.shards:
+            if await RedisStore.get_marker(shard) != fleet:
+                await self.client.set(shard.keys.marker, str(fleet))
+                wrote = True
+        return wrote
 
     async def get_marker(self) -> str | None:
-        """The markers together: any one gone or rewritten changes the answer."""
-        values = [await RedisStore.get_marker(s) for s in (self, *self.shards)]
-        if any(v is None for v in values):
-            return None
-        return "|".join(str(v) for v in values)
+        """The fleet's marker while every partition carries it; None when any lost it."""
+        fleet = await RedisStore.get_marker(self)
+        pipe = self.client.pipeline(transaction=False)
+        for shard in self.shards:
+            pipe.get(shard.keys.marker)
+        found = await pipe.execute()
+        return fleet if all(v == fleet for v in found) else None
 
     # ---------------------------------------------------------------- watches
     async def register(
@@ -136,15 +146,20 @@ class PartitionedStore(RedisStore):
         """From every partition with something to claim, starting one further than the
         last claim did: the first partitions cannot take every turn."""
         busy = await self._busy(now, horizon_s)
-        start, self._turn = self._turn, (self._turn + 1) % len(self.shards)
+        n = len(self.shards)
+        start = self._turn
+        self._turn = (start + 1) % n  # when none is served
         out: list[Claimed] = []
-        for step in range(len(self.shards)):
-            p = (start + step) % len(self.shards)
+        for step in range(n):
+            p = (start + step) % n
             if not busy[p] or len(out) >= limit:
                 continue
             got = await self.shards[p].claim(
                 now, lease_s, limit - len(out), rate_limits, horizon_s, room
             )
+            # the next claim starts after the last one served, not after an idle one
+            # (else the first busy partition past idle ones would take most turns)
+            self._turn = (p + 1) % n
             out += got
             if room is not None and got:
                 room = room.after(Counter(c.watch.source for c in got))

@@ -96,6 +96,16 @@ class Less(Mapping[str, int]):
         return len(self._base)
 
 
+def _room_for(room: WorkerRoom | None, source: str) -> int:
+    """How many of a source's watches a claim may take for the caller's workers (the
+    script's bound): a partition asks the fleet for no more slots than that."""
+    if room is None or source not in room.own:
+        return LOOK_PAST
+    bound = room.own[source] + room.shared
+    most = room.most.get(source) if room.most is not None else None
+    return bound if most is None else min(bound, most)
+
+
 @dataclass(frozen=True)
 class WorkerRoom:
     """What one claim may take of the caller's free workers: per source, those kept
@@ -572,7 +582,7 @@ class RedisStore:
             wanted = Counter(of)
             for s in turns:
                 wanted[s] += len(heads.get(s, []))
-            wanted = Counter({s: min(n, limit) for s, n in wanted.items()})
+            wanted = Counter({s: min(n, limit, _room_for(room, s)) for s, n in wanted.items()})
             grants = await self._limiter.grant(wanted, limits, horizon_ms)
             reserve = allowance(grants)
         args: list[str | int | bytes] = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from bridge.events import outcome_event
 from bridge.model import Outcome, WatchKey, WatchState
+from bridge.store import codec
 from bridge.store.keys import Keys
 from bridge.store.layout import SLOTS, Layout, partition_of, partition_tags, slot_of
 from bridge.store.partitioned import PartitionedStore
@@ -176,10 +178,67 @@ async def test_a_pause_holds_every_partition(parts: PartitionedStore) -> None:
 
 
 async def test_markers_say_which_partition_lost_its_data(parts: PartitionedStore) -> None:
+    """A fresh deployment reads back the marker it wrote (no loss reported at start);
+    a partition that lost its data makes the marker unreadable until marked again."""
     assert await parts.claim_marker("m1")
-    seen = await parts.get_marker()
-    assert seen is not None and not await parts.claim_marker("m2")
+    assert await parts.get_marker() == "m1"
+    assert not await parts.claim_marker("m2")  # another replica starting: it agrees
+    assert await parts.get_marker() == "m1"
     await parts.client.delete(parts.shards[3].keys.marker)  # that partition's primary lost it
     assert await parts.get_marker() is None
     assert await parts.claim_marker("m2")
-    assert await parts.get_marker() not in (None, seen)
+    assert await parts.get_marker() == "m1"
+    await parts.client.delete(parts.keys.marker)  # the fleet's own
+    assert await parts.get_marker() is None
+    assert await parts.claim_marker("m3")
+    assert await parts.get_marker() == "m3"
+
+
+def _in_partitions(parts: PartitionedStore, wanted: set[int], n: int) -> list[WatchKey]:
+    keys: list[WatchKey] = []
+    i = 0
+    while len(keys) < n:
+        key = WatchKey("fs", "users", f"p-{i}")
+        if parts.layout.of(codec.watch_id(key.source, key.kind, key.job_id)) in wanted:
+            keys.append(key)
+        i += 1
+    return keys
+
+
+async def test_busy_partitions_take_turns_past_idle_ones(parts: PartitionedStore) -> None:
+    """Only partitions 0 and 1 hold work, claims of one watch at a time: each is served
+    about as often as the other, not the first one past the idle ones every time."""
+    await parts.register_many(_in_partitions(parts, {0, 1}, 24), NOW)
+    served = Counter()
+    for _ in range(12):
+        [claimed] = await parts.claim(NOW, 30, 1)
+        served[parts.layout.of(claimed.watch.id)] += 1
+    assert served[0] == served[1] == 6
+
+
+async def test_a_claim_asks_no_more_slots_than_its_workers_can_take(
+    parts: PartitionedStore,
+) -> None:
+    """A source whose workers can take one more watch is granted one slot, not one per
+    candidate: slots asked for and not used are spent when another replica reserved
+    after them."""
+    from bridge.store.redis import WorkerRoom
+
+    await parts.register_many(_keys(24), NOW)
+    limiter = parts.shards[0]._limiter
+    asked: list[int] = []
+    grant = limiter.grant  # type: ignore[union-attr]
+
+    async def recording(wanted: Any, *args: Any) -> Any:
+        asked.extend(wanted.values())
+        return await grant(wanted, *args)
+
+    limiter.grant = recording  # type: ignore[union-attr,method-assign]
+    room = WorkerRoom(own={"fs": 1}, shared=0, most={"fs": 1})
+    claimed = await parts.claim(NOW, 30, 10, {"fs": (10.0, 10)}, room=room)
+    assert len(claimed) == 1 and asked and max(asked) == 1
+
+
+async def test_an_id_that_is_no_watchs_finds_none(parts: PartitionedStore) -> None:
+    for bad in ("nope", "w_", "w_zzzzzzzz", ""):
+        assert await parts.get_watch(bad) is None

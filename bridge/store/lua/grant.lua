@@ -19,7 +19,7 @@ for j = 1, #KEYS / 3 do
     if not granted then break end
     delays[#delays + 1] = tostring(math.ceil(ms))
   end
-  if #delays > 0 then count_sent(sent, now, #delays) end
+  if #delays > 0 and rate > 0 then count_sent(sent, now, #delays) end  -- budget use
   local wait = wait_ms(gcra, pause, rate, burst, now, horizon)
   out[#out + 1] = #delays
   out[#out + 1] = redis.call('GET', gcra) or ''
